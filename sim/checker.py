@@ -1,0 +1,132 @@
+"""The checker: per-transaction verdicts from ground-truth effects.
+
+It reads only what participants applied (``sim.world.effects``). From the
+coordinator it takes a single fact, whether the transaction reached a
+terminal state by the end of the drain window, because that is what *stuck*
+means. Everything else, the outcome included, comes from effects: a
+coordinator that believes it compensated a saga whose refund never landed
+does not make the saga compensated.
+
+Outcomes (see ``DESIGN.md``):
+
+* ``committed``: every step applied exactly once, nothing compensated;
+* ``compensated``: every applied step undone exactly once, net effect zero;
+* ``inconsistent``: anything else once the coordinator is done;
+* ``stuck``: the coordinator is not done; ``consistent`` still says whether
+  the effects so far form a committed or compensated state.
+
+Every inconsistency gets reasons in words (``charge applied 2 times``,
+``reserve never compensated (release missing)``) and anomaly codes, counted
+in the summary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from sim.protocols.base import CoordinatorView
+from sim.scenario import StepSpec
+from sim.world.effects import FORWARD, Effect
+
+#: Anomaly codes, in the order the summary lists them.
+ANOMALIES: tuple[str, ...] = (
+    "applied_twice",
+    "compensated_twice",
+    "compensation_without_step",
+    "step_after_compensation",
+    "compensation_out_of_order",
+    "compensated_after_pivot",
+    "never_compensated",
+    "incomplete_after_pivot",
+)
+
+
+class Verdict(NamedTuple):
+    outcome: str
+    consistent: bool
+    consistent_at: float
+    steps_applied: int
+    compensations_applied: int
+    reasons: tuple[str, ...]
+    anomalies: tuple[str, ...]
+
+
+class Checker:
+    """Judges transactions of one kind."""
+
+    def __init__(self, steps: Sequence[StepSpec]) -> None:
+        self.names = [s.name for s in steps]
+        self.comps = [s.compensation or f"undo of {s.name}" for s in steps]
+        self.kinds = [s.kind for s in steps]
+        pivots = [i for i, s in enumerate(steps) if s.kind == "pivot"]
+        self.pivot = pivots[0] if pivots else None
+        self.n = len(steps)
+
+    def judge(self, effects: Sequence[Effect], view: CoordinatorView, started: float) -> Verdict:
+        n = self.n
+        # Positions in the effect log give an exact order even for equal times.
+        fwd: list[list[int]] = [[] for _ in range(n)]
+        comp: list[list[int]] = [[] for _ in range(n)]
+        for pos, effect in enumerate(effects):
+            (fwd if effect.op == FORWARD else comp)[effect.step].append(pos)
+        reasons: list[str] = []
+        codes: list[str] = []
+
+        def flag(code: str, reason: str) -> None:
+            reasons.append(reason)
+            if code not in codes:
+                codes.append(code)
+
+        names, comps = self.names, self.comps
+        for i in range(n):
+            f, c = fwd[i], comp[i]
+            if len(f) > 1:
+                flag("applied_twice", f"{names[i]} applied {len(f)} times")
+            if len(c) > 1:
+                flag("compensated_twice", f"{comps[i]} applied {len(c)} times")
+            if c and not f:
+                flag("compensation_without_step", f"{comps[i]} without {names[i]}")
+            if c and f and f[-1] > c[0]:
+                flag("step_after_compensation", f"{names[i]} applied after its {comps[i]}")
+        first_comp = [(c[0], i) for i, c in enumerate(comp) if c]
+        # Compensations must land in reverse step order: a later step first.
+        for (pos_a, a), (pos_b, b) in zip(first_comp, first_comp[1:], strict=False):
+            if pos_a < pos_b:  # a < b by step, so b must come first
+                flag(
+                    "compensation_out_of_order",
+                    f"{comps[a]} before {comps[b]} (compensations must run in reverse order)",
+                )
+        p = self.pivot
+        if p is not None and fwd[p]:
+            pivot_at = fwd[p][0]
+            for i in range(n):
+                if comp[i] and comp[i][-1] > pivot_at:
+                    flag("compensated_after_pivot", f"{comps[i]} after the pivot {names[p]}")
+
+        committed = all(len(fwd[i]) == 1 and not comp[i] for i in range(n))
+        compensated = all(len(fwd[i]) == len(comp[i]) <= 1 for i in range(n))
+        if not committed and not compensated:
+            net = [len(fwd[i]) > len(comp[i]) for i in range(n)]
+            if p is not None and net[p]:
+                for i in range(n):
+                    if not net[i] and not comp[i]:
+                        flag("incomplete_after_pivot", f"{names[i]} never applied although the pivot {names[p]} was")
+            else:
+                for i in range(n):
+                    if net[i] and len(fwd[i]) == 1 and self.kinds[i] == "compensatable":
+                        flag("never_compensated", f"{names[i]} never compensated ({comps[i]} missing)")
+        consistent = not reasons and (committed or compensated)
+        if not view.terminal:
+            outcome = "stuck"
+        elif consistent:
+            outcome = "committed" if committed else "compensated"
+        else:
+            outcome = "inconsistent"
+        if consistent:
+            consistent_at = effects[-1].time if effects else started
+        else:
+            consistent_at = math.nan
+        n_fwd = sum(len(f) for f in fwd)
+        return Verdict(outcome, consistent, consistent_at, n_fwd, len(effects) - n_fwd, tuple(reasons), tuple(codes))

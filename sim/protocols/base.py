@@ -1,0 +1,36 @@
+"""What the runner needs from a protocol."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+from sim.world.node import Node
+
+
+class CoordinatorView(NamedTuple):
+    """What the coordinator believes about one transaction at the end of a run.
+
+    Only liveness (``terminal``) and timing come from here; the checker decides
+    the outcome from effects alone.
+    """
+
+    terminal: bool
+    finished_at: float
+    belief: str
+    retries: int
+
+
+class TransactionProtocol(Protocol):
+    name: str
+
+    def start(self, txn: int) -> bool:
+        """Begin transaction ``txn`` now; ``False`` if it could not be accepted."""
+        ...
+
+    def view(self, txn: int) -> CoordinatorView:
+        """The coordinator's state for ``txn``."""
+        ...
+
+    def nodes(self) -> list[Node]:
+        """The protocol's own nodes (faults may target them)."""
+        ...

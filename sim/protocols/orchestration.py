@@ -1,0 +1,300 @@
+"""The orchestration saga: a central coordinator commands each step.
+
+For each transaction the orchestrator records the saga in its durable log,
+then sends one command at a time over the network and waits for the reply or
+its timeout:
+
+* forward steps in order; a success moves to the next step;
+* a transient error or a timeout is retried with the ``retry`` policy, the same
+  idempotency key on every attempt (unless ``idempotency_keys = false``);
+* a business refusal, or a compensatable step whose attempts are exhausted,
+  starts compensation: the steps known to be applied, and (with
+  ``compensate_uncertain``) the steps whose outcome is unknown because an
+  attempt timed out, are compensated one at a time in reverse order, each
+  retried with ``compensation_retry``; a compensation that exhausts its
+  attempts is given up (the naive design logs it and moves on);
+* the pivot is retried until its outcome is known when an attempt timed out:
+  past it there is no way back, so guessing would be wrong either way;
+  retriable steps after the pivot are retried until they succeed.
+
+A timeout proves nothing: the command may still be applied later. A reply is
+matched to the attempt that is waiting for it; replies to abandoned attempts
+are dropped, as an RPC client drops a response after its deadline.
+
+The saga record is the durable log: it is updated at the instant each command
+is sent (the log write precedes the send), so a crash loses only timers and the
+wait for replies. With ``recovery = true`` a restarted orchestrator resumes
+every unfinished saga by resending its current command; without it, those
+sagas stay unfinished and end the run ``stuck``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sim.protocols.base import CoordinatorView
+from sim.protocols.retry import Backoff
+from sim.world.effects import COMPENSATE, FORWARD
+from sim.world.node import Node
+from sim.world.participant import ERROR, OK, REFUSED
+from sim.world.timers import DeadlineQueue
+
+if TYPE_CHECKING:
+    from sim.scenario import OrchestratorSpec, TransactionSpec
+    from sim.world.core import World
+    from sim.world.network import Network
+
+RUNNING_FORWARD = 0
+COMPENSATING = 1
+DONE = 2
+
+_COMPENSATABLE = "compensatable"
+_PIVOT = "pivot"
+_RETRIABLE = "retriable"
+
+#: Idempotency keys are ``txn * KEY_STRIDE + step``; at most this many steps.
+KEY_STRIDE = 64
+
+
+class Saga:
+    """One transaction's saga record (the orchestrator's durable log entry)."""
+
+    __slots__ = (
+        "txn", "started", "phase", "step", "attempt", "token", "epoch",
+        "confirmed", "uncertain", "plan", "pos", "finished", "belief",
+        "retries", "gave_up",
+    )  # fmt: skip
+
+    def __init__(self, txn: int, started: float, steps: int, epoch: int) -> None:
+        self.txn = txn
+        self.started = started
+        self.phase = RUNNING_FORWARD
+        self.step = 0
+        self.attempt = 0
+        self.token = 0
+        self.epoch = epoch
+        self.confirmed = [False] * steps
+        self.uncertain = [False] * steps
+        self.plan: list[int] = []
+        self.pos = 0
+        self.finished = float("nan")
+        self.belief = ""
+        self.retries = 0
+        self.gave_up = 0
+
+
+class Orchestrator(Node):
+    """The saga orchestrator node (its name is ``orchestrator``)."""
+
+    def __init__(
+        self,
+        world: World,
+        network: Network,
+        spec: OrchestratorSpec,
+        transaction: TransactionSpec,
+    ) -> None:
+        super().__init__(world, "orchestrator")
+        self.network = network
+        self.spec = spec
+        self.targets = [s.participant for s in transaction.steps]
+        self.kinds = [s.kind for s in transaction.steps]
+        self.labels = [(s.name, s.compensation or "") for s in transaction.steps]
+        self.n_steps = len(transaction.steps)
+        self.log: dict[int, Saga] = {}
+        self.retry = Backoff(spec.retry, world.streams.uniform("orchestrator.retry_jitter"))
+        self.comp_retry = Backoff(
+            spec.compensation_retry, world.streams.uniform("orchestrator.compensation_jitter")
+        )
+        self.keys = spec.idempotency_keys
+        self.compensate_uncertain = spec.compensate_uncertain
+        self.deadlines = DeadlineQueue(world, spec.timeout, self._live, self._on_timeout)
+        self.timeouts = 0
+        self.recovered = 0
+
+    # ------------------------------------------------------------ driving
+
+    def start(self, txn: int) -> bool:
+        if not self.up:
+            return False
+        saga = Saga(txn, self.world.env._now, self.n_steps, self.epoch)
+        self.log[txn] = saga
+        if self.world.tracer.on:
+            self.world.tracer.emit(self.world.now, self.name, "begin", txn)
+        self._send(saga)
+        return True
+
+    def _send(self, saga: Saga) -> None:
+        saga.attempt += 1
+        if saga.attempt > 1:
+            saga.retries += 1
+        saga.token += 1
+        if saga.phase == RUNNING_FORWARD:
+            step = saga.step
+            op = FORWARD
+        else:
+            step = saga.plan[saga.pos]
+            op = COMPENSATE
+        key = saga.txn * KEY_STRIDE + step if self.keys else None
+        if self.world.tracer.on:
+            self.world.tracer.emit(
+                self.world.now, self.name, "command", saga.txn, self.labels[step][op],
+                f"attempt {saga.attempt} to {self.targets[step]}",
+            )  # fmt: skip
+        self.network.send(
+            self.name, self.targets[step], ("req", self.name, saga.txn, step, op, key, saga.token)
+        )
+        self.deadlines.add((saga, saga.token))
+
+    def _live(self, item: tuple[Saga, int]) -> bool:
+        saga, token = item
+        return saga.token == token and saga.epoch == self.epoch and saga.phase != DONE
+
+    def handle(self, msg: tuple[Any, ...]) -> None:
+        saga = self.log.get(msg[2])
+        if (
+            saga is None
+            or saga.token != msg[6]
+            or saga.epoch != self.epoch
+            or saga.phase == DONE
+        ):
+            return  # a reply to an abandoned attempt, or to a saga nobody drives
+        saga.token += 1  # the attempt is answered: its deadline and duplicates go stale
+        status = msg[5]
+        if self.world.tracer.on:
+            self.world.tracer.emit(self.world.now, self.name, "reply", saga.txn, self.labels[msg[3]][msg[4]], status)
+        if saga.phase == RUNNING_FORWARD:
+            if status == OK:
+                saga.confirmed[saga.step] = True
+                self._next_step(saga)
+            elif status == REFUSED and self.kinds[saga.step] != _RETRIABLE:
+                self._compensate(saga)
+            else:
+                self._attempt_failed(saga)
+        elif status == ERROR:
+            self._attempt_failed(saga)
+        else:
+            self._next_compensation(saga)
+
+    def _on_timeout(self, item: tuple[Saga, int]) -> None:
+        saga = item[0]
+        saga.token += 1
+        self.timeouts += 1
+        if saga.phase == RUNNING_FORWARD:
+            saga.uncertain[saga.step] = True
+        if self.world.tracer.on:
+            step = saga.step if saga.phase == RUNNING_FORWARD else saga.plan[saga.pos]
+            self.world.tracer.emit(
+                self.world.now, self.name, "timeout", saga.txn, self.labels[step][saga.phase], f"attempt {saga.attempt}"
+            )
+        self._attempt_failed(saga)
+
+    def _attempt_failed(self, saga: Saga) -> None:
+        if saga.phase == RUNNING_FORWARD:
+            kind = self.kinds[saga.step]
+            if (
+                saga.attempt < self.retry.limit
+                or kind == _RETRIABLE
+                or (kind == _PIVOT and saga.uncertain[saga.step])
+            ):
+                self.world.at(self.retry.wait(saga.attempt + 1), self._resend, (saga, saga.token))
+            else:
+                self._compensate(saga)
+        elif saga.attempt < self.comp_retry.limit:
+            self.world.at(self.comp_retry.wait(saga.attempt + 1), self._resend, (saga, saga.token))
+        else:
+            saga.gave_up += 1
+            if self.world.tracer.on:
+                step = saga.plan[saga.pos]
+                self.world.tracer.emit(self.world.now, self.name, "give-up", saga.txn, self.labels[step][1])
+            self._next_compensation(saga)
+
+    def _resend(self, item: tuple[Saga, int]) -> None:
+        saga, token = item
+        if saga.token == token and saga.epoch == self.epoch and saga.phase != DONE:
+            self._send(saga)
+
+    def _next_step(self, saga: Saga) -> None:
+        saga.step += 1
+        saga.attempt = 0
+        if saga.step < self.n_steps:
+            self._send(saga)
+        else:
+            self._finish(saga, "committed")
+
+    def _compensate(self, saga: Saga) -> None:
+        kinds = self.kinds
+        plan = [
+            j
+            for j in range(saga.step, -1, -1)
+            if kinds[j] == _COMPENSATABLE
+            and (saga.confirmed[j] or (self.compensate_uncertain and saga.uncertain[j]))
+        ]
+        saga.phase = COMPENSATING
+        saga.plan = plan
+        saga.pos = 0
+        saga.attempt = 0
+        if self.world.tracer.on:
+            self.world.tracer.emit(
+                self.world.now, self.name, "compensate", saga.txn, self.labels[saga.step][0],
+                "plan: " + ", ".join(self.labels[j][1] for j in plan),
+            )  # fmt: skip
+        if plan:
+            self._send(saga)
+        else:
+            self._finish(saga, "compensated")
+
+    def _next_compensation(self, saga: Saga) -> None:
+        saga.pos += 1
+        saga.attempt = 0
+        if saga.pos < len(saga.plan):
+            self._send(saga)
+        else:
+            self._finish(saga, "compensated" if saga.gave_up == 0 else "failed")
+
+    def _finish(self, saga: Saga, belief: str) -> None:
+        saga.phase = DONE
+        saga.finished = self.world.env._now
+        saga.belief = belief
+        if self.world.tracer.on:
+            self.world.tracer.emit(self.world.now, self.name, "end", saga.txn, "", belief)
+
+    # ------------------------------------------------------------ crashes
+
+    def on_crash(self) -> None:
+        self.deadlines.clear()
+
+    def on_restart(self) -> None:
+        if not self.spec.recovery:
+            return
+        for saga in self.log.values():
+            if saga.phase != DONE:
+                saga.epoch = self.epoch
+                self.recovered += 1
+                if self.world.tracer.on:
+                    self.world.tracer.emit(self.world.now, self.name, "recover", saga.txn)
+                self._send(saga)
+
+    # ------------------------------------------------------------ results
+
+    def view(self, txn: int) -> CoordinatorView:
+        saga = self.log[txn]
+        return CoordinatorView(saga.phase == DONE, saga.finished, saga.belief or "running", saga.retries)
+
+
+class OrchestrationProtocol:
+    """The runner's handle on an orchestration saga."""
+
+    name = "orchestration"
+
+    def __init__(self, world: World, network: Network, spec: OrchestratorSpec, transaction: TransactionSpec) -> None:
+        self.orchestrator = Orchestrator(world, network, spec, transaction)
+        network.attach(self.orchestrator)
+
+    def start(self, txn: int) -> bool:
+        return self.orchestrator.start(txn)
+
+    def view(self, txn: int) -> CoordinatorView:
+        return self.orchestrator.view(txn)
+
+    def nodes(self) -> list[Node]:
+        return [self.orchestrator]

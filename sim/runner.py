@@ -1,0 +1,182 @@
+"""One (scenario, protocol, seed) is one run; several runs make a result."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.checker import Checker
+from sim.metrics import summarize
+from sim.protocols.base import TransactionProtocol
+from sim.protocols.orchestration import KEY_STRIDE, OrchestrationProtocol
+from sim.scenario import PROTOCOLS, Scenario
+from sim.world.core import World
+from sim.world.faults import FaultRecord, Faults
+from sim.world.network import Network
+from sim.world.node import Node
+from sim.world.participant import Participant
+from sim.world.trace import TraceEvent
+from sim.world.workload import Workload
+
+
+@dataclass
+class RunOutput:
+    """Everything one run produced, as flat records."""
+
+    run_id: str
+    scenario: str
+    protocol: str
+    seed: int
+    transactions: dict[str, list[Any]]
+    summary: dict[str, Any]
+    events: list[TraceEvent] = field(default_factory=list)
+    faults: list[FaultRecord] = field(default_factory=list)
+    wall_time: float = 0.0
+    streams: list[str] = field(default_factory=list)
+
+
+def run_id(scenario: str, protocol: str, seed: int) -> str:
+    return f"{scenario}/{protocol}/{seed}"
+
+
+class Model:
+    """The built model of one run: world, network, nodes, protocol, workload.
+
+    Building is separate from running so tests can reach into a model (crash
+    a node at a chosen time, inspect a participant) before and after
+    :meth:`run`.
+    """
+
+    def __init__(self, scenario: Scenario, protocol: str, seed: int, trace: bool | None = None) -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
+        txn = scenario.transaction
+        if len(txn.steps) > KEY_STRIDE:
+            raise ValueError(f"a transaction has at most {KEY_STRIDE} steps")
+        self.scenario = scenario
+        self.protocol_name = protocol
+        self.seed = seed
+        self.world = World(seed, scenario.run.trace if trace is None else trace)
+        self.network = Network(self.world, scenario.network)
+        self.participants: dict[str, Participant] = {}
+        for name, spec in scenario.participants.items():
+            labels = {
+                i: (s.name, s.compensation or "")
+                for i, s in enumerate(txn.steps)
+                if s.participant == name
+            }
+            node = Participant(self.world, self.network, name, spec, labels)
+            self.participants[name] = node
+            self.network.attach(node)
+        self.protocol: TransactionProtocol = OrchestrationProtocol(
+            self.world, self.network, scenario.orchestrator, txn
+        )
+        self.nodes: dict[str, Node] = {n.name: n for n in self.protocol.nodes()}
+        self.nodes.update(self.participants)
+        self.faults = Faults(self.world, self.network, self.nodes, heal_at=scenario.run.duration)
+        self.faults.schedule(scenario.faults)
+        self.workload = Workload(self.world, scenario.workload, scenario.run.duration, self.protocol)
+        self.checker = Checker(txn.steps)
+
+    @property
+    def end(self) -> float:
+        return self.scenario.run.duration + self.scenario.run.drain
+
+    def run(self) -> RunOutput:
+        """Run to the end of the drain window and judge every transaction."""
+        started = time.perf_counter()
+        self.world.run(until=self.end)
+        return self.collect(time.perf_counter() - started)
+
+    def collect(self, wall_time: float = 0.0) -> RunOutput:
+        """Judge the transactions and gather the records."""
+        scenario = self.scenario.name
+        protocol = self.protocol_name
+        rid = run_id(scenario, protocol, self.seed)
+        world = self.world
+        cols: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "run_id", "scenario", "protocol", "seed", "txn_id", "started_at", "finished_at",
+                "outcome", "consistent", "consistent_at", "latency", "steps_applied",
+                "compensations_applied", "retries", "messages", "time_to_consistency",
+                "coordinator", "reasons", "anomalies",
+            )
+        }  # fmt: skip
+        anomalies: list[tuple[str, ...]] = []
+        for txn, started_at in self.workload.started:
+            view = self.protocol.view(txn)
+            verdict = self.checker.judge(world.effects.of(txn), view, started_at)
+            cols["txn_id"].append(txn)
+            cols["started_at"].append(started_at)
+            cols["finished_at"].append(view.finished_at)
+            cols["outcome"].append(verdict.outcome)
+            cols["consistent"].append(verdict.consistent)
+            cols["consistent_at"].append(verdict.consistent_at)
+            cols["latency"].append(view.finished_at - started_at)
+            cols["steps_applied"].append(verdict.steps_applied)
+            cols["compensations_applied"].append(verdict.compensations_applied)
+            cols["retries"].append(view.retries)
+            cols["messages"].append(world.messages[txn])
+            cols["time_to_consistency"].append(verdict.consistent_at - started_at)
+            cols["coordinator"].append(view.belief)
+            cols["reasons"].append("; ".join(verdict.reasons))
+            cols["anomalies"].append(",".join(verdict.anomalies))
+            anomalies.append(verdict.anomalies)
+        n = len(cols["txn_id"])
+        cols["run_id"] = [rid] * n
+        cols["scenario"] = [scenario] * n
+        cols["protocol"] = [protocol] * n
+        cols["seed"] = [self.seed] * n
+        run = self.scenario.run
+        busy = {
+            f"utilization_{name}": p.busy_time / (p.workers * self.end) for name, p in self.participants.items()
+        }
+        extra: dict[str, Any] = {
+            "duration": run.duration,
+            "drain": run.drain,
+            "rejected": self.workload.rejected,
+            "network_messages": self.network.sent,
+            "network_lost": self.network.lost,
+            "network_duplicated": self.network.duplicated,
+            "crashes": sum(node.crashes for node in self.nodes.values()),
+            "wall_time": wall_time,
+            **busy,
+        }
+        orchestrator = getattr(self.protocol, "orchestrator", None)
+        if orchestrator is not None:
+            extra["timeouts"] = orchestrator.timeouts
+            extra["recovered"] = orchestrator.recovered
+            extra["gave_up"] = sum(s.gave_up for s in orchestrator.log.values())
+        summary = summarize(
+            run_id=rid,
+            scenario=scenario,
+            protocol=protocol,
+            seed=self.seed,
+            duration=run.duration,
+            outcomes=cols["outcome"],
+            latency=cols["latency"],
+            time_to_consistency=cols["time_to_consistency"],
+            messages=cols["messages"],
+            retries=cols["retries"],
+            anomalies=anomalies,
+            extra=extra,
+        )
+        return RunOutput(
+            run_id=rid,
+            scenario=scenario,
+            protocol=protocol,
+            seed=self.seed,
+            transactions=cols,
+            summary=summary,
+            events=world.tracer.events,
+            faults=self.faults.records,
+            wall_time=wall_time,
+            streams=world.streams.names,
+        )
+
+
+def run_once(scenario: Scenario, protocol: str, seed: int, trace: bool | None = None) -> RunOutput:
+    """Build and run one (scenario, protocol, seed)."""
+    return Model(scenario, protocol, seed, trace).run()

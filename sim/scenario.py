@@ -1,0 +1,591 @@
+"""Scenario files: TOML validated into typed, immutable objects.
+
+One validated schema drives everything; a component never looks a key up with
+a fallback, so a typo cannot silently become a default. A bad file raises
+:class:`~sim.errors.ScenarioError` naming the file, the field path, the bad
+value and what is allowed; unknown keys are errors, with a "did you mean" when
+a known key is close. The whole format is documented in ``docs/scenarios.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+from sim.errors import ScenarioError, did_you_mean
+from sim.world import distributions as dists
+
+#: Protocols a scenario may ask for.
+PROTOCOLS: tuple[str, ...] = ("orchestration",)
+
+#: Node names the harness itself uses; participants may not take them.
+RESERVED_NODES: tuple[str, ...] = ("orchestrator", "coordinator", "broker", "tracker", "client")
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+NodeName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", max_length=64)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DistSpec(_Model):
+    """A distribution in the scenario's spelling, e.g. ``{ dist = "exponential", mean = 0.01 }``."""
+
+    dist: Literal["constant", "exponential", "uniform", "lognormal", "empirical"]
+    value: float | None = None
+    mean: float | None = None
+    low: float | None = None
+    high: float | None = None
+    median: float | None = None
+    p99: float | None = None
+    samples: list[float] | None = None
+    _built: dists.Distribution = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _build(self) -> DistSpec:
+        wanted = dists.PARAMETERS[self.dist]
+        given = {k for k in dists.PARAMETERS_ALL if getattr(self, k) is not None}
+        extra = sorted(given - set(wanted))
+        missing = [k for k in wanted if k not in given]
+        takes = " and ".join(repr(k) for k in wanted)
+        if extra:
+            raise ValueError(f"dist {self.dist!r} takes {takes}, not {', '.join(map(repr, extra))}")
+        if missing:
+            raise ValueError(f"dist {self.dist!r} needs {takes}")
+        self._built = dists.make(self.dist, **{k: getattr(self, k) for k in wanted})
+        return self
+
+    @property
+    def built(self) -> dists.Distribution:
+        """The validated distribution object."""
+        return self._built
+
+    @model_serializer
+    def _dump(self) -> dict[str, object]:
+        return self._built.describe()
+
+
+def constant(value: float) -> DistSpec:
+    return DistSpec(dist="constant", value=value)
+
+
+def exponential(mean: float) -> DistSpec:
+    return DistSpec(dist="exponential", mean=mean)
+
+
+class RunSpec(_Model):
+    """How long to run, which seeds and protocols."""
+
+    duration: float = Field(60.0, gt=0)
+    drain: float = Field(60.0, ge=0)
+    seeds: list[Annotated[int, Field(ge=0, lt=2**63)]] = Field(default_factory=lambda: [1], min_length=1)
+    protocols: list[Literal["orchestration"]] = Field(
+        default_factory=lambda: ["orchestration"], min_length=1
+    )
+    trace: bool = False
+
+    @field_validator("seeds", "protocols")
+    @classmethod
+    def _unique(cls, values: list[Any]) -> list[Any]:
+        dupes = sorted({str(v) for v in values if values.count(v) > 1})
+        if dupes:
+            raise ValueError(f"must not repeat values; repeated: {', '.join(dupes)}")
+        return values
+
+
+class WorkloadSpec(_Model):
+    """How transactions arrive."""
+
+    transaction: str | None = None
+    interarrival: DistSpec = Field(default_factory=lambda: exponential(0.01))
+    limit: Annotated[int, Field(ge=1)] | None = None
+
+
+class LinkSpec(_Model):
+    """Overrides of the network's settings between two nodes."""
+
+    src: str
+    dst: str
+    both_ways: bool = True
+    latency: DistSpec | None = None
+    loss: Probability | None = None
+    duplicate: Probability | None = None
+
+
+class NetworkSpec(_Model):
+    latency: DistSpec = Field(default_factory=lambda: constant(0.001))
+    loss: Probability = 0.0
+    duplicate: Probability = 0.0
+    links: list[LinkSpec] = Field(default_factory=list)
+
+
+class ParticipantSpec(_Model):
+    """A service that applies effects: its speed, capacity and failure modes."""
+
+    service_time: DistSpec = Field(default_factory=lambda: exponential(0.01))
+    workers: Annotated[int, Field(ge=1, le=100_000)] = 4
+    business_failure: Probability = 0.0
+    transient_failure: Probability = 0.0
+    hang: Probability = 0.0
+    hang_duration: DistSpec | None = None
+    compensation_time: DistSpec | None = None
+    compensation_failure: Probability = 0.0
+    idempotent: bool = True
+
+    @model_validator(mode="after")
+    def _rates_sum(self) -> ParticipantSpec:
+        total = self.business_failure + self.transient_failure + self.hang
+        if total > 1.0 + 1e-12:
+            raise ValueError(
+                "business_failure + transient_failure + hang must be <= 1 "
+                f"(they are per-attempt probabilities of exclusive outcomes), got {total:g}"
+            )
+        return self
+
+
+class StepSpec(_Model):
+    """One step of a transaction."""
+
+    name: NodeName
+    participant: str
+    compensation: NodeName | None = None
+    kind: Literal["compensatable", "pivot", "retriable"] = "compensatable"
+
+
+class TransactionSpec(_Model):
+    steps: list[StepSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _shape(self) -> TransactionSpec:
+        problems: list[str] = []
+        names: list[str] = []
+        pivots = [i for i, s in enumerate(self.steps) if s.kind == "pivot"]
+        if len(pivots) > 1:
+            problems.append(f"at most one step may be the pivot; steps {pivots} are")
+        pivot = pivots[0] if pivots else None
+        for i, step in enumerate(self.steps):
+            where = f"steps[{i}] ({step.name!r})"
+            if step.kind == "compensatable":
+                if step.compensation is None:
+                    problems.append(f"{where} is compensatable and needs a 'compensation'")
+                if pivot is not None and i > pivot:
+                    problems.append(
+                        f"{where} comes after the pivot, so its kind must be 'retriable'"
+                    )
+            else:
+                if step.compensation is not None:
+                    problems.append(f"{where} is {step.kind} and takes no 'compensation'")
+                if step.kind == "retriable" and (pivot is None or i < pivot):
+                    problems.append(f"{where} is retriable, so it must come after the pivot")
+            names.append(step.name)
+            if step.compensation is not None:
+                names.append(step.compensation)
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            problems.append(f"step and compensation names must be unique; repeated: {repeated}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class RetrySpec(_Model):
+    """Retries: ``attempts`` counts every attempt, the first included.
+
+    The wait before attempt ``k`` (k >= 2) is ``min(max, initial * multiplier**(k-2))``,
+    drawn uniformly from ``[0, that]`` when ``jitter`` is on ("full jitter").
+    """
+
+    attempts: Annotated[int, Field(ge=1)] | Literal["unlimited"] = 3
+    initial: float = Field(0.1, ge=0)
+    multiplier: float = Field(2.0, ge=1)
+    max: float = Field(5.0, ge=0)
+    jitter: bool = True
+
+    @field_validator("attempts", mode="before")
+    @classmethod
+    def _attempts(cls, value: object) -> object:
+        ok = value == "unlimited" or (
+            isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        )
+        if not ok:
+            raise ValueError('must be a whole number >= 1, or "unlimited"')
+        return value
+
+    @model_validator(mode="after")
+    def _cap(self) -> RetrySpec:
+        if self.max < self.initial:
+            raise ValueError(f"max ({self.max}) must be >= initial ({self.initial})")
+        return self
+
+    @property
+    def limit(self) -> float:
+        """The number of attempts as a number (``inf`` when unlimited)."""
+        return float("inf") if self.attempts == "unlimited" else float(self.attempts)
+
+
+class OrchestratorSpec(_Model):
+    """The saga orchestrator. The defaults are the robust design."""
+
+    timeout: float = Field(1.0, gt=0)
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    compensation_retry: RetrySpec = Field(
+        default_factory=lambda: RetrySpec(attempts="unlimited")
+    )
+    recovery: bool = True
+    idempotency_keys: bool = True
+    compensate_uncertain: bool = True
+
+
+class FaultSpec(_Model):
+    """One fault on the timeline. Kinds: ``crash`` (target, at, duration) and
+    ``partition`` (groups, at, duration, one_way)."""
+
+    kind: Literal["crash", "partition"]
+    at: float = Field(ge=0)
+    duration: float | None = Field(None, gt=0)
+    target: str | list[str] | None = None
+    groups: list[list[str]] | None = None
+    one_way: bool | None = None
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target(cls, value: object) -> object:
+        ok = isinstance(value, str) or (
+            isinstance(value, list) and value and all(isinstance(v, str) for v in value)
+        )
+        if not ok:
+            raise ValueError('must be a node name, "*", or a non-empty list of node names')
+        return value
+
+    @model_validator(mode="after")
+    def _keys_for_kind(self) -> FaultSpec:
+        takes = {"crash": ("target",), "partition": ("groups", "one_way")}[self.kind]
+        optional = {"one_way"}
+        for key in ("target", "groups", "one_way"):
+            value = getattr(self, key)
+            if key in takes and value is None and key not in optional:
+                raise ValueError(f"a {self.kind} fault needs {key!r}")
+            if key not in takes and value is not None:
+                raise ValueError(f"a {self.kind} fault does not take {key!r}")
+        if self.kind == "partition" and self.groups is not None and len(self.groups) < 2:
+            raise ValueError("a partition needs at least two groups")
+        return self
+
+    def targets(self, nodes: Iterable[str]) -> list[str]:
+        """The crash's target nodes, ``*`` expanded."""
+        target = self.target if isinstance(self.target, list) else [self.target or ""]
+        return list(nodes) if "*" in target else target
+
+
+class Scenario(_Model):
+    """A whole scenario file, validated."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
+    description: str = ""
+    run: RunSpec = Field(default_factory=RunSpec)
+    workload: WorkloadSpec = Field(default_factory=WorkloadSpec)
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    participants: dict[NodeName, ParticipantSpec] = Field(min_length=1)
+    transactions: dict[NodeName, TransactionSpec] = Field(min_length=1)
+    orchestrator: OrchestratorSpec = Field(default_factory=OrchestratorSpec)
+    faults: list[FaultSpec] = Field(default_factory=list)
+
+    @property
+    def transaction(self) -> TransactionSpec:
+        """The transaction the workload runs."""
+        assert self.workload.transaction is not None
+        return self.transactions[self.workload.transaction]
+
+    def nodes(self) -> list[str]:
+        """Every node name: the orchestrator and the participants."""
+        return ["orchestrator", *self.participants]
+
+    def effective(self) -> dict[str, Any]:
+        """The configuration with every default filled in, as plain JSON data."""
+        return self.model_dump(mode="json")
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_scenario(
+    path: str | Path,
+    overrides: Mapping[str, object] | Iterable[str] | None = None,
+) -> Scenario:
+    """Read, override and validate a scenario file.
+
+    ``overrides`` is either ``{"dotted.path": value}`` or ``["dotted.path=value", ...]``
+    (the CLI's ``--set`` spelling, the value parsed as TOML). Raises
+    :class:`ScenarioError` on any problem.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(source, ["no such file"]) from None
+    except IsADirectoryError:
+        raise ScenarioError(source, ["is a directory, not a scenario file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(source, [f"cannot be read: {exc}"]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(source, [f"is not valid TOML: {exc}"]) from None
+    return scenario_from_dict(raw, source=source, overrides=overrides)
+
+
+def scenario_from_dict(
+    raw: Mapping[str, Any],
+    *,
+    source: str = "<scenario>",
+    overrides: Mapping[str, object] | Iterable[str] | None = None,
+) -> Scenario:
+    """Validate a scenario given as a dict (the parsed TOML)."""
+    data = copy.deepcopy(dict(raw))
+    if overrides:
+        pairs = parse_overrides(overrides)
+        problems = [p for dotted, value in pairs if (p := _apply_override(data, dotted, value))]
+        if problems:
+            raise ScenarioError(source, problems)
+        source = f"{source} (with --set {', '.join(d for d, _ in pairs)})"
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(source, _explain(exc)) from None
+    problems = _check_references(scenario)
+    if problems:
+        raise ScenarioError(source, problems)
+    if scenario.workload.transaction is None:
+        # The only transaction is the default; say so in the effective config.
+        scenario = scenario.model_copy(
+            update={
+                "workload": scenario.workload.model_copy(
+                    update={"transaction": next(iter(scenario.transactions))}
+                )
+            }
+        )
+    return scenario
+
+
+def parse_overrides(overrides: Mapping[str, object] | Iterable[str]) -> list[tuple[str, object]]:
+    """``["a.b=1"]`` or ``{"a.b": 1}`` into ``[("a.b", 1)]``; values parsed as TOML."""
+    if isinstance(overrides, Mapping):
+        return [(str(k), v) for k, v in overrides.items()]
+    pairs: list[tuple[str, object]] = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ScenarioError(
+                f"--set {item!r}", ["expected dotted.key=value, e.g. run.drain=120"]
+            )
+        pairs.append((key, _parse_value(text.strip())))
+    return pairs
+
+
+def _parse_value(text: str) -> object:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare word is a string: --set workload.transaction=order
+
+
+# Maps whose keys are the user's own names: an override may not invent an entry.
+_NAMED_MAPS = {("participants",): "participant", ("transactions",): "transaction"}
+
+
+def _apply_override(data: dict[str, Any], dotted: str, value: object) -> str | None:
+    parts = dotted.split(".")
+    node: Any = data
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        here = ".".join(parts[:depth]) or "<top>"
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                return f"--set {dotted}: {here} is a list of {len(node)}; index with 0..{len(node) - 1}"
+            key: Any = int(part)
+        elif isinstance(node, dict):
+            key = part
+            kind = _NAMED_MAPS.get(tuple(parts[:depth]))
+            if kind and key not in node:
+                return f"--set {dotted}: no {kind} {key!r}{did_you_mean(key, node)}"
+        else:
+            return f"--set {dotted}: {here} is a value, not a table"
+        if last:
+            node[key] = value
+        else:
+            if isinstance(node, dict) and key not in node:
+                node[key] = {}
+            node = node[key]
+    return None
+
+
+# ---------------------------------------------------------------- error text
+
+
+def _show(value: object) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "<top>"
+
+
+def _explain(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            key = str(loc[-1])
+            hint = did_you_mean(key, allowed)
+            problems.append(
+                f"{_path(loc)}: unknown key {key!r}{hint} (allowed here: {', '.join(allowed)})"
+            )
+        elif kind == "missing":
+            problems.append(f"{_path(loc)}: required, but missing")
+        elif kind == "literal_error":
+            expected = err.get("ctx", {}).get("expected", "")
+            words = [w.strip(" '") for w in expected.replace(" or ", ",").split(",") if w.strip()]
+            hint = did_you_mean(str(err["input"]), words) if isinstance(err["input"], str) else ""
+            problems.append(
+                f"{_path(loc)} = {_show(err['input'])}: not allowed{hint} (allowed: {', '.join(words)})"
+            )
+        elif isinstance(err["input"], dict) and kind in ("value_error", "assertion_error"):
+            problems.append(f"{_path(loc)}: {msg}")
+        else:
+            problems.append(f"{_path(loc)} = {_show(err['input'])}: {msg.lower()}")
+    return _dedupe(problems)
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for item in items:
+        seen.setdefault(item, None)
+    return list(seen)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the model found at ``loc`` below :class:`Scenario`."""
+    node: Any = Scenario
+    for part in loc:
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            if not (isinstance(part, str) and part in node.model_fields):
+                return []
+            node = _strip(node.model_fields[part].annotation)
+        elif typing.get_origin(node) in (list, dict):
+            node = _strip(typing.get_args(node)[-1])
+        else:
+            return []
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return list(node.model_fields)
+    return []
+
+
+def _strip(annotation: Any) -> Any:
+    """Remove ``Annotated`` and ``None`` from an annotation; prefer a model in a union."""
+    while True:
+        origin = typing.get_origin(annotation)
+        args = typing.get_args(annotation)
+        if origin is Annotated:
+            annotation = args[0]
+        elif origin in (typing.Union, types.UnionType):
+            inner = [a for a in args if a is not type(None)]
+            models = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+            annotation = models[0] if models else inner[0]
+            if len(inner) > 1 and not models:
+                return annotation
+        else:
+            return annotation
+
+
+# ---------------------------------------------------------------- references
+
+
+def _check_references(s: Scenario) -> list[str]:
+    problems: list[str] = []
+    participants = list(s.participants)
+    nodes = s.nodes()
+
+    def unknown(path: str, name: str, known: list[str], what: str) -> None:
+        problems.append(
+            f"{path} = {_show(name)}: no {what} of that name{did_you_mean(name, known)}"
+            f" (known: {', '.join(known)})"
+        )
+
+    for name in participants:
+        if name in RESERVED_NODES:
+            problems.append(
+                f"participants.{name}: {name!r} is a name the harness uses itself; "
+                f"reserved: {', '.join(RESERVED_NODES)}"
+            )
+    for tname, txn in s.transactions.items():
+        for i, step in enumerate(txn.steps):
+            if step.participant not in s.participants:
+                unknown(
+                    f"transactions.{tname}.steps[{i}].participant",
+                    step.participant,
+                    participants,
+                    "participant",
+                )
+    if s.workload.transaction is None and len(s.transactions) > 1:
+        problems.append(
+            "workload.transaction: required when there is more than one transaction "
+            f"(known: {', '.join(s.transactions)})"
+        )
+    elif s.workload.transaction is not None and s.workload.transaction not in s.transactions:
+        unknown("workload.transaction", s.workload.transaction, list(s.transactions), "transaction")
+    for i, link in enumerate(s.network.links):
+        for end in ("src", "dst"):
+            name = getattr(link, end)
+            if name not in nodes:
+                unknown(f"network.links[{i}].{end}", name, nodes, "node")
+    for i, fault in enumerate(s.faults):
+        if fault.at >= s.run.duration:
+            problems.append(
+                f"faults[{i}].at = {fault.at:g}: must be before the end of the workload "
+                f"(run.duration = {s.run.duration:g}); faults are healed when it ends"
+            )
+        if fault.kind == "crash":
+            targets = fault.target if isinstance(fault.target, list) else [fault.target]
+            for name in targets:
+                if name != "*" and name not in nodes:
+                    unknown(f"faults[{i}].target", str(name), nodes, "node")
+        else:
+            seen: list[str] = []
+            for g, group in enumerate(fault.groups or []):
+                for name in group:
+                    if name not in nodes:
+                        unknown(f"faults[{i}].groups[{g}]", name, nodes, "node")
+                    if name in seen:
+                        problems.append(f"faults[{i}].groups: {name!r} is in more than one group")
+                    seen.append(name)
+    return problems

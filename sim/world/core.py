@@ -1,0 +1,70 @@
+"""The world: one SimPy environment with its streams, tracer, clock helpers
+and the per-transaction ledgers (messages sent, effects applied).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from heapq import heappush
+from typing import Any
+
+import simpy
+
+from sim.world.effects import EffectLog
+from sim.world.rng import Streams
+from sim.world.trace import Tracer
+
+_NORMAL = 1  # simpy.events.NORMAL
+
+
+class _Call:
+    """A bare SimPy event that calls ``fn(arg)`` when it fires.
+
+    Cheaper than ``env.timeout(d)`` plus a callback: no ``Event.__init__``, no
+    closure, and the heap push is inlined. SimPy's step loop only reads
+    ``callbacks`` and ``_ok`` of an event, which is all this class has.
+    """
+
+    __slots__ = ("callbacks", "_ok", "fn", "arg")
+
+
+def _fire(event: _Call) -> None:
+    event.fn(event.arg)
+
+
+class World:
+    """Everything one run shares: clock, random streams, tracer, ledgers."""
+
+    def __init__(self, seed: int, trace: bool = False) -> None:
+        self.env = simpy.Environment()
+        self.streams = Streams(seed)
+        self.tracer = Tracer(trace)
+        self.effects = EffectLog()
+        #: messages sent per transaction id, retries and duplicates included
+        self.messages: list[int] = []
+        self._queue = self.env._queue
+        self._eid = self.env._eid
+
+    @property
+    def now(self) -> float:
+        return self.env._now
+
+    def at(self, delay: float, fn: Callable[[Any], None], arg: Any = None) -> None:
+        """Call ``fn(arg)`` after ``delay`` simulated seconds (fire and forget)."""
+        call = _Call()
+        call.callbacks = [_fire]
+        call._ok = True
+        call.fn = fn
+        call.arg = arg
+        # Inlined env.schedule() for speed: this is the hottest line of a run.
+        heappush(self._queue, (self.env._now + delay, _NORMAL, next(self._eid), call))
+
+    def new_transaction(self) -> int:
+        """Allocate the next transaction id (0, 1, 2, ...)."""
+        txn = len(self.messages)
+        self.messages.append(0)
+        self.effects.open(txn)
+        return txn
+
+    def run(self, until: float) -> None:
+        self.env.run(until=until)

@@ -1,0 +1,39 @@
+"""Ground truth: every effect a participant applied to its durable state.
+
+The checker reads this and nothing a coordinator believes. An effect is
+``(time, step_index, op, participant)`` with ``op`` 0 for the forward
+operation and 1 for its compensation. No-ops (a duplicate suppressed by an
+idempotency table, a compensation with nothing to undo) are not effects.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+FORWARD = 0
+COMPENSATE = 1
+
+
+class Effect(NamedTuple):
+    time: float
+    step: int
+    op: int
+    participant: str
+
+
+class EffectLog:
+    """Effects per transaction id, in the order they were applied."""
+
+    __slots__ = ("by_txn",)
+
+    def __init__(self) -> None:
+        self.by_txn: list[list[Effect]] = []
+
+    def open(self, txn: int) -> None:
+        self.by_txn.append([])
+
+    def apply(self, time: float, txn: int, step: int, op: int, participant: str) -> None:
+        self.by_txn[txn].append(Effect(time, step, op, participant))
+
+    def of(self, txn: int) -> list[Effect]:
+        return self.by_txn[txn]

@@ -1,0 +1,202 @@
+"""Participants: services that apply effects.
+
+A participant runs at most ``workers`` operations at once; the rest wait in
+FIFO order. Each attempt draws one outcome (business failure, transient
+failure, hang, or success) when it starts and takes a service time. Effects
+are applied, and recorded as ground truth, at the instant the operation
+completes; the reply is sent then, and may be lost or arrive after the
+caller gave up, leaving an effect the caller does not know about.
+
+Idempotency (``idempotent = true``, and only for requests that carry a key):
+the durable table maps each (transaction, step) key to what happened to it:
+
+* ``OK``: the forward operation was applied; a repeat applies nothing and
+  answers ok again;
+* ``REFUSED``: the forward operation was refused; a repeat is refused again;
+* ``COMPENSATED``: the compensation ran. If the forward operation had been
+  applied it is undone once; if not, nothing is undone (a null compensation)
+  and a forward request arriving later is refused without effect, so a
+  delayed command can never land after its own compensation.
+
+Without idempotency every forward attempt that succeeds applies its effect
+again, and every compensation attempt applies its undo, whatever came before.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from sim.world.effects import COMPENSATE, FORWARD
+from sim.world.node import Node
+
+if TYPE_CHECKING:
+    from sim.scenario import ParticipantSpec
+    from sim.world.core import World
+    from sim.world.network import Network
+
+# Reply statuses.
+OK = "ok"
+REFUSED = "refused"
+ERROR = "error"
+# Table states beyond OK and REFUSED.
+COMPENSATED = "compensated"
+
+# Attempt outcomes drawn at start.
+_SUCCEED = 0
+_REFUSE = 1
+_FAIL = 2
+_HANG = 3
+
+
+class Participant(Node):
+    """A service with a worker pool, failure modes and a durable store."""
+
+    def __init__(
+        self,
+        world: World,
+        network: Network,
+        name: str,
+        spec: ParticipantSpec,
+        step_names: dict[int, tuple[str, str]],
+    ) -> None:
+        super().__init__(world, name)
+        self.network = network
+        self.spec = spec
+        self.step_names = step_names
+        streams = world.streams
+        prefix = f"participant.{name}"
+        self._service = streams.sampler(f"{prefix}.service", spec.service_time.built)
+        comp_time = spec.compensation_time or spec.service_time
+        self._comp_service = streams.sampler(f"{prefix}.compensation_service", comp_time.built)
+        self._hang_time = (
+            streams.sampler(f"{prefix}.hang", spec.hang_duration.built)
+            if spec.hang_duration is not None
+            else None
+        )
+        self._outcome = streams.uniform(f"{prefix}.outcome")
+        self._comp_outcome = streams.uniform(f"{prefix}.compensation_outcome")
+        # Cumulative thresholds for one uniform draw per attempt.
+        self._t_refuse = spec.business_failure
+        self._t_fail = self._t_refuse + spec.transient_failure
+        self._t_hang = self._t_fail + spec.hang
+        self._c_fail = spec.compensation_failure
+        self._c_hang = self._c_fail + spec.hang
+        self._draws = self._t_hang > 0.0
+        self._c_draws = self._c_hang > 0.0
+        self.workers = spec.workers
+        self.idempotent = spec.idempotent
+        # volatile
+        self.busy = 0
+        self.queue: deque[tuple[Any, ...]] = deque()
+        # durable
+        self.table: dict[int, str] = {}
+        # counters (level and tally monitors are derived by metrics)
+        self.attempts = 0
+        self.hangs = 0
+        self.lost_in_crash = 0
+        self.busy_time = 0.0
+
+    # ------------------------------------------------------------ queueing
+
+    def handle(self, msg: tuple[Any, ...]) -> None:
+        if self.busy < self.workers:
+            self._start(msg)
+        else:
+            self.queue.append(msg)
+
+    def _start(self, msg: tuple[Any, ...]) -> None:
+        self.busy += 1
+        self.attempts += 1
+        if msg[4] == FORWARD:
+            outcome = _SUCCEED
+            if self._draws:
+                u = self._outcome()
+                if u < self._t_hang:
+                    outcome = _REFUSE if u < self._t_refuse else _FAIL if u < self._t_fail else _HANG
+            duration = self._service()
+        else:
+            outcome = _SUCCEED
+            if self._c_draws:
+                u = self._comp_outcome()
+                if u < self._c_hang:
+                    outcome = _FAIL if u < self._c_fail else _HANG
+            duration = self._comp_service()
+        if outcome == _HANG:
+            self.hangs += 1
+            if self._hang_time is not None:
+                duration = self._hang_time()
+        self.busy_time += duration
+        self.world.at(duration, self._finish, (msg, outcome, self.epoch))
+
+    def _finish(self, job: tuple[tuple[Any, ...], int, int]) -> None:
+        msg, outcome, epoch = job
+        if epoch != self.epoch:
+            return  # the node crashed meanwhile: this work is lost
+        if outcome == _HANG:
+            if self.world.tracer.on:
+                self.world.tracer.emit(self.world.now, self.name, "hang", msg[2], self._label(msg))
+        else:
+            status = self._forward(msg, outcome) if msg[4] == FORWARD else self._compensate(msg, outcome)
+            self.network.send(self.name, msg[1], ("rep", self.name, msg[2], msg[3], msg[4], status, msg[6]))
+        self.busy -= 1
+        if self.queue:
+            self._start(self.queue.popleft())
+
+    # ------------------------------------------------------------ effects
+
+    def _forward(self, msg: tuple[Any, ...], outcome: int) -> str:
+        key = msg[5]
+        keyed = self.idempotent and key is not None
+        if keyed:
+            seen = self.table.get(key)
+            if seen is not None:
+                status = OK if seen == OK else REFUSED
+                self._trace(msg, "dedup", f"{seen}: nothing applied")
+                return status
+        if outcome == _REFUSE:
+            if keyed:
+                self.table[key] = REFUSED
+            self._trace(msg, "refuse")
+            return REFUSED
+        if outcome == _FAIL:
+            self._trace(msg, "error", "transient")
+            return ERROR
+        self.world.effects.apply(self.world.env._now, msg[2], msg[3], FORWARD, self.name)
+        if keyed:
+            self.table[key] = OK
+        self._trace(msg, "effect", "forward")
+        return OK
+
+    def _compensate(self, msg: tuple[Any, ...], outcome: int) -> str:
+        if outcome == _FAIL:
+            self._trace(msg, "error", "transient")
+            return ERROR
+        key = msg[5]
+        if self.idempotent and key is not None:
+            seen = self.table.get(key)
+            self.table[key] = COMPENSATED
+            if seen == COMPENSATED:
+                self._trace(msg, "dedup", "already compensated: nothing applied")
+                return OK
+            if seen != OK:
+                self._trace(msg, "null-compensation", "nothing to undo")
+                return OK
+        self.world.effects.apply(self.world.env._now, msg[2], msg[3], COMPENSATE, self.name)
+        self._trace(msg, "effect", "compensation")
+        return OK
+
+    def _label(self, msg: tuple[Any, ...]) -> str:
+        names = self.step_names.get(msg[3], ("?", "?"))
+        return names[msg[4]]
+
+    def _trace(self, msg: tuple[Any, ...], kind: str, detail: str = "") -> None:
+        if self.world.tracer.on:
+            self.world.tracer.emit(self.world.now, self.name, kind, msg[2], self._label(msg), detail)
+
+    # ------------------------------------------------------------ crashes
+
+    def on_crash(self) -> None:
+        self.lost_in_crash += self.busy + len(self.queue)
+        self.busy = 0
+        self.queue.clear()

@@ -1,0 +1,70 @@
+"""Timeouts that cost one event per timeout that matters, not one per request.
+
+Almost every command is answered long before its timeout. With a constant
+timeout, deadlines expire in the order they were set, so one FIFO and a single
+armed wake-up suffice: answered entries are skipped when they reach the head,
+and the queue sleeps until the first entry still waiting. A run therefore
+schedules about one timer event per timeout period plus one per real timeout,
+instead of one per command.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sim.world.core import World
+
+
+class DeadlineQueue:
+    """Calls ``on_expire(item)`` ``delay`` seconds after :meth:`add`, unless
+    ``is_live(item)`` is false by then."""
+
+    def __init__(
+        self,
+        world: World,
+        delay: float,
+        is_live: Callable[[Any], bool],
+        on_expire: Callable[[Any], None],
+    ) -> None:
+        self.world = world
+        self.delay = delay
+        self.is_live = is_live
+        self.on_expire = on_expire
+        self._queue: deque[tuple[float, Any]] = deque()
+        self._armed = False
+        self._generation = 0
+
+    def add(self, item: Any) -> None:
+        deadline = self.world.env._now + self.delay
+        self._queue.append((deadline, item))
+        if not self._armed:
+            self._arm(deadline)
+
+    def clear(self) -> None:
+        """Forget every deadline (a crash loses its timers)."""
+        self._queue.clear()
+        self._armed = False
+        self._generation += 1
+
+    def _arm(self, deadline: float) -> None:
+        self._armed = True
+        self.world.at(deadline - self.world.env._now, self._wake, self._generation)
+
+    def _wake(self, generation: int) -> None:
+        if generation != self._generation:
+            return
+        self._armed = False
+        queue = self._queue
+        now = self.world.env._now
+        is_live = self.is_live
+        while queue and queue[0][0] <= now:
+            _, item = queue.popleft()
+            if is_live(item):
+                self.on_expire(item)
+        while queue and not is_live(queue[0][1]):
+            queue.popleft()
+        if queue and not self._armed:
+            self._arm(queue[0][0])
