@@ -22,6 +22,7 @@ in the summary.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -92,7 +93,7 @@ class Checker:
                 flag("step_after_compensation", f"{names[i]} applied after its {comps[i]}")
         first_comp = [(c[0], i) for i, c in enumerate(comp) if c]
         # Compensations must land in reverse step order: a later step first.
-        for (pos_a, a), (pos_b, b) in zip(first_comp, first_comp[1:], strict=False):
+        for (pos_a, a), (pos_b, b) in itertools.pairwise(first_comp):
             if pos_a < pos_b:  # a < b by step, so b must come first
                 flag(
                     "compensation_out_of_order",

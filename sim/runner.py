@@ -61,17 +61,11 @@ class Model:
         self.network = Network(self.world, scenario.network)
         self.participants: dict[str, Participant] = {}
         for name, spec in scenario.participants.items():
-            labels = {
-                i: (s.name, s.compensation or "")
-                for i, s in enumerate(txn.steps)
-                if s.participant == name
-            }
+            labels = {i: (s.name, s.compensation or "") for i, s in enumerate(txn.steps) if s.participant == name}
             node = Participant(self.world, self.network, name, spec, labels)
             self.participants[name] = node
             self.network.attach(node)
-        self.protocol: TransactionProtocol = OrchestrationProtocol(
-            self.world, self.network, scenario.orchestrator, txn
-        )
+        self.protocol: TransactionProtocol = OrchestrationProtocol(self.world, self.network, scenario.orchestrator, txn)
         self.nodes: dict[str, Node] = {n.name: n for n in self.protocol.nodes()}
         self.nodes.update(self.participants)
         self.faults = Faults(self.world, self.network, self.nodes, heal_at=scenario.run.duration)
@@ -130,9 +124,7 @@ class Model:
         cols["protocol"] = [protocol] * n
         cols["seed"] = [self.seed] * n
         run = self.scenario.run
-        busy = {
-            f"utilization_{name}": p.busy_time / (p.workers * self.end) for name, p in self.participants.items()
-        }
+        busy = {f"utilization_{name}": p.busy_time / (p.workers * self.end) for name, p in self.participants.items()}
         extra: dict[str, Any] = {
             "duration": run.duration,
             "drain": run.drain,

@@ -97,9 +97,7 @@ class RunSpec(_Model):
     duration: float = Field(60.0, gt=0)
     drain: float = Field(60.0, ge=0)
     seeds: list[Annotated[int, Field(ge=0, lt=2**63)]] = Field(default_factory=lambda: [1], min_length=1)
-    protocols: list[Literal["orchestration"]] = Field(
-        default_factory=lambda: ["orchestration"], min_length=1
-    )
+    protocols: list[Literal["orchestration"]] = Field(default_factory=lambda: ["orchestration"], min_length=1)
     trace: bool = False
 
     @field_validator("seeds", "protocols")
@@ -187,9 +185,7 @@ class TransactionSpec(_Model):
                 if step.compensation is None:
                     problems.append(f"{where} is compensatable and needs a 'compensation'")
                 if pivot is not None and i > pivot:
-                    problems.append(
-                        f"{where} comes after the pivot, so its kind must be 'retriable'"
-                    )
+                    problems.append(f"{where} comes after the pivot, so its kind must be 'retriable'")
             else:
                 if step.compensation is not None:
                     problems.append(f"{where} is {step.kind} and takes no 'compensation'")
@@ -222,9 +218,7 @@ class RetrySpec(_Model):
     @field_validator("attempts", mode="before")
     @classmethod
     def _attempts(cls, value: object) -> object:
-        ok = value == "unlimited" or (
-            isinstance(value, int) and not isinstance(value, bool) and value >= 1
-        )
+        ok = value == "unlimited" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
         if not ok:
             raise ValueError('must be a whole number >= 1, or "unlimited"')
         return value
@@ -246,9 +240,7 @@ class OrchestratorSpec(_Model):
 
     timeout: float = Field(1.0, gt=0)
     retry: RetrySpec = Field(default_factory=RetrySpec)
-    compensation_retry: RetrySpec = Field(
-        default_factory=lambda: RetrySpec(attempts="unlimited")
-    )
+    compensation_retry: RetrySpec = Field(default_factory=lambda: RetrySpec(attempts="unlimited"))
     recovery: bool = True
     idempotency_keys: bool = True
     compensate_uncertain: bool = True
@@ -268,9 +260,7 @@ class FaultSpec(_Model):
     @field_validator("target", mode="before")
     @classmethod
     def _target(cls, value: object) -> object:
-        ok = isinstance(value, str) or (
-            isinstance(value, list) and value and all(isinstance(v, str) for v in value)
-        )
+        ok = isinstance(value, str) or (isinstance(value, list) and value and all(isinstance(v, str) for v in value))
         if not ok:
             raise ValueError('must be a node name, "*", or a non-empty list of node names')
         return value
@@ -377,11 +367,7 @@ def scenario_from_dict(
     if scenario.workload.transaction is None:
         # The only transaction is the default; say so in the effective config.
         scenario = scenario.model_copy(
-            update={
-                "workload": scenario.workload.model_copy(
-                    update={"transaction": next(iter(scenario.transactions))}
-                )
-            }
+            update={"workload": scenario.workload.model_copy(update={"transaction": next(iter(scenario.transactions))})}
         )
     return scenario
 
@@ -395,9 +381,7 @@ def parse_overrides(overrides: Mapping[str, object] | Iterable[str]) -> list[tup
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ScenarioError(
-                f"--set {item!r}", ["expected dotted.key=value, e.g. run.drain=120"]
-            )
+            raise ScenarioError(f"--set {item!r}", ["expected dotted.key=value, e.g. run.drain=120"])
         pairs.append((key, _parse_value(text.strip())))
     return pairs
 
@@ -467,18 +451,14 @@ def _explain(exc: ValidationError) -> list[str]:
             allowed = _allowed_keys(loc[:-1])
             key = str(loc[-1])
             hint = did_you_mean(key, allowed)
-            problems.append(
-                f"{_path(loc)}: unknown key {key!r}{hint} (allowed here: {', '.join(allowed)})"
-            )
+            problems.append(f"{_path(loc)}: unknown key {key!r}{hint} (allowed here: {', '.join(allowed)})")
         elif kind == "missing":
             problems.append(f"{_path(loc)}: required, but missing")
         elif kind == "literal_error":
             expected = err.get("ctx", {}).get("expected", "")
             words = [w.strip(" '") for w in expected.replace(" or ", ",").split(",") if w.strip()]
             hint = did_you_mean(str(err["input"]), words) if isinstance(err["input"], str) else ""
-            problems.append(
-                f"{_path(loc)} = {_show(err['input'])}: not allowed{hint} (allowed: {', '.join(words)})"
-            )
+            problems.append(f"{_path(loc)} = {_show(err['input'])}: not allowed{hint} (allowed: {', '.join(words)})")
         elif isinstance(err["input"], dict) and kind in ("value_error", "assertion_error"):
             problems.append(f"{_path(loc)}: {msg}")
         else:
@@ -537,8 +517,7 @@ def _check_references(s: Scenario) -> list[str]:
 
     def unknown(path: str, name: str, known: list[str], what: str) -> None:
         problems.append(
-            f"{path} = {_show(name)}: no {what} of that name{did_you_mean(name, known)}"
-            f" (known: {', '.join(known)})"
+            f"{path} = {_show(name)}: no {what} of that name{did_you_mean(name, known)} (known: {', '.join(known)})"
         )
 
     for name in participants:

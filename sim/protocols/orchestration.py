@@ -102,9 +102,7 @@ class Orchestrator(Node):
         self.n_steps = len(transaction.steps)
         self.log: dict[int, Saga] = {}
         self.retry = Backoff(spec.retry, world.streams.uniform("orchestrator.retry_jitter"))
-        self.comp_retry = Backoff(
-            spec.compensation_retry, world.streams.uniform("orchestrator.compensation_jitter")
-        )
+        self.comp_retry = Backoff(spec.compensation_retry, world.streams.uniform("orchestrator.compensation_jitter"))
         self.keys = spec.idempotency_keys
         self.compensate_uncertain = spec.compensate_uncertain
         self.deadlines = DeadlineQueue(world, spec.timeout, self._live, self._on_timeout)
@@ -140,9 +138,7 @@ class Orchestrator(Node):
                 self.world.now, self.name, "command", saga.txn, self.labels[step][op],
                 f"attempt {saga.attempt} to {self.targets[step]}",
             )  # fmt: skip
-        self.network.send(
-            self.name, self.targets[step], ("req", self.name, saga.txn, step, op, key, saga.token)
-        )
+        self.network.send(self.name, self.targets[step], ("req", self.name, saga.txn, step, op, key, saga.token))
         self.deadlines.add((saga, saga.token))
 
     def _live(self, item: tuple[Saga, int]) -> bool:
@@ -151,12 +147,7 @@ class Orchestrator(Node):
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         saga = self.log.get(msg[2])
-        if (
-            saga is None
-            or saga.token != msg[6]
-            or saga.epoch != self.epoch
-            or saga.phase == DONE
-        ):
+        if saga is None or saga.token != msg[6] or saga.epoch != self.epoch or saga.phase == DONE:
             return  # a reply to an abandoned attempt, or to a saga nobody drives
         saga.token += 1  # the attempt is answered: its deadline and duplicates go stale
         status = msg[5]
@@ -191,11 +182,7 @@ class Orchestrator(Node):
     def _attempt_failed(self, saga: Saga) -> None:
         if saga.phase == RUNNING_FORWARD:
             kind = self.kinds[saga.step]
-            if (
-                saga.attempt < self.retry.limit
-                or kind == _RETRIABLE
-                or (kind == _PIVOT and saga.uncertain[saga.step])
-            ):
+            if saga.attempt < self.retry.limit or kind == _RETRIABLE or (kind == _PIVOT and saga.uncertain[saga.step]):
                 self.world.at(self.retry.wait(saga.attempt + 1), self._resend, (saga, saga.token))
             else:
                 self._compensate(saga)
@@ -226,8 +213,7 @@ class Orchestrator(Node):
         plan = [
             j
             for j in range(saga.step, -1, -1)
-            if kinds[j] == _COMPENSATABLE
-            and (saga.confirmed[j] or (self.compensate_uncertain and saga.uncertain[j]))
+            if kinds[j] == _COMPENSATABLE and (saga.confirmed[j] or (self.compensate_uncertain and saga.uncertain[j]))
         ]
         saga.phase = COMPENSATING
         saga.plan = plan

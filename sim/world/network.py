@@ -37,9 +37,7 @@ class Network:
         self.world = world
         self.nodes: dict[str, Node] = {}
         streams = world.streams
-        self._default = _Link(
-            streams.sampler("network.latency", spec.latency.built), spec.loss, spec.duplicate
-        )
+        self._default = _Link(streams.sampler("network.latency", spec.latency.built), spec.loss, spec.duplicate)
         self._links: dict[tuple[str, str], _Link] = {}
         for link in spec.links:
             pairs = [(link.src, link.dst)]

@@ -70,9 +70,7 @@ class Participant(Node):
         comp_time = spec.compensation_time or spec.service_time
         self._comp_service = streams.sampler(f"{prefix}.compensation_service", comp_time.built)
         self._hang_time = (
-            streams.sampler(f"{prefix}.hang", spec.hang_duration.built)
-            if spec.hang_duration is not None
-            else None
+            streams.sampler(f"{prefix}.hang", spec.hang_duration.built) if spec.hang_duration is not None else None
         )
         self._outcome = streams.uniform(f"{prefix}.outcome")
         self._comp_outcome = streams.uniform(f"{prefix}.compensation_outcome")
@@ -100,6 +98,9 @@ class Participant(Node):
     # ------------------------------------------------------------ queueing
 
     def handle(self, msg: tuple[Any, ...]) -> None:
+        if self.world.tracer.on:
+            queued = f", queued behind {len(self.queue)}" if self.busy >= self.workers else ""
+            self._trace(msg, "receive", f"attempt token {msg[6]}{queued}")
         if self.busy < self.workers:
             self._start(msg)
         else:
@@ -138,6 +139,8 @@ class Participant(Node):
                 self.world.tracer.emit(self.world.now, self.name, "hang", msg[2], self._label(msg))
         else:
             status = self._forward(msg, outcome) if msg[4] == FORWARD else self._compensate(msg, outcome)
+            if self.world.tracer.on:
+                self._trace(msg, "respond", status)
             self.network.send(self.name, msg[1], ("rep", self.name, msg[2], msg[3], msg[4], status, msg[6]))
         self.busy -= 1
         if self.queue:

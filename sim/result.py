@@ -1,0 +1,142 @@
+"""A result: the tables of one or more runs, and writing them to a folder.
+
+A result folder holds ``transactions.parquet``, ``summary.parquet``,
+``faults.parquet``, ``events.parquet`` (when traced) and ``run.json``. It is
+written into a temporary sibling folder and renamed into place only when every
+file is complete, so an interrupted write never leaves a folder that looks
+like a finished result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sim.metrics import events_frame, faults_frame, summary_frame, transactions_frame
+from sim.runner import RunOutput
+from sim.scenario import Scenario
+
+_PACKAGES = ("sagasim", "simpy", "numpy", "pandas", "pyarrow", "pydantic", "click", "rich")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+@dataclass
+class Result:
+    """The tables of a set of runs of one scenario.
+
+    ``transactions`` has one row per transaction, ``summary`` one row per
+    (scenario, protocol, seed); ``events`` is empty unless traced.
+    """
+
+    scenario: Scenario
+    runs: list[RunOutput]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    wall_time: float = 0.0
+    _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    @property
+    def transactions(self) -> pd.DataFrame:
+        if "transactions" not in self._cache:
+            self._cache["transactions"] = transactions_frame([r.transactions for r in self.runs])
+        return self._cache["transactions"]
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        if "summary" not in self._cache:
+            self._cache["summary"] = summary_frame([r.summary for r in self.runs])
+        return self._cache["summary"]
+
+    @property
+    def events(self) -> pd.DataFrame:
+        if "events" not in self._cache:
+            frame = events_frame([e for r in self.runs for e in r.events])
+            frame.insert(0, "run_id", [r.run_id for r in self.runs for _ in r.events])
+            self._cache["events"] = frame
+        return self._cache["events"]
+
+    @property
+    def faults(self) -> pd.DataFrame:
+        if "faults" not in self._cache:
+            frame = faults_frame([f for r in self.runs for f in r.faults])
+            frame.insert(0, "run_id", [r.run_id for r in self.runs for _ in r.faults])
+            self._cache["faults"] = frame
+        return self._cache["faults"]
+
+    @property
+    def traced(self) -> bool:
+        return any(r.events for r in self.runs)
+
+    def metadata(self) -> dict[str, Any]:
+        """What ``run.json`` holds: enough to reproduce every run."""
+        return {
+            "sagasim": package_versions()["sagasim"],
+            "scenario": self.scenario.name,
+            "config": self.scenario.effective(),
+            "overrides": self.overrides,
+            "runs": [
+                {
+                    "run_id": r.run_id,
+                    "protocol": r.protocol,
+                    "seed": r.seed,
+                    "transactions": len(r.transactions["txn_id"]),
+                    "wall_time": r.wall_time,
+                    "random_streams": r.streams,
+                }
+                for r in self.runs
+            ],
+            "seeds": sorted({r.seed for r in self.runs}),
+            "protocols": list(dict.fromkeys(r.protocol for r in self.runs)),
+            "wall_time": self.wall_time,
+            "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": sys.argv,
+            "versions": package_versions(),
+        }
+
+    def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the result folder atomically; returns its path.
+
+        Refuses to replace an existing folder unless ``overwrite``.
+        """
+        target = Path(folder)
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} already exists; choose another --out or remove it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        try:
+            self.transactions.to_parquet(staging / "transactions.parquet", index=False)
+            self.summary.to_parquet(staging / "summary.parquet", index=False)
+            self.faults.to_parquet(staging / "faults.parquet", index=False)
+            if self.traced:
+                self.events.to_parquet(staging / "events.parquet", index=False)
+            # run.json last: its presence marks the folder complete.
+            with open(staging / "run.json", "w", encoding="utf-8") as fh:
+                json.dump(self.metadata(), fh, indent=2, default=str)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
