@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,10 +78,18 @@ class Model:
     def end(self) -> float:
         return self.scenario.run.duration + self.scenario.run.drain
 
-    def run(self) -> RunOutput:
-        """Run to the end of the drain window and judge every transaction."""
+    def run(self, progress: Callable[[float], None] | None = None) -> RunOutput:
+        """Run to the end of the drain window and judge every transaction.
+
+        ``progress(now)`` is called every 1% of simulated time when given.
+        """
         started = time.perf_counter()
-        self.world.run(until=self.end)
+        if progress is None:
+            self.world.run(until=self.end)
+        else:
+            for i in range(1, 101):
+                self.world.run(until=self.end * i / 100)
+                progress(self.world.now)
         return self.collect(time.perf_counter() - started)
 
     def collect(self, wall_time: float = 0.0) -> RunOutput:

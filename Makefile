@@ -1,0 +1,50 @@
+# Two commands: `make demo` and `make test`. Both set everything up on a fresh
+# machine that has Python >= 3.11 and make.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_SCENARIO ?= scenarios/order-flaky-payment.toml
+
+.PHONY: demo test lint format bench clean help
+
+help:
+	@echo "make demo   - set up .venv and run $(DEMO_SCENARIO), printing its table"
+	@echo "make test   - set up .venv with the dev tools, run ruff and the whole test suite"
+	@echo "make bench  - run the throughput benchmark (figures go into docs/performance.md)"
+	@echo "make lint   - ruff check and format check"
+	@echo "make clean  - remove .venv, results/ and caches"
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sagasim needs Python >= 3.11; found " + sys.version.split()[0] + " (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall when the project's dependencies change.
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/sagasim run $(DEMO_SCENARIO)
+
+test: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(VENV)/.installed-dev
+	$(PY) benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,318 @@
+"""The ``sagasim`` command line."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+import pandas as pd
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from sim.errors import SagasimError
+from sim.metrics import OUTCOMES, wilson
+from sim.result import Result
+from sim.runner import Model, RunOutput
+from sim.scenario import PROTOCOLS, Scenario, load_scenario
+
+EXIT_OK = 0
+EXIT_FAIL_ON = 1
+EXIT_BAD_INPUT = 2
+
+_out = Console(highlight=False)
+_err = Console(stderr=True, highlight=False)
+
+_RUN_EXAMPLES = """
+\b
+Examples:
+  sagasim run scenarios/order-flaky-payment.toml
+  sagasim run scenarios/naive-orchestrator.toml --seed 7 --trace
+  sagasim run scenarios/robust-orchestrator.toml --set run.duration=60 \\
+      --set participants.payment.business_failure=0.1 --fail-on inconsistent,stuck
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="sagasim", prog_name="sagasim")
+def cli() -> None:
+    """Simulate distributed transactions (sagas) under failures, deterministically.
+
+    A scenario file (TOML) describes the services, the transaction, the
+    workload and the faults; see docs/scenarios.md. Each run is judged from
+    the effects participants actually applied: committed, compensated,
+    inconsistent or stuck.
+
+    \b
+    Examples:
+      sagasim run scenarios/order-flaky-payment.toml
+      sagasim validate scenarios/*.toml
+    """
+
+
+@cli.command("run", epilog=_RUN_EXAMPLES)
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option(
+    "--protocol",
+    "-p",
+    "protocols",
+    multiple=True,
+    metavar="NAME",
+    help=f"Protocol to run (repeatable; default: the scenario's run.protocols). Known: {', '.join(PROTOCOLS)}.",
+)
+@click.option(
+    "--seed",
+    "-s",
+    "seeds",
+    multiple=True,
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Seed to run (repeatable; default: the scenario's run.seeds).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a scenario value by its dotted path, e.g. participants.payment.workers=8 "
+    "(value parsed as TOML; validated like the file). Repeatable.",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Result folder to write (must not exist). Default: results/<scenario>/<timestamp>.",
+)
+@click.option("--trace", is_flag=True, help="Record every event into events.parquet (slower).")
+@click.option(
+    "--fail-on",
+    "fail_on",
+    default="",
+    metavar="OUTCOMES",
+    help="Exit with status 1 if any transaction ends with one of these comma-separated outcomes "
+    f"({', '.join(OUTCOMES)}), e.g. inconsistent,stuck. For CI.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print no tables and no progress bar.")
+def run_command(
+    scenario: Path,
+    protocols: tuple[str, ...],
+    seeds: tuple[int, ...],
+    overrides: tuple[str, ...],
+    out: Path | None,
+    trace: bool,
+    fail_on: str,
+    quiet: bool,
+) -> None:
+    """Run SCENARIO for each protocol and seed, print a table per protocol and
+    write the result folder (transactions, summary, faults, events, run.json).
+
+    Exit status: 0 when done, 1 when --fail-on matched, 2 on bad input.
+    """
+    failing = _parse_fail_on(fail_on)
+    loaded = load_scenario(scenario, list(overrides))
+    chosen = list(protocols) or list(loaded.run.protocols)
+    for name in chosen:
+        if name not in PROTOCOLS:
+            raise click.BadParameter(f"{name!r}; allowed: {', '.join(PROTOCOLS)}", param_hint="'--protocol'")
+    chosen = list(dict.fromkeys(chosen))
+    chosen_seeds = list(dict.fromkeys(seeds)) or list(loaded.run.seeds)
+    target = out if out is not None else _default_out(loaded)
+    if target.exists():
+        raise SagasimError(f"--out {target}: already exists; choose another folder or remove it")
+
+    result = _run_with_progress(loaded, chosen, chosen_seeds, trace, list(overrides), quiet)
+    result.save(target)
+    if not quiet:
+        for name in chosen:
+            _print_protocol_table(result, name)
+    _err.print(f"results written to [bold]{target}[/bold]")
+    if failing:
+        hits = result.transactions[result.transactions["outcome"].isin(failing)]
+        if len(hits):
+            counts = hits["outcome"].value_counts().to_dict()
+            detail = ", ".join(f"{counts[o]} {o}" for o in failing if o in counts)
+            first = hits.iloc[0]
+            _err.print(
+                f"[red]--fail-on {','.join(failing)}: {detail}[/red]; first: transaction {first['txn_id']} "
+                f"of {first['run_id']} ({escape(first['reasons'] or first['outcome'])})"
+            )
+            sys.exit(EXIT_FAIL_ON)
+
+
+@cli.command("validate")
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override values before validating.")
+def validate_command(scenarios: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
+    """Check scenario files without running them: every problem is reported
+    with its file, field path, value and what is allowed.
+
+    \b
+    Examples:
+      sagasim validate scenarios/*.toml
+      sagasim validate my.toml --set participants.payment.workers=0
+
+    Exit status: 0 when every file is valid, 2 otherwise.
+    """
+    bad = 0
+    for path in scenarios:
+        try:
+            s = load_scenario(path, list(overrides))
+        except SagasimError as exc:
+            bad += 1
+            _err.print(f"[red]invalid[/red] {escape(str(exc))}", soft_wrap=True)
+            continue
+        steps = " -> ".join(step.name for step in s.transaction.steps)
+        _out.print(
+            f"[green]ok[/green] {path}: {s.name}, {len(s.participants)} participants, "
+            f"transaction {s.workload.transaction} ({steps}), protocols {', '.join(s.run.protocols)}, "
+            f"seeds {', '.join(map(str, s.run.seeds))}",
+            soft_wrap=True,
+        )
+    if bad:
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _parse_fail_on(text: str) -> list[str]:
+    names = [w.strip() for w in text.split(",") if w.strip()]
+    for name in names:
+        if name not in OUTCOMES:
+            raise click.BadParameter(f"{name!r}; allowed: {', '.join(OUTCOMES)}", param_hint="'--fail-on'")
+    return names
+
+
+def _default_out(scenario: Scenario) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("results") / scenario.name / stamp
+    candidate, n = base, 1
+    while candidate.exists():
+        candidate = base.with_name(f"{stamp}-{n}")
+        n += 1
+    return candidate
+
+
+def _run_with_progress(
+    scenario: Scenario,
+    protocols: list[str],
+    seeds: list[int],
+    trace: bool,
+    overrides: list[str],
+    quiet: bool,
+) -> Result:
+    from sim.scenario import parse_overrides
+
+    end = scenario.run.duration + scenario.run.drain
+    outputs: list[RunOutput] = []
+    show = not quiet and _err.is_terminal
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=_err,
+        transient=True,
+        disable=not show,
+    )
+    wall = 0.0
+    with progress:
+        task = progress.add_task("simulating", total=end * len(protocols) * len(seeds))
+        done = 0.0
+        for protocol in protocols:
+            for seed in seeds:
+                progress.update(task, description=f"{protocol} seed {seed}")
+                model = Model(scenario, protocol, seed, trace or None)
+                base = done
+
+                def tick(now: float, base: float = base) -> None:
+                    progress.update(task, completed=base + now)
+
+                out = model.run(progress=tick if show else None)
+                outputs.append(out)
+                wall += out.wall_time
+                done += end
+                progress.update(task, completed=done)
+    return Result(scenario, outputs, dict(parse_overrides(overrides)) if overrides else {}, wall)
+
+
+def _print_protocol_table(result: Result, protocol: str) -> None:
+    txns = result.transactions[result.transactions["protocol"] == protocol]
+    summary = result.summary[result.summary["protocol"] == protocol]
+    n = len(txns)
+    seeds = ", ".join(str(s) for s in summary["seed"])
+    _out.print(f"[bold]{protocol}[/bold]: {escape(result.scenario.name)} (seeds {seeds}; {n} transactions)")
+    table = Table()
+    table.add_column("outcome")
+    table.add_column("count", justify="right")
+    table.add_column("rate", justify="right")
+    table.add_column("95% interval", justify="right")
+    counts = txns["outcome"].value_counts()
+    for outcome in OUTCOMES:
+        k = int(counts.get(outcome, 0))
+        if outcome == "aborted" and k == 0:
+            continue  # only two-phase commit aborts
+        low, high = wilson(k, n)
+        style = "red" if outcome in ("inconsistent", "stuck") and k else ""
+        rate = k / n if n else float("nan")
+        table.add_row(outcome, str(k), _pct(rate), escape(f"[{_pct(low)}, {_pct(high)}]"), style=style)
+    _out.print(table)
+    finished = txns["latency"].dropna()
+    ttc = txns["time_to_consistency"].dropna()
+    duration = result.scenario.run.duration * max(1, len(summary))
+    lines = [
+        f"latency p50 {_q(finished, 0.5)}  p95 {_q(finished, 0.95)}  p99 {_q(finished, 0.99)}",
+        f"time to consistency p50 {_q(ttc, 0.5)}  p99 {_q(ttc, 0.99)}",
+        f"messages/txn {txns['messages'].mean():.2f}  retries/txn {txns['retries'].mean():.3f}  "
+        f"throughput {len(finished) / duration:.1f} txn/s (simulated)",
+    ]
+    rejected = int(summary["rejected"].sum())
+    if rejected:
+        lines.append(f"arrivals rejected while the coordinator was down: {rejected}")
+    _out.print("\n".join(lines))
+    bad = txns[txns["reasons"] != ""]
+    if len(bad):
+        reasons = bad["reasons"].str.split("; ").explode().value_counts().head(8)
+        _out.print("[bold]inconsistencies by reason[/bold] (stuck ones included):")
+        for reason, count in reasons.items():
+            _out.print(f"  {count:>6}  {escape(reason)}")
+    _out.print()
+
+
+def _pct(x: float) -> str:
+    if x != x:  # NaN: no transactions
+        return "-"
+    if x < 5e-7:
+        return "0%"
+    if x >= 0.001:
+        return f"{x:.2%}"
+    return f"{x:.4%}"
+
+
+def _q(values: pd.Series, q: float) -> str:
+    if values.empty:
+        return "-"
+    seconds = float(values.quantile(q))
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def main() -> None:
+    """Entry point: turns bad input into one message and exit status 2."""
+    try:
+        cli.main(standalone_mode=False, prog_name="sagasim")
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_BAD_INPUT)
+    except click.exceptions.Abort:
+        _err.print("aborted")
+        sys.exit(130)
+    except SagasimError as exc:
+        _err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        _err.print("interrupted: no result folder was written")
+        sys.exit(130)
