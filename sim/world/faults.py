@@ -63,6 +63,8 @@ class Faults:
             self.world.at(end - self.world.now, self.network.heal, pairs)
 
     def _heal_all(self, _arg: Any = None) -> None:
+        if self.world.tracer.on:
+            self.world.tracer.emit(self.world.now, "faults", "heal-all", -1, "", "workload over")
         self.network.heal_all()
         for node in self.nodes.values():
             node.restart()

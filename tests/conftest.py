@@ -1,0 +1,54 @@
+"""Shared builders for tests: small scenarios as plain dicts."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from sim.scenario import Scenario, scenario_from_dict
+
+ORDER: dict[str, Any] = {
+    "name": "test-order",
+    "run": {"duration": 10.0, "drain": 30.0, "seeds": [1]},
+    "workload": {"transaction": "order", "interarrival": {"dist": "exponential", "mean": 0.05}},
+    "network": {"latency": {"dist": "constant", "value": 0.001}},
+    "participants": {
+        "payment": {"service_time": {"dist": "constant", "value": 0.01}, "workers": 4},
+        "inventory": {"service_time": {"dist": "constant", "value": 0.01}, "workers": 4},
+        "shipping": {"service_time": {"dist": "constant", "value": 0.01}, "workers": 4},
+    },
+    "transactions": {
+        "order": {
+            "steps": [
+                {"name": "charge", "participant": "payment", "compensation": "refund"},
+                {"name": "reserve", "participant": "inventory", "compensation": "release"},
+                {"name": "ship", "participant": "shipping", "kind": "pivot"},
+            ]
+        }
+    },
+    "orchestrator": {"timeout": 1.0, "retry": {"attempts": 3, "initial": 0.1, "jitter": False}},
+}
+
+
+def order_dict(**overrides: Any) -> dict[str, Any]:
+    """The test order saga as a dict, with dotted-path overrides applied."""
+    data = copy.deepcopy(ORDER)
+    for dotted, value in overrides.items():
+        node = data
+        parts = dotted.split("__") if "__" in dotted else dotted.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return data
+
+
+def order_scenario(overrides: dict[str, Any] | None = None, **raw: Any) -> Scenario:
+    """The test order saga, validated; ``overrides`` use ``--set`` paths."""
+    return scenario_from_dict(order_dict(**raw), source="test", overrides=overrides)
+
+
+@pytest.fixture
+def order() -> Scenario:
+    return order_scenario()
