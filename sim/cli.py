@@ -129,7 +129,7 @@ def run_command(
     if not quiet:
         for name in chosen:
             _print_protocol_table(result, name)
-    _err.print(f"results written to [bold]{target}[/bold]")
+    _err.print(f"results written to [bold]{escape(str(target))}[/bold]", soft_wrap=True)
     if failing:
         hits = result.transactions[result.transactions["outcome"].isin(failing)]
         if len(hits):
@@ -138,7 +138,8 @@ def run_command(
             first = hits.iloc[0]
             _err.print(
                 f"[red]--fail-on {','.join(failing)}: {detail}[/red]; first: transaction {first['txn_id']} "
-                f"of {first['run_id']} ({escape(first['reasons'] or first['outcome'])})"
+                f"of {first['run_id']} ({escape(first['reasons'] or first['outcome'])})",
+                soft_wrap=True,
             )
             sys.exit(EXIT_FAIL_ON)
 

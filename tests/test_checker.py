@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import order_scenario
 
 from sim.checker import Checker
 from sim.protocols.base import CoordinatorView
 from sim.world.effects import COMPENSATE, FORWARD, Effect
+
+from conftest import order_scenario
 
 DONE = CoordinatorView(True, 9.0, "committed", 0)
 RUNNING = CoordinatorView(False, math.nan, "running", 0)

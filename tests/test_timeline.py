@@ -3,10 +3,9 @@ compensation in order, with its simulated time (SimPy's own testing habit)."""
 
 from __future__ import annotations
 
-from conftest import order_scenario
-
 import sim
 
+from conftest import order_scenario
 
 BASE = {
     "workload.interarrival": {"dist": "constant", "value": 1.0},

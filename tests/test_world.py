@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from conftest import order_scenario
 
 from sim.runner import Model
 from sim.scenario import scenario_from_dict
@@ -16,6 +15,8 @@ from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.network import Network
 from sim.world.node import Node
 from sim.world.rng import Streams
+
+from conftest import order_scenario
 
 # ------------------------------------------------------------------ distributions
 
@@ -121,7 +122,7 @@ def make_network(**spec: object) -> tuple[World, Network, Sink, Sink]:
 
 
 def test_messages_arrive_after_the_latency_and_count_against_their_transaction() -> None:
-    world, network, a, b = make_network(latency={"dist": "constant", "value": 0.25})
+    world, network, _a, b = make_network(latency={"dist": "constant", "value": 0.25})
     world.new_transaction()
     network.send("orchestrator", "payment", ("req", "orchestrator", 0))
     world.run(until=1.0)
@@ -153,7 +154,7 @@ def test_cut_and_heal_between_groups_one_way_and_overlapping() -> None:
 
 
 def test_loss_and_duplication_rates_are_binomial() -> None:
-    world, network, a, b = make_network(loss=0.1, duplicate=0.2)
+    world, network, _a, b = make_network(loss=0.1, duplicate=0.2)
     world.new_transaction()
     n = 20_000
     for _ in range(n):
@@ -183,7 +184,7 @@ def test_a_link_overrides_the_network() -> None:
 
 
 def test_a_down_node_drops_what_arrives() -> None:
-    world, network, a, b = make_network()
+    world, network, _a, b = make_network()
     world.new_transaction()
     b.crash()
     network.send("orchestrator", "payment", ("req", "orchestrator", 0))
