@@ -44,7 +44,10 @@ def wilson(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float,
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # The bounds are exact at the edges; rounding must not move them inside.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return (low, high)
 
 
 def transactions_frame(columns: dict[str, list[Any]] | Sequence[dict[str, list[Any]]]) -> pd.DataFrame:
