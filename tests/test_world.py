@@ -15,6 +15,7 @@ from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.network import Network
 from sim.world.node import Node
 from sim.world.rng import Streams
+from sim.world.timers import DeadlineQueue
 
 from conftest import order_scenario
 
@@ -293,3 +294,36 @@ def test_a_crash_loses_queued_and_running_work_but_not_the_table() -> None:
     assert [len(model.world.effects.of(t)) for t in range(3)] == [1, 0, 0]
     assert payment.lost_in_crash == 2
     assert payment.table == {7: "ok"}
+
+
+# ------------------------------------------------------------------ timers
+
+
+def test_deadline_queue_expires_live_items_on_time_and_skips_answered_ones() -> None:
+    world = World(seed=1)
+    answered: set[str] = set()
+    fired: list[tuple[float, str]] = []
+
+    def expire(item: str) -> None:
+        fired.append((world.now, item))
+        if item == "a":
+            queue.add("a-retry")  # added while expiring: must not delay "b"
+
+    queue = DeadlineQueue(world, 1.0, lambda item: item not in answered, expire)
+    queue.add("a")  # deadline 1.0
+    world.at(0.25, lambda _: queue.add("x"))  # deadline 1.25, answered before
+    world.at(0.5, lambda _: queue.add("b"))  # deadline 1.5
+    world.at(0.75, lambda _: answered.add("x"))
+    world.run(until=5.0)
+    assert fired == [(1.0, "a"), (1.5, "b"), (2.0, "a-retry")]
+
+
+def test_deadline_queue_forgets_everything_on_clear() -> None:
+    world = World(seed=1)
+    fired: list[str] = []
+    queue = DeadlineQueue(world, 1.0, lambda item: True, fired.append)
+    queue.add("a")
+    world.at(0.5, lambda _: queue.clear())
+    world.at(0.6, lambda _: queue.add("b"))
+    world.run(until=5.0)
+    assert fired == ["b"]

@@ -56,15 +56,18 @@ class DeadlineQueue:
     def _wake(self, generation: int) -> None:
         if generation != self._generation:
             return
-        self._armed = False
         queue = self._queue
         now = self.world.env._now
         is_live = self.is_live
+        # Stay "armed" while expiring, so that an on_expire that adds a new
+        # deadline does not arm for it ahead of earlier entries.
+        self._armed = True
         while queue and queue[0][0] <= now:
             _, item = queue.popleft()
             if is_live(item):
                 self.on_expire(item)
         while queue and not is_live(queue[0][1]):
             queue.popleft()
-        if queue and not self._armed:
+        self._armed = False
+        if queue:
             self._arm(queue[0][0])
