@@ -39,6 +39,7 @@ ANOMALIES: tuple[str, ...] = (
     "step_after_compensation",
     "compensation_out_of_order",
     "compensated_after_pivot",
+    "pivot_after_compensation",
     "never_compensated",
     "incomplete_after_pivot",
 )
@@ -102,9 +103,12 @@ class Checker:
         p = self.pivot
         if p is not None and fwd[p]:
             pivot_at = fwd[p][0]
+            # Once the pivot is applied nothing may be compensated, before or after.
             for i in range(n):
                 if comp[i] and comp[i][-1] > pivot_at:
                     flag("compensated_after_pivot", f"{comps[i]} after the pivot {names[p]}")
+                elif comp[i]:
+                    flag("pivot_after_compensation", f"the pivot {names[p]} applied after {comps[i]}")
 
         committed = all(len(fwd[i]) == 1 and not comp[i] for i in range(n))
         compensated = all(len(fwd[i]) == len(comp[i]) <= 1 for i in range(n))

@@ -76,6 +76,11 @@ def test_nothing_applied_is_compensated_and_consistent_from_the_start(checker: C
             "release after the pivot ship",
             "compensated_after_pivot",
         ),
+        (
+            [(CHARGE, FORWARD), (CHARGE, COMPENSATE), (SHIP, FORWARD)],
+            "the pivot ship applied after refund",
+            "pivot_after_compensation",
+        ),
         ([(CHARGE, FORWARD)], "charge never compensated (refund missing)", "never_compensated"),
         (
             [(CHARGE, FORWARD), (SHIP, FORWARD)],

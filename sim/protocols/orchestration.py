@@ -9,17 +9,24 @@ its timeout:
   idempotency key on every attempt (unless ``idempotency_keys = false``);
 * a business refusal, or a compensatable step whose attempts are exhausted,
   starts compensation: the steps known to be applied, and (with
-  ``compensate_uncertain``) the steps whose outcome is unknown because an
-  attempt timed out, are compensated one at a time in reverse order, each
-  retried with ``compensation_retry``; a compensation that exhausts its
-  attempts is given up (the naive design logs it and moves on);
-* the pivot is retried until its outcome is known when an attempt timed out:
-  past it there is no way back, so guessing would be wrong either way;
-  retriable steps after the pivot are retried until they succeed.
+  ``compensate_uncertain``) the steps whose outcome is unknown, are
+  compensated one at a time in reverse order, each retried with
+  ``compensation_retry``; a compensation that exhausts its attempts is given
+  up (the naive design logs it and moves on);
+* the pivot (with ``compensate_uncertain``) is retried until it succeeds or
+  is refused: past it there is no way back, so guessing would be wrong either
+  way; retriable steps after the pivot are retried until they succeed.
 
-A timeout proves nothing: the command may still be applied later. A reply is
-matched to the attempt that is waiting for it; replies to abandoned attempts
-are dropped, as an RPC client drops a response after its deadline.
+A step's outcome is unknown from the moment its command is sent: a timeout
+proves nothing, and neither does an error reply, because the network may have
+delivered a duplicate of the command, and an attempt sent before a crash may
+still be queued at the participant. Only a refusal under an idempotency key is
+final, since the participant refuses every later copy of that key too. The
+naive design (``compensate_uncertain = false``) assumes that a step that did
+not answer ok was not applied.
+
+A reply is matched to the attempt that is waiting for it; replies to abandoned
+attempts are dropped, as an RPC client drops a response after its deadline.
 
 The saga record is the durable log: it is updated at the instant each command
 is sent (the log write precedes the send), so a crash loses only timers and the
@@ -129,6 +136,7 @@ class Orchestrator(Node):
         if saga.phase == RUNNING_FORWARD:
             step = saga.step
             op = FORWARD
+            saga.uncertain[step] = True  # once sent, it may be applied
         else:
             step = saga.plan[saga.pos]
             op = COMPENSATE
@@ -158,6 +166,8 @@ class Orchestrator(Node):
                 saga.confirmed[saga.step] = True
                 self._next_step(saga)
             elif status == REFUSED and self.kinds[saga.step] != _RETRIABLE:
+                if self.keys:
+                    saga.uncertain[saga.step] = False  # every copy of this key is refused
                 self._compensate(saga)
             else:
                 self._attempt_failed(saga)
@@ -170,8 +180,6 @@ class Orchestrator(Node):
         saga = item[0]
         saga.token += 1
         self.timeouts += 1
-        if saga.phase == RUNNING_FORWARD:
-            saga.uncertain[saga.step] = True
         if self.world.tracer.on:
             step = saga.step if saga.phase == RUNNING_FORWARD else saga.plan[saga.pos]
             self.world.tracer.emit(
@@ -182,7 +190,11 @@ class Orchestrator(Node):
     def _attempt_failed(self, saga: Saga) -> None:
         if saga.phase == RUNNING_FORWARD:
             kind = self.kinds[saga.step]
-            if saga.attempt < self.retry.limit or kind == _RETRIABLE or (kind == _PIVOT and saga.uncertain[saga.step]):
+            if (
+                saga.attempt < self.retry.limit
+                or kind == _RETRIABLE
+                or (kind == _PIVOT and self.compensate_uncertain and saga.uncertain[saga.step])
+            ):
                 self.world.at(self.retry.wait(saga.attempt + 1), self._resend, (saga, saga.token))
             else:
                 self._compensate(saga)
