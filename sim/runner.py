@@ -13,7 +13,7 @@ from sim.protocols.base import TransactionProtocol
 from sim.protocols.orchestration import KEY_STRIDE, OrchestrationProtocol
 from sim.scenario import PROTOCOLS, Scenario
 from sim.world.core import World
-from sim.world.faults import FaultRecord, Faults
+from sim.world.faults import FaultRecord, Faults, plan_nemesis, plan_timeline
 from sim.world.network import Network
 from sim.world.node import Node
 from sim.world.participant import Participant
@@ -69,8 +69,13 @@ class Model:
         self.protocol: TransactionProtocol = OrchestrationProtocol(self.world, self.network, scenario.orchestrator, txn)
         self.nodes: dict[str, Node] = {n.name: n for n in self.protocol.nodes()}
         self.nodes.update(self.participants)
-        self.faults = Faults(self.world, self.network, self.nodes, heal_at=scenario.run.duration)
-        self.faults.schedule(scenario.faults)
+        until = scenario.run.duration
+        names, parts = list(self.nodes), list(self.participants)
+        self.planned_faults = plan_timeline(scenario.faults, names, parts, until) + plan_nemesis(
+            scenario.nemesis, self.world.streams, names, parts, until
+        )
+        self.faults = Faults(self.world, self.network, self.nodes, self.participants, heal_at=until)
+        self.faults.schedule(self.planned_faults)
         self.workload = Workload(self.world, scenario.workload, scenario.run.duration, self.protocol)
         self.checker = Checker(txn.steps)
 

@@ -246,16 +246,35 @@ class OrchestratorSpec(_Model):
     compensate_uncertain: bool = True
 
 
-class FaultSpec(_Model):
-    """One fault on the timeline. Kinds: ``crash`` (target, at, duration) and
-    ``partition`` (groups, at, duration, one_way)."""
+FaultKind = Literal["crash", "pause", "partition", "loss", "duplicate", "delay", "slow", "failure_rate"]
 
-    kind: Literal["crash", "partition"]
-    at: float = Field(ge=0)
-    duration: float | None = Field(None, gt=0)
+#: Per fault kind: the settings it requires, and those it may take.
+FAULT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "crash": (("target",), ()),
+    "pause": (("target",), ()),
+    "partition": ((), ("target", "groups", "one_way")),
+    "loss": (("probability",), ("target", "groups", "one_way")),
+    "duplicate": (("probability",), ("target", "groups", "one_way")),
+    "delay": (("extra",), ("target", "groups", "one_way")),
+    "slow": (("target", "factor"), ()),
+    "failure_rate": (("target",), ("business_failure", "transient_failure")),
+}
+#: Kinds whose target is a node of any kind; the others' targets are participants.
+NODE_FAULTS = ("crash", "pause", "partition", "loss", "duplicate", "delay")
+_SETTINGS = ("target", "groups", "one_way", "probability", "extra", "factor", "business_failure", "transient_failure")
+
+
+class _FaultSettings(_Model):
+    """What a fault does; shared by timeline faults and the nemesis."""
+
     target: str | list[str] | None = None
     groups: list[list[str]] | None = None
     one_way: bool | None = None
+    probability: Probability | None = None
+    extra: DistSpec | None = None
+    factor: float | None = Field(None, gt=0)
+    business_failure: Probability | None = None
+    transient_failure: Probability | None = None
 
     @field_validator("target", mode="before")
     @classmethod
@@ -265,24 +284,101 @@ class FaultSpec(_Model):
             raise ValueError('must be a node name, "*", or a non-empty list of node names')
         return value
 
-    @model_validator(mode="after")
-    def _keys_for_kind(self) -> FaultSpec:
-        takes = {"crash": ("target",), "partition": ("groups", "one_way")}[self.kind]
-        optional = {"one_way"}
-        for key in ("target", "groups", "one_way"):
+    def _check_kind(self, kind: str) -> None:
+        required, optional = FAULT_KEYS[kind]
+        for key in _SETTINGS:
             value = getattr(self, key)
-            if key in takes and value is None and key not in optional:
-                raise ValueError(f"a {self.kind} fault needs {key!r}")
-            if key not in takes and value is not None:
-                raise ValueError(f"a {self.kind} fault does not take {key!r}")
-        if self.kind == "partition" and self.groups is not None and len(self.groups) < 2:
-            raise ValueError("a partition needs at least two groups")
-        return self
+            if key in required and value is None:
+                raise ValueError(f"a {kind} fault needs {key!r}")
+            if value is not None and key not in required and key not in optional:
+                allowed = ", ".join(repr(k) for k in (*required, *optional)) or "nothing else"
+                raise ValueError(f"a {kind} fault does not take {key!r} (it takes {allowed})")
+        if self.groups is not None and len(self.groups) < 2:
+            raise ValueError(f"a {kind} fault needs at least two groups")
+        if self.target is not None and self.groups is not None:
+            raise ValueError(f"a {kind} fault takes 'target' or 'groups', not both")
+        if kind == "partition" and self.target is None and self.groups is None:
+            raise ValueError("a partition needs 'groups' (or 'target': nodes to cut off from all others)")
+        if kind == "failure_rate" and self.business_failure is None and self.transient_failure is None:
+            raise ValueError("a failure_rate fault needs 'business_failure' or 'transient_failure' (or both)")
 
     def targets(self, nodes: Iterable[str]) -> list[str]:
-        """The crash's target nodes, ``*`` expanded."""
-        target = self.target if isinstance(self.target, list) else [self.target or ""]
-        return list(nodes) if "*" in target else target
+        """The target names, ``*`` expanded to ``nodes``."""
+        if self.target is None:
+            return []
+        target = self.target if isinstance(self.target, list) else [self.target]
+        return list(nodes) if "*" in target else list(target)
+
+    def settings(self) -> dict[str, Any]:
+        """The kind's own settings, for ``faults.parquet``."""
+        out: dict[str, Any] = {}
+        for key in ("one_way", "probability", "factor", "business_failure", "transient_failure"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.extra is not None:
+            out["extra"] = self.extra.built.describe()
+        return out
+
+
+class FaultSpec(_FaultSettings):
+    """One fault on the timeline: ``kind``, when it starts (``at``), how long it
+    lasts (``duration``; omitted: until the workload ends) and the kind's
+    settings (see ``docs/scenarios.md``)."""
+
+    kind: FaultKind
+    at: float = Field(ge=0)
+    duration: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _keys_for_kind(self) -> FaultSpec:
+        self._check_kind(self.kind)
+        return self
+
+
+class NemesisFaultSpec(_FaultSettings):
+    """Random faults of one kind: per target, a fault starts a random time
+    after the previous one ended (exponential, mean ``mtbf``) and lasts a
+    draw of ``duration``."""
+
+    mtbf: float = Field(gt=0)
+    duration: DistSpec = Field(default_factory=lambda: exponential(5.0))
+
+
+class NemesisSpec(_Model):
+    """Random fault schedules, active while transactions arrive.
+
+    With ``swarm``, each seed draws which of the configured kinds are active
+    and how often they strike, so a sweep over seeds explores many mixes.
+    """
+
+    swarm: bool = False
+    crash: NemesisFaultSpec | None = None
+    pause: NemesisFaultSpec | None = None
+    partition: NemesisFaultSpec | None = None
+    loss: NemesisFaultSpec | None = None
+    duplicate: NemesisFaultSpec | None = None
+    delay: NemesisFaultSpec | None = None
+    slow: NemesisFaultSpec | None = None
+    failure_rate: NemesisFaultSpec | None = None
+
+    @model_validator(mode="after")
+    def _kinds(self) -> NemesisSpec:
+        for kind in FAULT_KEYS:
+            spec = getattr(self, kind)
+            if spec is not None:
+                try:
+                    spec._check_kind(kind)
+                except ValueError as exc:
+                    raise ValueError(f"{kind}: {exc}") from None
+                if kind == "partition" and spec.target is None:
+                    raise ValueError("partition: the nemesis needs 'target' (the nodes it cuts off in turn)")
+        if self.swarm and not self.kinds():
+            raise ValueError("swarm needs at least one fault kind to draw from")
+        return self
+
+    def kinds(self) -> list[tuple[str, NemesisFaultSpec]]:
+        """The configured kinds, in a fixed order."""
+        return [(kind, getattr(self, kind)) for kind in FAULT_KEYS if getattr(self, kind) is not None]
 
 
 class Scenario(_Model):
@@ -297,6 +393,7 @@ class Scenario(_Model):
     transactions: dict[NodeName, TransactionSpec] = Field(min_length=1)
     orchestrator: OrchestratorSpec = Field(default_factory=OrchestratorSpec)
     faults: list[FaultSpec] = Field(default_factory=list)
+    nemesis: NemesisSpec = Field(default_factory=NemesisSpec)
 
     @property
     def transaction(self) -> TransactionSpec:
@@ -547,24 +644,27 @@ def _check_references(s: Scenario) -> list[str]:
             name = getattr(link, end)
             if name not in nodes:
                 unknown(f"network.links[{i}].{end}", name, nodes, "node")
+    located: list[tuple[str, str, _FaultSettings]] = [(f"faults[{i}]", f.kind, f) for i, f in enumerate(s.faults)]
+    located += [(f"nemesis.{kind}", kind, spec) for kind, spec in s.nemesis.kinds()]
     for i, fault in enumerate(s.faults):
         if fault.at >= s.run.duration:
             problems.append(
                 f"faults[{i}].at = {fault.at:g}: must be before the end of the workload "
                 f"(run.duration = {s.run.duration:g}); faults are healed when it ends"
             )
-        if fault.kind == "crash":
-            targets = fault.target if isinstance(fault.target, list) else [fault.target]
-            for name in targets:
-                if name != "*" and name not in nodes:
-                    unknown(f"faults[{i}].target", str(name), nodes, "node")
-        else:
-            seen: list[str] = []
-            for g, group in enumerate(fault.groups or []):
-                for name in group:
-                    if name not in nodes:
-                        unknown(f"faults[{i}].groups[{g}]", name, nodes, "node")
-                    if name in seen:
-                        problems.append(f"faults[{i}].groups: {name!r} is in more than one group")
-                    seen.append(name)
+    for where, kind, fault in located:
+        known = nodes if kind in NODE_FAULTS else participants
+        what = "node" if kind in NODE_FAULTS else "participant"
+        targets = fault.target if isinstance(fault.target, list) else [fault.target]
+        for name in targets:
+            if name is not None and name != "*" and name not in known:
+                unknown(f"{where}.target", str(name), known, what)
+        seen: list[str] = []
+        for g, group in enumerate(fault.groups or []):
+            for name in group:
+                if name not in nodes:
+                    unknown(f"{where}.groups[{g}]", name, nodes, "node")
+                if name in seen:
+                    problems.append(f"{where}.groups: {name!r} is in more than one group")
+                seen.append(name)
     return problems

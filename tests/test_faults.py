@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pandas as pd
+
 import sim
 from sim.metrics import wilson
 
@@ -124,3 +128,168 @@ def test_wilson_interval_known_values() -> None:
     assert low == 0.0 and abs(high - 0.036994) < 1e-5
     low, high = wilson(50, 100)
     assert abs(low - 0.403832) < 1e-5 and abs(high - 0.596168) < 1e-5
+
+
+# ------------------------------------------------------------------ fault kinds
+
+
+def one_order(faults: list[dict], **extra: object) -> sim.Result:
+    """One order arriving at t = 1.0 with constant 1 ms hops and 10 ms services."""
+    overrides = {
+        "workload.interarrival": {"dist": "constant", "value": 1.0},
+        "workload.limit": 1,
+        "run.duration": 5.0,
+        "run.drain": 20.0,
+        "faults": faults,
+        **extra,
+    }
+    return sim.run(order_scenario(overrides), seed=1, trace=True)
+
+
+def test_a_pause_holds_work_and_loses_nothing() -> None:
+    # Payment freezes from 1.005 to 1.5: the charge it is serving completes
+    # only when it resumes; the orchestrator's 1 s timeout has not expired.
+    result = one_order([{"kind": "pause", "target": "payment", "at": 1.005, "duration": 0.495}])
+    events = result.events
+    charge = events.query("node == 'payment' and kind == 'effect'")
+    assert charge["time"].round(6).tolist() == [1.5]
+    row = result.transactions.iloc[0]
+    assert (row.outcome, row.retries, round(row.latency, 6)) == ("committed", 0, 0.525)
+
+
+def test_a_paused_orchestrator_holds_replies_and_timers() -> None:
+    # The orchestrator freezes for 3 s while the charge reply is in flight:
+    # the reply and the charge's timeout (due at 2.0) are both held. On resume
+    # they run in the order they came: the reply first, so no retry happens.
+    result = one_order([{"kind": "pause", "target": "orchestrator", "at": 1.005, "duration": 3.0}])
+    row = result.transactions.iloc[0]
+    assert (row.outcome, row.retries) == ("committed", 0)
+    assert round(row.latency, 6) == 3.029
+    kinds = result.events.query("node == 'orchestrator'")["kind"].tolist()
+    assert "timeout" not in kinds
+    assert kinds.index("pause") < kinds.index("resume")
+
+
+def test_loss_on_chosen_links_for_a_window() -> None:
+    lost_reply = [
+        {
+            "kind": "loss",
+            "probability": 1.0,
+            "groups": [["payment"], ["orchestrator"]],
+            "one_way": True,
+            "at": 1.0,
+            "duration": 0.5,
+        }
+    ]
+    result = one_order(lost_reply)
+    drops = result.events.query("kind == 'drop'")
+    assert drops[["time", "node", "detail"]].values.tolist() == [[1.011, "payment", "lost: rep to orchestrator"]]
+    row = result.transactions.iloc[0]
+    assert (row.outcome, row.retries) == ("committed", 1)  # the retry found the charge applied
+
+
+def test_duplicate_and_delay_faults() -> None:
+    dup = one_order([{"kind": "duplicate", "probability": 1.0, "at": 0.5, "duration": 2.0}])
+    row = dup.transactions.iloc[0]
+    # Every command goes twice; both copies are served (the second is a
+    # no-op) and each of the two replies goes twice: 2 + 4 messages per step.
+    assert row.messages == 18
+    assert row.outcome == "committed"  # idempotent participants absorb the copies
+    assert dup.summary.iloc[0]["network_duplicated"] == 9
+    slow_net = one_order(
+        [
+            {
+                "kind": "delay",
+                "extra": {"dist": "constant", "value": 0.1},
+                "target": "shipping",
+                "at": 0.5,
+                "duration": 2.0,
+            }
+        ]
+    )
+    # ship's command and reply each take 100 ms more
+    assert round(slow_net.transactions.iloc[0].latency, 6) == 0.236
+
+
+def test_slow_is_a_gray_failure_that_times_out_applied_steps() -> None:
+    # shipping 100x slower (1 s) with a 1 s timeout: the ship lands at 2.025,
+    # but the orchestrator timed out at 2.024 and asks again; the retry is
+    # served at normal speed (the fault is over) and finds the ship done.
+    result = one_order([{"kind": "slow", "target": "shipping", "factor": 100.0, "at": 0.5, "duration": 1.0}])
+    events = result.events
+    assert events.query("kind == 'timeout'")["step"].tolist() == ["ship"]
+    assert events.query("node == 'shipping' and kind == 'effect'")["time"].round(6).tolist() == [2.025]
+    assert events.query("node == 'shipping' and kind == 'dedup'")["time"].round(6).tolist() == [2.135]
+    assert result.transactions.iloc[0].outcome == "committed"
+
+
+def test_failure_rate_is_a_bad_deploy_for_a_window() -> None:
+    bad = [{"kind": "failure_rate", "target": "inventory", "business_failure": 1.0, "at": 0.5, "duration": 1.0}]
+    refused = one_order(bad)
+    assert refused.transactions.iloc[0].outcome == "compensated"
+    later = one_order([{**bad[0], "at": 2.0}])
+    assert later.transactions.iloc[0].outcome == "committed"
+
+
+def test_the_records_say_what_happened() -> None:
+    result = one_order(
+        [
+            {"kind": "slow", "target": ["payment", "shipping"], "factor": 2.0, "at": 0.5, "duration": 1.0},
+            {"kind": "loss", "probability": 0.5, "target": "payment", "at": 3.0},
+        ]
+    )
+    faults = result.faults
+    assert faults[["kind", "target", "start", "end", "source"]].values.tolist() == [
+        ["slow", "payment", 0.5, 1.5, "faults[0]"],
+        ["slow", "shipping", 0.5, 1.5, "faults[0]"],
+        ["loss", "payment", 3.0, 5.0, "faults[1]"],
+    ]
+    assert json.loads(faults.iloc[0]["settings"]) == {"factor": 2.0}
+
+
+# ------------------------------------------------------------------ the nemesis
+
+NEMESIS = {
+    "run.duration": 60.0,
+    "nemesis": {
+        "crash": {
+            "target": ["orchestrator", "payment"],
+            "mtbf": 10.0,
+            "duration": {"dist": "exponential", "mean": 1.0},
+        },
+        "loss": {"target": "inventory", "probability": 0.3, "mtbf": 15.0},
+        "slow": {"target": "*", "factor": 5.0, "mtbf": 20.0},
+    },
+}
+
+
+def test_the_nemesis_schedule_depends_on_scenario_and_seed_only() -> None:
+    robust = sim.run(order_scenario(NEMESIS), seed=3)
+    naive = sim.run(
+        order_scenario({**NEMESIS, "orchestrator.recovery": False, "orchestrator.idempotency_keys": False}), seed=3
+    )
+    pd.testing.assert_frame_equal(robust.faults.drop(columns="run_id"), naive.faults.drop(columns="run_id"))
+    other_seed = sim.run(order_scenario(NEMESIS), seed=4)
+    assert not robust.faults["start"].equals(other_seed.faults["start"])
+
+
+def test_the_nemesis_strikes_at_its_rate_only_while_transactions_arrive() -> None:
+    result = sim.run(order_scenario({**NEMESIS, "run.duration": 2000.0}), seed=5)
+    faults = result.faults
+    assert (faults["end"] <= 2000.0).all() and (faults["start"] < faults["end"]).all()
+    crashes = faults[(faults["kind"] == "crash") & (faults["target"] == "payment")]
+    # Each cycle is an exponential gap (mean 10 s) plus an exponential crash
+    # (mean 1 s): ~2000/11 = 182 crashes, Poisson-like sd ~ 13.5; 5 sd bounds.
+    assert abs(len(crashes) - 2000 / 11) < 5 * (2000 / 11) ** 0.5
+    assert set(faults["kind"]) == {"crash", "loss", "slow"}
+    assert set(faults[faults["kind"] == "slow"]["target"]) == {"payment", "inventory", "shipping"}
+    summary = result.summary.iloc[0]
+    assert summary["inconsistent"] == 0 and summary["stuck"] == 0
+
+
+def test_swarm_mode_draws_a_different_mix_per_seed() -> None:
+    swarm = {**NEMESIS, "nemesis": {**NEMESIS["nemesis"], "swarm": True}}
+    mixes = {tuple(sorted(set(sim.run(order_scenario(swarm), seed=s).faults["kind"]))) for s in range(8)}
+    # 7 possible non-empty mixes of 3 kinds; 8 seeds see several of them.
+    assert len(mixes) >= 3
+    assert all(mix for mix in mixes)

@@ -85,13 +85,13 @@ def problems(overrides: dict) -> str:
         ({"faults": [{"kind": "crash", "target": "payment", "at": 99.0}]}, "must be before the end of the workload"),
         (
             {"faults": [{"kind": "partition", "groups": [["payment"]], "at": 1.0}]},
-            "a partition needs at least two groups",
+            "a partition fault needs at least two groups",
         ),
         (
             {"faults": [{"kind": "partition", "groups": [["payment"], ["payment"]], "at": 1.0}]},
             "'payment' is in more than one group",
         ),
-        ({"faults": [{"kind": "explode", "target": "payment", "at": 1.0}]}, "(allowed: crash, partition)"),
+        ({"faults": [{"kind": "explode", "target": "payment", "at": 1.0}]}, "(allowed: crash, pause, partition, loss, duplicate, delay, slow, failure_rate)"),
         (
             {"network.links": [{"src": "orchestrator", "dst": "db"}]},
             'network.links[0].dst = "db": no node of that name',

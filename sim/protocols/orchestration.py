@@ -112,15 +112,15 @@ class Orchestrator(Node):
         self.comp_retry = Backoff(spec.compensation_retry, world.streams.uniform("orchestrator.compensation_jitter"))
         self.keys = spec.idempotency_keys
         self.compensate_uncertain = spec.compensate_uncertain
-        self.deadlines = DeadlineQueue(world, spec.timeout, self._live, self._on_timeout)
+        self.deadlines = DeadlineQueue(world, spec.timeout, self._live, self._on_timeout, owner=self)
         self.timeouts = 0
         self.recovered = 0
 
     # ------------------------------------------------------------ driving
 
     def start(self, txn: int) -> bool:
-        if not self.up:
-            return False
+        if not self.up or self.paused:
+            return False  # a frozen or crashed orchestrator accepts nothing
         saga = Saga(txn, self.world.env._now, self.n_steps, self.epoch)
         self.log[txn] = saga
         if self.world.tracer.on:
@@ -208,6 +208,9 @@ class Orchestrator(Node):
             self._next_compensation(saga)
 
     def _resend(self, item: tuple[Saga, int]) -> None:
+        if self.paused:
+            self.hold(self._resend, item)
+            return
         saga, token = item
         if saga.token == token and saga.epoch == self.epoch and saga.phase != DONE:
             self._send(saga)

@@ -1,20 +1,37 @@
-"""Faults on a timeline: crashes and partitions.
+"""Faults: a timeline from the scenario plus a random nemesis, healed when the
+workload ends.
+
+Kinds: ``crash`` and ``pause`` (any node), ``partition``, ``loss``,
+``duplicate`` and ``delay`` (links), ``slow`` and ``failure_rate``
+(participants: gray failures and bad deploys).
 
 Faults happen only while transactions arrive. When the workload stops, every
 fault is healed and every node restarted, and the drain window runs without
 faults, so liveness (stuck) is judged apart from safety (inconsistent).
+
+The nemesis draws its whole schedule before the run starts, from streams of
+its own (one per kind and target), so the schedule depends on the scenario
+and the seed only: two protocols run with one seed meet the same faults at
+the same simulated times.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from sim.world.network import LinkFault, pairs_between
+
 if TYPE_CHECKING:
-    from sim.scenario import FaultSpec
+    from sim.scenario import FaultSpec, NemesisSpec, _FaultSettings
     from sim.world.core import World
     from sim.world.network import Network
     from sim.world.node import Node
+    from sim.world.participant import Participant
+    from sim.world.rng import Streams
+
+LINK_KINDS = ("partition", "loss", "duplicate", "delay")
 
 
 class FaultRecord(NamedTuple):
@@ -24,47 +41,172 @@ class FaultRecord(NamedTuple):
     target: str
     start: float
     end: float
+    source: str
     settings: str
 
 
-class Faults:
-    """Schedules the scenario's faults and heals them at the end of the workload."""
+class Planned(NamedTuple):
+    """One fault instance with its targets resolved."""
 
-    def __init__(self, world: World, network: Network, nodes: dict[str, Node], heal_at: float) -> None:
+    kind: str
+    start: float
+    end: float
+    targets: tuple[str, ...]
+    groups: tuple[tuple[str, ...], ...]
+    spec: _FaultSettings
+    source: str
+
+
+def plan_timeline(faults: list[FaultSpec], nodes: list[str], participants: list[str], until: float) -> list[Planned]:
+    """The scenario's ``[[faults]]`` as planned instances."""
+    planned = []
+    for i, fault in enumerate(faults):
+        end = until if fault.duration is None else min(fault.at + fault.duration, until)
+        planned.extend(_instances(fault.kind, fault, fault.at, end, nodes, participants, f"faults[{i}]"))
+    return planned
+
+
+def plan_nemesis(
+    nemesis: NemesisSpec, streams: Streams, nodes: list[str], participants: list[str], until: float
+) -> list[Planned]:
+    """Draw the nemesis's schedule for ``[0, until)``.
+
+    Per kind and target: the first fault starts an exponential time (mean
+    ``mtbf``) after 0, each later one that long after the previous one ended.
+    With ``swarm``, each configured kind is first kept with probability 1/2
+    (at least one is kept) and its ``mtbf`` scaled by 2^u, u uniform in
+    [-2, 2]: between a quarter and four times as often.
+    """
+    kinds = nemesis.kinds()
+    scale = {kind: 1.0 for kind, _ in kinds}
+    if nemesis.swarm and kinds:
+        rng = streams.generator("nemesis.swarm")
+        keep = rng.random(len(kinds)) < 0.5
+        if not keep.any():
+            keep[rng.integers(len(kinds))] = True
+        factors = 2.0 ** rng.uniform(-2.0, 2.0, len(kinds))
+        kinds = [k for k, kept in zip(kinds, keep, strict=True) if kept]
+        scale = {kind: float(f) for (kind, _), f in zip(nemesis.kinds(), factors, strict=True)}
+    planned: list[Planned] = []
+    for kind, spec in kinds:
+        known = participants if kind in ("slow", "failure_rate") else nodes
+        for target in spec.targets(known) or [""]:
+            rng = streams.generator(f"nemesis.{kind}.{target or 'all'}")
+            mtbf = spec.mtbf * scale[kind]
+            duration = spec.duration.built
+            t = float(rng.exponential(mtbf))
+            while t < until:
+                length = duration.sample(rng)
+                end = min(t + length, until)
+                source = f"nemesis.{kind}"
+                if target:
+                    planned.extend(_instances(kind, spec, t, end, nodes, participants, source, only=target))
+                else:
+                    planned.extend(_instances(kind, spec, t, end, nodes, participants, source))
+                t = end + float(rng.exponential(mtbf))
+    planned.sort(key=lambda p: (p.start, p.kind, p.targets))
+    return planned
+
+
+def _instances(
+    kind: str,
+    spec: _FaultSettings,
+    start: float,
+    end: float,
+    nodes: list[str],
+    participants: list[str],
+    source: str,
+    only: str | None = None,
+) -> list[Planned]:
+    if kind in LINK_KINDS:
+        if spec.groups is not None:
+            groups = tuple(tuple(g) for g in spec.groups)
+            return [Planned(kind, start, end, (), groups, spec, source)]
+        if spec.target is None:  # every link
+            return [Planned(kind, start, end, (), (), spec, source)]
+        targets = [only] if only else spec.targets(nodes)
+        # Cutting a node off: its group against everyone else.
+        return [
+            Planned(kind, start, end, (t,), ((t,), tuple(n for n in nodes if n != t)), spec, source) for t in targets
+        ]
+    known = nodes if kind in ("crash", "pause") else participants
+    targets = [only] if only else spec.targets(known)
+    return [Planned(kind, start, end, (t,), (), spec, source) for t in targets]
+
+
+class Faults:
+    """Applies planned faults to the world and heals them at the end of the workload."""
+
+    def __init__(
+        self,
+        world: World,
+        network: Network,
+        nodes: dict[str, Node],
+        participants: dict[str, Participant],
+        heal_at: float,
+    ) -> None:
         self.world = world
         self.network = network
         self.nodes = nodes
+        self.participants = participants
         self.heal_at = heal_at
         self.records: list[FaultRecord] = []
         world.at(heal_at, self._heal_all)
 
-    def schedule(self, faults: list[FaultSpec]) -> None:
-        for fault in faults:
-            end = self.heal_at if fault.duration is None else min(fault.at + fault.duration, self.heal_at)
-            if fault.kind == "crash":
-                for name in fault.targets(self.nodes):
-                    node = self.nodes[name]
-                    self.world.at(fault.at, node.crash)
-                    if end < self.heal_at:
-                        self.world.at(end, node.restart)
-                    self.records.append(FaultRecord("crash", name, fault.at, end, "{}"))
-            else:
-                groups = [list(g) for g in fault.groups or []]
-                one_way = bool(fault.one_way)
-                self.world.at(fault.at, self._cut, (groups, one_way, end))
-                settings = json.dumps({"groups": groups, "one_way": one_way})
-                target = " | ".join(",".join(g) for g in groups)
-                self.records.append(FaultRecord("partition", target, fault.at, end, settings))
+    def schedule(self, planned: list[Planned]) -> None:
+        for index, fault in enumerate(planned):
+            start, stop = self._actions(fault, index)
+            self.world.at(fault.start, start)
+            if fault.end < self.heal_at:
+                self.world.at(fault.end, stop)
+            target = ",".join(fault.targets) or (" | ".join(",".join(g) for g in fault.groups) or "*")
+            settings = fault.spec.settings()
+            if fault.groups and not fault.targets:
+                settings["groups"] = [list(g) for g in fault.groups]
+            self.records.append(
+                FaultRecord(fault.kind, target, fault.start, fault.end, fault.source, json.dumps(settings))
+            )
 
-    def _cut(self, job: tuple[list[list[str]], bool, float]) -> None:
-        groups, one_way, end = job
-        pairs = self.network.cut(groups, one_way)
-        if end < self.heal_at:
-            self.world.at(end - self.world.now, self.network.heal, pairs)
+    def _actions(self, fault: Planned, index: int) -> tuple[Callable[[Any], None], Callable[[Any], None]]:
+        kind = fault.kind
+        spec = fault.spec
+        if kind == "crash":
+            node = self.nodes[fault.targets[0]]
+            return node.crash, node.restart
+        if kind == "pause":
+            node = self.nodes[fault.targets[0]]
+            return node.pause, node.resume
+        if kind == "slow":
+            participant = self.participants[fault.targets[0]]
+            factor = float(spec.factor or 1.0)
+            return (lambda _: participant.slow_down(factor)), (lambda _: participant.speed_up(factor))
+        if kind == "failure_rate":
+            participant = self.participants[fault.targets[0]]
+            rates = (spec.business_failure, spec.transient_failure)
+            return (lambda _: participant.override_rates(rates)), (lambda _: participant.restore_rates(rates))
+        # link faults
+        pairs = pairs_between(fault.groups, bool(spec.one_way)) if fault.groups else None
+        delay = None
+        if kind == "delay":
+            assert spec.extra is not None
+            delay = self.world.streams.sampler(f"faults.delay.{index}", spec.extra.built)
+        label = f"{kind} {','.join(fault.targets) or (' | '.join(','.join(g) for g in fault.groups) or '*')}"
+        link = LinkFault(
+            pairs,
+            cut=kind == "partition",
+            loss=float(spec.probability or 0.0) if kind == "loss" else 0.0,
+            duplicate=float(spec.probability or 0.0) if kind == "duplicate" else 0.0,
+            delay=delay,
+            label=label,
+        )
+        return (lambda _: self.network.add_fault(link)), (lambda _: self.network.remove_fault(link))
 
     def _heal_all(self, _arg: Any = None) -> None:
         if self.world.tracer.on:
             self.world.tracer.emit(self.world.now, "faults", "heal-all", -1, "", "workload over")
         self.network.heal_all()
+        for participant in self.participants.values():
+            participant.heal()
         for node in self.nodes.values():
+            node.resume()
             node.restart()

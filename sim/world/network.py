@@ -30,6 +30,46 @@ class _Link:
         self.duplicate = duplicate
 
 
+class LinkFault:
+    """A fault on some links for a while: a cut, extra loss or duplication, or
+    extra delay. ``pairs`` is the set of directed (src, dst) pairs it applies
+    to, ``None`` for every link."""
+
+    __slots__ = ("cut", "delay", "duplicate", "label", "loss", "pairs")
+
+    def __init__(
+        self,
+        pairs: set[tuple[str, str]] | None,
+        *,
+        cut: bool = False,
+        loss: float = 0.0,
+        duplicate: float = 0.0,
+        delay: Callable[[], float] | None = None,
+        label: str = "",
+    ) -> None:
+        self.pairs = pairs
+        self.cut = cut
+        self.loss = loss
+        self.duplicate = duplicate
+        self.delay = delay
+        self.label = label
+
+    def applies(self, src: str, dst: str) -> bool:
+        return self.pairs is None or (src, dst) in self.pairs
+
+
+def pairs_between(groups: Sequence[Iterable[str]], one_way: bool = False) -> set[tuple[str, str]]:
+    """Directed pairs between nodes of different groups (only earlier to
+    later groups when ``one_way``)."""
+    sets = [list(g) for g in groups]
+    pairs: set[tuple[str, str]] = set()
+    for i, a in enumerate(sets):
+        for j, b in enumerate(sets):
+            if i != j and not (one_way and j < i):
+                pairs.update((x, y) for x in a for y in b)
+    return pairs
+
+
 class Network:
     """Delivers messages between the world's nodes."""
 
@@ -56,9 +96,10 @@ class Network:
                 )
         self._loss_draw = streams.uniform("network.loss")
         self._dup_draw = streams.uniform("network.duplicate")
-        # How many active partitions cut each directed pair; overlapping cuts
-        # heal independently.
-        self._cuts: dict[tuple[str, str], int] = {}
+        self._fault_loss_draw = streams.uniform("faults.network.loss")
+        self._fault_dup_draw = streams.uniform("faults.network.duplicate")
+        # Active link faults; overlapping faults act and heal independently.
+        self._faults: list[LinkFault] = []
         self.sent = 0
         self.lost = 0
         self.duplicated = 0
@@ -72,59 +113,67 @@ class Network:
         world.messages[msg[2]] += 1
         self.sent += 1
         tracer = world.tracer
-        if self._cuts and (src, dst) in self._cuts:
-            self.lost += 1
-            if tracer.on:
-                tracer.emit(world.now, src, "drop", msg[2], "", f"partition: {msg[0]} to {dst}")
-            return
         link = self._links.get((src, dst), self._default)
+        extra = 0.0
+        duplicate = link.duplicate
+        if self._faults:
+            for fault in self._faults:
+                if fault.pairs is not None and (src, dst) not in fault.pairs:
+                    continue
+                if fault.cut or (fault.loss and self._fault_loss_draw() < fault.loss):
+                    self.lost += 1
+                    if tracer.on:
+                        why = "partition" if fault.cut else "lost"
+                        tracer.emit(world.now, src, "drop", msg[2], "", f"{why}: {msg[0]} to {dst}")
+                    return
+                if fault.delay is not None:
+                    extra += fault.delay()
+                if fault.duplicate and self._fault_dup_draw() < fault.duplicate:
+                    duplicate = 1.0
         if link.loss and self._loss_draw() < link.loss:
             self.lost += 1
             if tracer.on:
                 tracer.emit(world.now, src, "drop", msg[2], "", f"lost: {msg[0]} to {dst}")
             return
         node = self.nodes[dst]
-        world.at(link.latency(), node.receive, msg)
-        if link.duplicate and self._dup_draw() < link.duplicate:
+        world.at(link.latency() + extra, node.receive, msg)
+        if duplicate and (duplicate == 1.0 or self._dup_draw() < duplicate):
             world.messages[msg[2]] += 1
             self.sent += 1
             self.duplicated += 1
             if tracer.on:
                 tracer.emit(world.now, src, "duplicate", msg[2], "", f"{msg[0]} to {dst}")
-            world.at(link.latency(), node.receive, msg)
+            world.at(link.latency() + extra, node.receive, msg)
 
-    def cut(self, groups: Sequence[Iterable[str]], one_way: bool = False) -> list[tuple[str, str]]:
-        """Cut the links between every pair of groups; returns the pairs cut.
+    def add_fault(self, fault: LinkFault) -> LinkFault:
+        """Start a link fault; undo it with :meth:`remove_fault`."""
+        self._faults.append(fault)
+        if self.world.tracer.on:
+            self.world.tracer.emit(self.world.now, "network", "fault", -1, "", fault.label)
+        return fault
+
+    def remove_fault(self, fault: LinkFault) -> None:
+        if fault in self._faults:
+            self._faults.remove(fault)
+            if self.world.tracer.on:
+                self.world.tracer.emit(self.world.now, "network", "heal", -1, "", fault.label)
+
+    def cut(self, groups: Sequence[Iterable[str]], one_way: bool = False) -> LinkFault:
+        """Cut the links between every pair of groups; returns the cut.
 
         With ``one_way`` only messages from an earlier group to a later one
-        are dropped. Heal with :meth:`heal` and the returned pairs.
+        are dropped. Heal with :meth:`heal` and the returned cut.
         """
         sets = [list(g) for g in groups]
-        pairs: list[tuple[str, str]] = []
-        for i, a in enumerate(sets):
-            for j, b in enumerate(sets):
-                if i == j or (one_way and j < i):
-                    continue
-                pairs.extend((x, y) for x in a for y in b)
-        for pair in pairs:
-            self._cuts[pair] = self._cuts.get(pair, 0) + 1
-        if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, "network", "cut", -1, "", repr(sets))
-        return pairs
+        label = "partition " + " | ".join(",".join(g) for g in sets) + (" (one way)" if one_way else "")
+        return self.add_fault(LinkFault(pairs_between(sets, one_way), cut=True, label=label))
 
-    def heal(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Undo one :meth:`cut`."""
-        for pair in pairs:
-            left = self._cuts.get(pair, 0) - 1
-            if left > 0:
-                self._cuts[pair] = left
-            else:
-                self._cuts.pop(pair, None)
-        if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, "network", "heal")
+    def heal(self, cut: LinkFault) -> None:
+        """Undo one :meth:`cut` (or any link fault)."""
+        self.remove_fault(cut)
 
     def heal_all(self) -> None:
-        self._cuts.clear()
+        self._faults.clear()
 
     def is_cut(self, src: str, dst: str) -> bool:
-        return (src, dst) in self._cuts
+        return any(f.cut and f.applies(src, dst) for f in self._faults)

@@ -4,10 +4,15 @@ A crash loses volatile state and in-flight work; the durable store survives.
 Work scheduled before a crash carries the node's ``epoch`` and is dropped when
 it fires into a later epoch, which is how in-flight work is lost without
 having to find and cancel it.
+
+A pause freezes a node: nothing is handled and nothing is lost. Messages that
+arrive and work that comes due while it is paused are held, and run in order
+when it resumes (a long GC pause, a VM migration, a stopped process).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,14 +26,18 @@ class Node:
         self.world = world
         self.name = name
         self.up = True
+        self.paused = False
         self.epoch = 0
         self.crashes = 0
+        self._held: list[tuple[Callable[[Any], None], Any]] = []
 
     def crash(self, _arg: Any = None) -> None:
         """Stop now: volatile state and in-flight work are lost."""
         if not self.up:
             return
         self.up = False
+        self.paused = False
+        self._held.clear()
         self.epoch += 1
         self.crashes += 1
         if self.world.tracer.on:
@@ -44,10 +53,36 @@ class Node:
             self.world.tracer.emit(self.world.now, self.name, "restart")
         self.on_restart()
 
+    def pause(self, _arg: Any = None) -> None:
+        """Freeze: hold everything until :meth:`resume`."""
+        if not self.up or self.paused:
+            return
+        self.paused = True
+        if self.world.tracer.on:
+            self.world.tracer.emit(self.world.now, self.name, "pause")
+
+    def resume(self, _arg: Any = None) -> None:
+        """Thaw: run what was held, in the order it came."""
+        if not self.paused:
+            return
+        self.paused = False
+        if self.world.tracer.on:
+            self.world.tracer.emit(self.world.now, self.name, "resume", -1, "", f"{len(self._held)} held")
+        held, self._held = self._held, []
+        for fn, arg in held:
+            fn(arg)
+
+    def hold(self, fn: Callable[[Any], None], arg: Any) -> None:
+        """Run ``fn(arg)`` when the node resumes (it is paused now)."""
+        self._held.append((fn, arg))
+
     def receive(self, msg: tuple[Any, ...]) -> None:
-        """A message arrives from the network (dropped while down)."""
+        """A message arrives from the network (dropped while down, held while paused)."""
         if self.up:
-            self.handle(msg)
+            if self.paused:
+                self._held.append((self.handle, msg))
+            else:
+                self.handle(msg)
         elif self.world.tracer.on:
             self.world.tracer.emit(self.world.now, self.name, "drop", msg[2], "", f"node down: {msg[0]}")
 

@@ -82,6 +82,10 @@ class Participant(Node):
         self._c_hang = self._c_fail + spec.hang
         self._draws = self._t_hang > 0.0
         self._c_draws = self._c_hang > 0.0
+        # Gray failures (faults): a service-time factor and failure-rate overrides.
+        self._slow = 1.0
+        self._slowdowns: list[float] = []
+        self._rate_overrides: list[tuple[float | None, float | None]] = []
         self.workers = spec.workers
         self.idempotent = spec.idempotent
         # volatile
@@ -115,14 +119,14 @@ class Participant(Node):
                 u = self._outcome()
                 if u < self._t_hang:
                     outcome = _REFUSE if u < self._t_refuse else _FAIL if u < self._t_fail else _HANG
-            duration = self._service()
+            duration = self._service() * self._slow
         else:
             outcome = _SUCCEED
             if self._c_draws:
                 u = self._comp_outcome()
                 if u < self._c_hang:
                     outcome = _FAIL if u < self._c_fail else _HANG
-            duration = self._comp_service()
+            duration = self._comp_service() * self._slow
         if outcome == _HANG:
             self.hangs += 1
             if self._hang_time is not None:
@@ -134,6 +138,9 @@ class Participant(Node):
         msg, outcome, epoch = job
         if epoch != self.epoch:
             return  # the node crashed meanwhile: this work is lost
+        if self.paused:
+            self.hold(self._finish, job)
+            return
         if outcome == _HANG:
             if self.world.tracer.on:
                 self.world.tracer.emit(self.world.now, self.name, "hang", msg[2], self._label(msg))
@@ -196,6 +203,53 @@ class Participant(Node):
     def _trace(self, msg: tuple[Any, ...], kind: str, detail: str = "") -> None:
         if self.world.tracer.on:
             self.world.tracer.emit(self.world.now, self.name, kind, msg[2], self._label(msg), detail)
+
+    # ------------------------------------------------------------ gray failures
+
+    def slow_down(self, factor: float) -> None:
+        """Multiply service times by ``factor`` until :meth:`speed_up` with the same factor."""
+        self._slowdowns.append(factor)
+        self._apply_slow()
+
+    def speed_up(self, factor: float) -> None:
+        if factor in self._slowdowns:
+            self._slowdowns.remove(factor)
+        self._apply_slow()
+
+    def _apply_slow(self) -> None:
+        slow = 1.0
+        for factor in self._slowdowns:
+            slow *= factor
+        self._slow = slow
+
+    def override_rates(self, rates: tuple[float | None, float | None]) -> None:
+        """Replace the business and/or transient failure rate (``None``: keep)
+        until :meth:`restore_rates`; the latest override wins."""
+        self._rate_overrides.append(rates)
+        self._apply_rates()
+
+    def restore_rates(self, rates: tuple[float | None, float | None]) -> None:
+        if rates in self._rate_overrides:
+            self._rate_overrides.remove(rates)
+        self._apply_rates()
+
+    def _apply_rates(self) -> None:
+        business, transient = self.spec.business_failure, self.spec.transient_failure
+        for b, t in self._rate_overrides:
+            business = business if b is None else b
+            transient = transient if t is None else t
+        self._t_refuse = business
+        self._t_fail = business + transient
+        # A bad deploy can push the rates past 1 with the hang rate: cap the sum.
+        self._t_hang = min(1.0, self._t_fail + self.spec.hang)
+        self._draws = self._t_hang > 0.0
+
+    def heal(self) -> None:
+        """End every gray failure (the workload is over)."""
+        self._slowdowns.clear()
+        self._apply_slow()
+        self._rate_overrides.clear()
+        self._apply_rates()
 
     # ------------------------------------------------------------ crashes
 

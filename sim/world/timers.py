@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sim.world.core import World
+    from sim.world.node import Node
 
 
 class DeadlineQueue:
@@ -28,8 +29,10 @@ class DeadlineQueue:
         delay: float,
         is_live: Callable[[Any], bool],
         on_expire: Callable[[Any], None],
+        owner: Node | None = None,
     ) -> None:
         self.world = world
+        self.owner = owner
         self.delay = delay
         self.is_live = is_live
         self.on_expire = on_expire
@@ -55,6 +58,9 @@ class DeadlineQueue:
 
     def _wake(self, generation: int) -> None:
         if generation != self._generation:
+            return
+        if self.owner is not None and self.owner.paused:
+            self.owner.hold(self._wake, generation)
             return
         queue = self._queue
         now = self.world.env._now
