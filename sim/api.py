@@ -51,7 +51,8 @@ def run(
             if progress is not None:
                 progress(out)
     applied = dict(parse_overrides(overrides)) if overrides else {}
-    return Result(loaded, runs, applied, time.perf_counter() - started)
+    source = str(scenario) if isinstance(scenario, (str, Path)) else None
+    return Result(loaded, runs, applied, time.perf_counter() - started, source=source)
 
 
 def _listify(value: object, default: list) -> list:

@@ -52,6 +52,8 @@ class Result:
     runs: list[RunOutput]
     overrides: dict[str, Any] = field(default_factory=dict)
     wall_time: float = 0.0
+    #: the scenario file the runs came from, when known
+    source: str | None = None
     _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @property

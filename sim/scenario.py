@@ -381,6 +381,37 @@ class NemesisSpec(_Model):
         return [(kind, getattr(self, kind)) for kind in FAULT_KEYS if getattr(self, kind) is not None]
 
 
+class ExpectSpec(_Model):
+    """The documented expectation of a scenario, per outcome, checked by
+    ``sim.testing.assert_expected`` (pooled over seeds, per protocol).
+
+    Each value is ``"none"`` (no such transaction), ``"some"`` (at least one),
+    or a table ``{ min = A, max = B }`` bounding the outcome's rate.
+    """
+
+    committed: str | dict[str, float] | None = None
+    compensated: str | dict[str, float] | None = None
+    aborted: str | dict[str, float] | None = None
+    inconsistent: str | dict[str, float] | None = None
+    stuck: str | dict[str, float] | None = None
+
+    @field_validator("committed", "compensated", "aborted", "inconsistent", "stuck", mode="before")
+    @classmethod
+    def _bound(cls, value: object) -> object:
+        if value in ("none", "some"):
+            return value
+        if isinstance(value, dict) and value and set(value) <= {"min", "max"}:
+            bounds = [value.get("min", 0.0), value.get("max", 1.0)]
+            numbers = all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b <= 1 for b in bounds)
+            if numbers and bounds[0] <= bounds[1]:
+                return {"min": float(bounds[0]), "max": float(bounds[1])}
+        raise ValueError('must be "none", "some", or { min = A, max = B } with 0 <= A <= B <= 1')
+
+    def checks(self) -> dict[str, str | dict[str, float]]:
+        """The outcomes that have an expectation."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class Scenario(_Model):
     """A whole scenario file, validated."""
 
@@ -394,6 +425,7 @@ class Scenario(_Model):
     orchestrator: OrchestratorSpec = Field(default_factory=OrchestratorSpec)
     faults: list[FaultSpec] = Field(default_factory=list)
     nemesis: NemesisSpec = Field(default_factory=NemesisSpec)
+    expect: ExpectSpec = Field(default_factory=ExpectSpec)
 
     @property
     def transaction(self) -> TransactionSpec:
