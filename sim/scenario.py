@@ -398,7 +398,7 @@ class ExpectSpec(_Model):
     @field_validator("committed", "compensated", "aborted", "inconsistent", "stuck", mode="before")
     @classmethod
     def _bound(cls, value: object) -> object:
-        if value in ("none", "some"):
+        if value is None or value in ("none", "some"):
             return value
         if isinstance(value, dict) and value and set(value) <= {"min", "max"}:
             bounds = [value.get("min", 0.0), value.get("max", 1.0)]
@@ -591,7 +591,7 @@ def _explain(exc: ValidationError) -> list[str]:
         elif isinstance(err["input"], dict) and kind in ("value_error", "assertion_error"):
             problems.append(f"{_path(loc)}: {msg}")
         else:
-            problems.append(f"{_path(loc)} = {_show(err['input'])}: {msg.lower()}")
+            problems.append(f"{_path(loc)} = {_show(err['input'])}: {msg[:1].lower()}{msg[1:]}")
     return _dedupe(problems)
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-import sim
 from sim.scenario import load_scenario, scenario_from_dict
+from sim.testing import assert_expected, run_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -119,28 +119,18 @@ def test_scenario_files_validate_and_say_what_they_show(path: Path) -> None:
     assert scenario.description
 
 
-# Each file's documented expectation, on one seed with arrivals thinned 4x so
-# the suite stays fast; the faults and timings are as in the file.
-EXPECTATIONS = {
-    "order-flaky-payment.toml": {"inconsistent": 0, "stuck": 0},
-    "robust-orchestrator.toml": {"inconsistent": 0, "stuck": 0},
-    "naive-orchestrator.toml": {"inconsistent": ">0", "stuck": ">0"},
-}
-
-
+# Each file's documented expectation ([expect]) holds on one seed, with
+# arrivals thinned 4x so the suite stays fast; faults and timings are as in
+# the file.
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.name)
 def test_scenario_files_run_and_meet_their_expectation(path: Path) -> None:
-    assert path.name in EXPECTATIONS, f"add the documented expectation of {path.name} to this test"
     scenario = load_scenario(path)
+    assert scenario.expect.checks(), f"{path.name} has no [expect] table"
     mean = scenario.workload.interarrival.built.mean
-    result = sim.run(scenario, seed=1, overrides={"workload.interarrival": {"dist": "exponential", "mean": 4 * mean}})
-    row = result.summary.iloc[0]
-    assert row["transactions"] > 500
-    for outcome, expected in EXPECTATIONS[path.name].items():
-        if expected == ">0":
-            assert row[outcome] > 0, f"{path.name}: expected some {outcome} transactions"
-        else:
-            assert row[outcome] == expected, result.transactions.query(f"outcome == '{outcome}'").head()
+    thin = {"workload.interarrival": {"dist": "exponential", "mean": 4 * mean}}
+    result = run_scenario(path, seeds=scenario.run.seeds[0], overrides=thin)
+    assert result.summary["transactions"].min() > 200
+    assert_expected(result)
 
 
 def test_naive_and_robust_share_saga_services_and_faults() -> None:
