@@ -32,6 +32,11 @@ def _fire(event: _Call) -> None:
     event.fn(event.arg)
 
 
+# SimPy iterates an event's callbacks once and then sets them to None; nothing
+# appends to these events, so one shared tuple serves them all (no list per event).
+_CALLBACKS = (_fire,)
+
+
 class World:
     """Everything one run shares: clock, random streams, tracer, ledgers."""
 
@@ -52,7 +57,7 @@ class World:
     def at(self, delay: float, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``fn(arg)`` after ``delay`` simulated seconds (fire and forget)."""
         call = _Call()
-        call.callbacks = [_fire]
+        call.callbacks = _CALLBACKS
         call._ok = True
         call.fn = fn
         call.arg = arg
