@@ -293,3 +293,19 @@ def test_swarm_mode_draws_a_different_mix_per_seed() -> None:
     # 7 possible non-empty mixes of 3 kinds; 8 seeds see several of them.
     assert len(mixes) >= 3
     assert all(mix for mix in mixes)
+
+
+def test_gray_failures_are_in_the_trace() -> None:
+    result = one_order(
+        [
+            {"kind": "slow", "target": "shipping", "factor": 3.0, "at": 0.5, "duration": 1.0},
+            {"kind": "failure_rate", "target": "payment", "transient_failure": 0.5, "at": 2.0, "duration": 1.0},
+        ]
+    )
+    events = result.events.query("kind in ('slow', 'slow-end', 'failure-rate', 'failure-rate-end')")
+    assert events[["time", "node", "kind", "detail"]].values.tolist() == [
+        [0.5, "shipping", "slow", "service times x3"],
+        [1.5, "shipping", "slow-end", "service times x1"],
+        [2.0, "payment", "failure-rate", "business 0, transient 0.5"],
+        [3.0, "payment", "failure-rate-end", "business 0, transient 0"],
+    ]

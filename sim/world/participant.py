@@ -210,11 +210,13 @@ class Participant(Node):
         """Multiply service times by ``factor`` until :meth:`speed_up` with the same factor."""
         self._slowdowns.append(factor)
         self._apply_slow()
+        self._trace_fault("slow", f"service times x{self._slow:g}")
 
     def speed_up(self, factor: float) -> None:
         if factor in self._slowdowns:
             self._slowdowns.remove(factor)
         self._apply_slow()
+        self._trace_fault("slow-end", f"service times x{self._slow:g}")
 
     def _apply_slow(self) -> None:
         slow = 1.0
@@ -227,11 +229,13 @@ class Participant(Node):
         until :meth:`restore_rates`; the latest override wins."""
         self._rate_overrides.append(rates)
         self._apply_rates()
+        self._trace_fault("failure-rate", self._rates_text())
 
     def restore_rates(self, rates: tuple[float | None, float | None]) -> None:
         if rates in self._rate_overrides:
             self._rate_overrides.remove(rates)
         self._apply_rates()
+        self._trace_fault("failure-rate-end", self._rates_text())
 
     def _apply_rates(self) -> None:
         business, transient = self.spec.business_failure, self.spec.transient_failure
@@ -243,6 +247,13 @@ class Participant(Node):
         # A bad deploy can push the rates past 1 with the hang rate: cap the sum.
         self._t_hang = min(1.0, self._t_fail + self.spec.hang)
         self._draws = self._t_hang > 0.0
+
+    def _rates_text(self) -> str:
+        return f"business {self._t_refuse:g}, transient {self._t_fail - self._t_refuse:g}"
+
+    def _trace_fault(self, kind: str, detail: str) -> None:
+        if self.world.tracer.on:
+            self.world.tracer.emit(self.world.now, self.name, kind, -1, "", detail)
 
     def heal(self) -> None:
         """End every gray failure (the workload is over)."""
