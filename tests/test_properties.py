@@ -202,10 +202,19 @@ def _transaction(draw: st.DrawFn, names: list[str]) -> dict[str, Any]:
 
 
 @st.composite
-def _faults(draw: st.DrawFn, duration: float, names: list[str], max_crashes: int, max_other: int) -> list[dict]:
-    """Orchestrator crashes, then participant crashes and partitions, inside the workload window."""
+def _faults(
+    draw: st.DrawFn, duration: float, names: list[str], max_crashes: int, max_other: int, live: bool = False
+) -> list[dict]:
+    """Orchestrator crashes, then any other fault kind, inside the workload window.
+
+    The other kinds: participant crashes, pauses of any node, partitions,
+    extra loss, duplication and delay on links, slow services and changed
+    failure rates. In ``live`` mode a bad deploy only raises the transient
+    rate: a refusal at a retriable step is final and retried for ever.
+    """
     at = _grid(0, int(duration * 100) - 1, 100)  # strictly before run.duration
-    length = st.none() | _grid(1, 50, 10)  # None: down until the workload ends
+    length = st.none() | _grid(1, 50, 10)  # None: until the workload ends
+    nodes = ["orchestrator", *names]
 
     def timed(fault: dict[str, Any]) -> dict[str, Any]:
         fault["at"] = draw(at)
@@ -214,14 +223,41 @@ def _faults(draw: st.DrawFn, duration: float, names: list[str], max_crashes: int
             fault["duration"] = d
         return fault
 
+    def link(fault: dict[str, Any]) -> dict[str, Any]:
+        choice = draw(st.sampled_from(["all", "target", "groups"]))
+        if choice == "target":
+            fault["target"] = draw(st.sampled_from(nodes))
+        elif choice == "groups":
+            cut = draw(st.lists(st.sampled_from(names), min_size=1, unique=True))
+            fault["groups"] = [["orchestrator", *[n for n in names if n not in cut]], cut]
+            fault["one_way"] = draw(st.booleans())
+        return timed(fault)
+
     faults = [timed({"kind": "crash", "target": "orchestrator"}) for _ in range(draw(st.integers(0, max_crashes)))]
+    kinds = ["crash", "partition", "pause", "loss", "duplicate", "delay", "slow", "failure_rate"]
     for _ in range(draw(st.integers(0, max_other))):
-        if draw(st.booleans()):
+        kind = draw(st.sampled_from(kinds))
+        if kind == "crash":
             faults.append(timed({"kind": "crash", "target": draw(st.sampled_from([*names, "*"]))}))
-        else:
+        elif kind == "partition":
             cut = draw(st.lists(st.sampled_from(names), min_size=1, unique=True))
             rest = [n for n in names if n not in cut]
             faults.append(timed({"kind": "partition", "groups": [["orchestrator", *rest], cut]}))
+        elif kind == "pause":
+            faults.append(timed({"kind": "pause", "target": draw(st.sampled_from([*nodes, "*"]))}))
+        elif kind in ("loss", "duplicate"):
+            faults.append(link({"kind": kind, "probability": draw(_prob(50 if kind == "loss" else 100))}))
+        elif kind == "delay":
+            extra = {"dist": "exponential", "mean": draw(_grid(1, 50, 100))}
+            faults.append(link({"kind": "delay", "extra": extra}))
+        elif kind == "slow":
+            factor = draw(_grid(2, 100, 1))
+            faults.append(timed({"kind": "slow", "target": draw(st.sampled_from([*names, "*"])), "factor": factor}))
+        else:
+            rates = {"transient_failure": draw(_prob(60))}
+            if not live and draw(st.booleans()):
+                rates["business_failure"] = draw(_prob(40))
+            faults.append(timed({"kind": "failure_rate", "target": draw(st.sampled_from(names)), **rates}))
     return faults
 
 
@@ -287,7 +323,7 @@ def scenarios(draw: st.DrawFn, mode: str = "robust") -> dict[str, Any]:
         "participants": participants,
         "transactions": {"order": txn},
         "orchestrator": orchestrator,
-        "faults": draw(_faults(duration, names, max_crashes=3, max_other=3)),
+        "faults": draw(_faults(duration, names, max_crashes=3, max_other=4, live=live)),
     }
 
 
