@@ -13,6 +13,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from sim.compare import (
+    SEEDS_SPELLING,
+    format_seeds,
+    paired_differences,
+    parse_seeds,
+    protocol_table,
+    reproduce_command,
+    worst_transaction,
+)
 from sim.errors import SagasimError
 from sim.metrics import OUTCOMES, wilson
 from sim.result import Result
@@ -53,9 +62,8 @@ def cli() -> None:
     """
 
 
-@cli.command("run", epilog=_RUN_EXAMPLES)
-@click.argument("scenario", type=click.Path(path_type=Path))
-@click.option(
+# Options shared by `run` and `compare`.
+_protocol_option = click.option(
     "--protocol",
     "-p",
     "protocols",
@@ -63,6 +71,35 @@ def cli() -> None:
     metavar="NAME",
     help=f"Protocol to run (repeatable; default: the scenario's run.protocols). Known: {', '.join(PROTOCOLS)}.",
 )
+_set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a scenario value by its dotted path, e.g. participants.payment.workers=8 "
+    "(value parsed as TOML; validated like the file). Repeatable.",
+)
+_out_option = click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Result folder to write (must not exist). Default: results/<scenario>/<timestamp>.",
+)
+_fail_on_option = click.option(
+    "--fail-on",
+    "fail_on",
+    default="",
+    metavar="OUTCOMES",
+    help="Exit with status 1 if any transaction ends with one of these comma-separated outcomes "
+    f"({', '.join(OUTCOMES)}), e.g. inconsistent,stuck. For CI.",
+)
+_quiet_option = click.option("--quiet", "-q", is_flag=True, help="Print no tables and no progress bar.")
+
+
+@cli.command("run", epilog=_RUN_EXAMPLES)
+@click.argument("scenario", type=click.Path(path_type=Path))
+@_protocol_option
 @click.option(
     "--seed",
     "-s",
@@ -72,31 +109,11 @@ def cli() -> None:
     metavar="N",
     help="Seed to run (repeatable; default: the scenario's run.seeds).",
 )
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a scenario value by its dotted path, e.g. participants.payment.workers=8 "
-    "(value parsed as TOML; validated like the file). Repeatable.",
-)
-@click.option(
-    "--out",
-    "-o",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Result folder to write (must not exist). Default: results/<scenario>/<timestamp>.",
-)
+@_set_option
+@_out_option
 @click.option("--trace", is_flag=True, help="Record every event into events.parquet (slower).")
-@click.option(
-    "--fail-on",
-    "fail_on",
-    default="",
-    metavar="OUTCOMES",
-    help="Exit with status 1 if any transaction ends with one of these comma-separated outcomes "
-    f"({', '.join(OUTCOMES)}), e.g. inconsistent,stuck. For CI.",
-)
-@click.option("--quiet", "-q", is_flag=True, help="Print no tables and no progress bar.")
+@_fail_on_option
+@_quiet_option
 def run_command(
     scenario: Path,
     protocols: tuple[str, ...],
@@ -114,15 +131,9 @@ def run_command(
     """
     failing = _parse_fail_on(fail_on)
     loaded = load_scenario(scenario, list(overrides))
-    chosen = list(protocols) or list(loaded.run.protocols)
-    for name in chosen:
-        if name not in PROTOCOLS:
-            raise click.BadParameter(f"{name!r}; allowed: {', '.join(PROTOCOLS)}", param_hint="'--protocol'")
-    chosen = list(dict.fromkeys(chosen))
+    chosen = _choose_protocols(loaded, protocols)
     chosen_seeds = list(dict.fromkeys(seeds)) or list(loaded.run.seeds)
-    target = out if out is not None else _default_out(loaded)
-    if target.exists():
-        raise SagasimError(f"--out {target}: already exists; choose another folder or remove it")
+    target = _target_folder(loaded, out)
 
     result = _run_with_progress(loaded, chosen, chosen_seeds, trace, list(overrides), quiet)
     result.save(target)
@@ -130,18 +141,42 @@ def run_command(
         for name in chosen:
             _print_protocol_table(result, name)
     _err.print(f"results written to [bold]{escape(str(target))}[/bold]", soft_wrap=True)
-    if failing:
-        hits = result.transactions[result.transactions["outcome"].isin(failing)]
-        if len(hits):
-            counts = hits["outcome"].value_counts().to_dict()
-            detail = ", ".join(f"{counts[o]} {o}" for o in failing if o in counts)
-            first = hits.iloc[0]
-            _err.print(
-                f"[red]--fail-on {','.join(failing)}: {detail}[/red]; first: transaction {first['txn_id']} "
-                f"of {first['run_id']} ({escape(first['reasons'] or first['outcome'])})",
-                soft_wrap=True,
-            )
-            sys.exit(EXIT_FAIL_ON)
+    _exit_if_fail_on(result, failing)
+
+
+def _choose_protocols(scenario: Scenario, protocols: tuple[str, ...]) -> list[str]:
+    """The --protocol values (default: the scenario's run.protocols), checked, without repeats."""
+    chosen = list(protocols) or list(scenario.run.protocols)
+    for name in chosen:
+        if name not in PROTOCOLS:
+            raise click.BadParameter(f"{name!r}; allowed: {', '.join(PROTOCOLS)}", param_hint="'--protocol'")
+    return list(dict.fromkeys(chosen))
+
+
+def _target_folder(scenario: Scenario, out: Path | None) -> Path:
+    target = out if out is not None else _default_out(scenario)
+    if target.exists():
+        raise SagasimError(f"--out {target}: already exists; choose another folder or remove it")
+    return target
+
+
+def _exit_if_fail_on(result: Result, failing: list[str], hint: str | None = None) -> None:
+    """Exit with status 1, naming the first offender (and ``hint``), when --fail-on matches."""
+    if not failing:
+        return
+    hits = result.transactions[result.transactions["outcome"].isin(failing)]
+    if len(hits):
+        counts = hits["outcome"].value_counts().to_dict()
+        detail = ", ".join(f"{counts[o]} {o}" for o in failing if o in counts)
+        first = hits.iloc[0]
+        _err.print(
+            f"[red]--fail-on {','.join(failing)}: {detail}[/red]; first: transaction {first['txn_id']} "
+            f"of {first['run_id']} ({escape(first['reasons'] or first['outcome'])})",
+            soft_wrap=True,
+        )
+        if hint:
+            _err.print(escape(hint), soft_wrap=True)
+        sys.exit(EXIT_FAIL_ON)
 
 
 @cli.command("validate")
@@ -175,6 +210,84 @@ def validate_command(scenarios: tuple[Path, ...], overrides: tuple[str, ...]) ->
         )
     if bad:
         sys.exit(EXIT_BAD_INPUT)
+
+
+_COMPARE_EXAMPLES = """
+\b
+Examples:
+  sagasim compare scenarios/naive-orchestrator.toml --seeds 1..30
+  sagasim compare scenarios/robust-orchestrator.toml --seeds 1..10,20 --fail-on inconsistent,stuck
+  sagasim compare my.toml --protocol orchestration --set run.duration=60 --quiet
+"""
+
+
+class _SeedsType(click.ParamType):
+    """``--seeds 1..10,20``: inclusive ranges and single seeds, comma-separated."""
+
+    name = "seeds"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> list[int]:
+        if isinstance(value, list):
+            return value
+        try:
+            return parse_seeds(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@cli.command("compare", epilog=_COMPARE_EXAMPLES)
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option(
+    "--seeds",
+    "-s",
+    "seeds",
+    type=_SeedsType(),
+    default=None,
+    metavar="SEEDS",
+    help=f"Seeds every protocol runs: {SEEDS_SPELLING}. Default: the scenario's run.seeds.",
+)
+@_protocol_option
+@_set_option
+@_out_option
+@_fail_on_option
+@_quiet_option
+def compare_command(
+    scenario: Path,
+    seeds: list[int] | None,
+    protocols: tuple[str, ...],
+    overrides: tuple[str, ...],
+    out: Path | None,
+    fail_on: str,
+    quiet: bool,
+) -> None:
+    """Run every protocol of SCENARIO on the same seeds (so the same arrivals
+    and faults) and print one comparison: per protocol, each outcome's rate
+    with its 95% interval, latency p50/p99, time to consistency p99, messages
+    per transaction (and blocked time for 2PC); per pair of protocols, the
+    difference in inconsistent and stuck rates, paired by seed, with its 95%
+    t-interval. When a transaction ended inconsistent or stuck, prints the
+    `sagasim run ... --trace` command that replays the worst one.
+
+    Protocols default to the scenario's run.protocols: list them there, or
+    repeat --protocol, to compare several. Writes the same result folder as
+    `run`.
+
+    Exit status: 0 when done, 1 when --fail-on matched, 2 on bad input.
+    """
+    failing = _parse_fail_on(fail_on)
+    loaded = load_scenario(scenario, list(overrides))
+    chosen = _choose_protocols(loaded, protocols)
+    chosen_seeds = seeds or list(loaded.run.seeds)
+    target = _target_folder(loaded, out)
+
+    result = _run_with_progress(loaded, chosen, chosen_seeds, False, list(overrides), quiet)
+    result.save(target)
+    worst = worst_transaction(result)
+    command = reproduce_command(scenario, overrides, worst) if worst is not None else None
+    if not quiet:
+        _print_comparison(result, chosen, chosen_seeds, worst, command)
+    _err.print(f"results written to [bold]{escape(str(target))}[/bold]", soft_wrap=True)
+    _exit_if_fail_on(result, failing, f"replay the worst transaction: {command}" if command else None)
 
 
 def _parse_fail_on(text: str) -> list[str]:
@@ -297,6 +410,104 @@ def _q(values: pd.Series, q: float) -> str:
         return "-"
     seconds = float(values.quantile(q))
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _print_comparison(
+    result: Result, protocols: list[str], seeds: list[int], worst: pd.Series | None, command: str | None
+) -> None:
+    """The `compare` output: the protocol table, the pairs table, the replay line."""
+    table = protocol_table(result).set_index("protocol").loc[protocols]
+    _out.print(
+        f"[bold]compare[/bold]: {escape(result.scenario.name)} (seeds {format_seeds(seeds)}; "
+        f"{int(table['transactions'].sum())} transactions; protocols {', '.join(protocols)})",
+        soft_wrap=True,
+    )
+    grid = Table()
+    grid.add_column("")
+    for name in protocols:
+        grid.add_column(escape(name), justify="right")
+    grid.add_row("transactions", *(str(int(n)) for n in table["transactions"]))
+    for outcome in OUTCOMES:
+        if outcome == "aborted" and not table["aborted"].any():
+            continue  # only two-phase commit aborts
+        rates, intervals = [], []
+        for name in protocols:
+            row = table.loc[name]
+            bad = outcome in ("inconsistent", "stuck") and row[outcome] > 0
+            rate = _pct(row[f"{outcome}_rate"])
+            rates.append(f"[red]{rate}[/red]" if bad else rate)
+            intervals.append(escape(f"[{_pct(row[f'{outcome}_rate_low'])}, {_pct(row[f'{outcome}_rate_high'])}]"))
+        grid.add_row(outcome, *rates)
+        grid.add_row("  95% interval", *intervals, style="dim")
+    grid.add_row("latency p50", *(_seconds(x) for x in table["latency_p50"]))
+    grid.add_row("latency p99", *(_seconds(x) for x in table["latency_p99"]))
+    grid.add_row("time to consistency p99", *(_seconds(x) for x in table["time_to_consistency_p99"]))
+    grid.add_row("messages/txn", *(f"{x:.2f}" if x == x else "-" for x in table["messages_per_txn"]))
+    if "blocked_mean" in table.columns:
+        grid.add_row("blocked time (mean)", *(_seconds(x) for x in table["blocked_mean"]))
+    _out.print(grid)
+
+    if len(protocols) < 2:
+        _out.print(f"one protocol ({escape(protocols[0])}): nothing to pair", soft_wrap=True)
+    else:
+        _print_pairs(paired_differences(result.summary, protocols))
+
+    if worst is not None and command is not None:
+        reasons = worst.get("reasons")
+        reasons = reasons if isinstance(reasons, str) else ""
+        _out.print(
+            f"worst transaction: {worst['txn_id']} of {escape(str(worst['run_id']))}, {worst['outcome']}"
+            + (f" ({escape(reasons)})" if reasons else ""),
+            soft_wrap=True,
+        )
+        _out.print(f"replay it: {escape(command)}", soft_wrap=True)
+
+
+def _print_pairs(pairs: pd.DataFrame) -> None:
+    """One section per pair of protocols, one row per compared rate."""
+    _out.print(
+        "[bold]paired by seed[/bold]: A - B on the same seeds and faults, in percentage points; "
+        "w/b/s: seeds where A was worse/better/the same",
+        soft_wrap=True,
+    )
+    diff = Table()
+    for header in ("A - B", "rate", "mean", "95% interval", "seeds", "w/b/s"):
+        diff.add_column(header, justify="left" if header in ("A - B", "rate") else "right")
+    groups = list(pairs.groupby(["protocol_a", "protocol_b"], sort=False))
+    for number, ((a, b), rows) in enumerate(groups):
+        names = [a, f"- {b}"] if len(rows) > 1 else [f"{a} - {b}"]
+        names += [""] * (len(rows) - len(names))
+        for i, row in enumerate(rows.itertuples(index=False)):
+            if row.ci_low != row.ci_low:  # NaN: no interval, the note says why
+                interval = row.note or "-"
+            else:
+                interval = escape(f"[{_points(row.ci_low)}, {_points(row.ci_high)}]")
+            diff.add_row(
+                escape(names[i]),
+                escape(str(row.metric).removesuffix("_rate")),
+                _points(row.mean),
+                interval,
+                str(row.seeds),
+                f"{row.a_worse}/{row.a_better}/{row.equal}",
+                end_section=i == len(rows) - 1 and number < len(groups) - 1,
+            )
+    _out.print(diff)
+
+
+def _points(x: float) -> str:
+    """A difference of rates in percentage points, signed."""
+    if x != x:
+        return "-"
+    points = x * 100
+    if abs(points) < 5e-5:
+        return "0"
+    return f"{points:+.2f}" if abs(points) >= 0.01 else f"{points:+.4f}"
+
+
+def _seconds(x: float) -> str:
+    if x != x:
+        return "-"
+    return f"{x * 1000:.1f} ms" if x < 1 else f"{x:.2f} s"
 
 
 def main() -> None:

@@ -15,12 +15,12 @@ their reasons, and the command that reproduces each with a trace.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
 
+from sim import compare
 from sim.api import run
 from sim.metrics import wilson
 from sim.result import Result
@@ -46,27 +46,7 @@ def run_scenario(
 
 def reproduce_command(result: Result, row: pd.Series) -> str:
     """The ``sagasim run`` command that replays ``row``'s run with a trace."""
-    source = result.source or f"<{result.scenario.name}.toml>"
-    parts = ["sagasim", "run", source, "--seed", str(row["seed"]), "--protocol", str(row["protocol"]), "--trace"]
-    for key, value in result.overrides.items():
-        parts += ["--set", f"{key}={_toml(value)}"]
-    return shlex.join(parts)
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_quoted(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_quoted(v) for v in value) + "]"
-    return repr(value)
-
-
-def _toml_quoted(value: object) -> str:
-    return f'"{value}"' if isinstance(value, str) else _toml(value)
+    return compare.reproduce_command(result.source or f"<{result.scenario.name}.toml>", result.overrides, row)
 
 
 def describe(result: Result, rows: pd.DataFrame) -> str:
