@@ -41,6 +41,16 @@ def run_id(scenario: str, protocol: str, seed: int) -> str:
     return f"{scenario}/{protocol}/{seed}"
 
 
+def _orchestration(model: Model) -> TransactionProtocol:
+    s = model.scenario
+    return OrchestrationProtocol(model.world, model.network, s.orchestrator, s.transaction)
+
+
+#: How to build each protocol on a model's world, network and participants.
+#: Every name in ``sim.scenario.PROTOCOLS`` has an entry.
+BUILDERS: dict[str, Callable[[Model], TransactionProtocol]] = {"orchestration": _orchestration}
+
+
 class Model:
     """The built model of one run: world, network, nodes, protocol, workload.
 
@@ -66,7 +76,7 @@ class Model:
             node = Participant(self.world, self.network, name, spec, labels)
             self.participants[name] = node
             self.network.attach(node)
-        self.protocol: TransactionProtocol = OrchestrationProtocol(self.world, self.network, scenario.orchestrator, txn)
+        self.protocol: TransactionProtocol = BUILDERS[protocol](self)
         self.nodes: dict[str, Node] = {n.name: n for n in self.protocol.nodes()}
         self.nodes.update(self.participants)
         until = scenario.run.duration
@@ -150,11 +160,7 @@ class Model:
             "wall_time": wall_time,
             **busy,
         }
-        orchestrator = getattr(self.protocol, "orchestrator", None)
-        if orchestrator is not None:
-            extra["timeouts"] = orchestrator.timeouts
-            extra["recovered"] = orchestrator.recovered
-            extra["gave_up"] = sum(s.gave_up for s in orchestrator.log.values())
+        extra.update(self.protocol.summary_extra())
         summary = summarize(
             run_id=rid,
             scenario=scenario,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sim.world.node import Node
 
@@ -33,4 +33,8 @@ class TransactionProtocol(Protocol):
 
     def nodes(self) -> list[Node]:
         """The protocol's own nodes (faults may target them)."""
+        ...
+
+    def summary_extra(self) -> dict[str, Any]:
+        """Protocol-specific columns of ``summary.parquet`` (counters of the run)."""
         ...

@@ -299,3 +299,11 @@ class OrchestrationProtocol:
 
     def nodes(self) -> list[Node]:
         return [self.orchestrator]
+
+    def summary_extra(self) -> dict[str, Any]:
+        orchestrator = self.orchestrator
+        return {
+            "timeouts": orchestrator.timeouts,
+            "recovered": orchestrator.recovered,
+            "gave_up": sum(s.gave_up for s in orchestrator.log.values()),
+        }
