@@ -212,6 +212,69 @@ def validate_command(scenarios: tuple[Path, ...], overrides: tuple[str, ...]) ->
         sys.exit(EXIT_BAD_INPUT)
 
 
+_LIST_EXAMPLES = """
+\b
+Examples:
+  sagasim list
+  sagasim list my-scenarios/
+"""
+
+
+@cli.command("list", epilog=_LIST_EXAMPLES)
+@click.argument("directory", required=False, default="scenarios", type=click.Path(path_type=Path))
+def list_command(directory: Path) -> None:
+    """List the scenario files (*.toml) in DIRECTORY (default: scenarios), one
+    line each, sorted by file name: the file and the question it answers (its
+    description, else the "# Question:" of its header comment). A file that
+    does not validate is listed as "invalid:" with the first line of the
+    problem; `sagasim validate FILE` shows all of it.
+
+    Exit status: 0 when every file is valid, 2 when one is invalid or
+    DIRECTORY does not exist.
+    """
+    if not directory.exists():
+        default = directory == Path("scenarios")
+        hint = "; run sagasim list from the project folder, or name a directory" if default else ""
+        raise SagasimError(f"{directory}: no such directory{hint}")
+    if not directory.is_dir():
+        raise SagasimError(f"{directory}: not a directory")
+    files = sorted(p for p in directory.glob("*.toml") if p.is_file())
+    if not files:
+        _err.print(f"no scenario files (*.toml) in {escape(str(directory))}", soft_wrap=True)
+        return
+    width = max(len(p.name) for p in files)
+    bad = 0
+    for path in files:
+        try:
+            scenario = load_scenario(path)
+        except SagasimError as exc:
+            bad += 1
+            problems = getattr(exc, "problems", None) or [str(exc).splitlines()[0].removeprefix(f"{path}: ")]
+            first = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            _out.print(f"{path.name:<{width}}  invalid: {first}", markup=False, soft_wrap=True)
+            continue
+        question = " ".join(scenario.description.split()) or _header_question(path) or "-"
+        _out.print(f"{path.name:<{width}}  {question}", markup=False, soft_wrap=True)
+    if bad:
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _header_question(path: Path) -> str:
+    """The "# Question:" paragraph of a scenario file's leading comment, on one line."""
+    words: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("#").strip()
+        if words:
+            if not text or text.split(":", 1)[0] in ("What it shows", "Expected"):
+                break
+            words.append(text)
+        elif text.startswith("Question:"):
+            words.append(text.removeprefix("Question:").strip())
+    return " ".join(" ".join(words).split())
+
+
 _COMPARE_EXAMPLES = """
 \b
 Examples:
