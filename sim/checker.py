@@ -15,6 +15,15 @@ Outcomes (see ``DESIGN.md``):
 * ``stuck``: the coordinator is not done; ``consistent`` still says whether
   the effects so far form a committed or compensated state.
 
+Two-phase commit (:class:`TwoPCChecker`) is judged from its participants'
+durable decisions in the same log (``PREPARED``, ``FORWARD`` for a commit,
+``ABORT``): ``committed`` when every step committed once, ``aborted`` when
+none did and no participant is left in doubt; the transaction-commit
+invariant (no participant committed while another aborted or never
+committed) and termination (every participant that prepared reached commit
+or abort) make anything else ``inconsistent`` (``stuck`` if the coordinator
+is not done).
+
 Every inconsistency gets reasons in words (``charge applied 2 times``,
 ``reserve never compensated (release missing)``) and anomaly codes, counted
 in the summary.
@@ -29,7 +38,7 @@ from typing import NamedTuple
 
 from sim.protocols.base import CoordinatorView
 from sim.scenario import StepSpec
-from sim.world.effects import FORWARD, Effect
+from sim.world.effects import ABORT, FORWARD, PREPARED, Effect
 
 #: Anomaly codes, in the order the summary lists them.
 ANOMALIES: tuple[str, ...] = (
@@ -42,6 +51,9 @@ ANOMALIES: tuple[str, ...] = (
     "pivot_after_compensation",
     "never_compensated",
     "incomplete_after_pivot",
+    "commit_and_abort",
+    "partial_commit",
+    "in_doubt",
 )
 
 
@@ -135,3 +147,72 @@ class Checker:
             consistent_at = math.nan
         n_fwd = sum(len(f) for f in fwd)
         return Verdict(outcome, consistent, consistent_at, n_fwd, len(effects) - n_fwd, tuple(reasons), tuple(codes))
+
+
+class TwoPCChecker:
+    """Judges two-phase commit transactions from participants' decisions.
+
+    Per step: ``PREPARED`` (voted yes), ``FORWARD`` (committed) and ``ABORT``
+    (aborted) records. Anomalies: ``applied_twice`` (a step committed twice),
+    ``commit_and_abort`` (a step committed while another aborted: atomic
+    commit broken), ``partial_commit`` (a step committed while another never
+    prepared or never committed), ``in_doubt`` (a step prepared and never
+    decided: termination broken).
+    """
+
+    def __init__(self, steps: Sequence[StepSpec]) -> None:
+        self.names = [s.name for s in steps]
+        self.where = [s.participant for s in steps]
+        self.n = len(steps)
+
+    def judge(self, effects: Sequence[Effect], view: CoordinatorView, started: float) -> Verdict:
+        n = self.n
+        prepared = [0] * n
+        commits = [0] * n
+        aborts = [0] * n
+        for effect in effects:
+            op = effect.op
+            if op == FORWARD:
+                commits[effect.step] += 1
+            elif op == ABORT:
+                aborts[effect.step] += 1
+            elif op == PREPARED:
+                prepared[effect.step] += 1
+        reasons: list[str] = []
+        codes: list[str] = []
+
+        def flag(code: str, reason: str) -> None:
+            reasons.append(reason)
+            if code not in codes:
+                codes.append(code)
+
+        names, where = self.names, self.where
+        committed_any = any(commits)
+        for i in range(n):
+            if commits[i] > 1:
+                flag("applied_twice", f"{names[i]} committed {commits[i]} times at {where[i]}")
+        if committed_any:
+            done = [f"{names[i]} at {where[i]}" for i in range(n) if commits[i]]
+            for i in range(n):
+                if commits[i]:
+                    continue
+                if aborts[i]:
+                    flag("commit_and_abort", f"{names[i]} aborted at {where[i]} while {done[0]} committed")
+                elif not prepared[i]:
+                    flag("partial_commit", f"{names[i]} never prepared at {where[i]} while {done[0]} committed")
+        for i in range(n):
+            if prepared[i] and not commits[i] and not aborts[i]:
+                flag("in_doubt", f"{names[i]} in doubt at {where[i]} (prepared, never decided)")
+        committed = all(c == 1 for c in commits)
+        consistent = not reasons
+        if not view.terminal:
+            outcome = "stuck"
+        elif not consistent:
+            outcome = "inconsistent"
+        else:
+            outcome = "committed" if committed else "aborted"
+        if consistent:
+            consistent_at = effects[-1].time if effects else started
+        else:
+            consistent_at = math.nan
+        return Verdict(outcome, consistent, consistent_at, sum(commits), 0, tuple(reasons), tuple(codes))

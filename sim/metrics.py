@@ -28,6 +28,9 @@ TRANSACTION_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 #: Extra columns: the coordinator's belief, the checker's reasons and anomaly codes.
 TRANSACTION_EXTRA: tuple[str, ...] = ("time_to_consistency", "coordinator", "reasons", "anomalies")
+#: Protocol columns (two-phase commit: locks and blocking), present when any
+#: run of the frame has them, NaN on the rows of runs without them.
+TRANSACTION_PROTOCOL: tuple[str, ...] = ("lock_held", "lock_wait", "blocked")
 EVENT_COLUMNS: tuple[str, ...] = TraceEvent._fields
 FAULT_COLUMNS: tuple[str, ...] = FaultRecord._fields
 
@@ -54,9 +57,10 @@ def transactions_frame(columns: dict[str, list[Any]] | Sequence[dict[str, list[A
     """One DataFrame from one or more runs' column lists."""
     runs = [columns] if isinstance(columns, dict) else list(columns)
     order = TRANSACTION_COLUMNS + TRANSACTION_EXTRA
+    order += tuple(c for c in TRANSACTION_PROTOCOL if any(c in run for run in runs))
     if not runs:
         return pd.DataFrame({c: [] for c in order})
-    merged = {c: [v for run in runs for v in run[c]] for c in order}
+    merged = {c: [v for run in runs for v in (run[c] if c in run else [math.nan] * len(run["txn_id"]))] for c in order}
     frame = pd.DataFrame(merged, columns=list(order))
     return frame.astype(
         {

@@ -7,18 +7,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.checker import Checker
+from sim.checker import Checker, TwoPCChecker
 from sim.metrics import summarize
 from sim.protocols.base import TransactionProtocol
 from sim.protocols.orchestration import KEY_STRIDE, OrchestrationProtocol
+from sim.protocols.twopc import TwoPCProtocol
 from sim.scenario import PROTOCOLS, Scenario
 from sim.world.core import World
-from sim.world.faults import FaultRecord, Faults, plan_nemesis, plan_timeline
+from sim.world.faults import FaultRecord, Faults, Planned, plan_nemesis, plan_timeline
 from sim.world.network import Network
 from sim.world.node import Node
 from sim.world.participant import Participant
 from sim.world.trace import TraceEvent
-from sim.world.workload import Workload
+from sim.world.workload import TxnKeys, Workload
 
 
 @dataclass
@@ -46,9 +47,37 @@ def _orchestration(model: Model) -> TransactionProtocol:
     return OrchestrationProtocol(model.world, model.network, s.orchestrator, s.transaction)
 
 
+def _twopc(model: Model) -> TransactionProtocol:
+    s = model.scenario
+    return TwoPCProtocol(
+        model.world, model.network, s.twopc, s.transaction, model.participants, model.keys, s.run.duration
+    )
+
+
 #: How to build each protocol on a model's world, network and participants.
 #: Every name in ``sim.scenario.PROTOCOLS`` has an entry.
-BUILDERS: dict[str, Callable[[Model], TransactionProtocol]] = {"orchestration": _orchestration}
+BUILDERS: dict[str, Callable[[Model], TransactionProtocol]] = {"orchestration": _orchestration, "2pc": _twopc}
+
+#: Per-transaction columns a protocol may add (``transaction_extra``); NaN on
+#: the rows of protocols without them.
+PROTOCOL_COLUMNS: tuple[str, ...] = ("lock_held", "lock_wait", "blocked")
+
+
+def _present(planned: list[Planned], nodes: dict[str, Node]) -> list[Planned]:
+    """Faults on the nodes of this run: a fault aimed at another protocol's
+    coordinating node (``coordinator`` in a saga run, ``orchestrator`` in a
+    2PC run) is left out, and such nodes are dropped from partition groups."""
+    kept = []
+    for fault in planned:
+        if any(t not in nodes for t in fault.targets):
+            continue
+        if fault.groups and any(n not in nodes for g in fault.groups for n in g):
+            groups = tuple(tuple(n for n in g if n in nodes) for g in fault.groups)
+            fault = fault._replace(groups=tuple(g for g in groups if g))
+            if len(fault.groups) < 2:
+                continue
+        kept.append(fault)
+    return kept
 
 
 class Model:
@@ -76,18 +105,27 @@ class Model:
             node = Participant(self.world, self.network, name, spec, labels)
             self.participants[name] = node
             self.network.attach(node)
+        self.keys = TxnKeys(self.world, scenario.workload.keys, len(txn.steps))
         self.protocol: TransactionProtocol = BUILDERS[protocol](self)
         self.nodes: dict[str, Node] = {n.name: n for n in self.protocol.nodes()}
         self.nodes.update(self.participants)
         until = scenario.run.duration
         names, parts = list(self.nodes), list(self.participants)
-        self.planned_faults = plan_timeline(scenario.faults, names, parts, until) + plan_nemesis(
-            scenario.nemesis, self.world.streams, names, parts, until
+        self.planned_faults = _present(
+            plan_timeline(scenario.faults, names, parts, until)
+            + plan_nemesis(scenario.nemesis, self.world.streams, names, parts, until),
+            self.nodes,
         )
         self.faults = Faults(self.world, self.network, self.nodes, self.participants, heal_at=until)
         self.faults.schedule(self.planned_faults)
-        self.workload = Workload(self.world, scenario.workload, scenario.run.duration, self.protocol)
-        self.checker = Checker(txn.steps)
+        self.workload = Workload(
+            self.world,
+            scenario.workload,
+            scenario.run.duration,
+            self.protocol,
+            self.keys if scenario.workload.keys is not None else None,
+        )
+        self.checker: Checker | TwoPCChecker = TwoPCChecker(txn.steps) if protocol == "2pc" else Checker(txn.steps)
 
     @property
     def end(self) -> float:
@@ -123,6 +161,9 @@ class Model:
             )
         }  # fmt: skip
         anomalies: list[tuple[str, ...]] = []
+        per_txn = getattr(self.protocol, "transaction_extra", None)
+        if per_txn is not None:
+            cols.update({c: [] for c in PROTOCOL_COLUMNS})
         for txn, started_at in self.workload.started:
             view = self.protocol.view(txn)
             verdict = self.checker.judge(world.effects.of(txn), view, started_at)
@@ -142,6 +183,9 @@ class Model:
             cols["reasons"].append("; ".join(verdict.reasons))
             cols["anomalies"].append(",".join(verdict.anomalies))
             anomalies.append(verdict.anomalies)
+            if per_txn is not None:
+                for column, value in per_txn(txn).items():
+                    cols[column].append(value)
         n = len(cols["txn_id"])
         cols["run_id"] = [rid] * n
         cols["scenario"] = [scenario] * n

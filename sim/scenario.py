@@ -33,7 +33,11 @@ from sim.errors import ScenarioError, did_you_mean
 from sim.world import distributions as dists
 
 #: Protocols a scenario may ask for.
-PROTOCOLS: tuple[str, ...] = ("orchestration",)
+PROTOCOLS: tuple[str, ...] = ("orchestration", "2pc")
+
+#: Each protocol's own coordinating node; a fault aimed at another protocol's
+#: node does not apply to a run of this one.
+PROTOCOL_NODES: dict[str, str] = {"orchestration": "orchestrator", "2pc": "coordinator"}
 
 #: Node names the harness itself uses; participants may not take them.
 RESERVED_NODES: tuple[str, ...] = ("orchestrator", "coordinator", "broker", "tracker", "client")
@@ -97,7 +101,7 @@ class RunSpec(_Model):
     duration: float = Field(60.0, gt=0)
     drain: float = Field(60.0, ge=0)
     seeds: list[Annotated[int, Field(ge=0, lt=2**63)]] = Field(default_factory=lambda: [1], min_length=1)
-    protocols: list[Literal["orchestration"]] = Field(default_factory=lambda: ["orchestration"], min_length=1)
+    protocols: list[Literal["orchestration", "2pc"]] = Field(default_factory=lambda: ["orchestration"], min_length=1)
     trace: bool = False
 
     @field_validator("seeds", "protocols")
@@ -109,12 +113,23 @@ class RunSpec(_Model):
         return values
 
 
+class KeysSpec(_Model):
+    """The keys each transaction touches: ``per_step`` keys per step, drawn
+    from ``population`` keys per participant with a Zipf ``skew`` (0 is
+    uniform; key k has weight ``1 / (k + 1) ** skew``)."""
+
+    population: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
+    per_step: Annotated[int, Field(ge=1, le=64)] = 1
+    skew: float = Field(0.0, ge=0.0, le=10.0)
+
+
 class WorkloadSpec(_Model):
     """How transactions arrive."""
 
     transaction: str | None = None
     interarrival: DistSpec = Field(default_factory=lambda: exponential(0.01))
     limit: Annotated[int, Field(ge=1)] | None = None
+    keys: KeysSpec | None = None
 
 
 class LinkSpec(_Model):
@@ -147,6 +162,7 @@ class ParticipantSpec(_Model):
     compensation_time: DistSpec | None = None
     compensation_failure: Probability = 0.0
     idempotent: bool = True
+    lock_timeout: float = Field(1.0, gt=0)
 
     @model_validator(mode="after")
     def _rates_sum(self) -> ParticipantSpec:
@@ -244,6 +260,17 @@ class OrchestratorSpec(_Model):
     recovery: bool = True
     idempotency_keys: bool = True
     compensate_uncertain: bool = True
+
+
+class TwoPCSpec(_Model):
+    """The two-phase commit coordinator and its participants' side of it."""
+
+    vote_timeout: float = Field(1.0, gt=0)
+    ack_timeout: float = Field(1.0, gt=0)
+    in_doubt_timeout: float = Field(1.0, gt=0)
+    log_write: DistSpec = Field(default_factory=lambda: constant(0.0))
+    presumed_abort: bool = True
+    cooperative_termination: bool = False
 
 
 FaultKind = Literal["crash", "pause", "partition", "loss", "duplicate", "delay", "slow", "failure_rate"]
@@ -423,6 +450,7 @@ class Scenario(_Model):
     participants: dict[NodeName, ParticipantSpec] = Field(min_length=1)
     transactions: dict[NodeName, TransactionSpec] = Field(min_length=1)
     orchestrator: OrchestratorSpec = Field(default_factory=OrchestratorSpec)
+    twopc: TwoPCSpec = Field(default_factory=TwoPCSpec)
     faults: list[FaultSpec] = Field(default_factory=list)
     nemesis: NemesisSpec = Field(default_factory=NemesisSpec)
     expect: ExpectSpec = Field(default_factory=ExpectSpec)
@@ -434,8 +462,10 @@ class Scenario(_Model):
         return self.transactions[self.workload.transaction]
 
     def nodes(self) -> list[str]:
-        """Every node name: the orchestrator and the participants."""
-        return ["orchestrator", *self.participants]
+        """Every node name: the coordinating node of each protocol the
+        scenario runs (``orchestrator``, ``coordinator``) and the participants."""
+        own = [PROTOCOL_NODES[p] for p in PROTOCOLS if p in self.run.protocols]
+        return [*own, *self.participants]
 
     def effective(self) -> dict[str, Any]:
         """The configuration with every default filled in, as plain JSON data."""

@@ -36,7 +36,7 @@ def problems(overrides: dict) -> str:
             {"network.latency.dist": "gauss"},
             'network.latency.dist = "gauss": not allowed (allowed: constant, exponential',
         ),
-        ({"run.protocols": ["orchestraton"]}, "did you mean 'orchestration'? (allowed: orchestration)"),
+        ({"run.protocols": ["orchestraton"]}, "did you mean 'orchestration'? (allowed: orchestration, 2pc)"),
         ({"run.seeds": [1, 1]}, "run.seeds = [1, 1]: must not repeat values; repeated: 1"),
         ({"run.seeds": []}, "run.seeds = []: list should have at least 1 item"),
         ({"run.duration": "ten"}, 'run.duration = "ten": input should be a valid number'),
@@ -91,7 +91,10 @@ def problems(overrides: dict) -> str:
             {"faults": [{"kind": "partition", "groups": [["payment"], ["payment"]], "at": 1.0}]},
             "'payment' is in more than one group",
         ),
-        ({"faults": [{"kind": "explode", "target": "payment", "at": 1.0}]}, "(allowed: crash, pause, partition, loss, duplicate, delay, slow, failure_rate)"),
+        (
+            {"faults": [{"kind": "explode", "target": "payment", "at": 1.0}]},
+            "(allowed: crash, pause, partition, loss, duplicate, delay, slow, failure_rate)",
+        ),
         (
             {"network.links": [{"src": "orchestrator", "dst": "db"}]},
             'network.links[0].dst = "db": no node of that name',

@@ -4,6 +4,12 @@ The checker reads this and nothing a coordinator believes. An effect is
 ``(time, step_index, op, participant)`` with ``op`` 0 for the forward
 operation and 1 for its compensation. No-ops (a duplicate suppressed by an
 idempotency table, a compensation with nothing to undo) are not effects.
+
+Two-phase commit records its participants' durable decisions here too: a
+participant forcing its prepared record (``PREPARED``, it voted yes and is in
+doubt), committing (``FORWARD``: the step's effect applied) and aborting
+(``ABORT``: the step's work discarded, a durable abort record). The checker
+judges atomic commit and termination from these alone.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from typing import NamedTuple
 
 FORWARD = 0
 COMPENSATE = 1
+ABORT = 2
+PREPARED = 3
 
 
 class Effect(NamedTuple):

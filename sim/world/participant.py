@@ -20,6 +20,10 @@ the durable table maps each (transaction, step) key to what happened to it:
 
 Without idempotency every forward attempt that succeeds applies its effect
 again, and every compensation attempt applies its undo, whatever came before.
+
+Two-phase commit messages (anything but a saga ``req``) go to the
+participant's 2PC side (``sim.protocols.twopc.TwoPCParticipant``), attached
+as ``twopc`` when a run uses that protocol.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.node import Node
 
 if TYPE_CHECKING:
+    from sim.protocols.twopc import TwoPCParticipant
     from sim.scenario import ParticipantSpec
     from sim.world.core import World
     from sim.world.network import Network
@@ -98,10 +103,15 @@ class Participant(Node):
         self.hangs = 0
         self.lost_in_crash = 0
         self.busy_time = 0.0
+        #: the 2PC side, when the run's protocol is two-phase commit
+        self.twopc: TwoPCParticipant | None = None
 
     # ------------------------------------------------------------ queueing
 
     def handle(self, msg: tuple[Any, ...]) -> None:
+        if msg[0] != "req":
+            self.twopc.handle(msg)  # type: ignore[union-attr]
+            return
         if self.world.tracer.on:
             queued = f", queued behind {len(self.queue)}" if self.busy >= self.workers else ""
             self._trace(msg, "receive", f"attempt token {msg[6]}{queued}")
@@ -268,3 +278,9 @@ class Participant(Node):
         self.lost_in_crash += self.busy + len(self.queue)
         self.busy = 0
         self.queue.clear()
+        if self.twopc is not None:
+            self.twopc.on_crash()
+
+    def on_restart(self) -> None:
+        if self.twopc is not None:
+            self.twopc.on_restart()

@@ -2,12 +2,56 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sim.protocols.base import TransactionProtocol
-    from sim.scenario import WorkloadSpec
+    from sim.scenario import KeysSpec, WorkloadSpec
     from sim.world.core import World
+
+
+class TxnKeys:
+    """The keys each transaction touches (``[workload.keys]``).
+
+    ``of(txn)[step]`` is the tuple of keys step ``step`` touches at its
+    participant (each participant has its own key space). Drawn at every
+    arrival, rejected ones included, from the stream ``workload.keys``, so
+    every protocol meets the same keys for a seed. Without ``[workload.keys]``
+    nothing is drawn and every transaction touches no key.
+    """
+
+    def __init__(self, world: World, spec: KeysSpec | None, steps: int) -> None:
+        self.spec = spec
+        self.steps = steps
+        self.by_txn: dict[int, tuple[tuple[int, ...], ...]] = {}
+        if spec is None:
+            return
+        self._uniform = world.streams.uniform("workload.keys")
+        self.population = spec.population
+        self._cdf: list[float] | None = None
+        if spec.skew > 0.0:
+            weights = [1.0 / (k + 1) ** spec.skew for k in range(spec.population)]
+            total = sum(weights)
+            self._cdf = [w / total for w in accumulate(weights)]
+
+    def _key(self) -> int:
+        u = self._uniform()
+        if self._cdf is None:
+            return int(u * self.population)
+        return min(bisect_right(self._cdf, u), self.population - 1)
+
+    def draw(self, txn: int) -> None:
+        spec = self.spec
+        if spec is None:
+            return
+        per = spec.per_step
+        self.by_txn[txn] = tuple(tuple(self._key() for _ in range(per)) for _ in range(self.steps))
+
+    def of(self, txn: int) -> tuple[tuple[int, ...], ...]:
+        """The keys of ``txn`` per step (empty without ``[workload.keys]``)."""
+        return self.by_txn.get(txn, ())
 
 
 class Workload:
@@ -17,8 +61,16 @@ class Workload:
     counted in ``rejected`` and is not a transaction: nothing was started.
     """
 
-    def __init__(self, world: World, spec: WorkloadSpec, duration: float, protocol: TransactionProtocol) -> None:
+    def __init__(
+        self,
+        world: World,
+        spec: WorkloadSpec,
+        duration: float,
+        protocol: TransactionProtocol,
+        keys: TxnKeys | None = None,
+    ) -> None:
         self.world = world
+        self.keys = keys
         self.protocol = protocol
         self.duration = duration
         self.limit = spec.limit if spec.limit is not None else -1
@@ -35,6 +87,8 @@ class Workload:
     def _arrive(self, _arg: Any = None) -> None:
         world = self.world
         txn = world.new_transaction()
+        if self.keys is not None:
+            self.keys.draw(txn)
         if self.protocol.start(txn):
             self.started.append((txn, world.env._now))
         else:
