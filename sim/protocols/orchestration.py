@@ -80,9 +80,9 @@ class Saga:
         self.attempt = 0
         self.token = 0
         self.epoch = epoch
-        self.confirmed = [False] * steps
-        self.uncertain = [False] * steps
-        self.plan: list[int] = []
+        self.confirmed = 0  # bit j: step j confirmed applied
+        self.uncertain = 0  # bit j: step j's outcome unknown
+        self.plan: list[int] | tuple[()] = ()
         self.pos = 0
         self.finished = float("nan")
         self.belief = ""
@@ -136,7 +136,7 @@ class Orchestrator(Node):
         if saga.phase == RUNNING_FORWARD:
             step = saga.step
             op = FORWARD
-            saga.uncertain[step] = True  # once sent, it may be applied
+            saga.uncertain |= 1 << step  # once sent, it may be applied
         else:
             step = saga.plan[saga.pos]
             op = COMPENSATE
@@ -163,11 +163,11 @@ class Orchestrator(Node):
             self.world.tracer.emit(self.world.now, self.name, "reply", saga.txn, self.labels[msg[3]][msg[4]], status)
         if saga.phase == RUNNING_FORWARD:
             if status == OK:
-                saga.confirmed[saga.step] = True
+                saga.confirmed |= 1 << saga.step
                 self._next_step(saga)
             elif status == REFUSED and self.kinds[saga.step] != _RETRIABLE:
                 if self.keys:
-                    saga.uncertain[saga.step] = False  # every copy of this key is refused
+                    saga.uncertain &= ~(1 << saga.step)  # every copy of this key is refused
                 self._compensate(saga)
             else:
                 self._attempt_failed(saga)
@@ -193,7 +193,7 @@ class Orchestrator(Node):
             if (
                 saga.attempt < self.retry.limit
                 or kind == _RETRIABLE
-                or (kind == _PIVOT and self.compensate_uncertain and saga.uncertain[saga.step])
+                or (kind == _PIVOT and self.compensate_uncertain and (saga.uncertain >> saga.step) & 1)
             ):
                 self.world.at(self.retry.wait(saga.attempt + 1), self._resend, (saga, saga.token))
             else:
@@ -228,7 +228,8 @@ class Orchestrator(Node):
         plan = [
             j
             for j in range(saga.step, -1, -1)
-            if kinds[j] == _COMPENSATABLE and (saga.confirmed[j] or (self.compensate_uncertain and saga.uncertain[j]))
+            if kinds[j] == _COMPENSATABLE
+            and ((saga.confirmed >> j) & 1 or (self.compensate_uncertain and (saga.uncertain >> j) & 1))
         ]
         saga.phase = COMPENSATING
         saga.plan = plan

@@ -14,7 +14,9 @@ same stream in the same order, so batching never changes a run.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from itertools import chain
 
 import numpy as np
 
@@ -47,30 +49,23 @@ class Distribution:
 
     def sampler(self, rng: np.random.Generator) -> Callable[[], float]:
         """A callable returning successive draws, refilled in batches."""
-        return _BatchSampler(self, rng)
+        return batched(lambda n: self.draw(rng, n))
 
     def describe(self) -> dict[str, object]:
         """The scenario-file spelling of this distribution."""
         raise NotImplementedError
 
 
-class _BatchSampler:
-    __slots__ = ("_dist", "_rng", "_buf", "_i")
+def batched(draw: Callable[[int], np.ndarray]) -> Callable[[], float]:
+    """A zero-argument callable returning successive values of ``draw(BATCH)``
+    batches: ``next`` over a chain of lists, so each call is a C call and only
+    the refill, once per batch, runs Python code."""
 
-    def __init__(self, dist: Distribution, rng: np.random.Generator) -> None:
-        self._dist = dist
-        self._rng = rng
-        self._buf: list[float] = []
-        self._i = 0
+    def batches() -> Iterator[list[float]]:
+        while True:
+            yield draw(BATCH).tolist()
 
-    def __call__(self) -> float:
-        i = self._i
-        buf = self._buf
-        if i >= len(buf):
-            buf = self._buf = self._dist.draw(self._rng, BATCH).tolist()
-            i = 0
-        self._i = i + 1
-        return buf[i]
+    return partial(next, chain.from_iterable(batches()))
 
 
 class Constant(Distribution):

@@ -35,13 +35,16 @@ class EffectLog:
     __slots__ = ("by_txn",)
 
     def __init__(self) -> None:
-        self.by_txn: list[list[Effect]] = []
+        self.by_txn: list[list[tuple[float, int, int, str]]] = []
 
     def open(self, txn: int) -> None:
         self.by_txn.append([])
 
     def apply(self, time: float, txn: int, step: int, op: int, participant: str) -> None:
-        self.by_txn[txn].append(Effect(time, step, op, participant))
+        # A plain tuple, not an Effect: building it is cheaper, and the cyclic
+        # GC stops tracking exact tuples of atoms, so a long run's effects
+        # cost nothing in later collections.
+        self.by_txn[txn].append((time, step, op, participant))
 
     def of(self, txn: int) -> list[Effect]:
-        return self.by_txn[txn]
+        return list(map(Effect._make, self.by_txn[txn]))

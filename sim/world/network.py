@@ -103,9 +103,11 @@ class Network:
         self.sent = 0
         self.lost = 0
         self.duplicated = 0
+        self._receivers: dict[str, Callable[[tuple[Any, ...]], None]] = {}
 
     def attach(self, node: Node) -> None:
         self.nodes[node.name] = node
+        self._receivers[node.name] = node.receive  # bound once, not per message
 
     def send(self, src: str, dst: str, msg: tuple[Any, ...]) -> None:
         """Send ``msg`` from ``src`` to ``dst`` (``msg[2]`` is its transaction)."""
@@ -113,7 +115,7 @@ class Network:
         world.messages[msg[2]] += 1
         self.sent += 1
         tracer = world.tracer
-        link = self._links.get((src, dst), self._default)
+        link = self._links.get((src, dst), self._default) if self._links else self._default
         extra = 0.0
         duplicate = link.duplicate
         if self._faults:
@@ -135,15 +137,15 @@ class Network:
             if tracer.on:
                 tracer.emit(world.now, src, "drop", msg[2], "", f"lost: {msg[0]} to {dst}")
             return
-        node = self.nodes[dst]
-        world.at(link.latency() + extra, node.receive, msg)
+        receive = self._receivers[dst]
+        world.at(link.latency() + extra, receive, msg)
         if duplicate and (duplicate == 1.0 or self._dup_draw() < duplicate):
             world.messages[msg[2]] += 1
             self.sent += 1
             self.duplicated += 1
             if tracer.on:
                 tracer.emit(world.now, src, "duplicate", msg[2], "", f"{msg[0]} to {dst}")
-            world.at(link.latency() + extra, node.receive, msg)
+            world.at(link.latency() + extra, receive, msg)
 
     def add_fault(self, fault: LinkFault) -> LinkFault:
         """Start a link fault; undo it with :meth:`remove_fault`."""

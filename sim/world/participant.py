@@ -185,7 +185,8 @@ class Participant(Node):
         self.world.effects.apply(self.world.env._now, msg[2], msg[3], FORWARD, self.name)
         if keyed:
             self.table[key] = OK
-        self._trace(msg, "effect", "forward")
+        if self.world.tracer.on:
+            self._trace(msg, "effect", "forward")
         return OK
 
     def _compensate(self, msg: tuple[Any, ...], outcome: int) -> str:
@@ -203,7 +204,8 @@ class Participant(Node):
                 self._trace(msg, "null-compensation", "nothing to undo")
                 return OK
         self.world.effects.apply(self.world.env._now, msg[2], msg[3], COMPENSATE, self.name)
-        self._trace(msg, "effect", "compensation")
+        if self.world.tracer.on:
+            self._trace(msg, "effect", "compensation")
         return OK
 
     def _label(self, msg: tuple[Any, ...]) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from sim.world.distributions import BATCH, Distribution
+from sim.world.distributions import Distribution, batched
 
 
 def _spawn_key(name: str) -> tuple[int, ...]:
@@ -44,27 +44,9 @@ class Streams:
 
     def uniform(self, name: str) -> Callable[[], float]:
         """Successive uniform draws in [0, 1) from the stream ``name``."""
-        return _Uniform(self.generator(name))
+        return batched(self.generator(name).random)
 
     @property
     def names(self) -> list[str]:
         """The streams taken so far (recorded in ``run.json``)."""
         return sorted(self._taken)
-
-
-class _Uniform:
-    __slots__ = ("_rng", "_buf", "_i")
-
-    def __init__(self, rng: np.random.Generator) -> None:
-        self._rng = rng
-        self._buf: list[float] = []
-        self._i = 0
-
-    def __call__(self) -> float:
-        i = self._i
-        buf = self._buf
-        if i >= len(buf):
-            buf = self._buf = self._rng.random(BATCH).tolist()
-            i = 0
-        self._i = i + 1
-        return buf[i]
