@@ -192,10 +192,10 @@ def _event_counts(env: simpy.Environment) -> tuple[int, int]:
     return pushed, pushed - len(env._queue)  # type: ignore[attr-defined]
 
 
-def harness_once(scenario: Scenario, seed: int, gc_off: bool = False) -> dict[str, Any]:
+def harness_once(scenario: Scenario, seed: int, gc_off: bool = False, protocol: str = PROTOCOL) -> dict[str, Any]:
     """One timed harness run: build + run (the simulation), then collect."""
     with Clock(gc_off) as clock:
-        model = Model(scenario, PROTOCOL, seed)
+        model = Model(scenario, protocol, seed)
         model.world.run(until=model.end)
         sim_wall, sim_cpu, sim_gc = clock.lap()
         out = model.collect(sim_wall)
@@ -212,8 +212,8 @@ def harness_once(scenario: Scenario, seed: int, gc_off: bool = False) -> dict[st
         "transactions": s["transactions"],
         "pushed": pushed,
         "processed": processed,
-        "outcomes": {k: s[k] for k in ("committed", "compensated", "inconsistent", "stuck")},
-        "timeouts": s["timeouts"],
+        "outcomes": {k: s[k] for k in ("committed", "compensated", "aborted", "inconsistent", "stuck") if s[k]},
+        "timeouts": s.get("timeouts", 0),
         "messages_per_txn": s["messages_per_txn"],
     }
 
@@ -432,6 +432,7 @@ def run(
     scenario = scenario_from_dict(raw, source="benchmark")
     harness_runs: list[dict[str, Any]] = []
     baseline_runs: list[dict[str, Any]] = []
+    twopc_runs: list[dict[str, Any]] = []
     for k in range(repeat):
         h = harness_once(scenario, seed, gc_off)
         log(
@@ -442,21 +443,29 @@ def run(
         b = baseline_once(raw, seed, gc_off)
         log(f"  run {k + 1}/{repeat}  hand-written: {b['sim']:.2f} s  ({transactions / b['sim']:,.0f} txn/s)")
         baseline_runs.append(b)
+        t = harness_once(scenario, seed, gc_off, "2pc")
+        log(f"  run {k + 1}/{repeat}  2pc: sim {t['sim']:.2f} s  ({transactions / t['sim']:,.0f} txn/s)")
+        twopc_runs.append(t)
     h0, b0 = harness_runs[0], baseline_runs[0]
     for name, r in (("harness", h0), ("hand-written", b0)):
         if r["transactions"] != transactions:
             raise RuntimeError(f"the {name} model ran {r['transactions']} transactions, not {transactions}")
-    deterministic = _same(harness_runs, ("pushed", "processed", "outcomes")) and _same(
-        baseline_runs, ("pushed", "processed", "outcomes")
+    deterministic = all(
+        _same(runs, ("pushed", "processed", "outcomes")) for runs in (harness_runs, baseline_runs, twopc_runs)
     )
 
     harness_sim = _rates(harness_runs, "sim", transactions)
     harness_full = _rates(harness_runs, "full", transactions)
     baseline = _rates(baseline_runs, "sim", transactions)
+    twopc_sim = _rates(twopc_runs, "sim", transactions)
+    twopc_full = _rates(twopc_runs, "full", transactions)
+    t0 = twopc_runs[0]
     for figures, r, times in (
         (harness_sim, h0, harness_sim["times_s"]),
         (harness_full, h0, harness_full["times_s"]),
         (baseline, b0, baseline["times_s"]),
+        (twopc_sim, t0, twopc_sim["times_s"]),
+        (twopc_full, t0, twopc_full["times_s"]),
     ):
         figures["events_pushed_per_txn"] = r["pushed"] / transactions
         figures["events_per_txn"] = r["processed"] / transactions
@@ -471,6 +480,10 @@ def run(
         "harness_sim": harness_sim,
         "harness_full": harness_full,
         "baseline": baseline,
+        "twopc_sim": twopc_sim,
+        "twopc_full": twopc_full,
+        "twopc_outcomes": t0["outcomes"],
+        "twopc_messages_per_txn": t0["messages_per_txn"],
         "ratio_sim_best": harness_sim["best_txn_per_s"] / baseline["best_txn_per_s"],
         "ratio_sim_median": harness_sim["median_txn_per_s"] / baseline["median_txn_per_s"],
         "ratio_full_best": harness_full["best_txn_per_s"] / baseline["best_txn_per_s"],
@@ -523,16 +536,18 @@ def table(result: dict[str, Any]) -> str:
         ("hand-written SimPy model", result["baseline"]),
         ("harness, simulation only", result["harness_sim"]),
         ("harness, with checker + collection", result["harness_full"]),
+        ("harness 2PC, simulation only", result["twopc_sim"]),
+        ("harness 2PC, with checker + collection", result["twopc_full"]),
     ]
     head = (
-        f"{'model':<36}{'best s':>8}{'median s':>10}{'txn/s best':>12}{'txn/s median':>14}"
+        f"{'model':<40}{'best s':>8}{'median s':>10}{'txn/s best':>12}{'txn/s median':>14}"
         f"{'CPU txn/s':>11}{'GC %':>6}{'events/txn':>12}{'us/event':>10}{'MB/100k txn':>13}"
     )
     lines = [head, "-" * len(head)]
     for name, f in rows:
         mem = f.get("peak_mb_per_100k")
         lines.append(
-            f"{name:<36}{f['best_s']:>8.2f}{f['median_s']:>10.2f}{f['best_txn_per_s']:>12,.0f}"
+            f"{name:<40}{f['best_s']:>8.2f}{f['median_s']:>10.2f}{f['best_txn_per_s']:>12,.0f}"
             f"{f['median_txn_per_s']:>14,.0f}{f['best_cpu_txn_per_s']:>11,.0f}{f['gc_share_of_best']:>6.0%}"
             f"{f['events_per_txn']:>12.2f}{f['us_per_event_best']:>10.2f}"
             f"{'-' if mem is None else f'{mem:.1f}':>13}"
@@ -559,6 +574,8 @@ def table(result: dict[str, Any]) -> str:
         f"median {r['ratio_full_median']:.2f}",
         f"outcomes: harness {r['harness_outcomes']} (timeouts {r['harness_timeouts']}, "
         f"{r['harness_messages_per_txn']:.2f} messages/txn); hand-written {r['baseline_outcomes']}",
+        f"2PC (same transactions, no contended keys): {r['twopc_outcomes']} "
+        f"({r['twopc_messages_per_txn']:.2f} messages/txn)",
         f"same events and outcomes on every repeat: {'yes' if r['deterministic'] else 'NO'}",
         "",
     ]
