@@ -433,6 +433,7 @@ def run(
     harness_runs: list[dict[str, Any]] = []
     baseline_runs: list[dict[str, Any]] = []
     twopc_runs: list[dict[str, Any]] = []
+    choreo_runs: list[dict[str, Any]] = []
     for k in range(repeat):
         h = harness_once(scenario, seed, gc_off)
         log(
@@ -446,12 +447,16 @@ def run(
         t = harness_once(scenario, seed, gc_off, "2pc")
         log(f"  run {k + 1}/{repeat}  2pc: sim {t['sim']:.2f} s  ({transactions / t['sim']:,.0f} txn/s)")
         twopc_runs.append(t)
+        c = harness_once(scenario, seed, gc_off, "choreography")
+        log(f"  run {k + 1}/{repeat}  choreography: sim {c['sim']:.2f} s  ({transactions / c['sim']:,.0f} txn/s)")
+        choreo_runs.append(c)
     h0, b0 = harness_runs[0], baseline_runs[0]
     for name, r in (("harness", h0), ("hand-written", b0)):
         if r["transactions"] != transactions:
             raise RuntimeError(f"the {name} model ran {r['transactions']} transactions, not {transactions}")
     deterministic = all(
-        _same(runs, ("pushed", "processed", "outcomes")) for runs in (harness_runs, baseline_runs, twopc_runs)
+        _same(runs, ("pushed", "processed", "outcomes"))
+        for runs in (harness_runs, baseline_runs, twopc_runs, choreo_runs)
     )
 
     harness_sim = _rates(harness_runs, "sim", transactions)
@@ -460,12 +465,17 @@ def run(
     twopc_sim = _rates(twopc_runs, "sim", transactions)
     twopc_full = _rates(twopc_runs, "full", transactions)
     t0 = twopc_runs[0]
+    choreo_sim = _rates(choreo_runs, "sim", transactions)
+    choreo_full = _rates(choreo_runs, "full", transactions)
+    c0 = choreo_runs[0]
     for figures, r, times in (
         (harness_sim, h0, harness_sim["times_s"]),
         (harness_full, h0, harness_full["times_s"]),
         (baseline, b0, baseline["times_s"]),
         (twopc_sim, t0, twopc_sim["times_s"]),
         (twopc_full, t0, twopc_full["times_s"]),
+        (choreo_sim, c0, choreo_sim["times_s"]),
+        (choreo_full, c0, choreo_full["times_s"]),
     ):
         figures["events_pushed_per_txn"] = r["pushed"] / transactions
         figures["events_per_txn"] = r["processed"] / transactions
@@ -484,6 +494,10 @@ def run(
         "twopc_full": twopc_full,
         "twopc_outcomes": t0["outcomes"],
         "twopc_messages_per_txn": t0["messages_per_txn"],
+        "choreography_sim": choreo_sim,
+        "choreography_full": choreo_full,
+        "choreography_outcomes": c0["outcomes"],
+        "choreography_messages_per_txn": c0["messages_per_txn"],
         "ratio_sim_best": harness_sim["best_txn_per_s"] / baseline["best_txn_per_s"],
         "ratio_sim_median": harness_sim["median_txn_per_s"] / baseline["median_txn_per_s"],
         "ratio_full_best": harness_full["best_txn_per_s"] / baseline["best_txn_per_s"],
@@ -538,6 +552,8 @@ def table(result: dict[str, Any]) -> str:
         ("harness, with checker + collection", result["harness_full"]),
         ("harness 2PC, simulation only", result["twopc_sim"]),
         ("harness 2PC, with checker + collection", result["twopc_full"]),
+        ("choreography, simulation only", result["choreography_sim"]),
+        ("choreography, with checker + collection", result["choreography_full"]),
     ]
     head = (
         f"{'model':<40}{'best s':>8}{'median s':>10}{'txn/s best':>12}{'txn/s median':>14}"
@@ -576,6 +592,8 @@ def table(result: dict[str, Any]) -> str:
         f"{r['harness_messages_per_txn']:.2f} messages/txn); hand-written {r['baseline_outcomes']}",
         f"2PC (same transactions, no contended keys): {r['twopc_outcomes']} "
         f"({r['twopc_messages_per_txn']:.2f} messages/txn)",
+        f"choreography (same transactions, no hand-written baseline yet): {r['choreography_outcomes']} "
+        f"({r['choreography_messages_per_txn']:.2f} messages/txn)",
         f"same events and outcomes on every repeat: {'yes' if r['deterministic'] else 'NO'}",
         "",
     ]

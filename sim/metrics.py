@@ -27,7 +27,7 @@ TRANSACTION_COLUMNS: tuple[str, ...] = (
     "compensations_applied", "retries", "messages",
 )  # fmt: skip
 #: Extra columns: the coordinator's belief, the checker's reasons and anomaly codes.
-TRANSACTION_EXTRA: tuple[str, ...] = ("time_to_consistency", "coordinator", "reasons", "anomalies")
+TRANSACTION_EXTRA: tuple[str, ...] = ("time_to_consistency", "coordinator", "reasons", "anomalies", "flagged_at")
 #: Protocol columns (two-phase commit: locks and blocking), present when any
 #: run of the frame has them, NaN on the rows of runs without them.
 TRANSACTION_PROTOCOL: tuple[str, ...] = ("lock_held", "lock_wait", "blocked")
@@ -76,6 +76,7 @@ def transactions_frame(columns: dict[str, list[Any]] | Sequence[dict[str, list[A
             "consistent_at": "float64",
             "latency": "float64",
             "time_to_consistency": "float64",
+            "flagged_at": "float64",
         }
     )
 

@@ -10,6 +10,7 @@ from typing import Any
 from sim.checker import Checker, TwoPCChecker
 from sim.metrics import summarize
 from sim.protocols.base import TransactionProtocol
+from sim.protocols.choreography import ChoreographyProtocol
 from sim.protocols.orchestration import KEY_STRIDE, OrchestrationProtocol
 from sim.protocols.twopc import TwoPCProtocol
 from sim.scenario import PROTOCOLS, Scenario
@@ -19,6 +20,7 @@ from sim.world.network import Network
 from sim.world.node import Node
 from sim.world.participant import Participant
 from sim.world.trace import TraceEvent
+from sim.world.tracker import Watchdog
 from sim.world.workload import TxnKeys, Workload
 
 
@@ -54,9 +56,37 @@ def _twopc(model: Model) -> TransactionProtocol:
     )
 
 
+def _choreography(model: Model) -> TransactionProtocol:
+    s = model.scenario
+    return ChoreographyProtocol(
+        model.world, model.network, s.broker, s.choreography, s.transaction, model.participants, s.monitor.stuck_after
+    )
+
+
 #: How to build each protocol on a model's world, network and participants.
 #: Every name in ``sim.scenario.PROTOCOLS`` has an entry.
-BUILDERS: dict[str, Callable[[Model], TransactionProtocol]] = {"orchestration": _orchestration, "2pc": _twopc}
+BUILDERS: dict[str, Callable[[Model], TransactionProtocol]] = {
+    "orchestration": _orchestration,
+    "2pc": _twopc,
+    "choreography": _choreography,
+}
+
+
+class _Watched:
+    """A protocol whose transactions a :class:`Watchdog` checks after
+    ``stuck_after`` (protocols with a coordinator; a choreography has its
+    saga tracker and its own ``flagged_at``)."""
+
+    def __init__(self, protocol: TransactionProtocol, watchdog: Watchdog) -> None:
+        self.protocol = protocol
+        self.watchdog = watchdog
+
+    def start(self, txn: int) -> bool:
+        if self.protocol.start(txn):
+            self.watchdog.watch(txn)
+            return True
+        return False
+
 
 #: Per-transaction columns a protocol may add (``transaction_extra``); NaN on
 #: the rows of protocols without them.
@@ -118,11 +148,21 @@ class Model:
         )
         self.faults = Faults(self.world, self.network, self.nodes, self.participants, heal_at=until)
         self.faults.schedule(self.planned_faults)
+        self.flagged_at: Callable[[int], float]
+        starter: Any = self.protocol
+        own_alerts = getattr(self.protocol, "flagged_at", None)
+        if own_alerts is not None:
+            self.flagged_at = own_alerts
+        else:
+            protocol_ = self.protocol
+            watchdog = Watchdog(self.world, scenario.monitor.stuck_after, lambda t: protocol_.view(t).terminal)
+            self.flagged_at = watchdog.flagged_at
+            starter = _Watched(self.protocol, watchdog)
         self.workload = Workload(
             self.world,
             scenario.workload,
             scenario.run.duration,
-            self.protocol,
+            starter,
             self.keys if scenario.workload.keys is not None else None,
         )
         self.checker: Checker | TwoPCChecker = TwoPCChecker(txn.steps) if protocol == "2pc" else Checker(txn.steps)
@@ -157,16 +197,18 @@ class Model:
                 "run_id", "scenario", "protocol", "seed", "txn_id", "started_at", "finished_at",
                 "outcome", "consistent", "consistent_at", "latency", "steps_applied",
                 "compensations_applied", "retries", "messages", "time_to_consistency",
-                "coordinator", "reasons", "anomalies",
+                "coordinator", "reasons", "anomalies", "flagged_at",
             )
         }  # fmt: skip
         anomalies: list[tuple[str, ...]] = []
+        last_progress: list[float] = []
         per_txn = getattr(self.protocol, "transaction_extra", None)
         if per_txn is not None:
             cols.update({c: [] for c in PROTOCOL_COLUMNS})
         for txn, started_at in self.workload.started:
             view = self.protocol.view(txn)
-            verdict = self.checker.judge(world.effects.of(txn), view, started_at)
+            effects = world.effects.of(txn)
+            verdict = self.checker.judge(effects, view, started_at)
             cols["txn_id"].append(txn)
             cols["started_at"].append(started_at)
             cols["finished_at"].append(view.finished_at)
@@ -183,6 +225,8 @@ class Model:
             cols["reasons"].append("; ".join(verdict.reasons))
             cols["anomalies"].append(",".join(verdict.anomalies))
             anomalies.append(verdict.anomalies)
+            cols["flagged_at"].append(self.flagged_at(txn))
+            last_progress.append(effects[-1].time if effects else started_at)
             if per_txn is not None:
                 for column, value in per_txn(txn).items():
                     cols[column].append(value)
@@ -204,6 +248,7 @@ class Model:
             "wall_time": wall_time,
             **busy,
         }
+        extra.update(alert_figures(cols["outcome"], cols["flagged_at"], last_progress))
         extra.update(self.protocol.summary_extra())
         summary = summarize(
             run_id=rid,
@@ -231,6 +276,41 @@ class Model:
             wall_time=wall_time,
             streams=world.streams.names,
         )
+
+
+def alert_figures(outcomes: list[str], flagged_at: list[float], last_progress: list[float]) -> dict[str, Any]:
+    """Stuck alerts against the checker's verdict.
+
+    An alert is true when the transaction ends ``stuck`` or ``inconsistent``
+    (it needs a human), false when it ends ``committed`` or ``compensated``
+    (it was only slow). A ``stuck`` transaction without an alert is missed (an
+    inconsistent one that finished is not: the alert is about liveness). The
+    detection delay of an alerted stuck transaction runs from its last
+    progress (its last effect, or its start when nothing was applied) to the
+    alert, 0 if it was flagged before it stopped moving.
+    """
+    alerts = true = missed = 0
+    delays: list[float] = []
+    for outcome, flagged, progress in zip(outcomes, flagged_at, last_progress, strict=True):
+        alerted = flagged == flagged  # not NaN
+        if alerted:
+            alerts += 1
+            if outcome in ("stuck", "inconsistent"):
+                true += 1
+        if outcome == "stuck":
+            if alerted:
+                delays.append(max(0.0, flagged - progress))
+            else:
+                missed += 1
+    nan = float("nan")
+    return {
+        "alerts": alerts,
+        "true_alerts": true,
+        "false_alerts": alerts - true,
+        "missed_alerts": missed,
+        "detection_delay_mean": sum(delays) / len(delays) if delays else nan,
+        "detection_delay_max": max(delays) if delays else nan,
+    }
 
 
 def run_once(scenario: Scenario, protocol: str, seed: int, trace: bool | None = None) -> RunOutput:

@@ -33,11 +33,19 @@ from sim.errors import ScenarioError, did_you_mean
 from sim.world import distributions as dists
 
 #: Protocols a scenario may ask for.
-PROTOCOLS: tuple[str, ...] = ("orchestration", "2pc")
+PROTOCOLS: tuple[str, ...] = ("orchestration", "2pc", "choreography")
 
 #: Each protocol's own coordinating node; a fault aimed at another protocol's
 #: node does not apply to a run of this one.
-PROTOCOL_NODES: dict[str, str] = {"orchestration": "orchestrator", "2pc": "coordinator"}
+PROTOCOL_NODES: dict[str, str] = {"orchestration": "orchestrator", "2pc": "coordinator", "choreography": "broker"}
+
+#: Every node of each protocol beyond the participants (choreography: the
+#: broker and the saga tracker).
+PROTOCOL_ALL_NODES: dict[str, tuple[str, ...]] = {
+    "orchestration": ("orchestrator",),
+    "2pc": ("coordinator",),
+    "choreography": ("broker", "tracker"),
+}
 
 #: Node names the harness itself uses; participants may not take them.
 RESERVED_NODES: tuple[str, ...] = ("orchestrator", "coordinator", "broker", "tracker", "client")
@@ -101,7 +109,9 @@ class RunSpec(_Model):
     duration: float = Field(60.0, gt=0)
     drain: float = Field(60.0, ge=0)
     seeds: list[Annotated[int, Field(ge=0, lt=2**63)]] = Field(default_factory=lambda: [1], min_length=1)
-    protocols: list[Literal["orchestration", "2pc"]] = Field(default_factory=lambda: ["orchestration"], min_length=1)
+    protocols: list[Literal["orchestration", "2pc", "choreography"]] = Field(
+        default_factory=lambda: ["orchestration"], min_length=1
+    )
     trace: bool = False
 
     @field_validator("seeds", "protocols")
@@ -162,6 +172,7 @@ class ParticipantSpec(_Model):
     compensation_time: DistSpec | None = None
     compensation_failure: Probability = 0.0
     idempotent: bool = True
+    outbox: bool = True
     lock_timeout: float = Field(1.0, gt=0)
 
     @model_validator(mode="after")
@@ -271,6 +282,43 @@ class TwoPCSpec(_Model):
     log_write: DistSpec = Field(default_factory=lambda: constant(0.0))
     presumed_abort: bool = True
     cooperative_termination: bool = False
+
+
+class BrokerSpec(_Model):
+    """The message broker of the choreography saga."""
+
+    ordering: Literal["per-key", "unordered"] = "per-key"
+    ack_timeout: float = Field(5.0, gt=0)
+    max_deliveries: Annotated[int, Field(ge=1)] | Literal["unlimited"] = 10
+    deduplicate: bool = False
+
+    @field_validator("max_deliveries", mode="before")
+    @classmethod
+    def _deliveries(cls, value: object) -> object:
+        ok = value == "unlimited" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+        if not ok:
+            raise ValueError('must be a whole number >= 1, or "unlimited"')
+        return value
+
+    @property
+    def delivery_limit(self) -> float:
+        """``max_deliveries`` as a number (``inf`` when unlimited)."""
+        return float("inf") if self.max_deliveries == "unlimited" else float(self.max_deliveries)
+
+
+class ChoreographySpec(_Model):
+    """The choreography saga's services: local retries and publishing."""
+
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    compensation_retry: RetrySpec = Field(default_factory=lambda: RetrySpec(attempts="unlimited"))
+    publish_timeout: float = Field(1.0, gt=0)
+    publish_retry: RetrySpec = Field(default_factory=lambda: RetrySpec(attempts="unlimited"))
+
+
+class MonitorSpec(_Model):
+    """Stuck-transaction alerts, alike for every protocol."""
+
+    stuck_after: float = Field(30.0, gt=0)
 
 
 FaultKind = Literal["crash", "pause", "partition", "loss", "duplicate", "delay", "slow", "failure_rate"]
@@ -451,6 +499,9 @@ class Scenario(_Model):
     transactions: dict[NodeName, TransactionSpec] = Field(min_length=1)
     orchestrator: OrchestratorSpec = Field(default_factory=OrchestratorSpec)
     twopc: TwoPCSpec = Field(default_factory=TwoPCSpec)
+    broker: BrokerSpec = Field(default_factory=BrokerSpec)
+    choreography: ChoreographySpec = Field(default_factory=ChoreographySpec)
+    monitor: MonitorSpec = Field(default_factory=MonitorSpec)
     faults: list[FaultSpec] = Field(default_factory=list)
     nemesis: NemesisSpec = Field(default_factory=NemesisSpec)
     expect: ExpectSpec = Field(default_factory=ExpectSpec)
@@ -462,9 +513,10 @@ class Scenario(_Model):
         return self.transactions[self.workload.transaction]
 
     def nodes(self) -> list[str]:
-        """Every node name: the coordinating node of each protocol the
-        scenario runs (``orchestrator``, ``coordinator``) and the participants."""
-        own = [PROTOCOL_NODES[p] for p in PROTOCOLS if p in self.run.protocols]
+        """Every node name: the nodes of each protocol the scenario runs
+        (``orchestrator``, ``coordinator``, ``broker`` and ``tracker``) and the
+        participants."""
+        own = [n for p in PROTOCOLS if p in self.run.protocols for n in PROTOCOL_ALL_NODES[p]]
         return [*own, *self.participants]
 
     def effective(self) -> dict[str, Any]:

@@ -36,7 +36,10 @@ def problems(overrides: dict) -> str:
             {"network.latency.dist": "gauss"},
             'network.latency.dist = "gauss": not allowed (allowed: constant, exponential',
         ),
-        ({"run.protocols": ["orchestraton"]}, "did you mean 'orchestration'? (allowed: orchestration, 2pc)"),
+        (
+            {"run.protocols": ["orchestraton"]},
+            "did you mean 'orchestration'? (allowed: orchestration, 2pc, choreography)",
+        ),
         ({"run.seeds": [1, 1]}, "run.seeds = [1, 1]: must not repeat values; repeated: 1"),
         ({"run.seeds": []}, "run.seeds = []: list should have at least 1 item"),
         ({"run.duration": "ten"}, 'run.duration = "ten": input should be a valid number'),

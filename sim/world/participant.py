@@ -23,7 +23,10 @@ again, and every compensation attempt applies its undo, whatever came before.
 
 Two-phase commit messages (anything but a saga ``req``) go to the
 participant's 2PC side (``sim.protocols.twopc.TwoPCParticipant``), attached
-as ``twopc`` when a run uses that protocol.
+as ``twopc`` when a run uses that protocol; broker messages of a
+choreography go to its choreography side
+(``sim.protocols.choreography.ChoreographyParticipant``), attached as
+``choreo``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.node import Node
 
 if TYPE_CHECKING:
+    from sim.protocols.choreography import ChoreographyParticipant
     from sim.protocols.twopc import TwoPCParticipant
     from sim.scenario import ParticipantSpec
     from sim.world.core import World
@@ -105,12 +109,14 @@ class Participant(Node):
         self.busy_time = 0.0
         #: the 2PC side, when the run's protocol is two-phase commit
         self.twopc: TwoPCParticipant | None = None
+        #: the choreography side, when the run's protocol is a choreography
+        self.choreo: ChoreographyParticipant | None = None
 
     # ------------------------------------------------------------ queueing
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         if msg[0] != "req":
-            self.twopc.handle(msg)  # type: ignore[union-attr]
+            (self.twopc or self.choreo).handle(msg)  # type: ignore[union-attr]
             return
         if self.world.tracer.on:
             queued = f", queued behind {len(self.queue)}" if self.busy >= self.workers else ""
@@ -282,7 +288,11 @@ class Participant(Node):
         self.queue.clear()
         if self.twopc is not None:
             self.twopc.on_crash()
+        if self.choreo is not None:
+            self.choreo.on_crash()
 
     def on_restart(self) -> None:
         if self.twopc is not None:
             self.twopc.on_restart()
+        if self.choreo is not None:
+            self.choreo.on_restart()

@@ -1,0 +1,489 @@
+"""The choreography saga: participants react to each other's events through
+a message broker; nobody coordinates.
+
+Topics (per transaction kind, numbered): ``start`` (the order was created),
+and per step ``STEP.done`` (applied), ``STEP.failed`` (refused, or its
+attempts exhausted: nothing applied) and ``COMPENSATION.done`` (undone).
+Each participant's consumer group subscribes to the events it reacts to:
+
+* ``start`` and ``STEP.done`` of step i trigger step i + 1 (forward);
+* ``STEP.failed`` of step i, and ``COMPENSATION.done`` of step i, trigger the
+  compensation of the nearest compensatable step before i: compensation runs
+  back through the applied steps in reverse order.
+
+*Terminal* events end the chain: the last step's ``done``; a ``failed`` or a
+compensation's ``done`` with no compensatable step before it. A transaction is
+terminal when the broker has stored one of its terminal events (the chain of
+events reached its end); it finished then. The saga tracker (``tracker``)
+follows every event and alerts on transactions with no terminal event after
+``[monitor] stuck_after``.
+
+A participant handling an event (one worker, one outcome draw per attempt, as
+for orchestration commands):
+
+* success: applies the effect and publishes the next event; refusal (not for
+  retriable steps): publishes ``STEP.failed``; a transient error is retried
+  locally with ``[choreography] retry`` (compensations with
+  ``compensation_retry``), the pivot until it succeeds or is refused,
+  retriable steps until they succeed; a compensatable step whose attempts are
+  exhausted publishes ``STEP.failed`` (it knows nothing was applied); a
+  compensation whose attempts are exhausted is given up: the chain moves on
+  without its effect. A hang: no answer, no ack; the broker redelivers.
+* ``idempotent = true``: an inbox of handled event ids, written in the same
+  local transaction as the effect: a copy of an event already handled is
+  acknowledged and not applied again (checked at arrival and again, inside
+  the local transaction, at completion). Without it every copy is handled
+  again.
+* ``outbox = true``: the effect, the inbox entry and the event to publish are
+  stored together; the incoming event is acknowledged at once, and a relay
+  publishes the stored event until the broker confirms it, republishing
+  after a restart. Without it (the dual write) the service publishes from
+  memory after its local commit, retrying until the broker confirms, and
+  acknowledges the incoming event only then; a crash in between loses the
+  publish. With an inbox the redelivered event is then skipped: the chain is
+  lost and the transaction stuck. Without an inbox it is applied again.
+
+Outgoing event ids are derived from the transaction and the topic, so a
+republished or reprocessed event has the same id as the first.
+
+Every message goes through the network: publish, confirm, delivery, ack.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from sim.protocols.base import CoordinatorView
+from sim.protocols.retry import Backoff
+from sim.world.broker import BROKER, Broker
+from sim.world.effects import COMPENSATE, FORWARD
+from sim.world.node import Node
+from sim.world.timers import DeadlineQueue
+from sim.world.tracker import SagaTracker
+
+if TYPE_CHECKING:
+    from sim.scenario import BrokerSpec, ChoreographySpec, TransactionSpec
+    from sim.world.core import World
+    from sim.world.network import Network
+    from sim.world.participant import Participant
+
+CLIENT = "client"
+
+#: Event ids are ``txn * EVENT_STRIDE + topic``.
+EVENT_STRIDE = 256
+
+START = 0
+
+
+def done(step: int) -> int:
+    return 1 + 3 * step
+
+
+def failed(step: int) -> int:
+    return 2 + 3 * step
+
+
+def undone(step: int) -> int:
+    return 3 + 3 * step
+
+
+# Attempt outcomes (as drawn by the participant).
+_SUCCEED = 0
+_REFUSE = 1
+_FAIL = 2
+_HANG = 3
+
+_OK = "ok"
+_REFUSED = "refused"
+
+
+class Publisher:
+    """Publishes events to the broker, resending each until it is confirmed.
+
+    ``pending`` is volatile: a crash of the owner abandons every unconfirmed
+    publish (an outbox keeps its own durable rows and republishes them).
+    """
+
+    def __init__(self, node: Node, network: Network, spec: ChoreographySpec, protocol: ChoreographyProtocol) -> None:
+        self.node = node
+        self.network = network
+        self.world = node.world
+        self.protocol = protocol
+        self.backoff = Backoff(spec.publish_retry, self.world.streams.uniform(f"choreography.{node.name}.publish"))
+        self.limit = spec.publish_retry.limit
+        #: eid -> [txn, topic, started, attempt, ack (incoming event to ack once confirmed)]
+        self.pending: dict[int, list[Any]] = {}
+        self.deadlines = DeadlineQueue(self.world, spec.publish_timeout, self._live, self._expired, owner=node)
+        self.confirmed: dict[int, None] | None = None  # an outbox's rows, removed when confirmed
+        self.resends = 0
+        self.dropped = 0
+
+    def publish(self, eid: int, txn: int, topic: int, started: float, ack: tuple[Any, ...] | None) -> None:
+        entry = [txn, topic, started, 1, ack]
+        self.pending[eid] = entry
+        if self.world.tracer.on:
+            self.world.tracer.emit(self.world.now, self.node.name, "publish", txn, self.protocol.labels[topic])
+        self._send(eid, entry)
+
+    def _send(self, eid: int, entry: list[Any]) -> None:
+        node = self.node
+        self.network.send(node.name, BROKER, ("pub", node.name, entry[0], eid, entry[1], entry[2]))
+        self.deadlines.add((eid, entry[3], node.epoch))
+
+    def _live(self, item: tuple[int, int, int]) -> bool:
+        entry = self.pending.get(item[0])
+        return entry is not None and entry[3] == item[1] and item[2] == self.node.epoch
+
+    def _expired(self, item: tuple[int, int, int]) -> None:
+        eid = item[0]
+        entry = self.pending[eid]
+        if entry[3] >= self.limit:
+            del self.pending[eid]
+            self.dropped += 1
+            if self.world.tracer.on:
+                self.world.tracer.emit(
+                    self.world.now, self.node.name, "publish-gave-up", entry[0], self.protocol.labels[entry[1]]
+                )
+            return
+        self.world.at(self.backoff.wait(entry[3] + 1), self._resend, item)
+
+    def _resend(self, item: tuple[int, int, int]) -> None:
+        if self.node.paused:
+            self.node.hold(self._resend, item)
+            return
+        if not self._live(item):
+            return
+        entry = self.pending[item[0]]
+        entry[3] += 1
+        self.resends += 1
+        self.protocol.retry(entry[0])
+        self._send(item[0], entry)
+
+    def confirm(self, eid: int) -> None:
+        entry = self.pending.pop(eid, None)
+        if entry is None:
+            return
+        if entry[4] is not None:
+            ack = entry[4]
+            self.network.send(self.node.name, BROKER, ("ack", self.node.name, ack[2], ack[7], ack[6]))
+        if self.confirmed is not None:
+            self.confirmed.pop(eid, None)
+
+    def on_crash(self) -> None:
+        if self.confirmed is None:
+            self.dropped += len(self.pending)
+            if self.world.tracer.on:
+                for entry in self.pending.values():
+                    self.world.tracer.emit(
+                        self.world.now, self.node.name, "publish-lost", entry[0], self.protocol.labels[entry[1]]
+                    )
+        self.pending.clear()
+        self.deadlines.clear()
+
+
+class Client(Node):
+    """The order service that creates transactions: it publishes ``start``
+    from its own outbox, until the broker confirms."""
+
+    def __init__(self, world: World, network: Network, spec: ChoreographySpec, protocol: ChoreographyProtocol) -> None:
+        super().__init__(world, CLIENT)
+        self.publisher = Publisher(self, network, spec, protocol)
+
+    def handle(self, msg: tuple[Any, ...]) -> None:
+        self.publisher.confirm(msg[3])
+
+
+class ChoreographyParticipant:
+    """A participant's choreography side: its consumer, inbox and outbox."""
+
+    def __init__(
+        self,
+        participant: Participant,
+        network: Network,
+        spec: ChoreographySpec,
+        protocol: ChoreographyProtocol,
+    ) -> None:
+        self.p = participant
+        self.world = participant.world
+        self.network = network
+        self.protocol = protocol
+        self.routes = protocol.routes
+        self.kinds = protocol.kinds
+        self.idempotent = participant.spec.idempotent
+        self.outbox_on = participant.spec.outbox
+        streams = self.world.streams
+        name = participant.name
+        self.retry = Backoff(spec.retry, streams.uniform(f"choreography.{name}.retry"))
+        self.comp_retry = Backoff(spec.compensation_retry, streams.uniform(f"choreography.{name}.compensation_retry"))
+        self.publisher = Publisher(participant, network, spec, protocol)
+        # durable
+        self.inbox: dict[int, str] = {}
+        self.outbox: dict[int, tuple[int, int, float]] = {}
+        if self.outbox_on:
+            self.publisher.confirmed = self.outbox  # type: ignore[assignment]
+        # counters
+        self.dedups = 0
+        self.gave_up = 0
+
+    # ------------------------------------------------------------ consuming
+
+    def handle(self, msg: tuple[Any, ...]) -> None:
+        if msg[0] == "evt":
+            if self.idempotent and msg[3] in self.inbox:
+                self._dedup(msg)
+                return
+            job = [msg, 1]
+            p = self.p
+            if p.busy < p.workers:
+                self._start(job)
+            else:
+                p.queue.append(job)  # type: ignore[arg-type]
+        else:  # "conf"
+            self.publisher.confirm(msg[3])
+
+    def _dedup(self, msg: tuple[Any, ...]) -> None:
+        self.dedups += 1
+        if self.world.tracer.on:
+            step, op = self.routes[msg[4]]
+            self._trace(msg[2], step, op, "dedup", f"{self.inbox[msg[3]]}: nothing applied")
+        self._ack(msg)
+
+    def _ack(self, msg: tuple[Any, ...]) -> None:
+        self.network.send(self.p.name, BROKER, ("ack", self.p.name, msg[2], msg[7], msg[6]))
+
+    def _start(self, job: list[Any]) -> None:
+        p = self.p
+        p.busy += 1
+        p.attempts += 1
+        op = self.routes[job[0][4]][1]
+        outcome = _SUCCEED
+        if op == FORWARD:
+            if p._draws:
+                u = p._outcome()
+                if u < p._t_hang:
+                    outcome = _REFUSE if u < p._t_refuse else _FAIL if u < p._t_fail else _HANG
+            duration = p._service() * p._slow
+        else:
+            if p._c_draws:
+                u = p._comp_outcome()
+                if u < p._c_hang:
+                    outcome = _FAIL if u < p._c_fail else _HANG
+            duration = p._comp_service() * p._slow
+        if outcome == _HANG:
+            p.hangs += 1
+            if p._hang_time is not None:
+                duration = p._hang_time()
+        p.busy_time += duration
+        self.world.at(duration, self._finish, (job, outcome, p.epoch))
+
+    def _finish(self, item: tuple[list[Any], int, int]) -> None:
+        job, outcome, epoch = item
+        p = self.p
+        if epoch != p.epoch:
+            return  # the participant crashed meanwhile: the work is lost, the event unacked
+        if p.paused:
+            p.hold(self._finish, item)
+            return
+        msg = job[0]
+        step, op = self.routes[msg[4]]
+        if outcome == _HANG:
+            self._trace(msg[2], step, op, "hang")
+        elif self.idempotent and msg[3] in self.inbox:
+            self._dedup(msg)  # a concurrent copy got there first
+        elif op == FORWARD:
+            self._forward(job, step, outcome)
+        else:
+            self._compensate(job, step, outcome)
+        p.busy -= 1
+        if p.queue:
+            self._start(p.queue.popleft())  # type: ignore[arg-type]
+
+    def _forward(self, job: list[Any], step: int, outcome: int) -> None:
+        msg = job[0]
+        txn = msg[2]
+        kind = self.kinds[step]
+        if outcome == _SUCCEED:
+            if self.idempotent:
+                self.inbox[msg[3]] = _OK
+            self.world.effects.apply(self.world.env._now, txn, step, FORWARD, self.p.name)
+            self._trace(txn, step, FORWARD, "effect", "forward")
+            self._emit(msg, done(step))
+            return
+        if outcome == _REFUSE and kind != "retriable":
+            self._trace(txn, step, FORWARD, "refuse")
+        else:
+            self._trace(txn, step, FORWARD, "error", "transient" if outcome == _FAIL else "refused: retried")
+            if job[1] < self.retry.limit or kind != "compensatable":
+                self._retry(job, self.retry)
+                return
+            self._trace(txn, step, FORWARD, "exhausted", f"after {job[1]} attempts")
+        if self.idempotent:
+            self.inbox[msg[3]] = _REFUSED
+        self._emit(msg, failed(step))
+
+    def _compensate(self, job: list[Any], step: int, outcome: int) -> None:
+        msg = job[0]
+        txn = msg[2]
+        if outcome == _FAIL:
+            self._trace(txn, step, COMPENSATE, "error", "transient")
+            if job[1] < self.comp_retry.limit:
+                self._retry(job, self.comp_retry)
+                return
+            self.gave_up += 1
+            self.protocol.gave_up.add(txn)
+            self._trace(txn, step, COMPENSATE, "give-up")
+        else:
+            self.world.effects.apply(self.world.env._now, txn, step, COMPENSATE, self.p.name)
+            self._trace(txn, step, COMPENSATE, "effect", "compensation")
+        if self.idempotent:
+            self.inbox[msg[3]] = _OK
+        self._emit(msg, undone(step))
+
+    def _retry(self, job: list[Any], backoff: Backoff) -> None:
+        job[1] += 1
+        self.protocol.retry(job[0][2])
+        self.world.at(backoff.wait(job[1]), self._again, (job, self.p.epoch))
+
+    def _again(self, item: tuple[list[Any], int]) -> None:
+        job, epoch = item
+        p = self.p
+        if epoch != p.epoch:
+            return
+        if p.paused:
+            p.hold(self._again, item)
+            return
+        if p.busy < p.workers:
+            self._start(job)
+        else:
+            p.queue.append(job)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------ publishing
+
+    def _emit(self, incoming: tuple[Any, ...], topic: int) -> None:
+        txn = incoming[2]
+        eid = txn * EVENT_STRIDE + topic
+        started = incoming[5]
+        if self.outbox_on:
+            self.outbox[eid] = (txn, topic, started)
+            self._ack(incoming)
+            self.publisher.publish(eid, txn, topic, started, None)
+        else:
+            self.publisher.publish(eid, txn, topic, started, incoming)
+
+    def _trace(self, txn: int, step: int, op: int, kind: str, detail: str = "") -> None:
+        if self.world.tracer.on:
+            self.world.tracer.emit(self.world.now, self.p.name, kind, txn, self.protocol.op_labels[step][op], detail)
+
+    # ------------------------------------------------------------ crashes
+
+    def on_crash(self) -> None:
+        self.publisher.on_crash()
+
+    def on_restart(self) -> None:
+        for eid, (txn, topic, started) in list(self.outbox.items()):
+            self.publisher.publish(eid, txn, topic, started, None)
+
+
+class ChoreographyProtocol:
+    """The runner's handle on a choreography saga."""
+
+    name = "choreography"
+
+    def __init__(
+        self,
+        world: World,
+        network: Network,
+        broker_spec: BrokerSpec,
+        spec: ChoreographySpec,
+        transaction: TransactionSpec,
+        participants: dict[str, Participant],
+        stuck_after: float,
+    ) -> None:
+        self.world = world
+        steps = transaction.steps
+        n = len(steps)
+        self.n_steps = n
+        self.kinds = [s.kind for s in steps]
+        self.op_labels = [(s.name, s.compensation or "") for s in steps]
+        labels = {START: "start"}
+        for i, s in enumerate(steps):
+            labels[done(i)] = f"{s.name}.done"
+            labels[failed(i)] = f"{s.name}.failed"
+            labels[undone(i)] = f"{s.compensation or s.name}.done"
+        self.labels = labels
+
+        def before(i: int) -> int | None:
+            earlier = [k for k in range(i) if self.kinds[k] == "compensatable"]
+            return earlier[-1] if earlier else None
+
+        #: topic -> (step, op) that reacts to it; topics absent here are terminal
+        self.routes: dict[int, tuple[int, int]] = {START: (0, FORWARD)}
+        for i in range(n):
+            if i + 1 < n:
+                self.routes[done(i)] = (i + 1, FORWARD)
+            j = before(i)
+            if j is not None:
+                self.routes[failed(i)] = (j, COMPENSATE)
+                self.routes[undone(i)] = (j, COMPENSATE)
+        self.terminal_topics = {t for t in labels if t not in self.routes}
+        self.committed_topic = done(n - 1)
+        self.broker = Broker(world, network, broker_spec, labels)
+        self.broker.terminal_topics = self.terminal_topics
+        network.attach(self.broker)
+        self.tracker = SagaTracker(world, network, stuck_after, self.terminal_topics, labels)
+        network.attach(self.tracker)
+        self.client = Client(world, network, spec, self)
+        network.attach(self.client)
+        self.retries: dict[int, int] = {}
+        self.gave_up: set[int] = set()
+        self.sides: dict[str, ChoreographyParticipant] = {}
+        for name in dict.fromkeys(s.participant for s in steps):
+            side = ChoreographyParticipant(participants[name], network, spec, self)
+            participants[name].choreo = side
+            self.sides[name] = side
+        for topic in labels:
+            if topic in self.routes:
+                participant = steps[self.routes[topic][0]].participant
+                self.broker.subscribe(topic, participant, participant)
+            self.broker.subscribe(topic, "tracker", "tracker")
+
+    def retry(self, txn: int) -> None:
+        self.retries[txn] = self.retries.get(txn, 0) + 1
+
+    def start(self, txn: int) -> bool:
+        eid = txn * EVENT_STRIDE + START
+        self.client.publisher.publish(eid, txn, START, self.world.env._now, None)
+        return True
+
+    def view(self, txn: int) -> CoordinatorView:
+        retries = self.retries.get(txn, 0) + self.broker.redelivered.get(txn, 0)
+        end = self.broker.terminal.get(txn)
+        if end is None:
+            return CoordinatorView(False, math.nan, "running", retries)
+        at, topic = end
+        if topic == self.committed_topic:
+            belief = "committed"
+        else:
+            belief = "failed" if txn in self.gave_up else "compensated"
+        return CoordinatorView(True, at, belief, retries)
+
+    def flagged_at(self, txn: int) -> float:
+        return self.tracker.flagged_at(txn)
+
+    def nodes(self) -> list[Node]:
+        return [self.broker, self.tracker]
+
+    def summary_extra(self) -> dict[str, Any]:
+        broker = self.broker
+        sides = self.sides.values()
+        return {
+            "events_stored": broker.stored,
+            "deliveries": broker.deliveries,
+            "redeliveries": broker.redeliveries,
+            "dead_lettered": len(broker.dead),
+            "publish_resends": self.client.publisher.resends + sum(s.publisher.resends for s in sides),
+            "publishes_dropped": sum(s.publisher.dropped for s in sides) + self.client.publisher.dropped,
+            "inbox_dedups": sum(s.dedups for s in sides),
+            "gave_up": sum(s.gave_up for s in sides),
+        }

@@ -1,0 +1,208 @@
+"""The message broker: topics, consumer groups, at-least-once delivery.
+
+Publishers send ``("pub", src, txn, event_id, topic, started)`` to the node
+``broker`` through the network. The broker stores the event (durably), answers
+``("conf", broker, txn, event_id)`` and delivers one copy to every consumer
+group subscribed to the topic: ``("evt", broker, txn, event_id, topic,
+started, group, seq, delivery)``. A consumer acknowledges a copy with
+``("ack", consumer, txn, seq, group)`` once it has handled it.
+
+* **At least once.** A copy not acknowledged ``ack_timeout`` after its
+  delivery (consumer slow, crashed, the event or the ack lost) is delivered
+  again; duplicates are normal. After ``max_deliveries`` deliveries without an
+  ack the copy goes to the dead-letter topic (``dead``), is no longer
+  delivered, and is reported.
+* **Ordering.** ``per-key``: per group, one transaction's copies are delivered
+  one at a time in the order they were stored (the next only after the
+  previous is acknowledged or dead-lettered): Kafka-like per-key partitions
+  without head-of-line blocking across keys. ``unordered``: every copy is
+  delivered at once (a RabbitMQ-like queue with many consumers).
+* **Publishes** travel the network and may be lost or duplicated; the broker
+  stores every publish that arrives, so a duplicated publish or a publisher's
+  retry after a lost confirm stores the event twice, unless ``deduplicate``
+  (an idempotent producer: event ids already stored are only confirmed).
+* **Crashes.** Stored events, pending copies and their delivery counts are
+  durable; the ack timers are not. A restarted broker delivers every pending
+  copy again (the heads of the partitions with ``per-key``). Publishes and
+  acks that arrive while it is down are lost with it.
+
+The broker also records, durably, the first time it stored one of a
+transaction's *terminal* events (``terminal``): that is when the chain of
+events of a choreography reached its end.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from sim.world.node import Node
+from sim.world.timers import DeadlineQueue
+
+if TYPE_CHECKING:
+    from sim.scenario import BrokerSpec
+    from sim.world.core import World
+    from sim.world.network import Network
+
+BROKER = "broker"
+
+
+class Copy:
+    """One stored event for one consumer group (durable)."""
+
+    __slots__ = ("seq", "txn", "eid", "topic", "started", "group", "deliveries", "done")
+
+    def __init__(self, seq: int, txn: int, eid: int, topic: int, started: float, group: str) -> None:
+        self.seq = seq
+        self.txn = txn
+        self.eid = eid
+        self.topic = topic
+        self.started = started
+        self.group = group
+        self.deliveries = 0
+        self.done = False  # acknowledged or dead-lettered
+
+
+class Broker(Node):
+    """The broker node (its name is ``broker``)."""
+
+    def __init__(self, world: World, network: Network, spec: BrokerSpec, labels: dict[int, str]) -> None:
+        super().__init__(world, BROKER)
+        self.network = network
+        self.spec = spec
+        self.labels = labels
+        self.ordered = spec.ordering == "per-key"
+        self.limit = spec.delivery_limit
+        #: topic -> [(group, consumer node)]
+        self.subscribers: dict[int, list[tuple[str, str]]] = {}
+        self.terminal_topics: set[int] = set()
+        # durable
+        self.pending: dict[tuple[str, int], Copy] = {}
+        self.partitions: dict[tuple[str, int], deque[Copy]] = {}
+        self.consumer: dict[str, str] = {}
+        self.seen: set[int] = set()
+        self.terminal: dict[int, tuple[float, int]] = {}
+        self.dead: list[Copy] = []
+        self._seq = 0
+        # counters
+        self.stored = 0
+        self.deliveries = 0
+        self.redeliveries = 0
+        self.redelivered: dict[int, int] = {}
+        self.deadlines = DeadlineQueue(world, spec.ack_timeout, self._unacked, self._redeliver, owner=self)
+
+    def subscribe(self, topic: int, group: str, consumer: str) -> None:
+        """Deliver ``topic`` to ``group``, whose consumer is the node ``consumer``."""
+        self.subscribers.setdefault(topic, []).append((group, consumer))
+        self.consumer[group] = consumer
+
+    # ------------------------------------------------------------ messages
+
+    def handle(self, msg: tuple[Any, ...]) -> None:
+        if msg[0] == "ack":
+            self._ack(msg)
+        else:
+            self._store(msg)
+
+    def _store(self, msg: tuple[Any, ...]) -> None:
+        _, src, txn, eid, topic, started = msg
+        world = self.world
+        tracer = world.tracer
+        if self.spec.deduplicate:
+            if eid in self.seen:
+                if tracer.on:
+                    tracer.emit(world.now, self.name, "dedup", txn, self.labels[topic], f"from {src}")
+                self.network.send(self.name, src, ("conf", self.name, txn, eid))
+                return
+            self.seen.add(eid)
+        self.stored += 1
+        if tracer.on:
+            tracer.emit(world.now, self.name, "store", txn, self.labels[topic], f"from {src}")
+        if topic in self.terminal_topics and txn not in self.terminal:
+            self.terminal[txn] = (world.env._now, topic)
+        self.network.send(self.name, src, ("conf", self.name, txn, eid))
+        for group, _ in self.subscribers.get(topic, ()):
+            self._seq += 1
+            copy = Copy(self._seq, txn, eid, topic, started, group)
+            self.pending[(group, copy.seq)] = copy
+            if self.ordered:
+                key = (group, txn)
+                queue = self.partitions.get(key)
+                if queue is None:
+                    self.partitions[key] = deque((copy,))
+                    self._deliver(copy)
+                else:
+                    queue.append(copy)
+            else:
+                self._deliver(copy)
+
+    def _deliver(self, copy: Copy) -> None:
+        copy.deliveries += 1
+        self.deliveries += 1
+        if copy.deliveries > 1:
+            self.redeliveries += 1
+            self.redelivered[copy.txn] = self.redelivered.get(copy.txn, 0) + 1
+        if self.world.tracer.on:
+            self.world.tracer.emit(
+                self.world.now, self.name, "deliver", copy.txn, self.labels[copy.topic],
+                f"to {copy.group} (delivery {copy.deliveries})",
+            )  # fmt: skip
+        self.network.send(
+            self.name,
+            self.consumer[copy.group],
+            ("evt", self.name, copy.txn, copy.eid, copy.topic, copy.started, copy.group, copy.seq, copy.deliveries),
+        )
+        self.deadlines.add((copy, copy.deliveries, self.epoch))
+
+    def _unacked(self, item: tuple[Copy, int, int]) -> bool:
+        copy, deliveries, epoch = item
+        return not copy.done and copy.deliveries == deliveries and epoch == self.epoch
+
+    def _redeliver(self, item: tuple[Copy, int, int]) -> None:
+        copy = item[0]
+        if copy.deliveries >= self.limit:
+            self._dead_letter(copy)
+        else:
+            self._deliver(copy)
+
+    def _dead_letter(self, copy: Copy) -> None:
+        copy.done = True
+        del self.pending[(copy.group, copy.seq)]
+        self.dead.append(copy)
+        if self.world.tracer.on:
+            self.world.tracer.emit(
+                self.world.now, self.name, "dead-letter", copy.txn, self.labels[copy.topic],
+                f"to {copy.group} after {copy.deliveries} deliveries",
+            )  # fmt: skip
+        self._next(copy)
+
+    def _ack(self, msg: tuple[Any, ...]) -> None:
+        copy = self.pending.pop((msg[4], msg[3]), None)
+        if copy is None:
+            return  # a duplicate ack, or one for a dead-lettered copy
+        copy.done = True
+        self._next(copy)
+
+    def _next(self, copy: Copy) -> None:
+        if not self.ordered:
+            return
+        key = (copy.group, copy.txn)
+        queue = self.partitions[key]
+        queue.popleft()
+        if queue:
+            self._deliver(queue[0])
+        else:
+            del self.partitions[key]
+
+    # ------------------------------------------------------------ crashes
+
+    def on_crash(self) -> None:
+        self.deadlines.clear()
+
+    def on_restart(self) -> None:
+        if self.ordered:
+            for queue in list(self.partitions.values()):
+                self._deliver(queue[0])
+        else:
+            for copy in list(self.pending.values()):
+                self._deliver(copy)

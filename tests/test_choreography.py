@@ -1,0 +1,469 @@
+"""The choreography saga over the simulated broker: exact timelines, message
+counts, determinism, saga probabilities, safety under faults with an outbox
+and an inbox, the dual write and redelivery without them, and stuck alerts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_theory import (
+    FAST_RETRY,
+    ORDER_STEPS,
+    K,
+    assert_mean_close,
+    assert_multinomial,
+    failure_categories,
+    saga_scenario,
+    saga_theory,
+)
+
+import sim
+from sim.runner import Model, run_once
+from sim.scenario import ChoreographySpec, RetrySpec
+
+from conftest import order_scenario
+
+ONE = {
+    "workload.interarrival": {"dist": "constant", "value": 1.0},
+    "workload.limit": 1,
+    "run.duration": 2.0,
+    "run.drain": 20.0,
+    "run.protocols": ["choreography"],
+}
+
+
+CUT = {"faults": [{"kind": "partition", "groups": [["inventory"], ["broker"]], "one_way": True, "at": 1.0}]}
+
+
+def timeline(overrides: dict) -> list[tuple[float, str, str, str, str]]:
+    """Trace of one choreography transaction arriving at t = 1.0 (latency 1 ms, service 10 ms)."""
+    result = sim.run(order_scenario({**ONE, **overrides}), seed=1, trace=True)
+    return [
+        (round(e.time, 6), e.node, e.kind, e.step, e.detail)
+        for e in result.events.itertuples()
+        if e.kind != "receive" and e.txn_id >= 0
+    ]
+
+
+def one(overrides: dict) -> pd.Series:
+    return sim.run(order_scenario({**ONE, **overrides}), seed=1).transactions.iloc[0]
+
+
+# ------------------------------------------------------------------ timelines
+
+
+def test_committed_order_is_a_chain_of_events() -> None:
+    # Each hop through the broker is two network delays (publish, delivery);
+    # the tracker gets a copy of every event.
+    assert timeline({}) == [
+        (1.0, "client", "publish", "start", ""),
+        (1.001, "broker", "store", "start", "from client"),
+        (1.001, "broker", "deliver", "start", "to payment (delivery 1)"),
+        (1.001, "broker", "deliver", "start", "to tracker (delivery 1)"),
+        (1.012, "payment", "effect", "charge", "forward"),
+        (1.012, "payment", "publish", "charge.done", ""),
+        (1.013, "broker", "store", "charge.done", "from payment"),
+        (1.013, "broker", "deliver", "charge.done", "to inventory (delivery 1)"),
+        (1.013, "broker", "deliver", "charge.done", "to tracker (delivery 1)"),
+        (1.024, "inventory", "effect", "reserve", "forward"),
+        (1.024, "inventory", "publish", "reserve.done", ""),
+        (1.025, "broker", "store", "reserve.done", "from inventory"),
+        (1.025, "broker", "deliver", "reserve.done", "to shipping (delivery 1)"),
+        (1.025, "broker", "deliver", "reserve.done", "to tracker (delivery 1)"),
+        (1.036, "shipping", "effect", "ship", "forward"),
+        (1.036, "shipping", "publish", "ship.done", ""),
+        (1.037, "broker", "store", "ship.done", "from shipping"),
+        (1.037, "broker", "deliver", "ship.done", "to tracker (delivery 1)"),
+        (1.038, "tracker", "terminal", "ship.done", ""),
+    ]
+    row = one({})
+    # 4 events: publish + confirm + (delivery + ack) per subscribed group.
+    assert (row.outcome, row.coordinator, row.messages, round(row.finished_at, 6)) == (
+        "committed",
+        "committed",
+        22,
+        1.037,
+    )
+
+
+def test_refused_reservation_sends_a_failure_event_back_to_payment() -> None:
+    assert timeline({"participants.inventory.business_failure": 1.0}) == [
+        (1.0, "client", "publish", "start", ""),
+        (1.001, "broker", "store", "start", "from client"),
+        (1.001, "broker", "deliver", "start", "to payment (delivery 1)"),
+        (1.001, "broker", "deliver", "start", "to tracker (delivery 1)"),
+        (1.012, "payment", "effect", "charge", "forward"),
+        (1.012, "payment", "publish", "charge.done", ""),
+        (1.013, "broker", "store", "charge.done", "from payment"),
+        (1.013, "broker", "deliver", "charge.done", "to inventory (delivery 1)"),
+        (1.013, "broker", "deliver", "charge.done", "to tracker (delivery 1)"),
+        (1.024, "inventory", "refuse", "reserve", ""),
+        (1.024, "inventory", "publish", "reserve.failed", ""),
+        (1.025, "broker", "store", "reserve.failed", "from inventory"),
+        (1.025, "broker", "deliver", "reserve.failed", "to payment (delivery 1)"),
+        (1.025, "broker", "deliver", "reserve.failed", "to tracker (delivery 1)"),
+        (1.036, "payment", "effect", "refund", "compensation"),
+        (1.036, "payment", "publish", "refund.done", ""),
+        (1.037, "broker", "store", "refund.done", "from payment"),
+        (1.037, "broker", "deliver", "refund.done", "to tracker (delivery 1)"),
+        (1.038, "tracker", "terminal", "refund.done", ""),
+    ]
+    row = one({"participants.inventory.business_failure": 1.0})
+    assert (row.outcome, row.coordinator, row.messages, row.compensations_applied) == (
+        "compensated",
+        "compensated",
+        22,
+        1,
+    )
+
+
+def test_refused_pivot_compensates_in_reverse_order() -> None:
+    events = timeline({"participants.shipping.business_failure": 1.0})
+    effects = [e[3] for e in events if e[2] == "effect"]
+    assert effects == ["charge", "reserve", "release", "refund"]
+    assert events[-1] == (1.062, "tracker", "terminal", "refund.done", "")
+
+
+def test_a_lost_ack_is_redelivered_and_deduplicated_by_the_inbox() -> None:
+    # Inventory's messages to the broker are cut until the workload ends
+    # (t = 2): its ack of charge.done and its publish of reserve.done are lost.
+    # The outbox relay resends the publish after the cut heals; the broker
+    # redelivers charge.done after ack_timeout (5 s), and the inbox says it
+    # was handled, so nothing is applied again.
+    events = [e for e in timeline(CUT) if e[0] >= 1.024]
+    assert events == [
+        (1.024, "inventory", "effect", "reserve", "forward"),
+        (1.024, "inventory", "drop", "", "partition: ack to broker"),
+        (1.024, "inventory", "publish", "reserve.done", ""),
+        (1.024, "inventory", "drop", "", "partition: pub to broker"),
+        (2.03961, "broker", "store", "reserve.done", "from inventory"),
+        (2.03961, "broker", "deliver", "reserve.done", "to shipping (delivery 1)"),
+        (2.03961, "broker", "deliver", "reserve.done", "to tracker (delivery 1)"),
+        (2.05061, "shipping", "effect", "ship", "forward"),
+        (2.05061, "shipping", "publish", "ship.done", ""),
+        (2.05161, "broker", "store", "ship.done", "from shipping"),
+        (2.05161, "broker", "deliver", "ship.done", "to tracker (delivery 1)"),
+        (2.05261, "tracker", "terminal", "ship.done", ""),
+        (6.013, "broker", "deliver", "charge.done", "to inventory (delivery 2)"),
+        (6.014, "inventory", "dedup", "reserve", "ok: nothing applied"),
+    ]
+    row = one(CUT)
+    assert (row.outcome, row.steps_applied, row.retries) == ("committed", 3, 2)  # a resend, a redelivery
+
+
+def test_without_an_inbox_a_redelivered_event_is_applied_again() -> None:
+    # The same cut; inventory handles the redelivered charge.done again and
+    # republishes reserve.done (the same event id), which shipping's inbox skips.
+    row = one({**CUT, "participants.inventory.idempotent": False})
+    assert (row.outcome, row.anomalies, row.reasons) == ("inconsistent", "applied_twice", "reserve applied 2 times")
+
+
+# ------------------------------------------------------------------ counts, determinism
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_message_counts_exact(seed: int) -> None:
+    """No loss, duplication or redelivery: a saga refused at step k (1-based)
+    publishes 2k events (start, k-1 done, 1 failed, k-1 compensations); each
+    non-terminal event costs 6 messages (publish, confirm, delivery and ack to
+    its consumer and to the tracker), the terminal one 4: 12k - 2. A committed
+    saga: 4 events, 22 messages."""
+    zero = (0.0, 0.0, 0.0)
+    scenario = saga_scenario(ORDER_STEPS, (0.2, 0.2, 0.2), zero, zero, duration=2.0)
+    out = run_once(scenario, "choreography", seed)
+    cols = out.transactions
+    shapes = set()
+    for outcome, applied, messages in zip(cols["outcome"], cols["steps_applied"], cols["messages"], strict=True):
+        expected = 22 if outcome == "committed" else 12 * (applied + 1) - 2
+        assert messages == expected
+        shapes.add((outcome, applied))
+    assert shapes == {("compensated", 0), ("compensated", 1), ("compensated", 2), ("committed", 3)}
+    assert sum(cols["messages"]) == out.summary["network_messages"]
+    assert out.summary["redeliveries"] == 0 and out.summary["publish_resends"] == 0
+
+
+def test_same_seed_same_tables_and_trace() -> None:
+    scenario = order_scenario(
+        {
+            "run.protocols": ["choreography"],
+            "run.duration": 5.0,
+            "network.loss": 0.02,
+            "network.duplicate": 0.02,
+            "participants.payment.business_failure": 0.1,
+            "participants.shipping.hang": 0.05,
+            "participants.shipping.hang_duration": {"dist": "constant", "value": 6.0},
+            "broker.ordering": "unordered",
+            "faults": [
+                {"kind": "crash", "target": "broker", "at": 2.0, "duration": 0.5},
+                {"kind": "crash", "target": "inventory", "at": 3.0, "duration": 0.5},
+            ],
+        }
+    )
+    a = sim.run(scenario, seed=7, trace=True)
+    b = sim.run(scenario, seed=7, trace=True)
+    pd.testing.assert_frame_equal(a.transactions, b.transactions)
+    pd.testing.assert_frame_equal(a.summary.drop(columns="wall_time"), b.summary.drop(columns="wall_time"))
+    pd.testing.assert_frame_equal(a.events, b.events)
+    assert a.summary["redeliveries"].iloc[0] > 0
+
+
+# ------------------------------------------------------------------ theory
+
+
+def choreo(scenario, attempts: int = 3):  # type: ignore[no-untyped-def]
+    """The theory scenario with the same local retry policy for the choreography."""
+    return scenario.model_copy(
+        update={
+            "choreography": ChoreographySpec(
+                retry=RetrySpec(attempts=attempts, **FAST_RETRY),
+                compensation_retry=RetrySpec(attempts="unlimited", **FAST_RETRY),
+            )
+        }
+    )
+
+
+def test_saga_probabilities_hold_for_choreography() -> None:
+    """Business, transient and compensation failures, no faults.
+
+    Choreography's failure semantics match the robust orchestrator's where
+    ``saga_theory`` looks: a participant retries a transient failure locally
+    (``choreography.retry``, the same 3 attempts), the pivot until it succeeds
+    or is refused; a refusal or exhausted attempts publish ``STEP.failed`` and
+    the compensatable steps before it are compensated, failing compensations
+    retried without limit. So P(committed), the failing step's law and the
+    compensations per transaction are the same. One difference: a
+    participant knows that an exhausted step was not applied, so there is no
+    null compensation, and no retry for one: the expected retries are
+    ``saga_theory``'s minus ``sum_i R_i X_i c_i / (1 - c_i)``. Without faults
+    nothing is redelivered or resent (asserted), so ``retries`` counts local
+    retries only. Bounds as in ``test_theory``: 4 SE, chi-square p > 1e-4.
+    """
+    business = (0.05, 0.08, 0.1)
+    transient = (0.2, 0.1, 0.15)
+    comp_failure = (0.3, 0.2, 0.0)
+    theory = saga_theory(ORDER_STEPS, business, transient, comp_failure, 3)
+    null_retries = 0.0
+    reach = 1.0
+    for i, (b, q) in enumerate(zip(business, transient, strict=True)):
+        kind = ORDER_STEPS[i].get("kind", "compensatable")
+        if kind == "compensatable":
+            null_retries += reach * q**3 * comp_failure[i] / (1 - comp_failure[i])
+            reach *= (1 - b - q) * sum(q**j for j in range(3))
+        else:
+            reach *= (1 - b - q) / (1 - q)
+    scenario = choreo(saga_scenario(ORDER_STEPS, business, transient, comp_failure, duration=20.0))
+    out = run_once(scenario, "choreography", 4)
+    s, cols = out.summary, out.transactions
+    assert s["inconsistent"] == 0 and s["stuck"] == 0 and s["redeliveries"] == 0 and s["publish_resends"] == 0
+    assert cols["coordinator"] == cols["outcome"]
+    n = s["transactions"]
+    assert n > 8000
+    p = theory["p_commit"]
+    assert abs(s["committed_rate"] - p) < K * math.sqrt(p * (1 - p) / n)
+    assert_multinomial(failure_categories(out, 3), [*theory["fail_at"], p], "failing step")
+    assert_mean_close(np.asarray(cols["compensations_applied"], dtype=float), theory["compensations"], "compensations")
+    assert_mean_close(np.asarray(cols["retries"], dtype=float), theory["retries"] - null_retries, "retries")
+
+
+# ------------------------------------------------------------------ safety under faults
+
+
+@settings(derandomize=True, database=None, deadline=None, max_examples=12)
+@given(
+    business=st.floats(0.0, 0.3),
+    transient=st.floats(0.0, 0.3),
+    comp_failure=st.floats(0.0, 0.5),
+    hang=st.floats(0.0, 0.05),
+    loss=st.floats(0.0, 0.05),
+    duplicate=st.floats(0.0, 0.05),
+    ordering=st.sampled_from(["per-key", "unordered"]),
+    crashes=st.lists(
+        st.tuples(
+            st.sampled_from(["payment", "inventory", "shipping", "broker", "tracker"]),
+            st.floats(0.0, 4.5),
+            st.floats(0.01, 1.0),
+        ),
+        max_size=4,
+    ),
+    seed=st.integers(0, 1000),
+)
+def test_outbox_and_inbox_keep_every_transaction_consistent(
+    business: float,
+    transient: float,
+    comp_failure: float,
+    hang: float,
+    loss: float,
+    duplicate: float,
+    ordering: str,
+    crashes: list[tuple[str, float, float]],
+    seed: int,
+) -> None:
+    """With an outbox and an inbox everywhere and unlimited deliveries, any
+    mix of failures, lost and duplicated messages, redeliveries and crashes
+    (participants, broker, tracker) ends, after the drain, with every
+    transaction committed or compensated."""
+    overrides: dict = {
+        "run.protocols": ["choreography"],
+        "run.duration": 5.0,
+        "run.drain": 60.0,
+        "network.loss": loss,
+        "network.duplicate": duplicate,
+        "broker.ordering": ordering,
+        "broker.ack_timeout": 1.0,
+        "broker.max_deliveries": "unlimited",
+        "faults": [{"kind": "crash", "target": t, "at": at, "duration": d} for t, at, d in crashes],
+    }
+    for name in ("payment", "inventory", "shipping"):
+        overrides[f"participants.{name}.business_failure"] = business
+        overrides[f"participants.{name}.transient_failure"] = transient
+        overrides[f"participants.{name}.compensation_failure"] = comp_failure
+        overrides[f"participants.{name}.hang"] = hang
+        overrides[f"participants.{name}.hang_duration"] = {"dist": "constant", "value": 2.0}
+    out = run_once(order_scenario(overrides), "choreography", seed)
+    txns = pd.DataFrame(out.transactions)
+    bad = txns[~txns["outcome"].isin(["committed", "compensated"])]
+    assert bad.empty, bad[["txn_id", "outcome", "reasons"]].head().to_string()
+
+
+def test_dual_write_without_an_outbox_loses_events() -> None:
+    """No outbox, an inbox everywhere, participants crashing every ~2 s for
+    0.5 s and 5% of messages lost. A crash abandons the unconfirmed publishes
+    of the service; each lost first publish (5%) waits 0.2 s for its resend,
+    so per event the chance to be lost is about 0.05 * 0.2 / 2.5 = 0.4%; over
+    ~3 events per order and ~1000 orders, about a dozen chains are expected
+    to break (the chance of none is e^-12). The redelivered event is then
+    skipped by the inbox: the transaction is stuck, and its effects tell
+    which step was left undone."""
+    overrides: dict = {
+        "run.protocols": ["choreography"],
+        "run.duration": 50.0,
+        "run.drain": 30.0,
+        "network.loss": 0.05,
+        "choreography.publish_timeout": 0.2,
+        "nemesis": {
+            "crash": {
+                "target": ["payment", "inventory", "shipping"],
+                "mtbf": 2.0,
+                "duration": {"dist": "constant", "value": 0.5},
+            }
+        },
+    }
+    for name in ("payment", "inventory", "shipping"):
+        overrides[f"participants.{name}.outbox"] = False
+    out = sim.run(order_scenario(overrides), seed=1)
+    s = out.summary.iloc[0]
+    assert s["publishes_dropped"] > 0
+    stuck = out.transactions[out.transactions["outcome"] == "stuck"]
+    assert len(stuck) > 0
+    assert s["inconsistent"] == 0  # the inbox prevents double effects
+    assert (~stuck["consistent"]).any()
+    assert stuck["reasons"].str.contains("never compensated|never applied although the pivot").any()
+    assert stuck["flagged_at"].notna().all()  # the tracker saw every one
+    # the same faults with an outbox: nothing is lost
+    for name in ("payment", "inventory", "shipping"):
+        overrides[f"participants.{name}.outbox"] = True
+    out = sim.run(order_scenario(overrides), seed=1)
+    assert set(out.transactions["outcome"]) <= {"committed", "compensated"}
+
+
+def test_without_an_inbox_duplicates_are_applied_twice() -> None:
+    """Outbox on, no inbox, 5% of messages duplicated by the network: each
+    duplicated delivery (5% of ~3 deliveries per order, and duplicated
+    publishes store the event twice) is handled again. Over ~1000 orders some
+    hundred duplicates are expected; each applies a step again."""
+    overrides: dict = {"run.protocols": ["choreography"], "run.duration": 50.0, "network.duplicate": 0.05}
+    for name in ("payment", "inventory", "shipping"):
+        overrides[f"participants.{name}.idempotent"] = False
+    out = sim.run(order_scenario(overrides), seed=1)
+    bad = out.transactions[out.transactions["outcome"] == "inconsistent"]
+    assert len(bad) > 20
+    assert bad["anomalies"].str.contains("applied_twice").all()
+    assert out.summary["anomaly_applied_twice"].iloc[0] == len(bad)
+
+
+# ------------------------------------------------------------------ alerts
+
+
+def test_tracker_flags_a_stuck_choreography() -> None:
+    # Shipping hangs on every attempt: reserve.done is never acknowledged and
+    # goes to the dead-letter topic after 3 deliveries; nothing terminal.
+    row_over = {
+        "participants.shipping.hang": 1.0,
+        "participants.shipping.hang_duration": {"dist": "constant", "value": 0.5},
+        "broker.max_deliveries": 3,
+        "broker.ack_timeout": 1.0,
+        "monitor.stuck_after": 4.0,
+    }
+    events = timeline(row_over)
+    assert [e for e in events if e[2] in ("dead-letter", "alert")] == [
+        (4.025, "broker", "dead-letter", "reserve.done", "to shipping after 3 deliveries"),
+        (5.002, "tracker", "alert", "", "no terminal event"),
+    ]
+    out = sim.run(order_scenario({**ONE, **row_over}), seed=1)
+    row = out.transactions.iloc[0]
+    s = out.summary.iloc[0]
+    # the tracker first heard of it at 1.002, when the start event reached it
+    assert (row.outcome, row.consistent, row.flagged_at) == ("stuck", False, 5.002)
+    assert (s["dead_lettered"], s["alerts"], s["true_alerts"], s["false_alerts"], s["missed_alerts"]) == (1, 1, 1, 0, 0)
+    # last progress: reserve applied at 1.024
+    assert s["detection_delay_mean"] == pytest.approx(5.002 - 1.024)
+
+
+def test_a_slow_transaction_is_a_false_alert() -> None:
+    out = sim.run(
+        order_scenario(
+            {
+                **ONE,
+                "participants.shipping.service_time": {"dist": "constant", "value": 3.0},
+                "broker.ack_timeout": 10.0,
+                "monitor.stuck_after": 2.0,
+            }
+        ),
+        seed=1,
+    )
+    row = out.transactions.iloc[0]
+    s = out.summary.iloc[0]
+    assert row.outcome == "committed" and row.flagged_at == pytest.approx(3.002)
+    assert (s["alerts"], s["true_alerts"], s["false_alerts"]) == (1, 0, 1)
+    assert math.isnan(s["detection_delay_mean"])
+
+
+def test_orchestrator_and_2pc_get_the_same_alert() -> None:
+    # The step slower than the timeout of test_timeline: the saga never ends.
+    slow = {
+        "participants.shipping.service_time": {"dist": "constant", "value": 1.5},
+        "participants.shipping.workers": 1,
+        "monitor.stuck_after": 5.0,
+    }
+    out = sim.run(order_scenario({**ONE, **slow, "run.protocols": ["orchestration"]}), seed=1)
+    row = out.transactions.iloc[0]
+    assert (row.outcome, row.flagged_at) == ("stuck", 6.0)
+    assert out.summary["true_alerts"].iloc[0] == 1
+    fine = sim.run(order_scenario({**ONE, "run.protocols": ["orchestration", "2pc", "choreography"]}), seed=1)
+    assert fine.transactions["flagged_at"].isna().all()
+    assert set(fine.summary["alerts"]) == {0}
+
+
+def test_tracker_crash_rearms_its_alarms() -> None:
+    model = Model(
+        order_scenario(
+            {
+                **ONE,
+                "participants.shipping.hang": 1.0,
+                "participants.shipping.hang_duration": {"dist": "constant", "value": 0.5},
+                "broker.max_deliveries": 2,
+                "monitor.stuck_after": 3.0,
+                "faults": [{"kind": "crash", "target": "tracker", "at": 1.5, "duration": 0.4}],
+            }
+        ),
+        "choreography",
+        1,
+    )
+    out = model.run()
+    # the tracker was down at 1.5-1.9; on restart its alarm for txn 0 is re-armed for 1.002 + 3
+    assert out.transactions["flagged_at"][0] == pytest.approx(4.002)
