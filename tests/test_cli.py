@@ -56,7 +56,8 @@ def test_run_prints_a_table_and_writes_a_complete_result(capsys, tmp_path: Path)
         "run_id", "scenario", "protocol", "seed", "txn_id", "started_at", "finished_at", "outcome",
         "consistent", "consistent_at", "latency", "steps_applied", "compensations_applied", "retries", "messages",
     ]  # fmt: skip
-    assert summary["transactions"].tolist() == [len(txns)]
+    assert summary["transactions"].sum() == len(txns)
+    assert summary["protocol"].tolist() == ["orchestration", "choreography"]  # the scenario's run.protocols
     assert set(txns["seed"]) == {4}
     meta = json.loads((out_dir / "run.json").read_text())
     assert meta["config"]["run"]["duration"] == 20
