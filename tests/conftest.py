@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sim.cli import main
 from sim.scenario import Scenario, scenario_from_dict
 
 ORDER: dict[str, Any] = {
@@ -52,3 +55,19 @@ def order_scenario(overrides: dict[str, Any] | None = None, **raw: Any) -> Scena
 @pytest.fixture
 def order() -> Scenario:
     return order_scenario()
+
+
+def sagasim(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    """Run the CLI in-process; returns (exit status, stdout, stderr)."""
+    old = sys.argv
+    sys.argv = ["sagasim", *map(str, args)]
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err

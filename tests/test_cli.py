@@ -10,27 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.cli import main
+from conftest import sagasim
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 SHORT = ["--set", "run.duration=20", "--set", "run.drain=20"]
-
-
-def sagasim(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
-    """Run the CLI in-process; returns (exit status, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["sagasim", *map(str, args)]
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def test_run_prints_a_table_and_writes_a_complete_result(capsys, tmp_path: Path) -> None:

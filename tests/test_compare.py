@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import re
 import shlex
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +14,6 @@ import pytest
 from scipy import stats
 
 import sim.cli
-from sim.cli import main
 from sim.compare import (
     format_seeds,
     paired_differences,
@@ -28,28 +26,14 @@ from sim.metrics import wilson
 from sim.runner import Model
 from sim.scenario import load_scenario, parse_overrides
 
+from conftest import sagasim
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 NAIVE = SCENARIOS / "naive-orchestrator.toml"
 ROBUST = SCENARIOS / "robust-orchestrator.toml"
 THIN_VALUE = 'workload.interarrival={ dist = "exponential", mean = 0.2 }'
 THIN = ["--set", THIN_VALUE]  # a quarter of the arrivals: same faults, faster
-
-
-def sagasim(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
-    """Run the CLI in-process; returns (exit status, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["sagasim", *map(str, args)]
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 # ------------------------------------------------------------------ seeds

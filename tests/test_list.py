@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from sim.cli import main
 from sim.scenario import load_scenario
+
+from conftest import sagasim
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -26,22 +26,6 @@ description = "{description}"
 [transactions.order]
 steps = [{{ name = "charge", participant = "payment", kind = "pivot" }}]
 """
-
-
-def sagasim(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
-    """Run the CLI in-process; returns (exit status, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["sagasim", *map(str, args)]
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def test_lists_every_scenario_file_sorted_with_its_description(capsys) -> None:

@@ -59,6 +59,7 @@ from sim.protocols.retry import Backoff
 from sim.world.broker import BROKER, Broker
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.node import Node
+from sim.world.participant import FAIL, HANG, REFUSE, SUCCEED
 from sim.world.timers import DeadlineQueue
 from sim.world.tracker import SagaTracker
 
@@ -87,12 +88,6 @@ def failed(step: int) -> int:
 def undone(step: int) -> int:
     return 3 + 3 * step
 
-
-# Attempt outcomes (as drawn by the participant).
-_SUCCEED = 0
-_REFUSE = 1
-_FAIL = 2
-_HANG = 3
 
 _OK = "ok"
 _REFUSED = "refused"
@@ -256,25 +251,7 @@ class ChoreographyParticipant:
         p = self.p
         p.busy += 1
         p.attempts += 1
-        op = self.routes[job[0][4]][1]
-        outcome = _SUCCEED
-        if op == FORWARD:
-            if p._draws:
-                u = p._outcome()
-                if u < p._t_hang:
-                    outcome = _REFUSE if u < p._t_refuse else _FAIL if u < p._t_fail else _HANG
-            duration = p._service() * p._slow
-        else:
-            if p._c_draws:
-                u = p._comp_outcome()
-                if u < p._c_hang:
-                    outcome = _FAIL if u < p._c_fail else _HANG
-            duration = p._comp_service() * p._slow
-        if outcome == _HANG:
-            p.hangs += 1
-            if p._hang_time is not None:
-                duration = p._hang_time()
-        p.busy_time += duration
+        outcome, duration = p.draw_attempt(self.routes[job[0][4]][1])
         self.world.at(duration, self._finish, (job, outcome, p.epoch))
 
     def _finish(self, item: tuple[list[Any], int, int]) -> None:
@@ -287,7 +264,7 @@ class ChoreographyParticipant:
             return
         msg = job[0]
         step, op = self.routes[msg[4]]
-        if outcome == _HANG:
+        if outcome == HANG:
             self._trace(msg[2], step, op, "hang")
         elif self.idempotent and msg[3] in self.inbox:
             self._dedup(msg)  # a concurrent copy got there first
@@ -303,17 +280,17 @@ class ChoreographyParticipant:
         msg = job[0]
         txn = msg[2]
         kind = self.kinds[step]
-        if outcome == _SUCCEED:
+        if outcome == SUCCEED:
             if self.idempotent:
                 self.inbox[msg[3]] = _OK
             self.world.effects.apply(self.world.env._now, txn, step, FORWARD, self.p.name)
             self._trace(txn, step, FORWARD, "effect", "forward")
             self._emit(msg, done(step))
             return
-        if outcome == _REFUSE and kind != "retriable":
+        if outcome == REFUSE and kind != "retriable":
             self._trace(txn, step, FORWARD, "refuse")
         else:
-            self._trace(txn, step, FORWARD, "error", "transient" if outcome == _FAIL else "refused: retried")
+            self._trace(txn, step, FORWARD, "error", "transient" if outcome == FAIL else "refused: retried")
             if job[1] < self.retry.limit or kind != "compensatable":
                 self._retry(job, self.retry)
                 return
@@ -325,7 +302,7 @@ class ChoreographyParticipant:
     def _compensate(self, job: list[Any], step: int, outcome: int) -> None:
         msg = job[0]
         txn = msg[2]
-        if outcome == _FAIL:
+        if outcome == FAIL:
             self._trace(txn, step, COMPENSATE, "error", "transient")
             if job[1] < self.comp_retry.limit:
                 self._retry(job, self.comp_retry)

@@ -48,6 +48,7 @@ from sim.protocols.base import CoordinatorView
 from sim.world.effects import ABORT, FORWARD, PREPARED
 from sim.world.locks import LockTable
 from sim.world.node import Node
+from sim.world.participant import HANG, REFUSE, SUCCEED
 from sim.world.timers import DeadlineQueue
 
 if TYPE_CHECKING:
@@ -70,12 +71,6 @@ DONE = 4
 P_PREPARED = 1
 P_COMMITTED = 2
 P_ABORTED = 3
-
-# Work outcomes (as drawn by the participant).
-_SUCCEED = 0
-_REFUSE = 1
-_FAIL = 2
-_HANG = 3
 
 
 class Record:
@@ -457,17 +452,7 @@ class TwoPCParticipant:
         p = self.p
         p.busy += 1
         p.attempts += 1
-        outcome = _SUCCEED
-        if p._draws:
-            u = p._outcome()
-            if u < p._t_hang:
-                outcome = _REFUSE if u < p._t_refuse else _FAIL if u < p._t_fail else _HANG
-        duration = p._service() * p._slow
-        if outcome == _HANG:
-            p.hangs += 1
-            if p._hang_time is not None:
-                duration = p._hang_time()
-        p.busy_time += duration
+        outcome, duration = p.draw_attempt(FORWARD)
         self.world.at(duration, self._done, (work, outcome, p.epoch))
 
     def _done(self, job: tuple[_Work, int, int]) -> None:
@@ -480,13 +465,13 @@ class TwoPCParticipant:
             return
         txn = work.txn
         if self.working.get(txn) is work:
-            if outcome == _SUCCEED:
+            if outcome == SUCCEED:
                 self._prepared(txn)
-            elif outcome == _HANG:
+            elif outcome == HANG:
                 if self.world.tracer.on:
                     self._trace("hang", txn)
             else:
-                self._abort(txn, "refused" if outcome == _REFUSE else "transient error")
+                self._abort(txn, "refused" if outcome == REFUSE else "transient error")
                 self._vote(txn, False)
         p.busy -= 1
         if self.queue:

@@ -51,11 +51,11 @@ ERROR = "error"
 # Table states beyond OK and REFUSED.
 COMPENSATED = "compensated"
 
-# Attempt outcomes drawn at start.
-_SUCCEED = 0
-_REFUSE = 1
-_FAIL = 2
-_HANG = 3
+# Attempt outcomes drawn at start (``Participant.draw_attempt``).
+SUCCEED = 0
+REFUSE = 1
+FAIL = 2
+HANG = 3
 
 
 class Participant(Node):
@@ -129,26 +129,32 @@ class Participant(Node):
     def _start(self, msg: tuple[Any, ...]) -> None:
         self.busy += 1
         self.attempts += 1
-        if msg[4] == FORWARD:
-            outcome = _SUCCEED
+        outcome, duration = self.draw_attempt(msg[4])
+        self.world.at(duration, self._finish, (msg, outcome, self.epoch))
+
+    def draw_attempt(self, op: int) -> tuple[int, float]:
+        """One attempt of a forward operation or a compensation (``op``): its
+        outcome (SUCCEED, REFUSE, FAIL or HANG) and how long it holds a worker,
+        gray failures included. Every protocol's participant side uses this."""
+        outcome = SUCCEED
+        if op == FORWARD:
             if self._draws:
                 u = self._outcome()
                 if u < self._t_hang:
-                    outcome = _REFUSE if u < self._t_refuse else _FAIL if u < self._t_fail else _HANG
+                    outcome = REFUSE if u < self._t_refuse else FAIL if u < self._t_fail else HANG
             duration = self._service() * self._slow
         else:
-            outcome = _SUCCEED
             if self._c_draws:
                 u = self._comp_outcome()
                 if u < self._c_hang:
-                    outcome = _FAIL if u < self._c_fail else _HANG
+                    outcome = FAIL if u < self._c_fail else HANG
             duration = self._comp_service() * self._slow
-        if outcome == _HANG:
+        if outcome == HANG:
             self.hangs += 1
             if self._hang_time is not None:
                 duration = self._hang_time()
         self.busy_time += duration
-        self.world.at(duration, self._finish, (msg, outcome, self.epoch))
+        return outcome, duration
 
     def _finish(self, job: tuple[tuple[Any, ...], int, int]) -> None:
         msg, outcome, epoch = job
@@ -157,7 +163,7 @@ class Participant(Node):
         if self.paused:
             self.hold(self._finish, job)
             return
-        if outcome == _HANG:
+        if outcome == HANG:
             if self.world.tracer.on:
                 self.world.tracer.emit(self.world.now, self.name, "hang", msg[2], self._label(msg))
         else:
@@ -180,12 +186,12 @@ class Participant(Node):
                 status = OK if seen == OK else REFUSED
                 self._trace(msg, "dedup", f"{seen}: nothing applied")
                 return status
-        if outcome == _REFUSE:
+        if outcome == REFUSE:
             if keyed:
                 self.table[key] = REFUSED
             self._trace(msg, "refuse")
             return REFUSED
-        if outcome == _FAIL:
+        if outcome == FAIL:
             self._trace(msg, "error", "transient")
             return ERROR
         self.world.effects.apply(self.world.env._now, msg[2], msg[3], FORWARD, self.name)
@@ -196,7 +202,7 @@ class Participant(Node):
         return OK
 
     def _compensate(self, msg: tuple[Any, ...], outcome: int) -> str:
-        if outcome == _FAIL:
+        if outcome == FAIL:
             self._trace(msg, "error", "transient")
             return ERROR
         key = msg[5]
