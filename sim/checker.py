@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from sim.protocols.base import CoordinatorView
@@ -55,6 +55,17 @@ ANOMALIES: tuple[str, ...] = (
     "partial_commit",
     "in_doubt",
 )
+
+
+def _flagger(reasons: list[str], codes: list[str]) -> Callable[[str, str], None]:
+    """``flag(code, reason)``: record a reason, and its anomaly code once."""
+
+    def flag(code: str, reason: str) -> None:
+        reasons.append(reason)
+        if code not in codes:
+            codes.append(code)
+
+    return flag
 
 
 class Verdict(NamedTuple):
@@ -98,11 +109,7 @@ class Checker:
             (fwd if effect.op == FORWARD else comp)[effect.step].append(pos)
         reasons: list[str] = []
         codes: list[str] = []
-
-        def flag(code: str, reason: str) -> None:
-            reasons.append(reason)
-            if code not in codes:
-                codes.append(code)
+        flag = _flagger(reasons, codes)
 
         names, comps = self.names, self.comps
         for i in range(n):
@@ -191,11 +198,7 @@ class TwoPCChecker:
                 prepared[effect.step] += 1
         reasons: list[str] = []
         codes: list[str] = []
-
-        def flag(code: str, reason: str) -> None:
-            reasons.append(reason)
-            if code not in codes:
-                codes.append(code)
+        flag = _flagger(reasons, codes)
 
         names, where = self.names, self.where
         committed_any = any(commits)

@@ -52,6 +52,20 @@ def order_scenario(overrides: dict[str, Any] | None = None, **raw: Any) -> Scena
     return scenario_from_dict(order_dict(**raw), source="test", overrides=overrides)
 
 
+def trace_rows(overrides: dict[str, Any], *, seed: int = 1, world_events: bool = False) -> list[tuple[Any, ...]]:
+    """The trace of a run of the test order saga as ``(time, node, kind, step, detail)``
+    rows, times rounded to the microsecond; deliveries ("receive") left out, and
+    events of no transaction too unless ``world_events``."""
+    import sim
+
+    events = sim.run(order_scenario(overrides), seed=seed, trace=True).events
+    return [
+        (round(e.time, 6), e.node, e.kind, e.step, e.detail)
+        for e in events.itertuples()
+        if e.kind != "receive" and (world_events or e.txn_id >= 0)
+    ]
+
+
 @pytest.fixture
 def order() -> Scenario:
     return order_scenario()

@@ -26,7 +26,7 @@ import sim
 from sim.runner import Model, run_once
 from sim.scenario import ChoreographySpec, RetrySpec
 
-from conftest import order_scenario
+from conftest import order_scenario, trace_rows
 
 ONE = {
     "workload.interarrival": {"dist": "constant", "value": 1.0},
@@ -42,12 +42,7 @@ CUT = {"faults": [{"kind": "partition", "groups": [["inventory"], ["broker"]], "
 
 def timeline(overrides: dict) -> list[tuple[float, str, str, str, str]]:
     """Trace of one choreography transaction arriving at t = 1.0 (latency 1 ms, service 10 ms)."""
-    result = sim.run(order_scenario({**ONE, **overrides}), seed=1, trace=True)
-    return [
-        (round(e.time, 6), e.node, e.kind, e.step, e.detail)
-        for e in result.events.itertuples()
-        if e.kind != "receive" and e.txn_id >= 0
-    ]
+    return trace_rows({**ONE, **overrides})
 
 
 def one(overrides: dict) -> pd.Series:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sim
 
-from conftest import order_scenario
+from conftest import order_scenario, trace_rows
 
 BASE = {
     "workload.interarrival": {"dist": "constant", "value": 1.0},
@@ -17,13 +17,7 @@ BASE = {
 
 def timeline(overrides: dict, seed: int = 1, world_events: bool = False) -> list[tuple[float, str, str, str, str]]:
     """Trace of a single transaction arriving at t = 1.0, with constant delays."""
-    scenario = order_scenario({**BASE, **overrides})
-    events = sim.run(scenario, seed=seed, trace=True).events
-    return [
-        (round(e.time, 6), e.node, e.kind, e.step, e.detail)
-        for e in events.itertuples()
-        if e.kind != "receive" and (world_events or e.txn_id >= 0)
-    ]
+    return trace_rows({**BASE, **overrides}, seed=seed, world_events=world_events)
 
 
 def test_committed_order_sends_command_reply_per_step() -> None:

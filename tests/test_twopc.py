@@ -19,7 +19,7 @@ from sim.runner import Model
 from sim.scenario import load_scenario
 from sim.world.effects import ABORT, FORWARD, PREPARED, Effect
 
-from conftest import order_scenario
+from conftest import order_scenario, trace_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,12 +34,7 @@ ONE = {
 
 def timeline(overrides: dict) -> list[tuple[float, str, str, str, str]]:
     """Trace of one 2PC transaction arriving at t = 1.0 (latency 1 ms, service 10 ms)."""
-    result = sim.run(order_scenario({**ONE, **overrides}), seed=1, trace=True)
-    return [
-        (round(e.time, 6), e.node, e.kind, e.step, e.detail)
-        for e in result.events.itertuples()
-        if e.kind != "receive" and e.txn_id >= 0
-    ]
+    return trace_rows({**ONE, **overrides})
 
 
 def one(overrides: dict) -> pd.Series:
