@@ -245,6 +245,8 @@ class Model:
             "network_lost": self.network.lost,
             "network_duplicated": self.network.duplicated,
             "crashes": sum(node.crashes for node in self.nodes.values()),
+            "dropped_at_down_nodes": sum(node.dropped for node in self.nodes.values()),
+            "lost_in_crashes": sum(p.lost_in_crash for p in self.participants.values()),
             "wall_time": wall_time,
             **busy,
         }

@@ -309,3 +309,13 @@ def test_gray_failures_are_in_the_trace() -> None:
         [2.0, "payment", "failure-rate", "business 0, transient 0.5"],
         [3.0, "payment", "failure-rate-end", "business 0, transient 0"],
     ]
+
+
+def test_messages_to_a_crashed_node_are_counted() -> None:
+    # Payment is down from 1.005: the charge command is already there (lost
+    # in the crash); its retry at 2.1 arrives while payment is still down.
+    result = one_order([{"kind": "crash", "target": "payment", "at": 1.005, "duration": 2.0}])
+    summary = result.summary.iloc[0]
+    assert summary["lost_in_crashes"] == 1
+    drops = result.events.query("kind == 'drop' and node == 'payment'")
+    assert summary["dropped_at_down_nodes"] == len(drops) >= 1

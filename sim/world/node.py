@@ -29,6 +29,8 @@ class Node:
         self.paused = False
         self.epoch = 0
         self.crashes = 0
+        #: messages that arrived while the node was down (lost with it)
+        self.dropped = 0
         self._held: list[tuple[Callable[[Any], None], Any]] = []
 
     def crash(self, _arg: Any = None) -> None:
@@ -83,8 +85,10 @@ class Node:
                 self._held.append((self.handle, msg))
             else:
                 self.handle(msg)
-        elif self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, self.name, "drop", msg[2], "", f"node down: {msg[0]}")
+        else:
+            self.dropped += 1
+            if self.world.tracer.on:
+                self.world.tracer.emit(self.world.now, self.name, "drop", msg[2], "", f"node down: {msg[0]}")
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         raise NotImplementedError
