@@ -545,27 +545,15 @@ def run(
         harness_full["peak_mb_per_100k"] = hm["peak_full"] * scale / 1e6
         baseline["peak_mb_per_100k"] = bm["peak_sim"] * scale / 1e6
         result["memory_bytes"] = {"harness": hm, "baseline": bm}
+
+    def target(value: float, goal: float) -> dict[str, Any]:
+        return {"target": goal, "value": value, "met": value >= goal}
+
     result["targets"] = {
-        "ratio": {
-            "target": TARGET_RATIO,
-            "value": result["ratio_sim_best"],
-            "met": result["ratio_sim_best"] >= TARGET_RATIO,
-        },
-        "rate": {
-            "target": TARGET_RATE,
-            "value": harness_sim["best_txn_per_s"],
-            "met": harness_sim["best_txn_per_s"] >= TARGET_RATE,
-        },
-        "rate_with_checker": {
-            "target": TARGET_RATE,
-            "value": harness_full["best_txn_per_s"],
-            "met": harness_full["best_txn_per_s"] >= TARGET_RATE,
-        },
-        "choreography_ratio": {
-            "target": TARGET_RATIO,
-            "value": result["choreography_ratio_sim_best"],
-            "met": result["choreography_ratio_sim_best"] >= TARGET_RATIO,
-        },
+        "ratio": target(result["ratio_sim_best"], TARGET_RATIO),
+        "rate": target(harness_sim["best_txn_per_s"], TARGET_RATE),
+        "rate_with_checker": target(harness_full["best_txn_per_s"], TARGET_RATE),
+        "choreography_ratio": target(result["choreography_ratio_sim_best"], TARGET_RATIO),
     }
     result["environment"] = {
         "python": platform.python_version(),

@@ -12,6 +12,13 @@ import pytest
 from sim.cli import main
 from sim.scenario import Scenario, scenario_from_dict
 
+#: The order saga: charge/refund, reserve/release, then ship as the pivot.
+ORDER_STEPS: tuple[dict[str, str], ...] = (
+    {"name": "charge", "participant": "payment", "compensation": "refund"},
+    {"name": "reserve", "participant": "inventory", "compensation": "release"},
+    {"name": "ship", "participant": "shipping", "kind": "pivot"},
+)
+
 ORDER: dict[str, Any] = {
     "name": "test-order",
     "run": {"duration": 10.0, "drain": 30.0, "seeds": [1]},
@@ -22,15 +29,7 @@ ORDER: dict[str, Any] = {
         "inventory": {"service_time": {"dist": "constant", "value": 0.01}, "workers": 4},
         "shipping": {"service_time": {"dist": "constant", "value": 0.01}, "workers": 4},
     },
-    "transactions": {
-        "order": {
-            "steps": [
-                {"name": "charge", "participant": "payment", "compensation": "refund"},
-                {"name": "reserve", "participant": "inventory", "compensation": "release"},
-                {"name": "ship", "participant": "shipping", "kind": "pivot"},
-            ]
-        }
-    },
+    "transactions": {"order": {"steps": [dict(step) for step in ORDER_STEPS]}},
     "orchestrator": {"timeout": 1.0, "retry": {"attempts": 3, "initial": 0.1, "jitter": False}},
 }
 

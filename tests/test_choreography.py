@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_theory import (
     FAST_RETRY,
-    ORDER_STEPS,
     K,
     assert_mean_close,
     assert_multinomial,
@@ -26,7 +25,7 @@ import sim
 from sim.runner import Model, run_once
 from sim.scenario import ChoreographySpec, RetrySpec
 
-from conftest import order_scenario, trace_rows
+from conftest import ORDER_STEPS, order_scenario, trace_rows
 
 ONE = {
     "workload.interarrival": {"dist": "constant", "value": 1.0},

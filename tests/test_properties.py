@@ -49,6 +49,8 @@ import sim
 from sim.checker import ANOMALIES
 from sim.scenario import scenario_from_dict
 
+from conftest import ORDER_STEPS
+
 pytestmark = pytest.mark.slow
 
 PARTICIPANTS = ("payment", "inventory", "shipping")
@@ -417,15 +419,7 @@ def _order(**over: Any) -> dict[str, Any]:
         "workload": {"transaction": "order", "interarrival": {"dist": "constant", "value": 0.05}},
         "network": {"latency": {"dist": "constant", "value": 0.005}},
         "participants": {n: copy.deepcopy(part) for n in PARTICIPANTS},
-        "transactions": {
-            "order": {
-                "steps": [
-                    {"name": "charge", "participant": "payment", "compensation": "refund"},
-                    {"name": "reserve", "participant": "inventory", "compensation": "release"},
-                    {"name": "ship", "participant": "shipping", "kind": "pivot"},
-                ]
-            }
-        },
+        "transactions": {"order": {"steps": [dict(step) for step in ORDER_STEPS]}},
         "orchestrator": {
             "timeout": 0.2,
             "retry": {"attempts": 3, "initial": 0.05, "max": 1.0, "jitter": False},

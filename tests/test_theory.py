@@ -43,6 +43,8 @@ from scipy import stats
 from sim.runner import Model, RunOutput, run_once
 from sim.scenario import Scenario, scenario_from_dict
 
+from conftest import ORDER_STEPS
+
 #: Bound in standard errors for every CLT or batch-means check (see the module doc).
 K = 4.0
 #: Number of batches for batch means.
@@ -107,12 +109,6 @@ def response_times(out: RunOutput, warmup: int) -> np.ndarray:
     return np.asarray(cols["latency"], dtype=float)[warmup:]
 
 
-#: The order saga: charge/refund, reserve/release, then ship as the pivot.
-ORDER_STEPS = (
-    {"name": "charge", "participant": "payment", "compensation": "refund"},
-    {"name": "reserve", "participant": "inventory", "compensation": "release"},
-    {"name": "ship", "participant": "shipping", "kind": "pivot"},
-)
 FAST_RETRY = {"initial": 0.001, "multiplier": 1.0, "max": 0.001, "jitter": False}
 
 
