@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.checker import Checker, TwoPCChecker
-from sim.metrics import summarize
+from sim.metrics import TRANSACTION_COLUMNS, TRANSACTION_EXTRA, TRANSACTION_PROTOCOL, summarize
 from sim.protocols.base import TransactionProtocol
 from sim.protocols.choreography import ChoreographyProtocol
 from sim.protocols.orchestration import KEY_STRIDE, OrchestrationProtocol
@@ -86,11 +86,6 @@ class _Watched:
             self.watchdog.watch(txn)
             return True
         return False
-
-
-#: Per-transaction columns a protocol may add (``transaction_extra``); NaN on
-#: the rows of protocols without them.
-PROTOCOL_COLUMNS: tuple[str, ...] = ("lock_held", "lock_wait", "blocked")
 
 
 def _present(planned: list[Planned], nodes: dict[str, Node]) -> list[Planned]:
@@ -191,20 +186,12 @@ class Model:
         protocol = self.protocol_name
         rid = run_id(scenario, protocol, self.seed)
         world = self.world
-        cols: dict[str, list[Any]] = {
-            k: []
-            for k in (
-                "run_id", "scenario", "protocol", "seed", "txn_id", "started_at", "finished_at",
-                "outcome", "consistent", "consistent_at", "latency", "steps_applied",
-                "compensations_applied", "retries", "messages", "time_to_consistency",
-                "coordinator", "reasons", "anomalies", "flagged_at",
-            )
-        }  # fmt: skip
+        cols: dict[str, list[Any]] = {k: [] for k in TRANSACTION_COLUMNS + TRANSACTION_EXTRA}
         anomalies: list[tuple[str, ...]] = []
         last_progress: list[float] = []
         per_txn = getattr(self.protocol, "transaction_extra", None)
         if per_txn is not None:
-            cols.update({c: [] for c in PROTOCOL_COLUMNS})
+            cols.update({c: [] for c in TRANSACTION_PROTOCOL})
         for txn, started_at in self.workload.started:
             view = self.protocol.view(txn)
             effects = world.effects.of(txn)
@@ -241,7 +228,7 @@ class Model:
             "duration": run.duration,
             "drain": run.drain,
             "rejected": self.workload.rejected,
-            "network_messages": self.network.sent,
+            "network_messages": sum(world.messages),
             "network_lost": self.network.lost,
             "network_duplicated": self.network.duplicated,
             "crashes": sum(node.crashes for node in self.nodes.values()),

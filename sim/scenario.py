@@ -35,10 +35,6 @@ from sim.world import distributions as dists
 #: Protocols a scenario may ask for.
 PROTOCOLS: tuple[str, ...] = ("orchestration", "2pc", "choreography")
 
-#: Each protocol's own coordinating node; a fault aimed at another protocol's
-#: node does not apply to a run of this one.
-PROTOCOL_NODES: dict[str, str] = {"orchestration": "orchestrator", "2pc": "coordinator", "choreography": "broker"}
-
 #: Every node of each protocol beyond the participants (choreography: the
 #: broker and the saga tracker).
 PROTOCOL_ALL_NODES: dict[str, tuple[str, ...]] = {

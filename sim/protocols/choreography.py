@@ -106,7 +106,6 @@ class Publisher:
         self.world = node.world
         self.protocol = protocol
         self.backoff = Backoff(spec.publish_retry, self.world.streams.uniform(f"choreography.{node.name}.publish"))
-        self.limit = spec.publish_retry.limit
         #: eid -> [txn, topic, started, attempt, ack (incoming event to ack once confirmed)]
         self.pending: dict[int, list[Any]] = {}
         self.deadlines = DeadlineQueue(self.world, spec.publish_timeout, self._live, self._expired, owner=node)
@@ -133,7 +132,7 @@ class Publisher:
     def _expired(self, item: tuple[int, int, int]) -> None:
         eid = item[0]
         entry = self.pending[eid]
-        if entry[3] >= self.limit:
+        if entry[3] >= self.backoff.limit:
             del self.pending[eid]
             self.dropped += 1
             if self.world.tracer.on:

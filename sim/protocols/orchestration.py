@@ -72,7 +72,7 @@ class Saga:
         "retries", "gave_up",
     )  # fmt: skip
 
-    def __init__(self, txn: int, started: float, steps: int, epoch: int) -> None:
+    def __init__(self, txn: int, started: float, epoch: int) -> None:
         self.txn = txn
         self.started = started
         self.phase = RUNNING_FORWARD
@@ -121,7 +121,7 @@ class Orchestrator(Node):
     def start(self, txn: int) -> bool:
         if not self.up or self.paused:
             return False  # a frozen or crashed orchestrator accepts nothing
-        saga = Saga(txn, self.world.env._now, self.n_steps, self.epoch)
+        saga = Saga(txn, self.world.env._now, self.epoch)
         self.log[txn] = saga
         if self.world.tracer.on:
             self.world.tracer.emit(self.world.now, self.name, "begin", txn)
@@ -211,9 +211,8 @@ class Orchestrator(Node):
         if self.paused:
             self.hold(self._resend, item)
             return
-        saga, token = item
-        if saga.token == token and saga.epoch == self.epoch and saga.phase != DONE:
-            self._send(saga)
+        if self._live(item):
+            self._send(item[0])
 
     def _next_step(self, saga: Saga) -> None:
         saga.step += 1

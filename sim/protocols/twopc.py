@@ -379,7 +379,7 @@ class TwoPCParticipant:
                 self._trace("conflict", txn, "commit for a transaction not prepared here")
         elif kind == "abort":
             if state == P_PREPARED or txn in self.working:
-                self._abort(txn, f"abort from {src}")
+                self._abort(txn, f"abort from {src}", unilateral=False)
             elif state is None:
                 self.table[txn] = P_ABORTED  # never started: remember, refuse a late PREPARE
             elif state == P_COMMITTED and self.world.tracer.on:
@@ -394,7 +394,7 @@ class TwoPCParticipant:
             elif state is None:
                 # Not voted: abort on our own, so the answer is certain.
                 if txn in self.working:
-                    self._abort(txn, f"asked by {src} before voting")
+                    self._abort(txn, f"asked by {src} before voting", unilateral=True)
                 else:
                     self.table[txn] = P_ABORTED
                 self._send(src, ("abort", self.name, txn))
@@ -438,14 +438,14 @@ class TwoPCParticipant:
 
     def _lock_timeout(self, work: _Work) -> None:
         self.lock_timeouts += 1
-        self._abort(work.txn, "lock timeout")
+        self._abort(work.txn, "lock timeout", unilateral=True)
         self._vote(work.txn, False)
 
     def _unvoted(self, work: _Work) -> bool:
         return self.working.get(work.txn) is work
 
     def _vote_timeout(self, work: _Work) -> None:
-        self._abort(work.txn, "not voted in time")
+        self._abort(work.txn, "not voted in time", unilateral=True)
         self._vote(work.txn, False)
 
     def _start(self, work: _Work) -> None:
@@ -471,15 +471,11 @@ class TwoPCParticipant:
                 if self.world.tracer.on:
                     self._trace("hang", txn)
             else:
-                self._abort(txn, "refused" if outcome == REFUSE else "transient error")
+                self._abort(txn, "refused" if outcome == REFUSE else "transient error", unilateral=outcome != REFUSE)
                 self._vote(txn, False)
         p.busy -= 1
         if self.queue:
-            nxt = self.queue.popleft()
-            if self.working.get(nxt.txn) is nxt:
-                self._start(nxt)
-            else:
-                self._drain_queue()
+            self._drain_queue()
 
     def _drain_queue(self) -> None:
         """Start the first queued work that is still wanted (aborted ones are skipped)."""
@@ -527,11 +523,13 @@ class TwoPCParticipant:
             self._trace("commit", txn, "forward")
         self._send(COORDINATOR, ("ack", self.name, txn))
 
-    def _abort(self, txn: int, why: str) -> None:
+    def _abort(self, txn: int, why: str, *, unilateral: bool) -> None:
+        """Abort ``txn`` here; ``unilateral`` when not told by the coordinator
+        and not a refusal (counted in ``unilateral_aborts``)."""
         work = self.working.pop(txn, None)
         if work is not None:
             self.locks.cancel(txn)
-            if why != "refused" and not why.startswith("abort from"):
+            if unilateral:
                 self.unilateral_aborts += 1
         now = self.world.env._now
         self.table[txn] = P_ABORTED
@@ -584,8 +582,7 @@ class TwoPCParticipant:
             if state == P_PREPARED:
                 if self.world.tracer.on:
                     self._trace("recover", txn, "prepared: in doubt")
-                self._query(txn)
-                self.doubt_deadlines.add(txn)
+                self._ask(txn)
 
     # ------------------------------------------------------------ results
 

@@ -100,7 +100,6 @@ class Network:
         self._fault_dup_draw = streams.uniform("faults.network.duplicate")
         # Active link faults; overlapping faults act and heal independently.
         self._faults: list[LinkFault] = []
-        self.sent = 0
         self.lost = 0
         self.duplicated = 0
         self._receivers: dict[str, Callable[[tuple[Any, ...]], None]] = {}
@@ -113,7 +112,6 @@ class Network:
         """Send ``msg`` from ``src`` to ``dst`` (``msg[2]`` is its transaction)."""
         world = self.world
         world.messages[msg[2]] += 1
-        self.sent += 1
         tracer = world.tracer
         link = self._links.get((src, dst), self._default) if self._links else self._default
         extra = 0.0
@@ -141,7 +139,6 @@ class Network:
         world.at(link.latency() + extra, receive, msg)
         if duplicate and (duplicate == 1.0 or self._dup_draw() < duplicate):
             world.messages[msg[2]] += 1
-            self.sent += 1
             self.duplicated += 1
             if tracer.on:
                 tracer.emit(world.now, src, "duplicate", msg[2], "", f"{msg[0]} to {dst}")

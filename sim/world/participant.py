@@ -83,18 +83,16 @@ class Participant(Node):
         )
         self._outcome = streams.uniform(f"{prefix}.outcome")
         self._comp_outcome = streams.uniform(f"{prefix}.compensation_outcome")
-        # Cumulative thresholds for one uniform draw per attempt.
-        self._t_refuse = spec.business_failure
-        self._t_fail = self._t_refuse + spec.transient_failure
-        self._t_hang = self._t_fail + spec.hang
+        # Cumulative thresholds for one uniform draw per attempt (forward ones
+        # set by _apply_rates below, which faults call again).
         self._c_fail = spec.compensation_failure
         self._c_hang = self._c_fail + spec.hang
-        self._draws = self._t_hang > 0.0
         self._c_draws = self._c_hang > 0.0
         # Gray failures (faults): a service-time factor and failure-rate overrides.
         self._slow = 1.0
         self._slowdowns: list[float] = []
         self._rate_overrides: list[tuple[float | None, float | None]] = []
+        self._apply_rates()
         self.workers = spec.workers
         self.idempotent = spec.idempotent
         # volatile
