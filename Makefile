@@ -6,12 +6,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_SCENARIO ?= scenarios/order-flaky-payment.toml
 
-.PHONY: demo test lint format bench clean help
+.PHONY: demo test lint format bench report notebooks clean help
 
 help:
 	@echo "make demo   - set up .venv and run $(DEMO_SCENARIO), printing its table"
 	@echo "make test   - set up .venv with the dev tools, run ruff and the whole test suite"
 	@echo "make bench  - run the throughput benchmark (figures go into docs/performance.md)"
+	@echo "make report - regenerate the example report in reports/example"
+	@echo "make notebooks - install Jupyter and open the notebooks in notebooks/"
 	@echo "make lint   - ruff check and format check"
 	@echo "make clean  - remove .venv, results/ and caches"
 
@@ -45,6 +47,17 @@ format: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/throughput.py
+
+# The example report kept in git: a small traced run of the default scenario.
+report: $(VENV)/.installed
+	rm -rf results/example-report
+	$(VENV)/bin/sagasim run $(DEMO_SCENARIO) --seed 1 --set run.duration=20 --set run.drain=20 \
+		--out results/example-report --quiet
+	$(VENV)/bin/sagasim report results/example-report --out reports/example --overwrite
+
+notebooks: $(VENV)/.installed-dev
+	$(PY) -m pip install --quiet -e ".[dev,notebooks]"
+	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .ruff_cache .hypothesis

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -351,6 +352,177 @@ def compare_command(
         _print_comparison(result, chosen, chosen_seeds, worst, command)
     _err.print(f"results written to [bold]{escape(str(target))}[/bold]", soft_wrap=True)
     _exit_if_fail_on(result, failing, f"replay the worst transaction: {command}" if command else None)
+
+
+_SWEEP_EXAMPLES = """
+\b
+Examples:
+  sagasim sweep sweeps/payment-failure.toml
+  sagasim sweep sweeps/payment-failure.toml --seeds 1..2 --set run.duration=30 --workers 2
+  sagasim sweep sweeps/payment-failure.toml --out results/sweeps/payment-failure --resume
+  sagasim sweep sweeps/key-skew.toml --scheduler tcp://10.0.0.5:8786
+"""
+
+
+@cli.command("sweep", epilog=_SWEEP_EXAMPLES)
+@click.argument("sweep_file", metavar="SWEEP", type=click.Path(path_type=Path))
+@click.option(
+    "--seeds",
+    "-s",
+    "seeds",
+    type=_SeedsType(),
+    default=None,
+    metavar="SEEDS",
+    help=f"Seeds every grid point and protocol runs: {SEEDS_SPELLING}. Default: the sweep file's seeds.",
+)
+@_protocol_option
+@_set_option
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Dataset folder to write. Default: results/sweeps/<sweep name>.",
+)
+@click.option(
+    "--workers",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Local processes to run on (default: all cores; 1 runs everything in this process).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Run on a Dask distributed cluster: the scheduler's address, e.g. tcp://10.0.0.5:8786. "
+    "Every worker needs this version of sagasim installed.",
+)
+@click.option("--resume", is_flag=True, help="Keep the runs already saved in --out and run only the missing ones.")
+@_quiet_option
+def sweep_command(
+    sweep_file: Path,
+    seeds: list[int] | None,
+    protocols: tuple[str, ...],
+    overrides: tuple[str, ...],
+    out: Path | None,
+    workers: int | None,
+    scheduler: str | None,
+    resume: bool,
+    quiet: bool,
+) -> None:
+    """Run SWEEP: a scenario across a grid of parameter values, seeds and
+    protocols, in parallel, into one dataset (see docs/sweeps.md).
+
+    A sweep file names the scenario (relative to the sweep file), the seeds,
+    the protocols, fixed overrides in [set] and the [grid]: a list of values
+    per dotted key (the paths of --set), or named cases that set several keys
+    at once. Every combination of grid values is a point; every point runs
+    every protocol on every seed. Each point is validated before anything
+    runs.
+
+    The dataset (summary.parquet, transactions/ and faults/ partitioned by
+    protocol, sweep.json) is complete only when sweep.json is written: an
+    interrupted sweep, or one where a run failed, keeps the runs it finished
+    and --resume runs the rest. Results are the same, seed for seed, on local
+    processes and on a Dask cluster. `sagasim report` turns the dataset into
+    an HTML report with plots.
+
+    Exit status: 0 when done, 1 when a run failed, 2 on bad input, 130 when
+    interrupted.
+    """
+    from sim.sweep import SweepIncomplete, load_sweep, point_table, run_sweep
+
+    if scheduler is not None and workers is not None:
+        raise click.UsageError("--workers sets local processes; with --scheduler the cluster's workers run the sweep")
+    sweep = load_sweep(sweep_file, seeds=seeds, protocols=protocols or None, overrides=list(overrides) or None)
+    target = out or Path("results") / "sweeps" / sweep.name
+    total = len(sweep.runs)
+    show = not quiet and _err.is_terminal
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} runs"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=_err,
+        transient=True,
+        disable=not show,
+    )
+
+    def tick(done: int, total: int, failed: int, last: object) -> None:
+        note = f" ({failed} failed)" if failed else ""
+        progress.update(task, completed=done + failed, description=f"{sweep.name}{note}")
+
+    if not quiet:
+        _err.print(
+            f"sweep [bold]{escape(sweep.name)}[/bold]: {len(sweep.points)} points x {len(sweep.protocols)} "
+            f"protocols x {len(sweep.seeds)} seeds = {total} runs -> {escape(str(target))}",
+            soft_wrap=True,
+        )
+    try:
+        with progress:
+            task = progress.add_task(sweep.name, total=total)
+            dataset = run_sweep(sweep, target, workers=workers, scheduler=scheduler, resume=resume, progress=tick)
+    except SweepIncomplete as exc:
+        _err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(EXIT_FAIL_ON)
+    except KeyboardInterrupt:
+        _err.print(
+            f"interrupted: the finished runs are saved in {escape(str(target))}; finish the sweep with: "
+            f"sagasim sweep {escape(str(sweep_file))} --out {escape(str(target))} --resume",
+            soft_wrap=True,
+        )
+        sys.exit(130)
+    if not quiet:
+        _print_sweep_table(point_table(dataset), dataset.axes)
+    _err.print(f"dataset written to [bold]{escape(str(target))}[/bold]", soft_wrap=True)
+
+
+def _print_sweep_table(table: pd.DataFrame, axes: list[str]) -> None:
+    """One row per grid point and protocol, pooled over seeds."""
+    # Dotted keys are long: the header shows the last part, a line above names the key.
+    headers = {a: a.rsplit(".", 1)[-1] for a in axes}
+    for axis, header in headers.items():
+        if header != axis:
+            _out.print(f"{escape(header)} = {escape(axis)}", soft_wrap=True)
+    short = {"committed": "commit", "compensated": "comp", "aborted": "abort", "inconsistent": "incons"}
+    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 1), collapse_padding=True)
+    for header in headers.values():
+        grid.add_column(escape(header), justify="right", no_wrap=True)
+    grid.add_column("protocol", no_wrap=True)
+    grid.add_column("txns", justify="right", no_wrap=True)
+    shown = [o for o in OUTCOMES if o != "aborted" or table["aborted"].any()]
+    for outcome in shown:
+        grid.add_column(short.get(outcome, outcome), justify="right", no_wrap=True)
+    grid.add_column("p99", justify="right", no_wrap=True)
+    grid.add_column("msgs", justify="right", no_wrap=True)
+    previous: tuple[object, ...] | None = None
+    for row in table.to_dict("records"):  # axis names are dotted keys: no attribute access
+        values = tuple(row[a] for a in axes)
+        cells = [escape(str(v)) if values != previous else "" for v in values]
+        rates = []
+        for outcome in shown:
+            rate = _pct(row[f"{outcome}_rate"])
+            bad = outcome in ("inconsistent", "stuck") and row[outcome] > 0
+            rates.append(f"[red]{rate}[/red]" if bad else rate)
+        grid.add_row(
+            *cells,
+            escape(str(row["protocol"])),
+            str(row["transactions"]),
+            *rates,
+            _seconds(row["latency_p99"]),
+            f"{row['messages_per_txn']:.2f}",
+        )
+        previous = values
+    _out.print(grid)
+    _out.print(
+        "rates pooled over seeds (comp = compensated, incons = inconsistent); p99 = latency p99; "
+        "msgs = messages per transaction. `sagasim report` adds 95% intervals and plots.",
+        soft_wrap=True,
+    )
 
 
 def _parse_fail_on(text: str) -> list[str]:

@@ -1,0 +1,183 @@
+"""Reading what ``sagasim run``, ``compare`` and ``sweep`` wrote, the same way.
+
+A *result folder* (``run.json`` + Parquet tables, see :mod:`sim.result`) and a
+*sweep dataset* (``sweep.json`` + Parquet tables partitioned by protocol, see
+:mod:`sim.sweep`) load into one :class:`Dataset`, so reports and notebooks do
+not care which they were given:
+
+- ``transactions``, ``summary``, ``faults`` and ``events`` are DataFrames with
+  the columns of the result contract (``events`` is empty unless traced);
+- ``axes`` names the swept parameters: in a sweep they are columns of
+  ``summary`` and ``transactions`` (one value per grid point, with a
+  ``point`` column numbering the points); a result folder has none;
+- :meth:`Dataset.scenario_for` rebuilds the exact scenario of a run, so any
+  transaction can be replayed with tracing.
+
+Loading refuses a folder that is not complete (an interrupted run or sweep)
+with a message that says how to finish it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from sim.errors import SagasimError
+from sim.metrics import events_frame, faults_frame
+from sim.scenario import Scenario, scenario_from_dict
+
+RESULT_MARKER = "run.json"
+SWEEP_MARKER = "sweep.json"
+#: Written when a sweep starts, replaced by ``sweep.json`` when every run is in.
+SWEEP_PENDING = "sweep.pending.json"
+
+
+@dataclass
+class Dataset:
+    """The tables of a result folder or a sweep dataset."""
+
+    path: Path
+    kind: Literal["result", "sweep"]
+    meta: dict[str, Any]
+    axes: list[str]
+    _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------ tables
+    @property
+    def transactions(self) -> pd.DataFrame:
+        return self._table("transactions")
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        if "summary" not in self._cache:
+            self._cache["summary"] = pd.read_parquet(self.path / "summary.parquet")
+        return self._cache["summary"]
+
+    @property
+    def faults(self) -> pd.DataFrame:
+        return self._table("faults")
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """The trace, when the runs were traced; empty otherwise."""
+        if "events" not in self._cache:
+            file = self.path / "events.parquet"
+            if file.exists():
+                self._cache["events"] = pd.read_parquet(file)
+            else:
+                frame = events_frame([])
+                frame.insert(0, "run_id", pd.Series([], dtype=object))
+                self._cache["events"] = frame
+        return self._cache["events"]
+
+    @property
+    def traced(self) -> bool:
+        return (self.path / "events.parquet").exists()
+
+    @property
+    def name(self) -> str:
+        """The scenario's name (a result) or the sweep's name."""
+        return str(self.meta.get("sweep") or self.meta.get("scenario"))
+
+    @property
+    def protocols(self) -> list[str]:
+        return list(dict.fromkeys(self.summary["protocol"]))
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({int(s) for s in self.summary["seed"]})
+
+    # ------------------------------------------------------------ runs
+    def run(self, run_id: str) -> dict[str, Any]:
+        """The ``run.json``/``sweep.json`` entry of one run (protocol, seed, point...)."""
+        for entry in self.meta["runs"]:
+            if entry["run_id"] == run_id:
+                return entry
+        known = ", ".join(e["run_id"] for e in self.meta["runs"][:5])
+        raise SagasimError(f"{self.path}: no run {run_id!r}; runs include {known}")
+
+    def scenario_for(self, run_id: str) -> Scenario:
+        """The effective scenario of one run (for a sweep: its grid point's)."""
+        entry = self.run(run_id)
+        if self.kind == "sweep":
+            config = self.meta["points"][int(entry["point"])]["config"]
+        else:
+            config = self.meta["config"]
+        return scenario_from_dict(config, source=f"{self.path} ({run_id})")
+
+    # ------------------------------------------------------------ internals
+    def _table(self, name: str) -> pd.DataFrame:
+        if name in self._cache:
+            return self._cache[name]
+        if self.kind == "result":
+            frame = pd.read_parquet(self.path / f"{name}.parquet")
+        else:
+            frame = _read_partitioned(self.path / name)
+            if name == "faults" and frame.empty:
+                frame = faults_frame([])
+                frame.insert(0, "run_id", pd.Series([], dtype=object))
+        self._cache[name] = frame
+        return frame
+
+
+def _read_partitioned(folder: Path) -> pd.DataFrame:
+    """A ``protocol=<name>/`` partitioned table, with ``protocol`` back as a
+    plain string column after ``scenario``, rows in sweep order."""
+    frames = []
+    for file in sorted(folder.glob("protocol=*/*.parquet")):
+        # Read with pyarrow itself, without hive discovery (pandas would turn
+        # the folder name into a categorical column).
+        frame = pq.read_table(file, partitioning=None).to_pandas()
+        protocol = file.parent.name.removeprefix("protocol=")
+        position = frame.columns.get_loc("scenario") + 1 if "scenario" in frame.columns else len(frame.columns)
+        frame.insert(position, "protocol", pd.Series([protocol] * len(frame), dtype=object))
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame()
+    frame = pd.concat([f for f in frames if not f.empty] or frames[:1], ignore_index=True)
+    sort = [c for c in ("point", "protocol", "seed", "txn_id", "start") if c in frame.columns]
+    return frame.sort_values(sort, kind="stable", ignore_index=True)
+
+
+def load(path: str | Path) -> Dataset:
+    """Open a result folder (``run.json``) or a sweep dataset (``sweep.json``).
+
+    Raises :class:`~sim.errors.SagasimError` naming the folder when it is
+    neither, or when it is an interrupted run or sweep.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise SagasimError(f"{folder}: no such folder; expected a result folder (run.json) or a sweep (sweep.json)")
+    if (folder / SWEEP_MARKER).exists():
+        meta = _json(folder / SWEEP_MARKER)
+        return Dataset(folder, "sweep", meta, list(meta.get("axes", [])))
+    if (folder / RESULT_MARKER).exists():
+        return Dataset(folder, "result", _json(folder / RESULT_MARKER), [])
+    if (folder / SWEEP_PENDING).exists():
+        pending = _json(folder / SWEEP_PENDING)
+        raise SagasimError(
+            f"{folder}: the sweep {pending.get('sweep')!r} is not complete (interrupted, or some runs failed); "
+            f"finish it with: sagasim sweep {pending.get('source', 'SWEEP')} --out {folder} --resume"
+        )
+    partial = sorted(p.name for p in folder.parent.glob(f".{folder.name}.*.partial"))
+    hint = f" (an interrupted write left {partial[0]})" if partial else ""
+    raise SagasimError(
+        f"{folder}: not a result folder (no run.json) nor a sweep dataset (no sweep.json){hint}; "
+        "give a folder written by `sagasim run`, `compare` or `sweep`"
+    )
+
+
+def _json(file: Path) -> dict[str, Any]:
+    try:
+        with open(file, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SagasimError(f"{file}: cannot read it ({exc})") from None
+    if not isinstance(data, dict):
+        raise SagasimError(f"{file}: expected a JSON object")
+    return data
