@@ -235,10 +235,6 @@ def sweep_from_dict(
                 raise SweepFileError(f"{where}: {key!r} is swept by two grid axes, {owners[key]!r} and {axis.name!r}")
             owners[key] = axis.name
 
-    try:
-        base_scenario = scenario_from_dict(base_config, source=scenario_source, overrides=fixed or None)
-    except ScenarioError as exc:
-        raise SweepFileError(f"{where}: the scenario with [set] does not validate: {exc}") from None
     points = []
     for index, combo in enumerate(itertools.product(*(range(len(a.labels)) for a in axes))):
         values = {a.name: a.labels[i] for a, i in zip(axes, combo, strict=True)}
@@ -254,6 +250,7 @@ def sweep_from_dict(
                 f"{where}: grid point {index} ({shown}) does not make a valid scenario:\n{problems}"
             ) from None
         points.append(Point(index, values, point_overrides, scenario))
+    base_scenario = points[0].scenario  # seeds, protocols and name default to the scenario's own
 
     chosen_protocols = (
         tuple(protocols) if protocols is not None else tuple(spec.protocols or base_scenario.run.protocols)
