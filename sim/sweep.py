@@ -56,8 +56,10 @@ from sim.scenario import PROTOCOLS, Scenario, parse_overrides, scenario_from_dic
 #: Columns of the run tables a named axis may not take.
 RESERVED_COLUMNS = frozenset({"run_id", "scenario", "protocol", "seed", "point", "txn_id", "transactions"})
 
+#: Seconds to wait for a Dask scheduler to answer before giving up.
+DASK_CONNECT_TIMEOUT = 10.0
+
 _RUNS_DIR = ".runs"
-_TABLES = ("transactions", "faults")
 
 Scalar = bool | int | float | str
 
@@ -486,7 +488,7 @@ def _run_dask(tasks: list[RunTask], scheduler: Any) -> Iterator[RunPart | RunFai
         client, own = scheduler, False
     else:
         try:
-            client, own = Client(str(scheduler), timeout=10, set_as_default=False), True
+            client, own = Client(str(scheduler), timeout=DASK_CONNECT_TIMEOUT, set_as_default=False), True
         except (OSError, TimeoutError) as exc:
             raise SagasimError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc})") from None
     try:
