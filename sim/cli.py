@@ -518,11 +518,8 @@ def _print_sweep_table(table: pd.DataFrame, axes: list[str]) -> None:
         )
         previous = values
     _out.print(grid)
-    _out.print(
-        "rates pooled over seeds (comp = compensated, incons = inconsistent); p99 = latency p99; "
-        "msgs = messages per transaction. `sagasim report` adds 95% intervals and plots.",
-        soft_wrap=True,
-    )
+    _out.print("rates pooled over seeds; comp = compensated, incons = inconsistent, p99 = latency p99,")
+    _out.print("msgs = messages per transaction; `sagasim report` adds 95% intervals and plots")
 
 
 def _parse_fail_on(text: str) -> list[str]:
