@@ -457,7 +457,7 @@ def sweep_command(
         progress.update(task, completed=done + failed, description=f"{sweep.name}{note}")
 
     if not quiet:
-        _err.print(
+        _out.print(
             f"sweep [bold]{escape(sweep.name)}[/bold]: {len(sweep.points)} points x {len(sweep.protocols)} "
             f"protocols x {len(sweep.seeds)} seeds = {total} runs -> {escape(str(target))}",
             soft_wrap=True,

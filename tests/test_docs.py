@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from sim.scenario import load_scenario, scenario_from_dict
+from sim.sweep import sweep_from_dict
 from sim.testing import assert_expected, run_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +40,7 @@ def params(language: str) -> list[Any]:
 def workdir(tmp_path: Path) -> Path:
     """A scratch folder that sees the repository's scenarios, like a user's checkout."""
     (tmp_path / "scenarios").symlink_to(ROOT / "scenarios")
+    (tmp_path / "sweeps").symlink_to(ROOT / "sweeps")
     return tmp_path
 
 
@@ -93,7 +95,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_toml_examples_in_the_docs_are_valid() -> None:
-    found = examples("toml")
+    found = [(where, block) for where, block in examples("toml") if not where.startswith(SWEEP_DOC.name)]
     complete = [tomllib.loads(b) for _, b in found if re.search(r"^name = ", b, re.M)]
     assert complete, "docs/scenarios.md shows a complete scenario"
     for data in complete:
@@ -102,6 +104,20 @@ def test_toml_examples_in_the_docs_are_valid() -> None:
         fragment = tomllib.loads(block)
         # Fragments are shown on their own; they must fit the complete example.
         scenario_from_dict(_merge(complete[0], fragment), source=where)
+
+
+SWEEP_DOC = ROOT / "docs" / "sweeps.md"
+
+
+def test_sweep_file_examples_in_the_docs_are_valid() -> None:
+    found = blocks(SWEEP_DOC, "toml")
+    complete = [tomllib.loads(b) for b in found if re.search(r"^scenario = ", b, re.M)]
+    assert complete, "docs/sweeps.md shows a complete sweep file"
+    for i, block in enumerate(found):
+        # Fragments are shown on their own; they must fit the complete example.
+        data = _merge(complete[0], tomllib.loads(block))
+        sweep = sweep_from_dict(data, base=ROOT / "sweeps", source=f"{SWEEP_DOC.name}#{i}")
+        assert sweep.points
 
 
 # ------------------------------------------------------------------ scenario files
