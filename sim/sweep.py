@@ -496,7 +496,7 @@ def _run_dask(tasks: list[RunTask], scheduler: Any) -> Iterator[RunPart | RunFai
         futures = [client.submit(_execute_safely, task, pure=False) for task in tasks]
         by_future = dict(zip(futures, tasks, strict=True))
         try:
-            for future in as_completed(futures):
+            for future in as_completed(futures, loop=client.loop):
                 task = by_future[future]
                 try:
                     yield future.result()

@@ -218,12 +218,11 @@ def test_local_processes_give_the_same_dataset(inline: sim.dataset.Dataset, tmp_
 def test_a_dask_cluster_gives_the_same_dataset(inline: sim.dataset.Dataset, tmp_path: Path) -> None:
     from dask.distributed import Client, LocalCluster
 
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        # By address first, while no client exists in this process: the sweep must make its own.
         by_address = run_sweep(small(), tmp_path / "address", scheduler=cluster.scheduler_address)
-        by_client = run_sweep(small(), tmp_path / "client", scheduler=client)
+        with Client(cluster) as client:
+            by_client = run_sweep(small(), tmp_path / "client", scheduler=client)
     assert by_address.meta["executor"].startswith("dask")
     assert_same_dataset(inline, by_address)
     assert_same_dataset(inline, by_client)
