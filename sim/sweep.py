@@ -452,8 +452,14 @@ def _run_local(tasks: list[RunTask], workers: int) -> Iterator[RunPart | RunFail
     import multiprocessing
     from concurrent.futures.process import BrokenProcessPool
 
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    # Not fork: the parent may have threads (the progress bar's, a Dask client's).
+    # The fork server imports sagasim once; each worker is forked from it ready to run.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["sim.sweep"])
+    else:
+        context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     try:
         pending: dict[Future[RunPart | RunFailure], RunTask] = {}
         queue = list(reversed(tasks))
