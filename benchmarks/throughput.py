@@ -24,6 +24,14 @@ Two models of the same workload run in this one process, alternately, each
   scenario dict) and runs the same number of transactions with the same
   arrival process.
 
+The same scenario also runs as 2PC and as a choreography. The choreography has
+its own hand-written model (``baseline_run(choreography=True)``): per step the
+publish of the event before it, the broker's delivery and the service, and a
+last timeout for the publish of the terminal event, when the harness's
+choreography finishes. It models no confirm, no ack and no saga tracker; the
+harness does (without an event each, on links no fault can touch: see
+``sim.protocols.choreography``).
+
 What the harness does in addition, per transaction: a durable saga record in
 the orchestrator's log; a message tuple per command and per reply routed
 through the network (per-link lookup, loss and duplication settings, active
@@ -305,7 +313,10 @@ def baseline_run(
     As an orchestration each step is a command, the service and the reply; as
     a choreography (``choreography=True``) it is the publish of the event
     before it to the broker, the broker's delivery to the service, and the
-    service (compensations likewise, driven by the failure event).
+    service (compensations likewise, driven by the failure event), and the
+    transaction ends with the publish of its terminal event (the last step's
+    ``done``, or the last compensation's, or the first step's ``failed``):
+    the harness's choreography finishes when the broker stores it.
 
     Every draw is made up front with numpy, inside the timed region: the
     arrival gaps, for each transaction and step the three delays of the
@@ -325,6 +336,7 @@ def baseline_run(
         delays[:, 1, k] = draw(step["service"], rng, n)
         delays[:, 4, k] = draw(step["compensation_service"], rng, n)
     refused = rng.random((n, n_steps)) < np.array([s["business_failure"] for s in steps])
+    terminal = draw(cfg["latency"], rng, n).tolist() if choreography else None
     # the first step that refuses, or n_steps when none does
     first_refusal = np.where(refused.any(axis=1), refused.argmax(axis=1), n_steps).tolist()
     compensatable = [s["compensatable"] for s in steps]
@@ -361,6 +373,8 @@ def baseline_run(
                         yield timeout(csvc[j])
                         yield timeout(crep[j])
             outcome[i] = 1
+        if terminal is not None:  # the publish of the terminal event
+            yield timeout(terminal[i])
         finished[i] = env.now
 
     def arrivals():  # type: ignore[no-untyped-def]

@@ -24,6 +24,8 @@ from test_theory import (
 import sim
 from sim.runner import Model, run_once
 from sim.scenario import ChoreographySpec, RetrySpec
+from sim.world.core import World
+from sim.world.network import Network
 
 from conftest import ORDER_STEPS, order_scenario, trace_rows
 
@@ -461,3 +463,157 @@ def test_tracker_crash_rearms_its_alarms() -> None:
     out = model.run()
     # the tracker was down at 1.5-1.9; on restart its alarm for txn 0 is re-armed for 1.002 + 3
     assert out.transactions["flagged_at"][0] == pytest.approx(4.002)
+
+
+# ------------------------------------------------------------------ messages without events
+
+
+def _run(overrides: dict, seed: int, elide: bool, trace: bool = True) -> tuple[sim.runner.RunOutput, Model]:
+    model = Model(order_scenario(overrides), "choreography", seed, trace=trace)
+    model.protocol.elide = elide  # type: ignore[attr-defined]
+    return model.run(), model
+
+
+BUSY: dict = {
+    "run.protocols": ["choreography"],
+    "run.duration": 5.0,
+    "run.drain": 30.0,
+    "workload.interarrival": {"dist": "exponential", "mean": 0.02},
+}
+for _name in ("payment", "inventory", "shipping"):
+    BUSY[f"participants.{_name}.business_failure"] = 0.1
+    BUSY[f"participants.{_name}.transient_failure"] = 0.1
+    BUSY[f"participants.{_name}.hang"] = 0.05
+    BUSY[f"participants.{_name}.hang_duration"] = {"dist": "constant", "value": 2.0}
+    BUSY[f"participants.{_name}.service_time"] = {"dist": "exponential", "mean": 0.01}
+_NAMES = ("payment", "inventory", "shipping")
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"broker.ordering": "unordered"},
+        # dual write, no inbox: confirms that trigger acks, events handled twice
+        {
+            **{f"participants.{n}.outbox": False for n in _NAMES},
+            **{f"participants.{n}.idempotent": False for n in _NAMES},
+        },
+        # confirms slower than the publish timeout (resends), acks slower than the
+        # ack timeout (redeliveries, dead letters), an idempotent producer
+        {
+            "broker.deduplicate": True,
+            "broker.ack_timeout": 0.05,
+            "broker.max_deliveries": 3,
+            "choreography.publish_timeout": 0.0015,
+        },
+        # faults on some links and nodes only: their messages take the full path
+        {"faults": [{"kind": "loss", "target": "payment", "probability": 0.2, "at": 0.5, "duration": 3.0}]},
+        {
+            "faults": [
+                {"kind": "crash", "target": "shipping", "at": 1.0, "duration": 0.3},
+                {"kind": "duplicate", "groups": [["inventory"], ["broker"]], "probability": 0.3, "at": 0.0},
+            ]
+        },
+    ],
+    ids=["per-key", "unordered", "dual-write-no-inbox", "slow-confirms-and-acks", "loss-at-payment", "crash-and-dup"],
+)
+def test_messages_without_events_change_nothing_but_the_event_count(variant: dict) -> None:
+    """Confirms, acks and the tracker's copies on steady links cost no event,
+    and the run is the same as with every message an event: with a constant
+    latency (so that drawing an ack's latency earlier draws the same value)
+    the transactions, the summary and the trace are identical, under
+    failures, hangs, redeliveries, resends, dead letters and faults on other
+    links and nodes."""
+    overrides = {**BUSY, **variant}
+    fast, fast_model = _run(overrides, 1, elide=True)
+    full, full_model = _run(overrides, 1, elide=False)
+    pd.testing.assert_frame_equal(pd.DataFrame(fast.transactions), pd.DataFrame(full.transactions))
+    pd.testing.assert_frame_equal(
+        pd.DataFrame([fast.summary]).drop(columns="wall_time"), pd.DataFrame([full.summary]).drop(columns="wall_time")
+    )
+    # the same records; only the order of records at one instant may differ
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(fast.events).sort_values(list(pd.DataFrame(fast.events).columns)).reset_index(drop=True),
+        pd.DataFrame(full.events).sort_values(list(pd.DataFrame(full.events).columns)).reset_index(drop=True),
+    )
+    assert next(fast_model.world.env._eid) < next(full_model.world.env._eid)  # type: ignore[attr-defined]
+    assert not full_model.protocol.broker.takers and not full_model.protocol.broker.confirmers  # type: ignore[attr-defined]
+
+
+def test_messages_without_events_keep_the_laws_with_random_latencies() -> None:
+    """With random latencies an ack's latency is drawn earlier than its send,
+    so the two paths draw different values: the runs differ in detail but not
+    in law. Acks slower than the ack timeout and confirms slower than the
+    publish timeout happen often here (latency mean 2 ms)."""
+    overrides = {
+        **BUSY,
+        "run.duration": 20.0,
+        "workload.interarrival": {"dist": "exponential", "mean": 0.01},
+        "network.latency": {"dist": "exponential", "mean": 0.002},
+        "broker.ack_timeout": 0.03,
+        "choreography.publish_timeout": 0.008,
+        **{f"participants.{n}.hang": 0.0 for n in _NAMES},
+    }
+    outs = [_run(overrides, 3, elide, trace=False)[0] for elide in (True, False)]
+    runs = [pd.DataFrame(out.transactions) for out in outs]
+    n = len(runs[0])
+    assert n == len(runs[1]) and n > 1800
+    assert all(out.summary["redeliveries"] > 100 and out.summary["publish_resends"] > 10 for out in outs)
+    assert all(set(r["outcome"]) == {"committed", "compensated"} for r in runs)
+    for column in ("messages", "retries", "latency"):
+        a, b = (np.asarray(r[column], dtype=float) for r in runs)
+        se = math.sqrt(a.var() / n + b.var() / n)
+        assert abs(a.mean() - b.mean()) < K * se, column
+    p, q = ((r["outcome"] == "committed").mean() for r in runs)
+    assert abs(p - q) < K * math.sqrt(p * (1 - p) * 2 / n)
+
+
+def test_only_steady_links_go_without_events() -> None:
+    """The fault plan decides: a node that can crash or pause, a link with
+    loss or duplication, or one a planned fault can touch, keeps every
+    message an event."""
+    model = Model(
+        order_scenario(
+            {
+                **ONE,
+                "network.links": [{"src": "broker", "dst": "shipping", "loss": 0.01}],
+                "faults": [
+                    {"kind": "crash", "target": "tracker", "at": 1.5},
+                    {
+                        "kind": "delay",
+                        "groups": [["payment"], ["broker"]],
+                        "one_way": True,
+                        "at": 1.0,
+                        "extra": {"dist": "constant", "value": 0.01},
+                    },
+                ],
+            }
+        ),
+        "choreography",
+        1,
+    )
+    model.run()
+    broker = model.protocol.broker  # type: ignore[attr-defined]
+    assert set(broker.confirmers) == {"client", "inventory"}
+    assert broker.takers == {}
+    network = model.network
+    assert network.steady("broker", "inventory") and network.steady("inventory", "broker")
+    assert not network.steady("payment", "broker") and network.steady("broker", "payment")
+    assert not network.steady("broker", "shipping") and not network.steady("broker", "tracker")
+    # a fault outside the plan on a link taken to be steady is refused
+    with pytest.raises(RuntimeError, match="fault plan"):
+        network.cut([["inventory"], ["broker"]])
+    # no plan (a network used on its own): nothing is steady
+    assert not Network(World(1), model.scenario.network).steady("broker", "inventory")
+
+
+def test_a_committed_order_costs_eleven_events() -> None:
+    """Arrival, four publishes, three deliveries, three services: the 15
+    confirms, acks and tracker copies of the 22 messages cost no event."""
+    counts = []
+    for elide in (True, False):
+        out, model = _run(ONE, 1, elide, trace=False)
+        assert out.transactions["messages"] == [22] and out.transactions["outcome"] == ["committed"]
+        counts.append(next(model.world.env._eid))  # type: ignore[attr-defined]
+    assert counts[1] - counts[0] == 15

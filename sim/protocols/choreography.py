@@ -47,6 +47,15 @@ Outgoing event ids are derived from the transaction and the topic, so a
 republished or reprocessed event has the same id as the first.
 
 Every message goes through the network: publish, confirm, delivery, ack.
+Those on *steady* links (no fault of the run's plan, no loss and no
+duplication can touch them, neither end can crash or pause: see
+:mod:`sim.world.network`) cost no event: a confirm, an ack, and the
+tracker's copies and acks are accounted for when they are sent, as the
+instant they arrive (their latency drawn from the link's stream and the
+message counted as always), and what they do is done at that instant or
+found then (:mod:`sim.world.broker`). Publishes, and deliveries to the
+participants, are always events. ``ChoreographyProtocol.elide = False``
+takes the full path for every message.
 """
 
 from __future__ import annotations
@@ -56,12 +65,12 @@ from typing import TYPE_CHECKING, Any
 
 from sim.protocols.base import CoordinatorView
 from sim.protocols.retry import Backoff
-from sim.world.broker import BROKER, Broker
+from sim.world.broker import BROKER, INF, Broker
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.node import Node
 from sim.world.participant import FAIL, HANG, REFUSE, SUCCEED
 from sim.world.timers import DeadlineQueue
-from sim.world.tracker import SagaTracker
+from sim.world.tracker import TRACKER, SagaTracker
 
 if TYPE_CHECKING:
     from sim.scenario import BrokerSpec, ChoreographySpec, TransactionSpec
@@ -93,11 +102,28 @@ _OK = "ok"
 _REFUSED = "refused"
 
 
+# A pending publish: [txn, topic, started, attempt, ack, conf_at, deadline, token]
+_ATTEMPT, _ACK, _CONF, _DEADLINE, _TOKEN = 3, 4, 5, 6, 7
+
+
 class Publisher:
     """Publishes events to the broker, resending each until it is confirmed.
 
     ``pending`` is volatile: a crash of the owner abandons every unconfirmed
     publish (an outbox keeps its own durable rows and republishes them).
+
+    When both links with the broker are steady (``direct``), the broker's
+    confirm costs no event: at the store, :meth:`conf_due` draws its latency
+    and, if it will reach the pending publish before that publish's timeout,
+    records the instant (``conf_at``) and tells the broker when the ack it
+    triggers (dual write) arrives. From ``conf_at`` on the publish counts as
+    confirmed. It is exactly what the confirm would do: it pops the entry
+    pending for the event id when it arrives, whichever that is, so a
+    publish of the same id before then takes the confirm over (and the ack
+    goes with it), and a confirm sent the usual way that gets there first
+    pops the entry, after which the recorded one is sent as a message after
+    all. Anything else (no entry, one confirmed already, a confirm later
+    than the timeout) is sent as a message, with the latency drawn.
     """
 
     def __init__(self, node: Node, network: Network, spec: ChoreographySpec, protocol: ChoreographyProtocol) -> None:
@@ -112,9 +138,35 @@ class Publisher:
         self.confirmed: dict[int, None] | None = None  # an outbox's rows, removed when confirmed
         self.resends = 0
         self.dropped = 0
+        # set by direct(): confirms and acks without events
+        self.lazy = False
+        self.broker: Broker | None = None
+        self._down: Any = None
+        self._up: Any = None
+        self._receive: Any = None
+
+    def direct(self, broker: Broker) -> None:
+        """Confirms and acks without events (both links with ``broker`` are steady)."""
+        name = self.node.name
+        self.lazy = True
+        self.broker = broker
+        self._down = self.network.latency_of(broker.name, name)
+        self._up = self.network.latency_of(name, broker.name)
+        self._receive = self.network.receiver(name)
+        broker.confirmers[name] = self
 
     def publish(self, eid: int, txn: int, topic: int, started: float, ack: tuple[Any, ...] | None) -> None:
-        entry = [txn, topic, started, 1, ack]
+        entry = [txn, topic, started, 1, ack, INF, 0.0, None]
+        old = self.pending.get(eid)
+        if old is not None and old[_CONF] != INF:
+            if old[_CONF] <= self.world.env._now:
+                self.settle(eid)
+            else:  # the confirm on its way will pop this entry instead
+                at = entry[_CONF] = old[_CONF]
+                if old[_TOKEN] is not None:
+                    self._retract(old[_TOKEN])
+                if ack is not None:
+                    entry[_TOKEN] = self.ack_at(ack, at)
         self.pending[eid] = entry
         if self.world.tracer.on:
             self.world.tracer.emit(self.world.now, self.node.name, "publish", txn, self.protocol.labels[topic])
@@ -123,11 +175,61 @@ class Publisher:
     def _send(self, eid: int, entry: list[Any]) -> None:
         node = self.node
         self.network.send(node.name, BROKER, ("pub", node.name, entry[0], eid, entry[1], entry[2]))
-        self.deadlines.add((eid, entry[3], node.epoch))
+        deadlines = self.deadlines
+        entry[_DEADLINE] = self.world.env._now + deadlines.delay
+        deadlines.add((eid, entry[3], node.epoch))
+
+    def settle(self, eid: int) -> None:
+        """Forget the publish of ``eid`` if it was confirmed (without an event) by now."""
+        entry = self.pending.get(eid)
+        if entry is not None and entry[_CONF] <= self.world.env._now:
+            del self.pending[eid]
+            if self.confirmed is not None:
+                self.confirmed.pop(eid, None)
+
+    def conf_due(self, txn: int, eid: int) -> None:
+        """The broker confirms ``eid`` now (it stored a publish of it)."""
+        world = self.world
+        world.messages[txn] += 1
+        latency = self._down()
+        at = world.env._now + latency
+        entry = self.pending.get(eid)
+        if entry is not None and entry[_CONF] == INF and at < entry[_DEADLINE]:
+            entry[_CONF] = at
+            if entry[_ACK] is not None:
+                entry[_TOKEN] = self.ack_at(entry[_ACK], at)
+        else:
+            world.at(latency, self._receive, ("conf", BROKER, txn, eid))
+
+    def ack_at(self, msg: tuple[Any, ...], at: float) -> tuple[Any, float, int]:
+        """Acknowledge the delivered copy ``msg`` at ``at`` without an event;
+        returns a token for :meth:`_retract`."""
+        txn = msg[2]
+        self.world.messages[txn] += 1
+        arrives = at + self._up()
+        return (self.broker.ack_at(msg[6], msg[7], arrives), arrives, txn)  # type: ignore[union-attr]
+
+    def _retract(self, token: tuple[Any, float, int]) -> None:
+        copy, arrives, txn = token
+        self.world.messages[txn] -= 1
+        if copy is not None:
+            self.broker.retract(copy, arrives)  # type: ignore[union-attr]
+
+    def ack(self, msg: tuple[Any, ...]) -> None:
+        """Acknowledge the delivered copy ``msg`` now."""
+        if self.lazy:
+            self.ack_at(msg, self.world.env._now)
+        else:
+            self.network.send(self.node.name, BROKER, ("ack", self.node.name, msg[2], msg[7], msg[6]))
 
     def _live(self, item: tuple[int, int, int]) -> bool:
         entry = self.pending.get(item[0])
-        return entry is not None and entry[3] == item[1] and item[2] == self.node.epoch
+        if entry is None:
+            return False
+        if entry[_CONF] <= self.world.env._now:
+            self.settle(item[0])
+            return False
+        return entry[3] == item[1] and item[2] == self.node.epoch
 
     def _expired(self, item: tuple[int, int, int]) -> None:
         eid = item[0]
@@ -155,16 +257,31 @@ class Publisher:
         self._send(item[0], entry)
 
     def confirm(self, eid: int) -> None:
+        """A confirm message arrives."""
         entry = self.pending.pop(eid, None)
         if entry is None:
             return
-        if entry[4] is not None:
-            ack = entry[4]
-            self.network.send(self.node.name, BROKER, ("ack", self.node.name, ack[2], ack[7], ack[6]))
         if self.confirmed is not None:
             self.confirmed.pop(eid, None)
+        conf_at = entry[_CONF]
+        if conf_at != INF:
+            now = self.world.env._now
+            if conf_at <= now:
+                return  # confirmed already: this confirm finds nothing
+            # This one got here first: the confirm recorded for later is a
+            # message after all, and its ack is not sent.
+            if entry[_TOKEN] is not None:
+                self._retract(entry[_TOKEN])
+            self.world.at(conf_at - now, self._receive, ("conf", BROKER, entry[0], eid))
+        if entry[_ACK] is not None:
+            self.ack(entry[_ACK])
+
+    def check_plan(self) -> None:
+        if self.lazy:
+            raise RuntimeError(f"{self.node.name}: a crash or pause outside the run's fault plan")
 
     def on_crash(self) -> None:
+        self.check_plan()
         if self.confirmed is None:
             self.dropped += len(self.pending)
             if self.world.tracer.on:
@@ -186,6 +303,13 @@ class Client(Node):
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         self.publisher.confirm(msg[3])
+
+    def pause(self, _arg: Any = None) -> None:
+        self.publisher.check_plan()
+        super().pause(_arg)
+
+    def on_crash(self) -> None:
+        self.publisher.on_crash()
 
 
 class ChoreographyParticipant:
@@ -244,7 +368,7 @@ class ChoreographyParticipant:
         self._ack(msg)
 
     def _ack(self, msg: tuple[Any, ...]) -> None:
-        self.network.send(self.p.name, BROKER, ("ack", self.p.name, msg[2], msg[7], msg[6]))
+        self.publisher.ack(msg)
 
     def _start(self, job: list[Any]) -> None:
         p = self.p
@@ -259,6 +383,7 @@ class ChoreographyParticipant:
         if epoch != p.epoch:
             return  # the participant crashed meanwhile: the work is lost, the event unacked
         if p.paused:
+            self.publisher.check_plan()
             p.hold(self._finish, item)
             return
         msg = job[0]
@@ -327,6 +452,7 @@ class ChoreographyParticipant:
         if epoch != p.epoch:
             return
         if p.paused:
+            self.publisher.check_plan()
             p.hold(self._again, item)
             return
         if p.busy < p.workers:
@@ -341,6 +467,7 @@ class ChoreographyParticipant:
         eid = txn * EVENT_STRIDE + topic
         started = incoming[5]
         if self.outbox_on:
+            self.publisher.settle(eid)  # before the new row: a confirm already in forgets the old one
             self.outbox[eid] = (txn, topic, started)
             self._ack(incoming)
             self.publisher.publish(eid, txn, topic, started, None)
@@ -366,6 +493,10 @@ class ChoreographyProtocol:
 
     name = "choreography"
 
+    #: Account for messages on steady links without events (see the module
+    #: docstring); ``False`` sends every message through the network.
+    elide = True
+
     def __init__(
         self,
         world: World,
@@ -377,6 +508,8 @@ class ChoreographyProtocol:
         stuck_after: float,
     ) -> None:
         self.world = world
+        self.network = network
+        self._direct_done = False
         steps = transaction.steps
         n = len(steps)
         self.n_steps = n
@@ -427,7 +560,26 @@ class ChoreographyProtocol:
     def retry(self, txn: int) -> None:
         self.retries[txn] = self.retries.get(txn, 0) + 1
 
+    def _direct(self) -> None:
+        """Take the event-free path for every steady pair of links with the
+        broker. Done at the first transaction: the fault plan is known by then."""
+        self._direct_done = True
+        if not self.elide:
+            return
+        network = self.network
+
+        def steady(name: str) -> bool:
+            return network.steady(BROKER, name) and network.steady(name, BROKER)
+
+        if steady(TRACKER):
+            self.tracker.direct(self.broker)
+        for name, publisher in ((CLIENT, self.client.publisher), *((n, s.publisher) for n, s in self.sides.items())):
+            if steady(name):
+                publisher.direct(self.broker)
+
     def start(self, txn: int) -> bool:
+        if not self._direct_done:
+            self._direct()
         eid = txn * EVENT_STRIDE + START
         self.client.publisher.publish(eid, txn, START, self.world.env._now, None)
         return True

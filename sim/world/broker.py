@@ -29,11 +29,28 @@ started, group, seq, delivery)``. A consumer acknowledges a copy with
 The broker also records, durably, the first time it stored one of a
 transaction's *terminal* events (``terminal``): that is when the chain of
 events of a choreography reached its end.
+
+**Messages on steady links** (no fault of the run's plan, no loss and no
+duplication can touch them, and neither end can crash or pause: see
+:mod:`sim.world.network`) can be accounted for without an event each. The
+protocol registers, for such consumers and publishers, a *taker* (``takers``:
+group -> a function that receives a copy at its delivery and reports when
+its ack arrives) and a *confirmer* (``confirmers``: publisher node -> an
+object whose ``conf_due`` accounts for the confirm). Every such message is
+still counted and its latency drawn from its link's stream. An ack accounted
+for this way is a due time (:meth:`Broker.ack_at`): the copy counts as
+acknowledged from that instant on. Whatever an ack does when it arrives is
+done then or found later: the redelivery check compares times, and with
+``per-key`` ordering the next copy of the partition is delivered at that
+instant (one event, only when a copy is waiting). The run is the same as if
+the ack had been a message.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sim.world.node import Node
@@ -46,11 +63,13 @@ if TYPE_CHECKING:
 
 BROKER = "broker"
 
+INF = math.inf
+
 
 class Copy:
     """One stored event for one consumer group (durable)."""
 
-    __slots__ = ("seq", "txn", "eid", "topic", "started", "group", "deliveries", "done")
+    __slots__ = ("seq", "txn", "eid", "topic", "started", "group", "deliveries", "done", "acked", "acks")
 
     def __init__(self, seq: int, txn: int, eid: int, topic: int, started: float, group: str) -> None:
         self.seq = seq
@@ -61,6 +80,10 @@ class Copy:
         self.group = group
         self.deliveries = 0
         self.done = False  # acknowledged or dead-lettered
+        #: when the first ack accounted for without an event arrives (``inf``: none yet)
+        self.acked = INF
+        #: every such ack's arrival time, kept only once there is more than one
+        self.acks: list[float] | None = None
 
 
 class Broker(Node):
@@ -90,6 +113,10 @@ class Broker(Node):
         self.redeliveries = 0
         self.redelivered: dict[int, int] = {}
         self.deadlines = DeadlineQueue(world, spec.ack_timeout, self._unacked, self._redeliver, owner=self)
+        #: group -> takes a delivered copy on a steady link (no event per delivery and ack)
+        self.takers: dict[str, Callable[[Copy], None]] = {}
+        #: publisher node -> accounts for the confirm on a steady link (``conf_due(txn, eid)``)
+        self.confirmers: dict[str, Any] = {}
 
     def subscribe(self, topic: int, group: str, consumer: str) -> None:
         """Deliver ``topic`` to ``group``, whose consumer is the node ``consumer``."""
@@ -112,7 +139,7 @@ class Broker(Node):
             if eid in self.seen:
                 if tracer.on:
                     tracer.emit(world.now, self.name, "dedup", txn, self.labels[topic], f"from {src}")
-                self.network.send(self.name, src, ("conf", self.name, txn, eid))
+                self._confirm(src, txn, eid)
                 return
             self.seen.add(eid)
         self.stored += 1
@@ -120,7 +147,7 @@ class Broker(Node):
             tracer.emit(world.now, self.name, "store", txn, self.labels[topic], f"from {src}")
         if topic in self.terminal_topics and txn not in self.terminal:
             self.terminal[txn] = (world.env._now, topic)
-        self.network.send(self.name, src, ("conf", self.name, txn, eid))
+        self._confirm(src, txn, eid)
         for group, _ in self.subscribers.get(topic, ()):
             self._seq += 1
             copy = Copy(self._seq, txn, eid, topic, started, group)
@@ -128,13 +155,26 @@ class Broker(Node):
             if self.ordered:
                 key = (group, txn)
                 queue = self.partitions.get(key)
+                if queue is not None and queue[0].acked <= world.env._now:
+                    self._settle(queue[0])  # its ack arrived already
+                    queue = self.partitions.get(key)
                 if queue is None:
                     self.partitions[key] = deque((copy,))
                     self._deliver(copy)
                 else:
                     queue.append(copy)
+                    head = queue[0]
+                    if len(queue) == 2 and head.acked != INF:
+                        world.at(head.acked - world.env._now, self._acked, (head, head.acked))
             else:
                 self._deliver(copy)
+
+    def _confirm(self, src: str, txn: int, eid: int) -> None:
+        confirmer = self.confirmers.get(src)
+        if confirmer is None:
+            self.network.send(self.name, src, ("conf", self.name, txn, eid))
+        else:
+            confirmer.conf_due(txn, eid)
 
     def _deliver(self, copy: Copy) -> None:
         copy.deliveries += 1
@@ -147,16 +187,25 @@ class Broker(Node):
                 self.world.now, self.name, "deliver", copy.txn, self.labels[copy.topic],
                 f"to {copy.group} (delivery {copy.deliveries})",
             )  # fmt: skip
-        self.network.send(
-            self.name,
-            self.consumer[copy.group],
-            ("evt", self.name, copy.txn, copy.eid, copy.topic, copy.started, copy.group, copy.seq, copy.deliveries),
-        )
+        take = self.takers.get(copy.group)
+        if take is None:
+            self.network.send(
+                self.name,
+                self.consumer[copy.group],
+                ("evt", self.name, copy.txn, copy.eid, copy.topic, copy.started, copy.group, copy.seq, copy.deliveries),
+            )
+        else:
+            take(copy)
         self.deadlines.add((copy, copy.deliveries, self.epoch))
 
     def _unacked(self, item: tuple[Copy, int, int]) -> bool:
         copy, deliveries, epoch = item
-        return not copy.done and copy.deliveries == deliveries and epoch == self.epoch
+        if copy.done:
+            return False
+        if copy.acked <= self.world.env._now:
+            self._settle(copy)
+            return False
+        return copy.deliveries == deliveries and epoch == self.epoch
 
     def _redeliver(self, item: tuple[Copy, int, int]) -> None:
         copy = item[0]
@@ -183,6 +232,55 @@ class Broker(Node):
         copy.done = True
         self._next(copy)
 
+    def ack_at(self, group: str, seq: int, at: float) -> Copy | None:
+        """An ack of copy ``seq`` of ``group`` that arrives at ``at`` (not
+        before now), accounted for without an event. Returns the copy, or
+        ``None`` when it is no longer pending (the ack will find nothing)."""
+        copy = self.pending.get((group, seq))
+        if copy is None:
+            return None
+        if copy.acked == INF:
+            copy.acked = at
+        else:
+            if copy.acks is None:
+                copy.acks = [copy.acked]
+            copy.acks.append(at)
+            if at >= copy.acked:
+                return copy
+            copy.acked = at
+        self._due(copy)
+        return copy
+
+    def retract(self, copy: Copy, at: float) -> None:
+        """Take back an ack given to :meth:`ack_at` that will not be sent after
+        all (its publisher's confirm went to another entry). ``at`` is later
+        than now."""
+        if copy.acks is None:
+            copy.acked = INF
+            return
+        copy.acks.remove(at)
+        copy.acked = min(copy.acks, default=INF)
+        self._due(copy)
+
+    def _due(self, copy: Copy) -> None:
+        """With per-key ordering, deliver the next copy of the partition when
+        ``copy``'s ack arrives, if one is waiting."""
+        if self.ordered and copy.acked != INF:
+            queue = self.partitions.get((copy.group, copy.txn))
+            if queue is not None and len(queue) > 1 and queue[0] is copy:
+                self.world.at(copy.acked - self.world.env._now, self._acked, (copy, copy.acked))
+
+    def _acked(self, item: tuple[Copy, float]) -> None:
+        copy, at = item
+        if not copy.done and copy.acked == at:
+            self._settle(copy)
+
+    def _settle(self, copy: Copy) -> None:
+        """``copy``'s ack (accounted for without an event) has arrived."""
+        copy.done = True
+        del self.pending[(copy.group, copy.seq)]
+        self._next(copy)
+
     def _next(self, copy: Copy) -> None:
         if not self.ordered:
             return
@@ -196,7 +294,16 @@ class Broker(Node):
 
     # ------------------------------------------------------------ crashes
 
+    def _check_plan(self) -> None:
+        if self.takers or self.confirmers:
+            raise RuntimeError(f"{self.name}: a crash or pause outside the run's fault plan")
+
+    def pause(self, _arg: Any = None) -> None:
+        self._check_plan()
+        super().pause(_arg)
+
     def on_crash(self) -> None:
+        self._check_plan()
         self.deadlines.clear()
 
     def on_restart(self) -> None:

@@ -12,7 +12,9 @@ faults, so liveness (stuck) is judged apart from safety (inconsistent).
 The nemesis draws its whole schedule before the run starts, from streams of
 its own (one per kind and target), so the schedule depends on the scenario
 and the seed only: two protocols run with one seed meet the same faults at
-the same simulated times.
+the same simulated times. :meth:`Faults.schedule` also tells the network the
+plan (:meth:`sim.world.network.Network.expect`): which nodes can ever crash
+or pause and which links any fault can touch.
 """
 
 from __future__ import annotations
@@ -154,6 +156,11 @@ class Faults:
         world.at(heal_at, self._heal_all)
 
     def schedule(self, planned: list[Planned]) -> None:
+        at_risk = [t for f in planned if f.kind in ("crash", "pause") for t in f.targets]
+        links = [
+            pairs_between(f.groups, bool(f.spec.one_way)) if f.groups else None for f in planned if f.kind in LINK_KINDS
+        ]
+        self.network.expect(at_risk, links)
         for index, fault in enumerate(planned):
             start, stop = self._actions(fault, index)
             self.world.at(fault.start, start)

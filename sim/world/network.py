@@ -8,6 +8,17 @@ naturally. Every send counts against its transaction, lost ones included.
 
 Messages are plain tuples ``(kind, src, txn_id, ...)``: cheap to build and
 compare on the hot path.
+
+**The fault plan.** Every fault of a run is drawn before it starts
+(:mod:`sim.world.faults`), which tells the network up front (:meth:`Network.expect`)
+which nodes can ever crash or pause and which links any fault can touch. A
+link is *steady* (:meth:`Network.steady`) when nothing can ever happen to a
+message on it: no loss or duplication configured for it, no planned fault on
+it, and neither end can crash or pause. A protocol may then account for a
+message on a steady link without scheduling its delivery (it draws the
+latency from the link's own stream, :meth:`Network.latency_of`, and counts the
+message). Without a plan no link is steady. A link fault started outside the
+plan on a link already reported steady is an error.
 """
 
 from __future__ import annotations
@@ -103,6 +114,10 @@ class Network:
         self.lost = 0
         self.duplicated = 0
         self._receivers: dict[str, Callable[[tuple[Any, ...]], None]] = {}
+        # The fault plan (None until expect() is called: then no link is steady).
+        self._at_risk: set[str] | None = None
+        self._planned: list[set[tuple[str, str]] | None] = []
+        self._steady: dict[tuple[str, str], bool] = {}
 
     def attach(self, node: Node) -> None:
         self.nodes[node.name] = node
@@ -144,8 +159,53 @@ class Network:
                 tracer.emit(world.now, src, "duplicate", msg[2], "", f"{msg[0]} to {dst}")
             world.at(link.latency() + extra, receive, msg)
 
+    def expect(self, nodes: Iterable[str], links: Iterable[set[tuple[str, str]] | None]) -> None:
+        """Add to the fault plan: ``nodes`` may crash or pause; faults may touch
+        the directed pairs of each of ``links`` (``None``: every link)."""
+        if self._at_risk is None:
+            self._at_risk = set()
+        nodes, links = set(nodes), list(links)
+        for (src, dst), steady in self._steady.items():
+            if steady and (src in nodes or dst in nodes or any(p is None or (src, dst) in p for p in links)):
+                raise RuntimeError(f"a fault planned on {src}->{dst} after it was found steady")
+        self._at_risk.update(nodes)
+        self._planned.extend(links)
+
+    def steady(self, src: str, dst: str) -> bool:
+        """Whether no fault of the plan, no loss and no duplication can ever
+        touch a message from ``src`` to ``dst`` (false without a plan)."""
+        known = self._steady.get((src, dst))
+        if known is not None:
+            return known
+        at_risk = self._at_risk
+        link = self._links.get((src, dst), self._default)
+        steady = (
+            at_risk is not None
+            and src not in at_risk
+            and dst not in at_risk
+            and not link.loss
+            and not link.duplicate
+            and not any(p is None or (src, dst) in p for p in self._planned)
+        )
+        self._steady[(src, dst)] = steady
+        return steady
+
+    def latency_of(self, src: str, dst: str) -> Callable[[], float]:
+        """The latency sampler of the link from ``src`` to ``dst``."""
+        return self._links.get((src, dst), self._default).latency
+
+    def receiver(self, name: str) -> Callable[[tuple[Any, ...]], None]:
+        """The bound ``receive`` of the node ``name``."""
+        return self._receivers[name]
+
     def add_fault(self, fault: LinkFault) -> LinkFault:
         """Start a link fault; undo it with :meth:`remove_fault`."""
+        for (src, dst), steady in self._steady.items():
+            if steady and fault.applies(src, dst):
+                raise RuntimeError(
+                    f"{fault.label or 'a link fault'}: not in the run's fault plan, and {src}->{dst} "
+                    "was taken to be steady; put the fault in the scenario"
+                )
         self._faults.append(fault)
         if self.world.tracer.on:
             self.world.tracer.emit(self.world.now, "network", "fault", -1, "", fault.label)

@@ -7,7 +7,13 @@
   ``stuck_after`` seconds after the tracker first heard of it. Its table
   (first seen, terminal seen, flagged) is durable; its alarm timers are not:
   a restarted tracker re-arms them (overdue ones fire at once). It acks each
-  event as soon as it has recorded it.
+  event as soon as it has recorded it. When both links between the broker
+  and the tracker are steady (:mod:`sim.world.network`), the broker hands it
+  each copy at delivery (:meth:`SagaTracker.take`): the tracker records the
+  instant the copy would arrive and tells the broker when its ack would
+  arrive, drawing both latencies and counting both messages, with no event
+  for either. Its alarm then wakes ``stuck_after`` after the delivery, a
+  little early, and re-checks at the exact instant if it is still pending.
 * :class:`Watchdog`: the same alert for a protocol with a coordinator
   (orchestration, 2PC): ``stuck_after`` seconds after a transaction started,
   it checks the coordinator's durable log and flags it if it is not in a
@@ -25,6 +31,7 @@ from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 
 if TYPE_CHECKING:
+    from sim.world.broker import Broker, Copy
     from sim.world.core import World
     from sim.world.network import Network
 
@@ -71,29 +78,85 @@ class SagaTracker(Node):
         self.flagged: dict[int, float] = {}
         self.events = 0
         self.deadlines = DeadlineQueue(world, stuck_after, self._pending, self._flag, owner=self)
+        # set by direct(): copies taken from the broker without events
+        self.broker: Broker | None = None
+        self._down: Any = None
+        self._up: Any = None
+
+    def direct(self, broker: Broker) -> None:
+        """Take copies from ``broker`` without events (both links are steady)."""
+        self.broker = broker
+        self._down = self.network.latency_of(broker.name, self.name)
+        self._up = self.network.latency_of(self.name, broker.name)
+        broker.takers[self.name] = self.take
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         # ("evt", broker, txn, eid, topic, started, group, seq, delivery)
-        txn = msg[2]
-        now = self.world.env._now
+        self._record(msg[2], msg[4], self.world.env._now)
+        self.network.send(self.name, msg[1], ("ack", self.name, msg[2], msg[7], msg[6]))
+
+    def take(self, copy: Copy) -> None:
+        """The broker delivers ``copy`` now: it arrives one latency later, and
+        its ack one more latency after that."""
+        world = self.world
+        txn = copy.txn
+        world.messages[txn] += 2  # the delivery and the ack
+        seen = world.env._now + self._down()
+        self._record(txn, copy.topic, seen)
+        self.broker.ack_at(copy.group, copy.seq, seen + self._up())  # type: ignore[union-attr]
+
+    def _record(self, txn: int, topic: int, seen: float) -> None:
+        """A copy of ``txn``'s event on ``topic`` arrives at ``seen`` (now, or later)."""
         self.events += 1
+        now = self.world.env._now
         entry = self.table.get(txn)
         if entry is None:
-            entry = self.table[txn] = [now, math.nan]
+            entry = self.table[txn] = [seen, math.nan]
             self.deadlines.add(txn)
-        if msg[4] in self.terminal_topics and math.isnan(entry[1]):
-            entry[1] = now
+        elif seen < entry[0]:  # a later copy that overtook an earlier one
+            entry[0] = seen
+            due = seen + self.stuck_after
+            self.world.at(due - now, self._due, (txn, self.epoch, due))
+        if topic in self.terminal_topics and not entry[1] <= seen:
+            entry[1] = seen
             if self.world.tracer.on:
-                self.world.tracer.emit(now, self.name, "terminal", txn, self.labels[msg[4]])
-        self.network.send(self.name, msg[1], ("ack", self.name, txn, msg[7], msg[6]))
+                if seen == now:
+                    self.world.tracer.emit(now, self.name, "terminal", txn, self.labels[topic])
+                else:
+                    self.world.at(seen - now, self._trace_terminal, (txn, topic, seen))
+
+    def _trace_terminal(self, item: tuple[int, int, float]) -> None:
+        txn, topic, seen = item
+        if self.table[txn][1] == seen:
+            self.world.tracer.emit(seen, self.name, "terminal", txn, self.labels[topic])
 
     def _pending(self, txn: int) -> bool:
-        return math.isnan(self.table[txn][1]) and txn not in self.flagged
+        # not seen a terminal event yet (nan: none at all; a time: seen then)
+        return not self.table[txn][1] <= self.world.env._now and txn not in self.flagged
 
     def _flag(self, txn: int) -> None:
-        self.flagged[txn] = self.world.env._now
+        now = self.world.env._now
+        due = self.table[txn][0] + self.stuck_after
+        if due > now:  # first seen after the delivery (a copy taken at delivery)
+            self.world.at(due - now, self._due, (txn, self.epoch, due))
+            return
+        self._alert(txn, now)
+
+    def _due(self, item: tuple[int, int, float]) -> None:
+        txn, epoch, due = item
+        entry = self.table[txn]
+        if (
+            epoch == self.epoch
+            and entry[0] + self.stuck_after == due
+            and not entry[1] <= due
+            and txn not in self.flagged
+        ):
+            self._alert(txn, due)
+
+    def _alert(self, txn: int, now: float) -> None:
+        self.flagged[txn] = now
         if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, self.name, "alert", txn, "", "no terminal event")
+            self.world.tracer.emit(now, self.name, "alert", txn, "", "no terminal event")
 
     def _check(self, item: tuple[int, int]) -> None:
         txn, epoch = item
@@ -103,12 +166,21 @@ class SagaTracker(Node):
             self.hold(self._check, item)
             return
         if self._pending(txn):
-            self._flag(txn)
+            self._alert(txn, self.world.env._now)
 
     def flagged_at(self, txn: int) -> float:
         return self.flagged.get(txn, math.nan)
 
+    def _check_plan(self) -> None:
+        if self.broker is not None:
+            raise RuntimeError(f"{self.name}: a crash or pause outside the run's fault plan")
+
+    def pause(self, _arg: Any = None) -> None:
+        self._check_plan()
+        super().pause(_arg)
+
     def on_crash(self) -> None:
+        self._check_plan()
         self.deadlines.clear()
 
     def on_restart(self) -> None:
