@@ -48,12 +48,13 @@ format: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/throughput.py
 
-# The example report kept in git: a small traced run of the default scenario.
+# The example report kept in git: a small sweep of three protocols, so every
+# section of a report shows; the same inputs give the same files.
 report: $(VENV)/.installed
-	rm -rf results/example-report
-	$(VENV)/bin/sagasim run $(DEMO_SCENARIO) --seed 1 --set run.duration=20 --set run.drain=20 \
-		--out results/example-report --quiet
-	$(VENV)/bin/sagasim report results/example-report --out reports/example --overwrite
+	rm -rf results/example-sweep
+	$(VENV)/bin/sagasim sweep sweeps/payment-failure.toml --seeds 1..2 --set run.duration=20 --set run.drain=10 \
+		--out results/example-sweep --quiet
+	$(VENV)/bin/sagasim report results/example-sweep --out reports/example --overwrite --quiet
 
 notebooks: $(VENV)/.installed-dev
 	$(PY) -m pip install --quiet -e ".[dev,notebooks]"

@@ -744,6 +744,71 @@ def _seconds(x: float) -> str:
     return f"{x * 1000:.1f} ms" if x < 1 else f"{x:.2f} s"
 
 
+_REPORT_EXAMPLES = """
+\b
+Examples:
+  sagasim report results/order-flaky-payment/20250101-120000
+  sagasim report results/naive --txn naive-orchestrator/orchestration/1:42 -o reports/naive-txn-42
+  sagasim report sweeps/payment-failure-out --out reports/payment-failure --overwrite
+"""
+
+
+@cli.command("report", epilog=_REPORT_EXAMPLES)
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Report folder to write (must not exist unless --overwrite). Default: reports/<scenario or sweep name>.",
+)
+@click.option(
+    "--txn",
+    default=None,
+    metavar="TXN",
+    help="Transaction to draw as a swimlane: TXN_ID when RESULTS holds one run, else RUN_ID:TXN_ID "
+    "(RUN_ID as in transactions.parquet, e.g. order-flaky-payment/choreography/2:17). Default: the worst one.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace the report folder if it exists (only a previous report).")
+@click.option("--quiet", "-q", is_flag=True, help="Show no progress.")
+def report_command(results: Path, out: Path | None, txn: str | None, overwrite: bool, quiet: bool) -> None:
+    """Turn RESULTS, a result folder (from run or compare) or a sweep dataset
+    (from sweep), into one self-contained HTML page, index.html (images
+    embedded, opens offline), with its PNGs beside it. Sections: the summary
+    table with 95% intervals; outcome rates against each swept parameter
+    (sweeps); latency CDFs; time to consistency as survival curves; messages
+    per transaction, and lock and blocked time for 2PC; outcomes and
+    throughput over time with faults shaded; and a swimlane diagram of one
+    transaction (the worst, or --txn), replayed with tracing when the runs
+    were not traced. The page lists the sections the data does not allow.
+    See docs/reports.md.
+
+    Prints the path of index.html. Exit status: 0 when written, 2 on bad
+    input (not a result or sweep, a bad --txn, an existing folder).
+    """
+    from contextlib import nullcontext
+
+    from sim.dataset import load
+    from sim.report import build_report
+
+    dataset = load(results)
+    target = out if out is not None else Path("reports") / dataset.name
+    show = not quiet and _err.is_terminal
+    status = _err.status("report: loading", spinner="dots") if show else nullcontext()
+    with status as live:
+
+        def progress(stage: str) -> None:
+            if live is not None:
+                live.update(f"report: {escape(stage)}")
+
+        try:
+            index = build_report(dataset, target, txn=txn, overwrite=overwrite, progress=progress)
+        except KeyboardInterrupt:
+            _err.print("interrupted: no report was written")
+            sys.exit(130)
+    _out.print(escape(str(index)), soft_wrap=True)
+
+
 def main() -> None:
     """Entry point: turns bad input into one message and exit status 2."""
     try:

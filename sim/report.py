@@ -1,0 +1,1021 @@
+"""HTML reports: a result folder or a sweep dataset as one self-contained page.
+
+:func:`build_report` loads its input through :func:`sim.dataset.load` and
+writes a folder with ``index.html`` (every image embedded as a base64 data
+URI, no external CSS or JavaScript, so it opens offline and can be mailed)
+and the PNGs beside it. Sections, each shown when the data allows it:
+
+- ``summary``: outcome rates with 95% Wilson intervals per protocol (and per
+  grid point of a sweep), latency and time-to-consistency percentiles,
+  messages per transaction (:func:`sim.compare.protocol_table`);
+- ``rates``: outcome rates against each swept parameter, with 95% bands;
+- ``latency``: latency CDFs per protocol;
+- ``consistency``: time to consistency as survival curves;
+- ``messages``: messages per transaction, and lock and blocked time for 2PC;
+- ``timeline``: arrivals by outcome and throughput over simulated time, with
+  the fault windows shaded;
+- ``swimlane``: one transaction, message by message
+  (:func:`sim.swimlane.plot_swimlane`, also importable from here).
+
+The page says which sections were left out and why. The folder is written
+into a hidden sibling and renamed into place when complete, like a result
+folder, so an interrupted build never leaves a report that looks finished.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, NullLocator, PercentFormatter
+
+from sim.compare import format_seeds, protocol_table, worst_transaction
+from sim.dataset import Dataset, load
+from sim.errors import SagasimError
+from sim.metrics import OUTCOMES, events_frame
+from sim.sweep import point_table
+from sim.swimlane import FAULT_COLORS, fmt_seconds, nice_step, plot_swimlane
+
+#: Section ids, in page order.
+SECTIONS: tuple[str, ...] = ("summary", "rates", "latency", "consistency", "messages", "timeline", "swimlane")
+TITLES: dict[str, str] = {
+    "summary": "Summary",
+    "rates": "Outcome rates against parameters",
+    "latency": "Latency",
+    "consistency": "Time to consistency",
+    "messages": "Messages, locks and blocking",
+    "timeline": "Timeline",
+    "swimlane": "One transaction",
+}
+OUTCOME_COLORS: dict[str, str] = {
+    "committed": "#2e7d32",
+    "compensated": "#1565c0",
+    "aborted": "#8d6e63",
+    "inconsistent": "#c62828",
+    "stuck": "#ef6c00",
+}
+_PROTOCOL_COLORS: dict[str, str] = {"orchestration": "#1f77b4", "2pc": "#9467bd", "choreography": "#ff7f0e"}
+#: Distribution panels of a sweep: at most this many values of its first axis.
+_MAX_PANELS = 4
+#: Curves are drawn through this many quantiles, whatever the number of transactions.
+_CURVE_POINTS = 512
+_DPI = 80
+Progress = Callable[[str], None]
+
+__all__ = ["SECTIONS", "Choice", "build_report", "pick_transaction", "plot_swimlane", "replay_events"]
+
+
+# ====================================================================== API
+
+
+def build_report(
+    source: str | Path | Dataset,
+    out: str | Path,
+    *,
+    txn: str | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
+    """Write the HTML report of a result folder or a sweep dataset; returns
+    the path of its ``index.html``.
+
+    ``source`` is a folder written by ``sagasim run``, ``compare`` or
+    ``sweep``, or a loaded :class:`~sim.dataset.Dataset`. ``out`` is the
+    report folder to write; it must not exist unless ``overwrite``, and even
+    then only a previous report (a folder with ``index.html``) or an empty
+    folder is replaced, never a result. ``txn`` picks the transaction of the
+    swimlane: ``"TXN_ID"`` when the dataset holds one run, else
+    ``"RUN_ID:TXN_ID"``; default: the worst one (see :func:`pick_transaction`).
+    ``progress(stage)`` is called as each stage starts.
+
+    Raises :class:`~sim.errors.SagasimError` for bad input (an unreadable
+    folder, a bad ``txn``, a target that exists).
+    """
+    dataset = source if isinstance(source, Dataset) else load(source)
+    target = Path(out)
+    _check_target(target, overwrite)
+    choice = pick_transaction(dataset, txn)  # a bad --txn fails before any work
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it private; a report is meant to be shared
+        page = _Page(dataset, staging, choice, progress or (lambda _stage: None))
+        page.build()
+        html = _render(page)
+        (staging / "index.html").write_text(html, encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target / "index.html"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The transaction the swimlane shows, and why it was chosen."""
+
+    row: pd.Series | None
+    why: str
+    named: bool = False
+
+
+def pick_transaction(dataset: Dataset, txn: str | None = None) -> Choice:
+    """The transaction to draw: ``txn`` when given (``TXN_ID`` for a dataset
+    of one run, else ``RUN_ID:TXN_ID``), else the worst one as
+    :func:`sim.compare.worst_transaction` ranks them (inconsistent with the
+    most reasons, else the oldest stuck), else the first compensated one,
+    else the first transaction that needed a retry, else the first one.
+    """
+    txns = dataset.transactions
+    runs = list(dict.fromkeys(txns["run_id"])) if len(txns) else [e["run_id"] for e in dataset.meta.get("runs", [])]
+    if txn is not None:
+        return Choice(_named_transaction(txns, runs, str(txn)), f"chosen with --txn {txn}", named=True)
+    if txns.empty:
+        return Choice(None, "no transactions")
+    worst = worst_transaction(txns)
+    if worst is not None:
+        reasons = worst.get("reasons")
+        why = f"the worst transaction: {worst['outcome']}"
+        if isinstance(reasons, str) and reasons:
+            why += f" ({reasons})"
+        return Choice(worst, why)
+    for label, mask in (
+        (
+            "the first compensated transaction that undid an effect (none is inconsistent or stuck)",
+            (txns["outcome"] == "compensated") & (txns["compensations_applied"] > 0),
+        ),
+        (
+            "the first compensated or aborted transaction (none is inconsistent or stuck)",
+            txns["outcome"].isin(["compensated", "aborted"]),
+        ),
+        ("the first transaction that needed a retry (every one committed)", txns["retries"] > 0),
+        ("the first transaction (every one committed without a retry)", pd.Series(True, index=txns.index)),
+    ):
+        found = txns[mask]
+        if len(found):
+            first = found.sort_values(["started_at", "txn_id"], kind="stable").iloc[0]
+            return Choice(first, label)
+    return Choice(None, "no transactions")
+
+
+def _named_transaction(txns: pd.DataFrame, runs: list[str], text: str) -> pd.Series:
+    spelling = "TXN_ID" if len(runs) == 1 else "RUN_ID:TXN_ID"
+    shown = ", ".join(runs[:6]) + (f" (and {len(runs) - 6} more)" if len(runs) > 6 else "")
+    run, sep, number = text.rpartition(":")
+    if not sep:
+        if len(runs) != 1:
+            raise SagasimError(
+                f"--txn {text!r}: this dataset holds {len(runs)} runs; spell it RUN_ID:TXN_ID with a run among {shown}"
+            )
+        run = runs[0]
+    if run not in runs:
+        raise SagasimError(f"--txn {text!r}: no run {run!r}; runs: {shown}")
+    if not (number.isascii() and number.isdigit()):
+        example = "0" if spelling == "TXN_ID" else f"{run}:0"
+        raise SagasimError(f"--txn {text!r}: {number!r} is not a transaction id; expected {spelling}, e.g. {example}")
+    of_run = txns[txns["run_id"] == run]
+    hit = of_run[of_run["txn_id"] == int(number)]
+    if hit.empty:
+        ids = of_run["txn_id"]
+        known = f"{int(ids.min())}..{int(ids.max())}" if len(ids) else "none"
+        raise SagasimError(f"--txn {text!r}: run {run} has no transaction {int(number)}; its ids: {known}")
+    return hit.iloc[0]
+
+
+def replay_events(dataset: Dataset, run_id: str, txn_id: int, until: float | None = None) -> pd.DataFrame:
+    """The trace of one transaction (and the node events of its run: crashes,
+    restarts, faults) from a replay of its run with tracing on.
+
+    Runs are deterministic, so the replay is the transaction that was
+    recorded. Only these events are kept, so a long run fits in memory; the
+    replay stops at ``until`` (default: the end of the run).
+    """
+    from sim.runner import Model
+
+    entry = dataset.run(run_id)
+    model = Model(dataset.scenario_for(run_id), str(entry["protocol"]), int(entry["seed"]), trace=True)
+    model.world.tracer.events = _OneTransaction(txn_id)  # type: ignore[assignment]
+    model.world.run(until=model.end if until is None else min(until, model.end))
+    frame = events_frame(list(model.world.tracer.events))
+    frame.insert(0, "run_id", run_id)
+    return frame
+
+
+class _OneTransaction(list):  # type: ignore[type-arg]
+    """A trace list that keeps the events of one transaction and those of no
+    transaction (txn_id -1: crashes, faults). The tracer only ever appends."""
+
+    def __init__(self, txn_id: int) -> None:
+        super().__init__()
+        self.txn_id = txn_id
+
+    def append(self, event: Any) -> None:
+        if event[3] == self.txn_id or event[3] < 0:
+            super().append(event)
+
+
+def _check_target(target: Path, overwrite: bool) -> None:
+    if not target.exists():
+        return
+    if not overwrite:
+        raise SagasimError(f"{target}: already exists; choose another --out, or pass --overwrite to replace it")
+    if not target.is_dir():
+        raise SagasimError(f"{target}: exists and is not a folder; will not replace it")
+    # --overwrite replaces a previous report, never a result folder given by mistake.
+    if not (target / "index.html").exists() and any(target.iterdir()):
+        raise SagasimError(f"{target}: exists and is not a report (no index.html); will not replace it")
+
+
+# ====================================================================== the page
+
+
+@dataclass
+class _Image:
+    file: str
+    alt: str
+    data_uri: str
+
+
+@dataclass
+class _Table:
+    caption: str
+    header: list[str]
+    rows: list[list[tuple[str, str]]]  # (text, css class) per cell
+
+
+@dataclass
+class _Section:
+    id: str
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    images: list[_Image] = field(default_factory=list)
+    tables: list[_Table] = field(default_factory=list)
+
+
+class _Skip(Exception):
+    """A section the data does not allow; the message says why."""
+
+
+class _Page:
+    """Builds the sections of one report into ``folder``."""
+
+    def __init__(self, dataset: Dataset, folder: Path, choice: Choice, progress: Progress) -> None:
+        self.ds = dataset
+        self.folder = folder
+        self.choice = choice
+        self.progress = progress
+        self.sections: list[_Section] = []
+        self.left_out: list[tuple[str, str, str]] = []  # id, title, why
+        self.txns = dataset.transactions
+        self.protocols = [p for p in dataset.protocols if p in set(self.txns["protocol"])] or dataset.protocols
+
+    def build(self) -> None:
+        builders: dict[str, Callable[[], _Section]] = {
+            "summary": self._summary,
+            "rates": self._rates,
+            "latency": self._latency,
+            "consistency": self._consistency,
+            "messages": self._messages,
+            "timeline": self._timeline,
+            "swimlane": self._swimlane,
+        }
+        for sid in SECTIONS:
+            self.progress(TITLES[sid].lower())
+            try:
+                if self.txns.empty and sid != "summary":
+                    raise _Skip("no transactions")
+                section = builders[sid]()
+            except _Skip as skip:
+                self.left_out.append((sid, TITLES[sid], str(skip)))
+                continue
+            self.sections.append(section)
+
+    # ------------------------------------------------------------ header
+    def facts(self) -> list[tuple[str, str]]:
+        ds = self.ds
+        facts = [
+            ("input", f"{'sweep dataset' if ds.kind == 'sweep' else 'result folder'} {ds.path}"),
+            ("protocols", ", ".join(self.protocols) or "-"),
+            ("seeds", format_seeds(ds.seeds) if len(ds.summary) else "-"),
+            ("runs", str(len(ds.summary))),
+            ("transactions", f"{len(self.txns):,}"),
+        ]
+        if ds.kind == "sweep":
+            points = ds.summary.drop_duplicates("point") if "point" in ds.summary.columns else ds.summary
+            facts.append(("grid points", str(len(points))))
+            for axis in ds.axes:
+                values = list(dict.fromkeys(ds.summary[axis]))
+                facts.append((f"swept {axis}", ", ".join(_fmt_value(v) for v in values)))
+        config = ds.meta.get("config") or {}
+        if ds.kind == "sweep" and ds.meta.get("description"):
+            facts.insert(0, ("question", str(ds.meta["description"])))
+        elif isinstance(config, dict) and config.get("description"):
+            facts.insert(0, ("question", str(config["description"])))
+        facts.append(("traced", "yes" if ds.traced else "no (the swimlane replays its run with tracing)"))
+        if ds.meta.get("sagasim"):
+            facts.append(("written by", f"sagasim {ds.meta['sagasim']}"))
+        return facts
+
+    # ------------------------------------------------------------ sections
+    def _summary(self) -> _Section:
+        if self.txns.empty:
+            raise _Skip("no transactions")
+        section = _Section("summary", TITLES["summary"])
+        axes = self.ds.axes if self.ds.kind == "sweep" else []
+        # A sweep: sim.compare.protocol_table per grid point.
+        table = point_table(self.ds) if axes else protocol_table(self.ds)
+        outcomes = [o for o in OUTCOMES if o != "aborted" or int(table["aborted"].sum()) > 0]
+        blocked = "blocked_mean" in table.columns
+        header = [*axes, "protocol", "seeds", "transactions", *outcomes]
+        header += ["latency p50", "latency p99", "consistency p99", "messages/txn"]
+        header += ["blocked (mean)"] if blocked else []
+        rows: list[list[tuple[str, str]]] = []
+        for r in table.to_dict("records"):
+            row = [(_fmt_value(r[a]), "") for a in axes]
+            row += [(str(r["protocol"]), ""), (str(r["seeds"]), "num"), (f"{r['transactions']:,}", "num")]
+            for outcome in outcomes:
+                rate, low, high = (r[f"{outcome}_rate{s}"] for s in ("", "_low", "_high"))
+                bad = outcome in ("inconsistent", "stuck") and r[outcome] > 0
+                row.append((f"{_pct(rate)} [{_pct(low)}, {_pct(high)}]", "num bad" if bad else "num"))
+            for column in ("latency_p50", "latency_p99", "time_to_consistency_p99"):
+                row.append((fmt_seconds(r[column]), "num"))
+            row.append((f"{r['messages_per_txn']:.2f}", "num"))
+            if blocked:
+                row.append((fmt_seconds(r["blocked_mean"]), "num"))
+            rows.append(row)
+        where = " and grid point" if axes else ""
+        section.tables.append(_Table(f"Per protocol{where}, pooled over seeds", header, rows))
+        section.paragraphs.append(
+            "Each outcome's share of the transactions, with its 95% Wilson interval in brackets, pooled over "
+            "the seeds. The pooled interval treats every transaction as an independent trial; the transactions "
+            "of one seed share its faults, so seed-to-seed spread can be wider. To decide whether one protocol "
+            "beats another, read the paired differences that sagasim compare prints. Latency is over finished "
+            "transactions, time to consistency over consistent ones."
+        )
+        return section
+
+    def _rates(self) -> _Section:
+        ds = self.ds
+        if ds.kind != "sweep":
+            raise _Skip("not a sweep (a result folder has no swept parameters)")
+        if not ds.axes:
+            raise _Skip("the sweep has no swept parameter")
+        summary = ds.summary
+        outcomes = [o for o in OUTCOMES if o != "aborted" or int(summary["aborted"].sum()) > 0]
+        axes = ds.axes
+        fig = Figure(figsize=(2.6 * len(outcomes), 2.4 * len(axes) + 0.7), dpi=_DPI, layout="constrained")
+        grid = fig.subplots(len(axes), len(outcomes), squeeze=False)
+        styles = ["-", "--", ":", "-."]
+        legend: dict[str, Any] = {}
+        notes: list[str] = []
+        for r, axis in enumerate(axes):
+            others = [a for a in axes if a != axis]
+            combos = summary[others].drop_duplicates().to_dict("records") if others else [{}]
+            split = bool(others) and len(combos) <= len(styles)
+            if others and not split:
+                notes.append(f"against {axis}: pooled over {', '.join(others)} ({len(combos)} combinations)")
+            keys = [axis, "protocol", *(others if split else [])]
+            grouped = summary.groupby(keys, sort=False)[["transactions", *outcomes]].sum().reset_index()
+            values = list(dict.fromkeys(summary[axis]))
+            numeric = pd.api.types.is_numeric_dtype(summary[axis])
+            position = {v: (float(v) if numeric else i) for i, v in enumerate(values)}
+            lines = [(p, k) for p in self.protocols for k in range(len(combos) if split else 1)]
+            for c, outcome in enumerate(outcomes):
+                ax = grid[r][c]
+                for protocol in self.protocols:
+                    for k, combo in enumerate(combos if split else [{}]):
+                        mask = grouped["protocol"] == protocol
+                        for name, value in combo.items():
+                            mask &= grouped[name] == value
+                        g = grouped[mask]
+                        if g.empty:
+                            continue
+                        g = g.assign(_x=g[axis].map(position)).sort_values("_x")
+                        n = g["transactions"].to_numpy(float)
+                        hits = g[outcome].to_numpy(float)
+                        low, high = _wilson_arrays(hits, n)
+                        colour = _protocol_color(protocol, self.protocols)
+                        rate = hits / np.where(n > 0, n, np.nan)
+                        if numeric:
+                            ax.plot(g["_x"], rate, color=colour, ls=styles[k], marker="o", ms=3, lw=1.2)
+                            ax.fill_between(g["_x"], low, high, color=colour, alpha=0.15, lw=0)
+                        else:
+                            # Named cases have no order between them: points with
+                            # interval bars, side by side, and no line joining them.
+                            offset = (lines.index((protocol, k)) - (len(lines) - 1) / 2) * 0.8 / max(len(lines), 1)
+                            xs = g["_x"].to_numpy(float) + offset
+                            bars = np.vstack([rate - low, high - rate])
+                            ax.errorbar(
+                                xs,
+                                rate,
+                                yerr=bars,
+                                color=colour,
+                                fmt="o",
+                                ms=3.5,
+                                capsize=2,
+                                lw=1,
+                                mfc="white" if k else colour,
+                            )
+                        legend.setdefault(protocol, Line2D([], [], color=colour, marker="o", ms=3))
+                        if split and combo:
+                            text = ", ".join(f"{n_}={_fmt_value(v)}" for n_, v in combo.items())
+                            legend.setdefault(text, Line2D([], [], color="#616161", ls=styles[k]))
+                ax.yaxis.set_major_formatter(_pct_ticks())
+                ax.tick_params(labelsize=7)
+                ax.grid(alpha=0.3)
+                if r == 0:
+                    ax.set_title(outcome, fontsize=9, color=OUTCOME_COLORS[outcome])
+                ax.set_xlabel(axis, fontsize=8)
+                if numeric:
+                    xs = [float(v) for v in values]
+                    if min(xs) > 0 and max(xs) / min(xs) >= 50:
+                        ax.set_xscale("log")
+                else:
+                    ax.set_xticks(range(len(values)), [_fmt_value(v) for v in values], rotation=30, ha="right")
+                    ax.set_xlim(-0.6, len(values) - 0.4)
+        fig.legend(
+            handles=list(legend.values()),
+            labels=list(legend),
+            loc="outside lower center",
+            ncol=min(6, len(legend)),
+            fontsize=8,
+            frameon=False,
+        )
+        section = _Section("rates", TITLES["rates"])
+        section.images.append(self._save(fig, "rates.png", "outcome rates against each swept parameter"))
+        section.paragraphs.append(
+            "One row of panels per swept parameter, one panel per outcome: the share of transactions with that "
+            "outcome at each value, one line per protocol, pooled over seeds, with its 95% Wilson interval as a "
+            "band. Where the sweep has another parameter with few values, each of its values gets a line style; "
+            "otherwise the other parameters are pooled. Named cases are drawn as categories, in sweep order."
+        )
+        if notes:
+            section.paragraphs.append("Pooled: " + "; ".join(notes) + ".")
+        return section
+
+    def _latency(self) -> _Section:
+        panels, note = self._panels()
+        log = _heavy_tailed(self.txns["latency"])
+        fig, axes_ = self._figure(len(panels), 1, width=7.5, height=3.0)
+        rows: list[list[tuple[str, str]]] = []
+        for (title, txns), ax in zip(panels, axes_[:, 0], strict=True):
+            for protocol in self.protocols:
+                t = txns[txns["protocol"] == protocol]
+                if t.empty:
+                    continue
+                finished = np.sort(t["latency"].dropna().to_numpy(float))
+                if finished.size:
+                    xs, ys = _curve(finished)
+                    ax.step(
+                        xs,
+                        ys * finished.size / len(t),
+                        where="post",
+                        color=_protocol_color(protocol, self.protocols),
+                        label=protocol,
+                    )
+                p = np.quantile(finished, [0.5, 0.95, 0.99]) if finished.size else [math.nan] * 3
+                rows.append(
+                    [
+                        (title, ""),
+                        (protocol, ""),
+                        (f"{len(t):,}", "num"),
+                        (_pct(finished.size / len(t)), "num" if finished.size == len(t) else "num bad"),
+                        *((fmt_seconds(v), "num") for v in p),
+                        (fmt_seconds(finished[-1] if finished.size else math.nan), "num"),
+                    ]
+                )
+            _log_x(ax, log)
+            ax.set_ylim(0, 1.02)
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+            ax.set_ylabel("share of transactions finished", fontsize=8)
+            ax.set_xlabel("latency (simulated seconds)", fontsize=8)
+            _decorate(ax, title)
+        section = _Section("latency", TITLES["latency"])
+        section.images.append(self._save(fig, "latency.png", "latency CDF per protocol"))
+        header = ["panel", "protocol", "transactions", "finished", "p50", "p95", "p99", "max"]
+        section.tables.append(_Table("Latency of finished transactions", *_drop_empty_first(header, rows)))
+        section.paragraphs.append(
+            "The cumulative share of transactions that finished within a given latency (from arrival until "
+            "the coordinator reached a terminal state), one curve per protocol. The curves are drawn over all "
+            "transactions: a stuck transaction never finishes, so a curve that levels off below 100% shows the "
+            "share that got stuck. Steep and far left is good; a long flat tail to the right is retries and "
+            "timeouts. The x axis is logarithmic when latencies span orders of magnitude."
+            + (" " + note if note else "")
+        )
+        return section
+
+    def _consistency(self) -> _Section:
+        panels, note = self._panels()
+        log = _heavy_tailed(self.txns["time_to_consistency"])
+        fig, axes_ = self._figure(len(panels), 2, width=10, height=3.0)
+        rows: list[list[tuple[str, str]]] = []
+        for (title, txns), pair in zip(panels, axes_, strict=True):
+            for protocol in self.protocols:
+                t = txns[txns["protocol"] == protocol]
+                if t.empty:
+                    continue
+                ttc = t["time_to_consistency"].to_numpy(float)
+                done = np.sort(ttc[~np.isnan(ttc)])
+                never = 1 - done.size / len(t)
+                colour = _protocol_color(protocol, self.protocols)
+                if done.size:
+                    xs, ys = _curve(done)
+                    survival = 1 - ys * done.size / len(t)
+                    for ax in pair:
+                        ax.step(xs, survival, where="post", color=colour, label=protocol)
+                if never > 0:
+                    for ax in pair:
+                        ax.axhline(never, color=colour, ls="--", lw=0.8)
+                    pair[0].annotate(
+                        f"never consistent: {_pct(never)}",
+                        (1, never),
+                        xycoords=("axes fraction", "data"),
+                        xytext=(-4, 3),
+                        textcoords="offset points",
+                        ha="right",
+                        fontsize=7,
+                        color=colour,
+                    )
+                p = np.quantile(done, [0.5, 0.99]) if done.size else [math.nan] * 2
+                rows.append(
+                    [
+                        (title, ""),
+                        (protocol, ""),
+                        (f"{len(t):,}", "num"),
+                        (_pct(never), "num bad" if never > 0 else "num"),
+                        *((fmt_seconds(v), "num") for v in p),
+                        (fmt_seconds(done[-1] if done.size else math.nan), "num"),
+                    ]
+                )
+            for ax in pair:
+                _log_x(ax, log)
+                ax.set_xlabel("time since the transaction started (simulated seconds)", fontsize=8)
+                ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+            pair[0].set_ylim(0, 1.02)
+            pair[0].set_ylabel("share not yet consistent", fontsize=8)
+            pair[1].set_yscale("log")
+            pair[1].set_ylim(top=1.5)
+            pair[1].yaxis.set_minor_locator(NullLocator())
+            pair[1].yaxis.set_major_formatter(_pct_ticks())
+            _decorate(pair[0], title)
+            _decorate(pair[1], (title + ": " if title else "") + "the tail, log scale")
+        section = _Section("consistency", TITLES["consistency"])
+        section.images.append(self._save(fig, "consistency.png", "time to consistency survival curves"))
+        header = ["panel", "protocol", "transactions", "never consistent", "p50", "p99", "max"]
+        section.tables.append(_Table("Time to consistency", *_drop_empty_first(header, rows)))
+        section.paragraphs.append(
+            "Survival curves: the share of transactions whose effects were not yet consistent (committed or "
+            "fully compensated), against time since the transaction started; the right panel shows the same "
+            "curves on a log scale, where the tail is readable. Transactions that are never consistent "
+            "(inconsistent ones, and stuck ones whose effects are half-applied) keep a curve above zero, at "
+            "the dashed line. A transaction that applied nothing is consistent from its start."
+            + (" " + note if note else "")
+        )
+        return section
+
+    def _messages(self) -> _Section:
+        panels, note = self._panels()
+        fig, axes_ = self._figure(len(panels), 1, width=7.5, height=2.8)
+        rows: list[list[tuple[str, str]]] = []
+        for (title, txns), ax in zip(panels, axes_[:, 0], strict=True):
+            for protocol in self.protocols:
+                t = txns[txns["protocol"] == protocol]
+                if t.empty:
+                    continue
+                counts = t["messages"].value_counts().sort_index()
+                ax.plot(
+                    counts.index,
+                    counts.to_numpy() / len(t),
+                    color=_protocol_color(protocol, self.protocols),
+                    marker="o",
+                    ms=4,
+                    lw=0.6,
+                    ls=":",
+                    label=protocol,
+                )
+                m = t["messages"].to_numpy(float)
+                rows.append(
+                    [
+                        (title, ""),
+                        (protocol, ""),
+                        (f"{m.mean():.2f}", "num"),
+                        *((f"{q:g}", "num") for q in np.quantile(m, [0.5, 0.99])),
+                        (f"{m.max():g}", "num"),
+                        (f"{t['retries'].mean():.3f}", "num"),
+                    ]
+                )
+            ax.set_yscale("log")
+            ax.yaxis.set_minor_locator(NullLocator())
+            ax.yaxis.set_major_formatter(_pct_ticks())
+            ax.set_xlabel(
+                "messages sent for one transaction (retries, replies, duplicates, lost ones included)", fontsize=8
+            )
+            ax.set_ylabel("share of transactions", fontsize=8)
+            _decorate(ax, title)
+        section = _Section("messages", TITLES["messages"])
+        section.images.append(self._save(fig, "messages.png", "messages per transaction"))
+        header = ["panel", "protocol", "mean", "p50", "p99", "max", "retries/txn"]
+        section.tables.append(_Table("Messages per transaction", *_drop_empty_first(header, rows)))
+        section.paragraphs.append(
+            "How many network messages each transaction cost, as the share of transactions per count (log "
+            "scale, so rare retries and redeliveries show). The main peak is the protocol's happy path; "
+            "peaks to the right are retries, compensations, duplicates and redeliveries." + (" " + note if note else "")
+        )
+        twopc = self._twopc_figure(panels)
+        if twopc is not None:
+            image, table = twopc
+            section.images.append(image)
+            section.tables.append(table)
+            section.paragraphs.append(
+                "Two-phase commit: per transaction, the seconds its locks were held (summed over keys and "
+                "participants), the seconds spent waiting for locks, and the seconds participants spent blocked "
+                "in doubt (from their yes vote until they learned the decision), as cumulative shares over the "
+                "2PC transactions. A curve that starts above zero means that share of transactions had none "
+                "(no wait, no blocking). Sagas take no locks and are never in doubt."
+            )
+        else:
+            section.paragraphs.append("No two-phase commit run: no lock or blocked time to show.")
+        return section
+
+    def _twopc_figure(self, panels: list[tuple[str, pd.DataFrame]]) -> tuple[_Image, _Table] | None:
+        columns = [c for c in ("lock_held", "lock_wait", "blocked") if c in self.txns.columns]
+        if not columns or "2pc" not in set(self.txns["protocol"]):
+            return None
+        fig, grid = self._figure(1, len(columns), width=3.4 * len(columns), height=2.8)
+        rows: list[list[tuple[str, str]]] = []
+        colours = ["#9467bd", "#2ca02c", "#d62728", "#8c564b"]
+        for c, column in enumerate(columns):
+            ax = grid[0][c]
+            log = _heavy_tailed(pd.to_numeric(self.txns[column], errors="coerce"))
+            for i, (title, txns) in enumerate(panels):
+                values = np.sort(
+                    pd.to_numeric(txns.loc[txns["protocol"] == "2pc", column], errors="coerce").dropna().to_numpy(float)
+                )
+                if values.size == 0:
+                    continue
+                xs, ys = _curve(values)
+                ax.step(xs, ys, where="post", color=colours[i % len(colours)], label=title or "2pc")
+                rows.append(
+                    [
+                        (title, ""),
+                        (column.replace("_", " "), ""),
+                        (fmt_seconds(values.mean()), "num"),
+                        (_pct(float((values > 0).mean())), "num"),
+                        (fmt_seconds(np.quantile(values, 0.99)), "num"),
+                        (fmt_seconds(values[-1]), "num"),
+                    ]
+                )
+            _log_x(ax, log)
+            ax.set_ylim(0, 1.02)
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+            ax.set_xlabel(f"{column.replace('_', ' ')} per transaction (s)", fontsize=8)
+            _decorate(ax, {"lock_held": "locks held", "lock_wait": "lock wait", "blocked": "blocked in doubt"}[column])
+        image = self._save(fig, "twopc.png", "two-phase commit lock and blocked time")
+        header = ["panel", "2PC time", "mean", "share above 0", "p99", "max"]
+        return image, _Table("Two-phase commit: locks and blocking", *_drop_empty_first(header, rows))
+
+    def _timeline(self) -> _Section:
+        ds = self.ds
+        summary = ds.summary
+        chosen: list[pd.Series] = []
+        faults_per_run = ds.faults["run_id"].value_counts() if len(ds.faults) else pd.Series(dtype=int)
+        for protocol in self.protocols:
+            rows = summary[summary["protocol"] == protocol]
+            if len(rows):
+                # The run with the most trouble to show: inconsistent or stuck
+                # transactions, then faults; ties go to the first run.
+                trouble = rows["inconsistent"] + rows["stuck"]
+                faults = rows["run_id"].map(faults_per_run).fillna(0)
+                order = pd.DataFrame({"t": -trouble, "f": -faults, "i": range(len(rows))}, index=rows.index)
+                chosen.append(rows.loc[order.sort_values(["t", "f", "i"]).index[0]])
+        fig = Figure(figsize=(10, 3.3 * len(chosen) + 0.5), dpi=_DPI, layout="constrained")
+        grid = fig.subplots(2 * len(chosen), 1, squeeze=False, gridspec_kw={"height_ratios": [2, 1] * len(chosen)})
+        described: list[str] = []
+        legend: dict[str, Any] = {}
+        for i, run in enumerate(chosen):
+            run_id = str(run["run_id"])
+            txns = self.txns[self.txns["run_id"] == run_id]
+            duration = float(run.get("duration", txns["started_at"].max()))
+            end = duration + float(run.get("drain", 0.0))
+            end = max(end, float(txns["finished_at"].max()) if txns["finished_at"].notna().any() else 0.0)
+            width = nice_step(max(end, 1e-6) / 120)
+            edges = np.arange(0.0, end + width, width)
+            top, bottom = grid[2 * i][0], grid[2 * i + 1][0]
+            base = np.zeros(len(edges) - 1)
+            arrivals = np.histogram(txns["started_at"], edges)[0].astype(float)
+            shares_base = np.zeros(len(edges) - 1)
+            for outcome in OUTCOMES:
+                hit = txns.loc[txns["outcome"] == outcome, "started_at"]
+                if hit.empty:
+                    continue
+                counts = np.histogram(hit, edges)[0].astype(float)
+                colour = OUTCOME_COLORS[outcome]
+                # One filled outline per outcome (not a bar per bin): fast for any number of bins.
+                top.stairs(base + counts / width, edges, baseline=base.copy(), fill=True, color=colour, lw=0)
+                base += counts / width
+                if outcome != "committed":
+                    share = np.divide(counts, arrivals, out=np.zeros_like(counts), where=arrivals > 0)
+                    top_share = shares_base + share
+                    bottom.stairs(top_share, edges, baseline=shares_base.copy(), fill=True, color=colour, lw=0)
+                    shares_base += share
+                legend.setdefault(f"arrivals that ended {outcome}", Patch(color=colour))
+            done = np.histogram(txns["finished_at"].dropna(), edges)[0] / width
+            top.step(edges[:-1], done, where="post", color="black", lw=1)
+            legend.setdefault("finished per second (throughput)", Line2D([], [], color="black", lw=1))
+            faults = ds.faults[ds.faults["run_id"] == run_id] if len(ds.faults) else ds.faults
+            for ax in (top, bottom):
+                ax.axvline(duration, color="#424242", ls="--", lw=0.8)
+                for f in faults.itertuples(index=False):
+                    ax.axvspan(
+                        float(f.start), float(f.end), color=FAULT_COLORS.get(str(f.kind), "#9e9e9e"), alpha=0.15, lw=0
+                    )
+                ax.set_xlim(0, end)
+                ax.tick_params(labelsize=7)
+            for f in faults.itertuples(index=False):
+                legend.setdefault(f"fault: {f.kind}", Patch(color=FAULT_COLORS.get(str(f.kind), "#9e9e9e"), alpha=0.3))
+            if len(faults) <= 12:
+                for f in faults.itertuples(index=False):
+                    top.annotate(
+                        f"{f.kind} {f.target}",
+                        (float(f.start), 1),
+                        xycoords=("data", "axes fraction"),
+                        xytext=(2, -2),
+                        textcoords="offset points",
+                        va="top",
+                        fontsize=6,
+                        rotation=90,
+                    )
+            top.annotate(
+                "workload ends, drain",
+                (duration, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -2),
+                textcoords="offset points",
+                va="top",
+                fontsize=7,
+                color="#424242",
+            )
+            top.set_ylabel("per second", fontsize=8)
+            top.set_title(f"{run['protocol']}: run {run_id}", fontsize=9, loc="left")
+            bottom.set_ylabel("not committed", fontsize=8)
+            bottom.yaxis.set_major_formatter(PercentFormatter(1.0))
+            bottom.set_xlabel("simulated time (s), arrivals binned by start", fontsize=8)
+            described.append(run_id)
+        fig.legend(
+            handles=list(legend.values()),
+            labels=list(legend),
+            loc="outside lower center",
+            ncol=4,
+            fontsize=7,
+            frameon=False,
+        )
+        section = _Section("timeline", TITLES["timeline"])
+        section.images.append(self._save(fig, "timeline.png", "outcomes and throughput over simulated time"))
+        many = len(ds.summary) > len(chosen)
+        section.paragraphs.append(
+            "For each protocol, one run: transactions by arrival time, stacked by how they ended (bars, per "
+            "second), and the throughput (transactions finished per second, black line); below, the share of "
+            "each time bin's arrivals that did not commit. Shaded: fault windows (crashes, partitions, lost or "
+            "slow links, slow services). The dashed line is the end of the workload; after it, the drain window "
+            "lets retries and recovery finish with every fault healed."
+        )
+        section.paragraphs.append(
+            (
+                "Runs shown, per protocol the one with the most inconsistent or stuck transactions, then the most "
+                "faults (ties: the first): "
+                if many
+                else "Runs: "
+            )
+            + ", ".join(described)
+            + "."
+        )
+        return section
+
+    def _swimlane(self) -> _Section:
+        choice = self.choice
+        if choice.row is None:
+            raise _Skip(choice.why)
+        row = choice.row
+        run_id, txn_id = str(row["run_id"]), int(row["txn_id"])
+        if self.ds.traced:
+            events = self.ds.events[self.ds.events["run_id"] == run_id]
+            source = "from the recorded trace"
+        else:
+            self.progress(f"replaying {run_id} with tracing for transaction {txn_id}")
+            try:
+                events = replay_events(self.ds, run_id, txn_id, until=_replay_until(row))
+            except SagasimError as exc:
+                if choice.named:
+                    raise
+                raise _Skip(f"cannot replay {run_id}: {exc}") from None
+            source = f"from a replay of run {run_id} with tracing (runs are deterministic: the same transaction)"
+        faults = self.ds.faults[self.ds.faults["run_id"] == run_id] if len(self.ds.faults) else None
+        try:
+            fig = plot_swimlane(events, txn_id, faults)
+        except ValueError as exc:
+            raise _Skip(str(exc)) from None
+        section = _Section("swimlane", f"{TITLES['swimlane']}: transaction {txn_id} of {run_id}")
+        section.images.append(self._save(fig, "swimlane.png", f"swimlane of transaction {txn_id} of {run_id}"))
+        reasons = row.get("reasons")
+        facts = f"Outcome {row['outcome']}"
+        if isinstance(reasons, str) and reasons:
+            facts += f" ({reasons})"
+        facts += (
+            f"; the coordinator believed {row.get('coordinator', '?')}; started at {float(row['started_at']):.6g} s"
+        )
+        if row["latency"] == row["latency"]:
+            facts += f", finished after {fmt_seconds(row['latency'])}"
+        section.paragraphs.append(f"Shown: {choice.why}. {facts}. Events {source}.")
+        section.paragraphs.append(
+            "One lane per node; time runs left to right from the transaction's start. Arrows are messages "
+            "(blue: compensation), labelled with their step; a cross marks a message lost on the network or at "
+            "a crashed node; a dotted arrow is a message whose receipt the trace does not record (broker "
+            "deliveries), drawn at the transaction's median message latency; a dashed one a message whose "
+            "sending it does not record (2PC acknowledgements). Marks show effects applied (green), "
+            "compensations (blue diamonds), refusals, errors, timeouts and crashes. Shaded boxes are faults "
+            "over the nodes they hit; hatched bands are quiet stretches drawn shorter than their real length "
+            "(the label says how long). To draw another transaction: sagasim report "
+            f"{self.ds.path} --txn {'TXN_ID' if len(self.ds.summary) == 1 else 'RUN_ID:TXN_ID'}."
+        )
+        return section
+
+    # ------------------------------------------------------------ helpers
+    def _panels(self) -> tuple[list[tuple[str, pd.DataFrame]], str]:
+        """Distribution plots: one panel for a result; for a sweep, one per
+        value of its first parameter (at most four, spread over its values)."""
+        ds = self.ds
+        if ds.kind != "sweep" or not ds.axes or ds.axes[0] not in self.txns.columns:
+            return [("", self.txns)], ""
+        axis = ds.axes[0]
+        values = list(dict.fromkeys(self.txns[axis]))
+        pick = sorted({round(float(i)) for i in np.linspace(0, len(values) - 1, min(len(values), _MAX_PANELS))})
+        panels = [(f"{axis} = {_fmt_value(values[i])}", self.txns[self.txns[axis] == values[i]]) for i in pick]
+        pooled = ", ".join([*ds.axes[1:], "seeds"])
+        shown = f"; {len(pick)} of its {len(values)} values shown" if len(pick) < len(values) else ""
+        return panels, f"One panel per value of {axis} (pooled over {pooled}){shown}."
+
+    def _figure(self, rows: int, cols: int, *, width: float, height: float) -> tuple[Figure, Any]:
+        """Panels one above the other share their x axis, so values compare at a glance."""
+        fig = Figure(figsize=(width, height * rows), dpi=_DPI, layout="constrained")
+        return fig, fig.subplots(rows, cols, squeeze=False, sharex="col" if rows > 1 else "none")
+
+    def _save(self, fig: Figure, name: str, alt: str) -> _Image:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=_DPI)
+        # Plots use few colours: a 256-colour palette makes each PNG, and the
+        # page that embeds them, about three times smaller; the octree method
+        # keeps the few pure colours (protocols, outcomes) exact. (Pillow
+        # comes with matplotlib.)
+        from PIL import Image
+
+        small = io.BytesIO()
+        palette = Image.open(buffer).convert("RGB").quantize(256, Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+        palette.save(small, "PNG", optimize=True)
+        data = small.getvalue()
+        (self.folder / name).write_bytes(data)
+        return _Image(name, alt, "data:image/png;base64," + base64.b64encode(data).decode("ascii"))
+
+
+def _replay_until(row: pd.Series) -> float | None:
+    """Where a replay may stop: a little after a finished transaction's last
+    known moment (late duplicates and redeliveries included); never early for
+    an inconsistent or stuck one, whose effects may come at any time."""
+    if row["outcome"] in ("inconsistent", "stuck"):
+        return None
+    moments = [float(row[c]) for c in ("finished_at", "consistent_at", "flagged_at") if c in row and row[c] == row[c]]
+    if not moments:
+        return None
+    latency = float(row["latency"]) if row["latency"] == row["latency"] else 0.0
+    return max(moments) + max(5.0, 2 * latency)
+
+
+def _curve(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x, cumulative share) through at most ``_CURVE_POINTS`` points of an
+    empirical CDF: a plot of 100k transactions costs what one of 500 does."""
+    n = sorted_values.size
+    if n <= _CURVE_POINTS:
+        index = np.arange(n)
+    else:
+        index = np.unique(np.linspace(0, n - 1, _CURVE_POINTS).round().astype(int))
+    return sorted_values[index], (index + 1) / n
+
+
+def _wilson_arrays(hits: np.ndarray, n: np.ndarray, z: float = 1.959963984540054) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sim.metrics.wilson` over arrays (NaN where ``n`` is 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = hits / n
+        denom = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+        low = np.where(hits == 0, 0.0, np.maximum(0.0, centre - half))
+        high = np.where(hits == n, 1.0, np.minimum(1.0, centre + half))
+    return np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
+
+
+def _protocol_color(protocol: str, order: Sequence[str]) -> str:
+    if protocol in _PROTOCOL_COLORS:
+        return _PROTOCOL_COLORS[protocol]
+    extra = ["#2ca02c", "#d62728", "#8c564b", "#e377c2"]
+    return extra[list(order).index(protocol) % len(extra)] if protocol in order else "#7f7f7f"
+
+
+def _heavy_tailed(values: pd.Series) -> bool:
+    """Whether a distribution needs a log axis: its tail (retries, timeouts)
+    or its head sits orders of magnitude from the median."""
+    data = values.to_numpy(float)
+    data = data[np.isfinite(data) & (data > 0)]
+    if data.size < 2:
+        return False
+    p1, p50 = np.quantile(data, [0.01, 0.5])
+    return bool(data.max() >= 20 * p50 or p50 >= 20 * p1)
+
+
+def _log_x(ax: Axes, log: bool) -> None:
+    if log:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_locator(NullLocator())  # minor ticks on log axes cost a lot of drawing time
+
+
+def _decorate(ax: Axes, title: str) -> None:
+    ax.grid(alpha=0.3)
+    ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=9, loc="left")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, frameon=False)
+
+
+def _drop_empty_first(
+    header: list[str], rows: list[list[tuple[str, str]]]
+) -> tuple[list[str], list[list[tuple[str, str]]]]:
+    """Without the "panel" column when there is one panel."""
+    if rows and all(not row[0][0] for row in rows):
+        return header[1:], [row[1:] for row in rows]
+    return header, rows
+
+
+def _pct_ticks() -> FuncFormatter:
+    """Percent tick labels that stay readable on a log axis: 100%, 1%, 0.01%."""
+    return FuncFormatter(lambda value, _pos: f"{value * 100:.2g}%" if value < 0.01 else f"{value * 100:g}%")
+
+
+def _pct(x: float) -> str:
+    if x != x:
+        return "-"
+    if x < 5e-7:
+        return "0%"
+    if x >= 0.001:
+        return f"{x:.2%}"
+    return f"{x:.4%}"
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+# ====================================================================== HTML
+
+
+def _render(page: _Page) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("sim", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    template = env.get_template("report.html.j2")
+    try:
+        version = metadata.version("sagasim")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return template.render(
+        title=f"sagasim report: {page.ds.name}",
+        name=page.ds.name,
+        facts=page.facts(),
+        sections=page.sections,
+        left_out=page.left_out,
+        version=version,
+    )

@@ -1,0 +1,548 @@
+"""Swimlane diagrams: one transaction, message by message, from a trace.
+
+:func:`plot_swimlane` draws a lane per node (the coordinator, orchestrator or
+broker and tracker, then the participants), each message as an arrow from
+its sending to its receipt, the effects, compensations, refusals, timeouts
+and crashes as marks, and the faults shaded over the lanes and times they
+hit. Reports (:mod:`sim.report`) and notebooks use it.
+
+The trace records a message's two ends as separate events (a ``command``
+and the participant's ``receive``, a ``publish`` and the broker's ``store``,
+a ``vote`` and the coordinator's ``vote ... from``); :func:`pair_messages`
+pairs them. Some ends are not traced (a broker delivery's receipt, a 2PC
+acknowledgement's sending); those are drawn differently and the legend says
+so.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, FuncFormatter
+
+#: Shading of each fault kind, here and in the report's timeline.
+FAULT_COLORS: dict[str, str] = {
+    "crash": "#e53935",
+    "pause": "#fb8c00",
+    "partition": "#8e24aa",
+    "loss": "#6d4c41",
+    "duplicate": "#00897b",
+    "delay": "#3949ab",
+    "slow": "#f9a825",
+    "failure_rate": "#d81b60",
+}
+_DPI = 80
+
+#: Lanes drawn first (top) and last (bottom); participants go in between, in
+#: the order they first appear in the transaction.
+_LANES_FIRST = ("client", "orchestrator", "coordinator", "broker")
+_LANES_LAST = ("tracker", "monitor")
+_NODE_KINDS = ("crash", "restart", "pause", "resume")
+_TO = re.compile(r"\bto (\S+)")
+_FROM = re.compile(r"\bfrom (\S+)")
+_SENDS_TO = ("command", "prepare", "decision", "answer", "deliver")
+
+
+@dataclass
+class Message:
+    src: str
+    dst: str
+    sent: float
+    step: str
+    label: str
+    received: float = math.nan
+    #: "traced" (both ends), "lost" (dropped by the network or at a down
+    #: node), "send-inferred" (only its receipt is traced: drawn from the
+    #: sender's previous event), "receipt-inferred" (only its sending is traced).
+    how: str = "traced"
+    copies: int = 1
+
+
+# marker, colour, filled, legend text, annotate with the step
+_MARKS: dict[str, tuple[str, str, bool, str, bool]] = {
+    "effect:forward": ("o", "#2e7d32", True, "effect applied", True),
+    "effect:compensation": ("D", "#1565c0", True, "compensation applied", True),
+    "commit": ("o", "#2e7d32", True, "commit applied", True),
+    "abort": ("X", "#8d6e63", True, "aborted here", True),
+    "prepared": ("s", "#7e57c2", True, "prepared (in doubt)", False),
+    "refuse": ("s", "#c62828", True, "refused (business failure)", True),
+    "error": ("x", "#c62828", True, "transient error", False),
+    "exhausted": ("X", "#c62828", True, "attempts exhausted", True),
+    "hang": ("P", "#ef6c00", True, "hang (no answer)", True),
+    "dedup": ("o", "#616161", False, "duplicate skipped", False),
+    "null-compensation": ("D", "#1565c0", False, "nothing to undo", True),
+    "timeout": ("v", "#ef6c00", True, "timeout", True),
+    "give-up": ("X", "#b71c1c", True, "compensation given up", True),
+    "compensate": ("<", "#1565c0", True, "compensation starts", False),
+    "begin": ("|", "#000000", True, "begin / end", False),
+    "end": ("|", "#000000", True, "begin / end", True),
+    "terminal": ("|", "#000000", True, "begin / end", True),
+    "decide": ("*", "#000000", True, "decision", True),
+    "recover": ("^", "#00838f", True, "resumed after a restart", False),
+    "alert": ("$!$", "#c62828", True, "stuck alert", True),
+    "dead-letter": ("X", "#6a1b9a", True, "dead-lettered", True),
+    "publish-gave-up": ("X", "#6a1b9a", True, "publish abandoned", True),
+    "publish-lost": ("X", "#6a1b9a", True, "publish lost in a crash", True),
+    "lock-wait": ("|", "#9e9e9e", True, "waits for a lock", False),
+    "conflict": ("$!$", "#b71c1c", True, "conflicting decision", True),
+    "crash": ("X", "#e53935", True, "node crash", True),
+    "restart": ("^", "#2e7d32", False, "node restart", True),
+    "pause": ("|", "#fb8c00", True, "node pause / resume", False),
+    "resume": ("|", "#fb8c00", True, "node pause / resume", False),
+}
+
+
+def plot_swimlane(
+    events: pd.DataFrame,
+    txn_id: int,
+    faults: pd.DataFrame | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """A swimlane diagram of one transaction: a lane per node (coordinator,
+    orchestrator or broker and tracker, then the participants), messages as
+    arrows, effects, compensations, refusals and timeouts marked, faults
+    shaded over the lanes and times they hit.
+
+    ``events`` is a trace (``events.parquet``: ``time, node, kind, txn_id,
+    step, detail``, with ``run_id`` when it holds several runs; it must then
+    hold the transaction in one run only: filter it first). Events of no
+    transaction (crashes, restarts) are drawn on the lanes of the nodes they
+    hit. ``faults`` is the run's ``faults.parquet`` (``kind, target, start,
+    end``, filtered to the same run when it has ``run_id``).
+
+    Times are shown from the transaction's start; long quiet gaps (a crashed
+    coordinator that comes back 30 s later) are cut short and labelled, so
+    the millisecond exchanges on either side stay readable. A message whose
+    receipt the trace does not record (a broker delivery) is dotted and drawn
+    at the transaction's median message latency; a lost one ends in a cross.
+
+    Returns the figure (``ax.figure`` when ``ax`` is given). Raises
+    :class:`ValueError` when the transaction has no events.
+    """
+    frame = events
+    mine = frame[frame["txn_id"] == txn_id]
+    run_id = None
+    if "run_id" in frame.columns and len(mine):
+        runs = list(dict.fromkeys(mine["run_id"]))
+        if len(runs) > 1:
+            raise ValueError(
+                f"transaction {txn_id} is in {len(runs)} runs of these events ({', '.join(map(str, runs[:4]))}); "
+                "keep one run: events[events['run_id'] == RUN_ID]"
+            )
+        run_id = runs[0]
+        frame = frame[frame["run_id"] == run_id]
+        if faults is not None and "run_id" in faults.columns:
+            faults = faults[faults["run_id"] == run_id]
+    if mine.empty:
+        raise ValueError(f"no events of transaction {txn_id}: was the run traced? (sagasim run --trace)")
+    mine = mine.sort_values("time", kind="stable")
+    t0 = float(mine["time"].iloc[0])
+    t_end = float(mine["time"].iloc[-1])
+    messages = pair_messages(mine)
+    lanes = _lane_order(mine, messages)
+    lane_y = {name: -i for i, name in enumerate(lanes)}
+    nodes = frame[(frame["txn_id"] < 0) & frame["node"].isin(lanes) & frame["kind"].isin(_NODE_KINDS)]
+    seen = nodes[(nodes["time"] >= t0) & (nodes["time"] <= t_end)]
+    times = [*mine["time"], *seen["time"]]
+    times += [m.received for m in messages if m.received == m.received]
+    scale = _TimeScale([t - t0 for t in times])
+    x = scale.forward
+    left, right = x(0.0), x(max(times) - t0)
+    pad = 0.03 * (right - left) or 1e-4
+    lo, hi = t0 + scale.inverse(left - pad), t0 + scale.inverse(right + pad)
+    windows = _fault_windows(faults, nodes, lanes, lo, hi)
+
+    if ax is None:
+        fig = Figure(figsize=(11, 1.6 + 0.62 * len(lanes)), dpi=_DPI, layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure  # type: ignore[assignment]
+    ax.set_ylim(-len(lanes) + 0.45, 0.75)
+    ax.set_xlim(left - pad, right + pad)
+    for y in lane_y.values():
+        ax.axhline(y, color="#bdbdbd", lw=0.8, zorder=0)
+    ax.set_yticks(list(lane_y.values()), list(lane_y))
+    ax.tick_params(axis="y", length=0)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+
+    # Faults first, under everything else.
+    legend: dict[str, Any] = {}
+    for kind, start, end, targets in windows:
+        colour = FAULT_COLORS.get(kind, "#9e9e9e")
+        a, b = x(max(start, lo) - t0), x(min(end, hi) - t0)
+        hit = [lane_y[t] for t in targets if t in lane_y]
+        if hit:
+            for y in hit:
+                ax.fill_between([a, b], y - 0.38, y + 0.38, color=colour, alpha=0.18, lw=0, zorder=0.5)
+        else:
+            ax.axvspan(a, b, color=colour, alpha=0.10, lw=0, zorder=0.5)
+        legend.setdefault(f"fault: {kind}", Patch(color=colour, alpha=0.3))
+    for start, end in scale.gaps:
+        a, b = x(start), x(end)
+        ax.axvspan(a, b, fc="none", hatch="///", ec="#d6d6d6", lw=0, zorder=0.6)
+        if b - a > 0.035 * (right - left):
+            ax.text(
+                (a + b) / 2,
+                0.5,
+                f"{fmt_seconds(end - start)}\nshrunk",
+                ha="center",
+                va="bottom",
+                fontsize=6,
+                color="#616161",
+            )
+
+    compensations = _compensation_steps(mine)
+    typical = float(np.median([m.received - m.sent for m in messages if m.how == "traced"] or [pad]))
+    for m in messages:
+        if m.src not in lane_y or m.dst not in lane_y:
+            continue
+        colour = "#1565c0" if _is_compensation(m.step, compensations) else "#424242"
+        if m.how == "receipt-inferred":
+            m.received = m.sent + typical
+        style = {"traced": "-", "lost": "-", "send-inferred": "--", "receipt-inferred": ":"}[m.how]
+        xa, xb = x(m.sent - t0), x(m.received - t0)
+        ya, yb = lane_y[m.src], lane_y[m.dst]
+        if m.how == "lost":
+            # A lost message stops half-way (or where the down node dropped it).
+            if m.received != m.received:
+                xb, yb = (xa + x(m.sent - t0 + typical)) / 2, (ya + yb) / 2
+            ax.plot([xb], [yb], marker="x", color="#c62828", ms=7, mew=2, zorder=4)
+            legend.setdefault("message lost", Line2D([], [], color="#c62828", marker="x", ls="", mew=2))
+        ax.annotate(
+            "",
+            xy=(xb, yb),
+            xytext=(xa, ya),
+            zorder=2,
+            arrowprops={
+                "arrowstyle": "-|>",
+                "color": colour,
+                "lw": 0.9,
+                "ls": style,
+                "shrinkA": 0,
+                "shrinkB": 0,
+                "mutation_scale": 8,
+            },
+        )
+        if len(messages) <= 60 and "tracker" not in (m.src, m.dst):
+            label = m.label + (" (x2)" if m.copies > 1 else "")
+            ax.text(
+                (xa + xb) / 2,
+                (ya + yb) / 2,
+                label,
+                fontsize=6,
+                color=colour,
+                ha="center",
+                va="center",
+                zorder=3,
+                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+            )
+    for how, text in (
+        ("traced", "message"),
+        ("send-inferred", "message, send not traced"),
+        ("receipt-inferred", "message, receipt not traced"),
+    ):
+        if any(m.how == how for m in messages):
+            legend.setdefault(
+                text, Line2D([], [], color="#424242", ls={"traced": "-"}.get(how, "--" if "send" in how else ":"))
+            )
+    if any(_is_compensation(m.step, compensations) for m in messages):
+        legend.setdefault("compensation message", Line2D([], [], color="#1565c0"))
+
+    flip: dict[str, int] = {}
+    for row in pd.concat([mine, seen]).sort_values("time", kind="stable").itertuples(index=False):
+        key = f"{row.kind}:{row.detail}" if row.kind == "effect" else row.kind
+        mark = _MARKS.get(key)
+        if mark is None or row.node not in lane_y:
+            continue
+        marker, colour, filled, text, annotate = mark
+        y = lane_y[row.node]
+        xs = x(float(row.time) - t0)
+        ax.plot(
+            [xs],
+            [y],
+            marker=marker,
+            ms=8 if marker == "|" else 6,
+            color=colour,
+            ls="",
+            mfc=colour if filled else "white",
+            mec=colour,
+            zorder=5,
+        )
+        legend.setdefault(text, Line2D([], [], marker=marker, color=colour, ls="", mfc=colour if filled else "white"))
+        if annotate:
+            word = _annotation(row)
+            n = flip[row.node] = flip.get(row.node, 0) + 1
+            ax.annotate(
+                word,
+                (xs, y),
+                xytext=(2, 7 if n % 2 else -11),
+                textcoords="offset points",
+                fontsize=6.5,
+                color=colour,
+                zorder=6,
+            )
+
+    ticks = scale.ticks()
+    ax.xaxis.set_major_locator(FixedLocator([x(t) for t in ticks]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_seconds(scale.inverse(v), signed=True)))
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_xlabel(f"time since the transaction started (at t = {t0:.6g} s, simulated)", fontsize=8)
+    title = f"transaction {txn_id}" + (f" of {run_id}" if run_id else "")
+    ax.set_title(title, fontsize=10, loc="left")
+    fig.legend(
+        handles=list(legend.values()),
+        labels=list(legend),
+        loc="outside lower center",
+        ncol=min(5, max(1, len(legend))),
+        fontsize=7,
+        frameon=False,
+    )
+    return fig  # type: ignore[return-value]
+
+
+def pair_messages(mine: pd.DataFrame) -> list[Message]:
+    """Messages of one transaction from its trace: each traced send paired
+    with its traced receipt (same sender and receiver, and the same step
+    when both name one; first in, first out), losses from ``drop`` events,
+    and messages of which only one end is traced."""
+    sends: list[Message] = []
+    last_from: dict[str, str] = {}  # node -> who last sent it something (replies go back there)
+    receipts: list[tuple[float, str, str | None, str, str]] = []  # time, node, src, step, kind ("down": dropped)
+    drops: list[tuple[float, str, str]] = []  # time, src, dst (lost on the way)
+    dups: list[tuple[float, str, str]] = []
+    previous: dict[str, float] = {}  # node -> time of its latest event so far
+    before: dict[int, float] = {}  # receipt index -> time of the sender's previous event
+    for row in mine.itertuples(index=False):
+        kind, node, detail, step, t = row.kind, row.node, str(row.detail), str(row.step), float(row.time)
+        to, frm = _TO.search(detail), _FROM.search(detail)
+        dst: str | None = None
+        label = step
+        if kind in _SENDS_TO and to:
+            dst = to.group(1)
+            if kind == "command":
+                attempt = re.search(r"attempt (\d+)", detail)
+                label = step + (f" #{attempt.group(1)}" if attempt and attempt.group(1) != "1" else "")
+            elif kind == "prepare":
+                label = "prepare"
+            elif kind in ("decision", "answer"):
+                label = detail.split()[0]
+            elif kind == "deliver":
+                redelivery = re.search(r"delivery (\d+)", detail)
+                label = step + (f" #{redelivery.group(1)}" if redelivery and redelivery.group(1) != "1" else "")
+        elif kind == "respond" or (kind in ("vote", "query") and not frm):
+            dst = last_from.get(node)
+            label = {"respond": f"{step} {detail}", "vote": f"vote {detail}", "query": "query"}[kind]
+        elif kind == "publish":
+            dst = "broker"
+        elif kind == "drop":
+            where = re.match(r"(\S+): (\S+) to (\S+)", detail)
+            if where:
+                drops.append((t, node, where.group(3)))
+            elif detail.startswith("node down"):
+                receipts.append((t, node, None, "", "down"))
+        elif kind == "duplicate" and to:
+            dups.append((t, node, to.group(1)))
+        elif kind == "receive" or (kind in ("vote", "ack", "store") and frm) or kind in ("reply", "terminal"):
+            src = frm.group(1) if frm else ("broker" if kind == "terminal" else None)
+            if src is not None:
+                before[len(receipts)] = previous.get(src, t)
+            receipts.append((t, node, src, step, kind))
+        if dst is not None:
+            sends.append(Message(node, dst, t, step, label))
+            last_from[dst] = node
+        previous[node] = t
+    for t, src, dst in drops:
+        for m in sends:
+            if m.how == "traced" and m.src == src and m.dst == dst and abs(m.sent - t) < 1e-9:
+                m.how = "lost"
+                break
+    for t, src, dst in dups:
+        for m in sends:
+            if m.src == src and m.dst == dst and abs(m.sent - t) < 1e-9:
+                m.copies += 1
+                break
+    used: dict[int, int] = {}
+    extra: list[Message] = []
+    for i, (t, node, src, step, what) in enumerate(receipts):
+        found = None
+        for j, m in enumerate(sends):
+            if m.dst != node or m.sent > t or used.get(j, 0) >= m.copies or m.how == "lost":
+                continue
+            if what != "down" and src is not None and m.src != src:
+                continue
+            if what != "down" and step and m.step and m.step != step:
+                continue
+            found = j
+            break
+        if found is not None:
+            used[found] = used.get(found, 0) + 1
+            m = sends[found]
+            if what == "down":
+                m.how, m.received = "lost", t
+            elif used[found] == 1:
+                m.received = t
+            continue
+        if what != "down" and src is not None:
+            extra.append(Message(src, node, before.get(i, t), step, step or what, t, "send-inferred"))
+    for j, m in enumerate(sends):
+        if m.how == "traced" and j not in used:
+            m.how = "receipt-inferred"
+    return sends + extra
+
+
+def _lane_order(mine: pd.DataFrame, messages: Sequence[Message]) -> list[str]:
+    names = list(dict.fromkeys([*mine["node"], *(n for m in messages for n in (m.src, m.dst))]))
+    names = [n for n in names if n not in ("network", "faults")]
+    first = [n for n in _LANES_FIRST if n in names]
+    last = [n for n in _LANES_LAST if n in names]
+    return first + [n for n in names if n not in first and n not in last] + last
+
+
+def _fault_windows(
+    faults: pd.DataFrame | None, nodes: pd.DataFrame, lanes: list[str], lo: float, hi: float
+) -> list[tuple[str, float, float, list[str]]]:
+    """(kind, start, end, target lanes) of the faults overlapping [lo, hi]:
+    from the faults table when given, else crash-restart and pause-resume
+    windows from the trace. A fault on every link has no target lanes."""
+    out: list[tuple[str, float, float, list[str]]] = []
+    if faults is not None and len(faults):
+        for f in faults.itertuples(index=False):
+            start, end = float(f.start), float(f.end)
+            if end < lo or start > hi:
+                continue
+            targets = [t for t in re.split(r"[,| ]+", str(f.target)) if t and t != "*"]
+            out.append((str(f.kind), start, end, targets))
+        return out
+    opened: dict[tuple[str, str], float] = {}
+    for row in nodes.sort_values("time", kind="stable").itertuples(index=False):
+        if row.kind in ("crash", "pause"):
+            opened[(row.node, row.kind)] = float(row.time)
+        else:
+            kind = "crash" if row.kind == "restart" else "pause"
+            start = opened.pop((row.node, kind), None)
+            if start is not None and not (float(row.time) < lo or start > hi):
+                out.append((kind, start, float(row.time), [row.node]))
+    out += [(kind, start, math.inf, [node]) for (node, kind), start in opened.items() if start <= hi]
+    return [w for w in out if w[3][0] in lanes]
+
+
+def _compensation_steps(mine: pd.DataFrame) -> set[str]:
+    steps = set(mine.loc[(mine["kind"] == "effect") & (mine["detail"] == "compensation"), "step"])
+    steps |= set(mine.loc[mine["kind"] == "null-compensation", "step"])
+    for plan in mine.loc[mine["kind"] == "compensate", "detail"]:
+        steps |= {s.strip() for s in str(plan).removeprefix("plan:").split(",") if s.strip()}
+    return steps
+
+
+def _is_compensation(step: str, compensations: set[str]) -> bool:
+    return step.split(".")[0] in compensations or step.endswith(".failed")
+
+
+def _annotation(row: Any) -> str:
+    if row.kind in ("end", "decide", "terminal"):
+        return str(row.detail or row.step)
+    if row.kind in ("crash", "restart"):
+        return str(row.kind)
+    if row.kind == "alert":
+        return "alert"
+    return str(row.step or row.kind)
+
+
+class _TimeScale:
+    """Simulated time to x: linear, except that quiet gaps much longer than
+    the transaction's usual pace are shrunk logarithmically (a gap of ``g``
+    above the threshold ``tau`` is drawn ``tau * (1 + ln(g / tau))`` wide).
+    A coordinator that comes back 30 s later, or a retry after a 1 s
+    timeout, then no longer squeezes the millisecond exchanges into a line.
+    """
+
+    def __init__(self, times: Sequence[float]) -> None:
+        ts = np.unique(np.asarray([t for t in times if t == t], dtype=float))
+        self.times = ts
+        self.gaps: list[tuple[float, float]] = []
+        knots_t, knots_x = [-1e9], [-1e9]
+        if ts.size >= 2:
+            diffs = np.diff(ts)
+            span = float(ts[-1] - ts[0])
+            tau = max(5 * float(np.median(diffs[diffs > 0])), span / 1000)
+            shift = 0.0
+            for i in np.flatnonzero(diffs > 3 * tau):
+                # Real time is kept for tau/2 at both ends of a shrunk gap, so
+                # arrows leaving or reaching the events around it keep their slope.
+                a, b = float(ts[i]) + tau / 2, float(ts[i + 1]) - tau / 2
+                width = tau * math.log((b - a) / tau)
+                self.gaps.append((a, b))
+                knots_t += [a, b]
+                knots_x += [a - shift, a - shift + width]
+                shift += (b - a) - width
+        else:
+            shift = 0.0
+        knots_t.append(1e9)
+        knots_x.append(1e9 - shift)
+        self._t = np.asarray(knots_t)
+        self._x = np.asarray(knots_x)
+
+    def forward(self, t: Any) -> Any:
+        return np.interp(t, self._t, self._x)
+
+    def inverse(self, v: Any) -> Any:
+        return np.interp(v, self._x, self._t)
+
+    def ticks(self) -> list[float]:
+        """Tick times: round ones inside the stretches between shrunk gaps
+        (about seven in all, spread by drawn width), and the start of each
+        stretch where there is room."""
+        if self.times.size < 2:
+            return [0.0]
+        edges = [float(self.times[0]), *(t for g in self.gaps for t in g), float(self.times[-1])]
+        stretches = list(zip(edges[::2], edges[1::2], strict=True))
+        total = float(self.forward(edges[-1]) - self.forward(edges[0])) or 1.0
+        candidates: list[float] = []
+        for a, b in stretches:
+            candidates.append(a)
+            n = round(7 * float(self.forward(b) - self.forward(a)) / total)
+            if n >= 1 and b > a:
+                step = nice_step((b - a) / n)
+                candidates += [float(v) for v in np.arange(math.ceil(a / step) * step, b + step * 1e-9, step)]
+        out: list[float] = []
+        for t in sorted(set(candidates)):
+            if not out or float(self.forward(t) - self.forward(out[-1])) >= 0.08 * total:
+                out.append(t)
+        return out
+
+
+def nice_step(raw: float) -> float:
+    exponent = math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        if m * 10**exponent >= raw:
+            return m * 10**exponent
+    return 10 ** (exponent + 1)
+
+
+def fmt_seconds(seconds: float, signed: bool = False) -> str:
+    """``12.3 ms``, ``1.25 s``, ``2.1 min``: simulated time at a readable unit."""
+    seconds = float(seconds)
+    if seconds != seconds:
+        return "-"
+    sign = "+" if signed and seconds > 0 else ""
+    size = abs(seconds)
+    if size < 1e-9:
+        return "0"
+    if size < 1e-3:
+        return f"{sign}{seconds * 1e6:.3g} µs"
+    if size < 1:
+        return f"{sign}{seconds * 1e3:.3g} ms"
+    if size < 120:
+        return f"{sign}{seconds:.3g} s"
+    return f"{sign}{seconds / 60:.3g} min"
