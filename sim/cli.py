@@ -24,7 +24,7 @@ from sim.compare import (
     worst_transaction,
 )
 from sim.errors import SagasimError
-from sim.metrics import OUTCOMES, wilson
+from sim.metrics import OUTCOMES, format_interval, format_rate, wilson
 from sim.result import Result
 from sim.runner import Model, RunOutput
 from sim.scenario import PROTOCOLS, Scenario, load_scenario
@@ -505,7 +505,7 @@ def _print_sweep_table(table: pd.DataFrame, axes: list[str]) -> None:
         cells = [escape(str(v)) if values != previous else "" for v in values]
         rates = []
         for outcome in shown:
-            rate = _pct(row[f"{outcome}_rate"])
+            rate = format_rate(row[f"{outcome}_rate"])
             bad = outcome in ("inconsistent", "stuck") and row[outcome] > 0
             rates.append(f"[red]{rate}[/red]" if bad else rate)
         grid.add_row(
@@ -605,7 +605,7 @@ def _print_protocol_table(result: Result, protocol: str) -> None:
         low, high = wilson(k, n)
         style = "red" if outcome in ("inconsistent", "stuck") and k else ""
         rate = k / n if n else float("nan")
-        table.add_row(outcome, str(k), _pct(rate), escape(f"[{_pct(low)}, {_pct(high)}]"), style=style)
+        table.add_row(outcome, str(k), format_rate(rate), escape(format_interval(low, high)), style=style)
     _out.print(table)
     finished = txns["latency"].dropna()
     ttc = txns["time_to_consistency"].dropna()
@@ -627,16 +627,6 @@ def _print_protocol_table(result: Result, protocol: str) -> None:
         for reason, count in reasons.items():
             _out.print(f"  {count:>6}  {escape(reason)}")
     _out.print()
-
-
-def _pct(x: float) -> str:
-    if x != x:  # NaN: no transactions
-        return "-"
-    if x < 5e-7:
-        return "0%"
-    if x >= 0.001:
-        return f"{x:.2%}"
-    return f"{x:.4%}"
 
 
 def _q(values: pd.Series, q: float) -> str:
@@ -668,9 +658,9 @@ def _print_comparison(
         for name in protocols:
             row = table.loc[name]
             bad = outcome in ("inconsistent", "stuck") and row[outcome] > 0
-            rate = _pct(row[f"{outcome}_rate"])
+            rate = format_rate(row[f"{outcome}_rate"])
             rates.append(f"[red]{rate}[/red]" if bad else rate)
-            intervals.append(escape(f"[{_pct(row[f'{outcome}_rate_low'])}, {_pct(row[f'{outcome}_rate_high'])}]"))
+            intervals.append(escape(format_interval(row[f"{outcome}_rate_low"], row[f"{outcome}_rate_high"])))
         grid.add_row(outcome, *rates)
         grid.add_row("  95% interval", *intervals, style="dim")
     grid.add_row("latency p50", *(_seconds(x) for x in table["latency_p50"]))

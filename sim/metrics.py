@@ -53,6 +53,22 @@ def wilson(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float,
     return (low, high)
 
 
+def format_rate(x: float) -> str:
+    """A rate as people read it: ``97.43%``, ``0.0112%`` for small ones, ``0%``, ``-`` for NaN."""
+    if x != x:  # NaN: no transactions
+        return "-"
+    if x < 5e-7:
+        return "0%"
+    if x >= 0.001:
+        return f"{x:.2%}"
+    return f"{x:.4%}"
+
+
+def format_interval(low: float, high: float) -> str:
+    """``[0.13%, 0.52%]``: an interval of rates, each as :func:`format_rate` writes it."""
+    return f"[{format_rate(low)}, {format_rate(high)}]"
+
+
 def transactions_frame(columns: dict[str, list[Any]] | Sequence[dict[str, list[Any]]]) -> pd.DataFrame:
     """One DataFrame from one or more runs' column lists."""
     runs = [columns] if isinstance(columns, dict) else list(columns)

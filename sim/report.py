@@ -27,9 +27,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -48,7 +45,8 @@ from matplotlib.ticker import FuncFormatter, NullLocator, PercentFormatter
 from sim.compare import format_seeds, protocol_table, worst_transaction
 from sim.dataset import Dataset, load
 from sim.errors import SagasimError
-from sim.metrics import OUTCOMES, events_frame
+from sim.files import staged_folder
+from sim.metrics import OUTCOMES, events_frame, format_interval, format_rate
 from sim.sweep import point_table
 from sim.swimlane import FAULT_COLORS, fmt_seconds, nice_step, plot_swimlane
 
@@ -111,20 +109,10 @@ def build_report(
     target = Path(out)
     _check_target(target, overwrite)
     choice = pick_transaction(dataset, txn)  # a bad --txn fails before any work
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it private; a report is meant to be shared
+    with staged_folder(target) as staging:
         page = _Page(dataset, staging, choice, progress or (lambda _stage: None))
         page.build()
-        html = _render(page)
-        (staging / "index.html").write_text(html, encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        (staging / "index.html").write_text(_render(page), encoding="utf-8")
     return target / "index.html"
 
 
@@ -354,7 +342,7 @@ class _Page:
             for outcome in outcomes:
                 rate, low, high = (r[f"{outcome}_rate{s}"] for s in ("", "_low", "_high"))
                 bad = outcome in ("inconsistent", "stuck") and r[outcome] > 0
-                row.append((f"{_pct(rate)} [{_pct(low)}, {_pct(high)}]", "num bad" if bad else "num"))
+                row.append((f"{format_rate(rate)} {format_interval(low, high)}", "num bad" if bad else "num"))
             for column in ("latency_p50", "latency_p99", "time_to_consistency_p99"):
                 row.append((fmt_seconds(r[column]), "num"))
             row.append((f"{r['messages_per_txn']:.2f}", "num"))
@@ -497,7 +485,7 @@ class _Page:
                         (title, ""),
                         (protocol, ""),
                         (f"{len(t):,}", "num"),
-                        (_pct(finished.size / len(t)), "num" if finished.size == len(t) else "num bad"),
+                        (format_rate(finished.size / len(t)), "num" if finished.size == len(t) else "num bad"),
                         *((fmt_seconds(v), "num") for v in p),
                         (fmt_seconds(finished[-1] if finished.size else math.nan), "num"),
                     ]
@@ -545,7 +533,7 @@ class _Page:
                     for ax in pair:
                         ax.axhline(never, color=colour, ls="--", lw=0.8)
                     pair[0].annotate(
-                        f"never consistent: {_pct(never)}",
+                        f"never consistent: {format_rate(never)}",
                         (1, never),
                         xycoords=("axes fraction", "data"),
                         xytext=(-4, 3),
@@ -560,7 +548,7 @@ class _Page:
                         (title, ""),
                         (protocol, ""),
                         (f"{len(t):,}", "num"),
-                        (_pct(never), "num bad" if never > 0 else "num"),
+                        (format_rate(never), "num bad" if never > 0 else "num"),
                         *((fmt_seconds(v), "num") for v in p),
                         (fmt_seconds(done[-1] if done.size else math.nan), "num"),
                     ]
@@ -678,7 +666,7 @@ class _Page:
                         (title, ""),
                         (column.replace("_", " "), ""),
                         (fmt_seconds(values.mean()), "num"),
-                        (_pct(float((values > 0).mean())), "num"),
+                        (format_rate(float((values > 0).mean())), "num"),
                         (fmt_seconds(np.quantile(values, 0.99)), "num"),
                         (fmt_seconds(values[-1]), "num"),
                     ]
@@ -975,16 +963,6 @@ def _drop_empty_first(
 def _pct_ticks() -> FuncFormatter:
     """Percent tick labels that stay readable on a log axis: 100%, 1%, 0.01%."""
     return FuncFormatter(lambda value, _pos: f"{value * 100:.2g}%" if value < 0.01 else f"{value * 100:g}%")
-
-
-def _pct(x: float) -> str:
-    if x != x:
-        return "-"
-    if x < 5e-7:
-        return "0%"
-    if x >= 0.001:
-        return f"{x:.2%}"
-    return f"{x:.4%}"
 
 
 def _fmt_value(value: Any) -> str:

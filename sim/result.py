@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -23,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from sim.files import staged_folder
 from sim.metrics import events_frame, faults_frame, summary_frame, transactions_frame
 from sim.runner import RunOutput
 from sim.scenario import Scenario
@@ -122,9 +121,7 @@ class Result:
         target = Path(folder)
         if target.exists() and not overwrite:
             raise FileExistsError(f"{target} already exists; choose another --out or remove it")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-        try:
+        with staged_folder(target) as staging:
             self.transactions.to_parquet(staging / "transactions.parquet", index=False)
             self.summary.to_parquet(staging / "summary.parquet", index=False)
             self.faults.to_parquet(staging / "faults.parquet", index=False)
@@ -135,10 +132,4 @@ class Result:
                 json.dump(self.metadata(), fh, indent=2, default=str)
                 fh.flush()
                 os.fsync(fh.fileno())
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return target

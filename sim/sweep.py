@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sim.compare import SEEDS_SPELLING, parse_seeds
 from sim.dataset import SWEEP_MARKER, SWEEP_PENDING, Dataset, load
 from sim.errors import SagasimError, ScenarioError, did_you_mean
+from sim.files import atomic_file
 from sim.metrics import faults_frame, transactions_frame
 from sim.result import package_versions
 from sim.runner import run_once
@@ -553,7 +554,7 @@ class _Folder:
     def save(self, part: RunPart) -> None:
         """The run's tables first, its marker last: a marker means the run is complete."""
         for table, frame in (("transactions", part.transactions), ("faults", part.faults)):
-            _atomic(self.part(table, part.task), lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
+            atomic_file(self.part(table, part.task), lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
         entry = {
             "run_id": part.task.run_id,
             "point": part.task.point,
@@ -563,7 +564,11 @@ class _Folder:
             "wall_time": part.wall_time,
             "summary": part.summary,
         }
-        _atomic(self.marker(part.task), lambda tmp: tmp.write_text(json.dumps(entry, default=_json_default)))
+        _write_json(self.marker(part.task), entry, indent=None)
+
+
+def _write_json(target: Path, data: dict[str, Any], indent: int | None = 2) -> None:
+    atomic_file(target, lambda tmp: tmp.write_text(json.dumps(data, indent=indent, default=_json_default)))
 
 
 def _json_default(value: Any) -> Any:
@@ -572,17 +577,6 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     return str(value)
-
-
-def _atomic(target: Path, write: Callable[[Path], object]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _plan(sweep: Sweep) -> dict[str, Any]:
@@ -629,7 +623,7 @@ def _prepare(folder: _Folder, sweep: Sweep, resume: bool) -> None:
             )
         return
     root.mkdir(parents=True, exist_ok=True)
-    _atomic(root / SWEEP_PENDING, lambda tmp: tmp.write_text(json.dumps(plan, indent=2, default=_json_default)))
+    _write_json(root / SWEEP_PENDING, plan)
 
 
 def _finish(folder: _Folder, sweep: Sweep, tasks: list[RunTask], wall_time: float, executor: str) -> None:
@@ -639,7 +633,7 @@ def _finish(folder: _Folder, sweep: Sweep, tasks: list[RunTask], wall_time: floa
     summary = pd.DataFrame(rows)
     for axis in sweep.axes:  # JSON turned NaN into null; give the axis back its type
         summary[axis.name] = pd.Series([row[axis.name] for row in rows], dtype=_dtype(axis.labels[0]))
-    _atomic(folder.root / "summary.parquet", lambda tmp: summary.to_parquet(tmp, index=False))
+    atomic_file(folder.root / "summary.parquet", lambda tmp: summary.to_parquet(tmp, index=False))
     meta = _plan(sweep) | {
         "runs": entries,
         "wall_time": wall_time,
@@ -648,7 +642,7 @@ def _finish(folder: _Folder, sweep: Sweep, tasks: list[RunTask], wall_time: floa
         "command": sys.argv,
         "versions": package_versions(),
     }
-    _atomic(folder.root / SWEEP_MARKER, lambda tmp: tmp.write_text(json.dumps(meta, indent=2, default=_json_default)))
+    _write_json(folder.root / SWEEP_MARKER, meta)
     (folder.root / SWEEP_PENDING).unlink(missing_ok=True)
     shutil.rmtree(folder.runs, ignore_errors=True)
 
