@@ -514,14 +514,14 @@ def _print_sweep_table(table: pd.DataFrame, axes: list[str]) -> None:
             str(row["transactions"]),
             *rates,
             _seconds(row["latency_p99"]),
-            f"{row['messages_per_txn']:.2f}",
+            f"{row['messages_per_txn']:.2f}" if row["messages_per_txn"] == row["messages_per_txn"] else "-",
         )
         previous = values
     # Into a file or a pipe, keep the rows whole rather than fit 80 columns.
     wide = _out if _out.is_terminal else Console(highlight=False, width=max(_out.width, 160))
     wide.print(grid)
-    _out.print("rates pooled over seeds; comp = compensated, incons = inconsistent, p99 = latency p99,")
-    _out.print("msgs = messages per transaction; `sagasim report` adds 95% intervals and plots")
+    wide.print("rates pooled over seeds; comp = compensated, incons = inconsistent, p99 = latency p99,")
+    wide.print("msgs = messages per transaction; `sagasim report` adds 95% intervals and plots")
 
 
 def _parse_fail_on(text: str) -> list[str]:

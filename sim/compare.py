@@ -293,12 +293,13 @@ def reproduce_command(
     """
     argv = ["sagasim", "run", str(scenario_path), "--seed", str(int(row["seed"])), "--protocol", str(row["protocol"])]
     argv.append("--trace")
-    for item in _override_strings(overrides):
+    for item in override_strings(overrides):
         argv += ["--set", item]
     return shlex.join(argv)
 
 
-def _override_strings(overrides: Any) -> list[str]:
+def override_strings(overrides: Any) -> list[str]:
+    """Overrides as ``--set`` arguments: strings kept, ``{key: value}`` and pairs written as TOML."""
     if not overrides:
         return []
     if isinstance(overrides, Mapping):

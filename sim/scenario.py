@@ -10,7 +10,6 @@ a known key is close. The whole format is documented in ``docs/scenarios.md``.
 from __future__ import annotations
 
 import copy
-import json
 import tomllib
 import types
 import typing
@@ -29,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from sim.errors import ScenarioError, did_you_mean
+from sim.errors import ScenarioError, did_you_mean, show_value
 from sim.world import distributions as dists
 
 #: Protocols a scenario may ask for.
@@ -633,11 +632,6 @@ def _apply_override(data: dict[str, Any], dotted: str, value: object) -> str | N
 # ---------------------------------------------------------------- error text
 
 
-def _show(value: object) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -665,11 +659,13 @@ def _explain(exc: ValidationError) -> list[str]:
             expected = err.get("ctx", {}).get("expected", "")
             words = [w.strip(" '") for w in expected.replace(" or ", ",").split(",") if w.strip()]
             hint = did_you_mean(str(err["input"]), words) if isinstance(err["input"], str) else ""
-            problems.append(f"{_path(loc)} = {_show(err['input'])}: not allowed{hint} (allowed: {', '.join(words)})")
+            problems.append(
+                f"{_path(loc)} = {show_value(err['input'])}: not allowed{hint} (allowed: {', '.join(words)})"
+            )
         elif isinstance(err["input"], dict) and kind in ("value_error", "assertion_error"):
             problems.append(f"{_path(loc)}: {msg}")
         else:
-            problems.append(f"{_path(loc)} = {_show(err['input'])}: {msg[:1].lower()}{msg[1:]}")
+            problems.append(f"{_path(loc)} = {show_value(err['input'])}: {msg[:1].lower()}{msg[1:]}")
     return _dedupe(problems)
 
 
@@ -724,7 +720,8 @@ def _check_references(s: Scenario) -> list[str]:
 
     def unknown(path: str, name: str, known: list[str], what: str) -> None:
         problems.append(
-            f"{path} = {_show(name)}: no {what} of that name{did_you_mean(name, known)} (known: {', '.join(known)})"
+            f"{path} = {show_value(name)}: no {what} of that name{did_you_mean(name, known)} "
+            f"(known: {', '.join(known)})"
         )
 
     for name in participants:

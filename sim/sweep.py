@@ -1,10 +1,8 @@
-"""Parameter sweeps: one scenario across a grid of values, seeds and protocols.
+"""Running a sweep: every (point, protocol, seed) of a sweep file, into one dataset.
 
-A sweep file names a scenario, a grid of values for any dotted key (the paths
-of ``--set``), the seeds and the protocols. Every combination of grid values
-is a *point*; every (point, protocol, seed) is one *run*. ``sagasim sweep``
-runs them on local processes (all cores by default) or on a Dask
-distributed cluster, and writes one dataset:
+:mod:`sim.sweepfile` reads and validates the sweep file; this module runs its
+runs (on this process, local processes or a Dask cluster, see
+:mod:`sim.executors`) and writes one dataset:
 
 ```
 OUT/
@@ -25,48 +23,48 @@ every run is in, the folder holds ``sweep.pending.json`` and no
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
-import math
 import os
 import shutil
 import sys
 import time
-import tomllib
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sim.compare import SEEDS_SPELLING, parse_seeds
+from sim import executors
 from sim.dataset import SWEEP_MARKER, SWEEP_PENDING, Dataset, load
-from sim.errors import SagasimError, ScenarioError, did_you_mean
+from sim.errors import SagasimError
 from sim.files import atomic_file
 from sim.metrics import faults_frame, transactions_frame
 from sim.result import package_versions
 from sim.runner import run_once
-from sim.scenario import PROTOCOLS, Scenario, parse_overrides, scenario_from_dict
+from sim.scenario import scenario_from_dict
+from sim.sweepfile import RunTask, Scalar, Sweep, SweepFileError, load_sweep, sweep_from_dict
 
-#: Columns of the run tables a named axis may not take.
-RESERVED_COLUMNS = frozenset({"run_id", "scenario", "protocol", "seed", "point", "txn_id", "transactions"})
-
-#: Seconds to wait for a Dask scheduler to answer before giving up.
-DASK_CONNECT_TIMEOUT = 10.0
+__all__ = [
+    "RunFailure",
+    "RunPart",
+    "RunTask",
+    "Sweep",
+    "SweepFileError",
+    "SweepIncomplete",
+    "execute",
+    "load_sweep",
+    "point_table",
+    "run_sweep",
+    "sweep_from_dict",
+]
 
 _RUNS_DIR = ".runs"
 
-Scalar = bool | int | float | str
-
-
-class SweepFileError(SagasimError):
-    """A sweep file, or a point of its grid, that does not validate."""
+#: ``progress(done, total, failed, last)``, called as runs finish.
+Progress = Callable[[int, int, int, "RunPart | RunFailure | None"], None]
 
 
 class SweepIncomplete(SagasimError):
@@ -75,306 +73,6 @@ class SweepIncomplete(SagasimError):
     def __init__(self, message: str, failures: list[RunFailure]) -> None:
         super().__init__(message)
         self.failures = failures
-
-
-# ---------------------------------------------------------------- the file
-
-
-class _SweepFile(BaseModel):
-    """The TOML of a sweep file, before its points are built."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)] | None = None
-    description: str = ""
-    scenario: str
-    seeds: list[Annotated[int, Field(ge=0, lt=2**63)]] | str | None = None
-    protocols: list[Literal["orchestration", "2pc", "choreography"]] | None = None
-    set: dict[str, Any] = Field(default_factory=dict)
-    grid: dict[str, list[Any] | dict[str, dict[str, Any]]] = Field(default_factory=dict)
-
-    @field_validator("protocols")
-    @classmethod
-    def _protocols(cls, values: list[str] | None) -> list[str] | None:
-        if values is not None and (not values or len(set(values)) != len(values)):
-            raise ValueError("must list at least one protocol, each once")
-        return values
-
-
-@dataclass(frozen=True)
-class Axis:
-    """One swept parameter: a dotted key and its values, or a named axis whose
-    cases each set several keys at once."""
-
-    name: str
-    #: the value shown in tables, per case
-    labels: tuple[Scalar, ...]
-    #: the overrides each case applies
-    cases: tuple[dict[str, Any], ...]
-
-
-@dataclass(frozen=True)
-class Point:
-    """One combination of axis values."""
-
-    index: int
-    values: dict[str, Scalar]
-    overrides: dict[str, Any]
-    scenario: Scenario
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """A validated sweep: every point's scenario has been built."""
-
-    name: str
-    description: str
-    source: str | None
-    scenario_source: str
-    axes: tuple[Axis, ...]
-    fixed: dict[str, Any]
-    points: tuple[Point, ...]
-    protocols: tuple[str, ...]
-    seeds: tuple[int, ...]
-
-    @property
-    def runs(self) -> list[RunTask]:
-        """Every (point, protocol, seed), in the order they are started."""
-        return [
-            RunTask(self.name, p.index, p.values, p.scenario.effective(), protocol, seed)
-            for p in self.points
-            for protocol in self.protocols
-            for seed in self.seeds
-        ]
-
-    def fingerprint(self) -> str:
-        """A digest of everything that decides the runs' results."""
-        plan = {
-            "points": [p.scenario.effective() for p in self.points],
-            "values": [p.values for p in self.points],
-            "protocols": self.protocols,
-            "seeds": self.seeds,
-        }
-        return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def load_sweep(
-    path: str | Path,
-    *,
-    seeds: Iterable[int] | None = None,
-    protocols: Iterable[str] | None = None,
-    overrides: Mapping[str, object] | Iterable[str] | None = None,
-) -> Sweep:
-    """Read and validate a sweep file, building the scenario of every point.
-
-    ``seeds``, ``protocols`` and ``overrides`` (``--set`` spelling) replace the
-    file's seeds and protocols and add to its ``[set]``. Raises
-    :class:`SweepFileError` naming the file, the key, the value and what is
-    allowed.
-    """
-    path = Path(path)
-    source = str(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SweepFileError(f"{source}: no such sweep file") from None
-    except IsADirectoryError:
-        raise SweepFileError(f"{source}: is a directory, not a sweep file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SweepFileError(f"{source}: cannot be read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SweepFileError(f"{source}: is not valid TOML: {exc}") from None
-    raw.setdefault("name", path.stem)
-    return sweep_from_dict(raw, base=path.parent, source=source, seeds=seeds, protocols=protocols, overrides=overrides)
-
-
-def sweep_from_dict(
-    raw: Mapping[str, Any],
-    *,
-    base: str | Path = ".",
-    source: str | None = None,
-    seeds: Iterable[int] | None = None,
-    protocols: Iterable[str] | None = None,
-    overrides: Mapping[str, object] | Iterable[str] | None = None,
-) -> Sweep:
-    """Validate a sweep given as a dict (the parsed TOML); ``scenario`` is
-    read relative to ``base``, or is a loaded :class:`~sim.scenario.Scenario`."""
-    where = source or "<sweep>"
-    data = dict(raw)
-    scenario_obj = data.get("scenario")
-    if isinstance(scenario_obj, Scenario):
-        data["scenario"] = scenario_obj.name
-    try:
-        spec = _SweepFile.model_validate(data)
-    except ValidationError as exc:
-        raise SweepFileError(_explain(where, exc)) from None
-
-    if isinstance(scenario_obj, Scenario):
-        base_config, scenario_source = scenario_obj.effective(), f"scenario {scenario_obj.name!r}"
-    else:
-        scenario_path = Path(base) / spec.scenario
-        scenario_source = str(scenario_path)
-        try:
-            base_config = tomllib.loads(scenario_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SweepFileError(
-                f"{where}: scenario = {spec.scenario!r}: no such file ({scenario_path}; relative to the sweep file)"
-            ) from None
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise SweepFileError(f"{where}: scenario = {spec.scenario!r}: cannot be read: {exc}") from None
-
-    fixed = dict(spec.set)
-    if overrides:
-        fixed.update(dict(parse_overrides(overrides)))
-    axes = [_axis(where, name, values) for name, values in spec.grid.items()]
-    swept = {key: axis.name for axis in axes for case in axis.cases for key in case}
-    for key in fixed:
-        if key in swept:
-            raise SweepFileError(f"{where}: {key!r} is set in [set] (or --set) and swept by grid axis {swept[key]!r}")
-    owners: dict[str, str] = {}
-    for axis in axes:
-        for key in {k for case in axis.cases for k in case}:
-            if key in owners:
-                raise SweepFileError(f"{where}: {key!r} is swept by two grid axes, {owners[key]!r} and {axis.name!r}")
-            owners[key] = axis.name
-
-    points = []
-    for index, combo in enumerate(itertools.product(*(range(len(a.labels)) for a in axes))):
-        values = {a.name: a.labels[i] for a, i in zip(axes, combo, strict=True)}
-        point_overrides = dict(fixed)
-        for a, i in zip(axes, combo, strict=True):
-            point_overrides.update(a.cases[i])
-        try:
-            scenario = scenario_from_dict(base_config, source=scenario_source, overrides=point_overrides or None)
-        except ScenarioError as exc:
-            shown = ", ".join(f"{k} = {_show(v)}" for k, v in values.items())
-            problems = "\n".join(f"  - {p}" for p in exc.problems)
-            raise SweepFileError(
-                f"{where}: grid point {index} ({shown}) does not make a valid scenario:\n{problems}"
-            ) from None
-        points.append(Point(index, values, point_overrides, scenario))
-    base_scenario = points[0].scenario  # seeds, protocols and name default to the scenario's own
-
-    chosen_protocols = (
-        tuple(protocols) if protocols is not None else tuple(spec.protocols or base_scenario.run.protocols)
-    )
-    for p in chosen_protocols:
-        if p not in PROTOCOLS:
-            raise SweepFileError(
-                f"{where}: protocol {p!r} is not known{did_you_mean(p, PROTOCOLS)} (allowed: {', '.join(PROTOCOLS)})"
-            )
-    if seeds is not None:
-        chosen_seeds = tuple(int(s) for s in seeds)
-    elif isinstance(spec.seeds, str):
-        try:
-            chosen_seeds = tuple(parse_seeds(spec.seeds))
-        except ValueError as exc:
-            raise SweepFileError(f"{where}: seeds = {exc}") from None
-    elif spec.seeds is not None:
-        chosen_seeds = tuple(dict.fromkeys(spec.seeds))
-    else:
-        chosen_seeds = tuple(base_scenario.run.seeds)
-    if not chosen_seeds:
-        raise SweepFileError(f"{where}: seeds: no seeds; expected {SEEDS_SPELLING}")
-    return Sweep(
-        name=str(spec.name or base_scenario.name),
-        description=spec.description,
-        source=source,
-        scenario_source=scenario_source,
-        axes=tuple(axes),
-        fixed=fixed,
-        points=tuple(points),
-        protocols=tuple(dict.fromkeys(chosen_protocols)),
-        seeds=chosen_seeds,
-    )
-
-
-def _axis(where: str, name: str, values: list[Any] | dict[str, dict[str, Any]]) -> Axis:
-    if isinstance(values, list):
-        if not values:
-            raise SweepFileError(f"{where}: grid.{name!r}: an empty list; give at least one value")
-        labels = [_label(v) for v in values]
-        repeated = sorted({str(v) for v in labels if labels.count(v) > 1})
-        if repeated:
-            raise SweepFileError(f"{where}: grid.{name!r}: values repeat: {', '.join(repeated)}")
-        if "." not in name:
-            raise SweepFileError(
-                f'{where}: grid.{name!r}: a list of values needs a dotted key (e.g. "participants.payment.workers"); '
-                "to set several keys per value, give a table of named cases"
-            )
-        return Axis(name, _uniform(labels), tuple({name: v} for v in values))
-    if not values:
-        raise SweepFileError(f"{where}: grid.{name}: an empty table; give at least one named case")
-    if name in RESERVED_COLUMNS or "." in name:
-        raise SweepFileError(
-            f"{where}: grid.{name}: a named axis needs a plain name, not one of {', '.join(sorted(RESERVED_COLUMNS))}"
-        )
-    for case, settings in values.items():
-        if not settings:
-            raise SweepFileError(f"{where}: grid.{name}.{case}: sets nothing; give dotted keys and values")
-    return Axis(name, tuple(values), tuple(dict(settings) for settings in values.values()))
-
-
-def _label(value: Any) -> Scalar:
-    """What a table shows for a value: scalars as they are, tables as JSON."""
-    if isinstance(value, (bool, int, float, str)):
-        return value
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def _uniform(labels: list[Scalar]) -> tuple[Scalar, ...]:
-    """One type per column: numbers stay numbers, any mix with text becomes text."""
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels):
-        return tuple(labels)
-    if all(isinstance(v, bool) for v in labels) or all(isinstance(v, str) for v in labels):
-        return tuple(labels)
-    return tuple(str(v) for v in labels)
-
-
-def _show(value: object) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _explain(where: str, exc: ValidationError) -> str:
-    problems = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            key = str(err["loc"][-1])
-            allowed = list(_SweepFile.model_fields)
-            problems.append(f"unknown key {key!r}{did_you_mean(key, allowed)} (allowed: {', '.join(allowed)})")
-        elif err["type"] == "missing":
-            problems.append(f"{loc}: required, but missing")
-        else:
-            problems.append(f"{loc} = {_show(err['input'])}: {err['msg'].removeprefix('Value error, ')}")
-    problems = list(dict.fromkeys(problems))
-    if len(problems) == 1:
-        return f"{where}: {problems[0]}"
-    return f"{where}: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
-
-
-# ---------------------------------------------------------------- one run
-
-
-@dataclass(frozen=True)
-class RunTask:
-    """One run of a sweep: what a worker needs, as plain data."""
-
-    sweep: str
-    point: int
-    values: dict[str, Scalar]
-    config: dict[str, Any]
-    protocol: str
-    seed: int
-
-    @property
-    def key(self) -> str:
-        return f"p{self.point:04d}-s{self.seed}"
-
-    @property
-    def run_id(self) -> str:
-        return f"{self.sweep}/p{self.point}/{self.protocol}/{self.seed}"
 
 
 @dataclass
@@ -390,15 +88,17 @@ class RunPart:
 
 @dataclass(frozen=True)
 class RunFailure:
-    """A run that raised: its parameters and the error."""
+    """A run that raised: its parameters, the error and its traceback."""
 
     task: RunTask
     error: str
     detail: str = ""
 
     def describe(self) -> str:
-        shown = ", ".join(f"{k} = {_show(v)}" for k, v in self.task.values.items()) or "no grid"
-        return f"point {self.task.point} ({shown}), {self.task.protocol}, seed {self.task.seed}: {self.error}"
+        return f"{self.task.describe()}: {self.error}"
+
+
+# ---------------------------------------------------------------- one run
 
 
 def execute(task: RunTask) -> RunPart:
@@ -406,9 +106,12 @@ def execute(task: RunTask) -> RunPart:
     process (local or Dask), so it takes and returns plain, picklable data."""
     scenario = scenario_from_dict(task.config, source=f"sweep {task.sweep!r} point {task.point}")
     out = run_once(scenario, task.protocol, task.seed)
+    clash = sorted(set(task.values) & set(out.summary))
+    if clash:  # a named axis with the name of a summary column would overwrite it
+        raise SweepFileError(f"grid axis {clash[0]!r} has the name of a summary column; rename the axis")
     txns = transactions_frame(out.transactions)
     txns["run_id"] = task.run_id
-    txns = txns.drop(columns=["protocol"])
+    txns = txns.drop(columns=["protocol"])  # the partition's folder name holds it
     faults = faults_frame(out.faults)
     faults.insert(0, "run_id", pd.Series([task.run_id] * len(faults), dtype=object))
     for frame in (txns, faults):
@@ -438,101 +141,11 @@ def _execute_safely(task: RunTask) -> RunPart | RunFailure:
         return RunFailure(task, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
-# ---------------------------------------------------------------- executors
+def _lost(task: RunTask, why: str) -> RunFailure:
+    return RunFailure(task, why)
 
 
-Progress = Callable[[int, int, int, "RunPart | RunFailure | None"], None]
-
-
-def _run_inline(tasks: list[RunTask]) -> Iterator[RunPart | RunFailure]:
-    for task in tasks:
-        yield _execute_safely(task)
-
-
-def _run_local(tasks: list[RunTask], workers: int) -> Iterator[RunPart | RunFailure]:
-    import multiprocessing
-    from concurrent.futures.process import BrokenProcessPool
-
-    # Not fork: the parent may have threads (the progress bar's, a Dask client's).
-    # The fork server imports sagasim once; each worker is forked from it ready to run.
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["sim.sweep"])
-    else:
-        context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-    try:
-        pending: dict[Future[RunPart | RunFailure], RunTask] = {}
-        queue = list(reversed(tasks))
-        # Keep the pool a little ahead of itself, so an interrupt abandons few runs.
-        while queue or pending:
-            try:
-                while queue and len(pending) < 2 * workers:
-                    task = queue[-1]
-                    pending[pool.submit(_execute_safely, task)] = task
-                    queue.pop()
-            except BrokenProcessPool as exc:  # a worker died: nothing more runs in this pool
-                for task in [*pending.values(), *reversed(queue)]:
-                    yield RunFailure(task, f"worker process failed: {exc}")
-                return
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                task = pending.pop(future)
-                try:
-                    yield future.result()
-                except Exception as exc:  # the worker process died (out of memory, killed)
-                    yield RunFailure(task, f"worker process failed: {type(exc).__name__}: {exc}")
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _run_dask(tasks: list[RunTask], scheduler: Any) -> Iterator[RunPart | RunFailure]:
-    try:
-        from dask.distributed import Client, as_completed
-    except ImportError:  # pragma: no cover - dask is a dependency
-        raise SagasimError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
-    if isinstance(scheduler, Client):
-        client, own = scheduler, False
-    else:
-        try:
-            client, own = Client(str(scheduler), timeout=DASK_CONNECT_TIMEOUT, set_as_default=False), True
-        except (OSError, TimeoutError) as exc:
-            raise SagasimError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc})") from None
-    try:
-        _check_worker_versions(client)
-        futures = [client.submit(_execute_safely, task, pure=False) for task in tasks]
-        by_future = dict(zip(futures, tasks, strict=True))
-        try:
-            for future in as_completed(futures, loop=client.loop):
-                task = by_future[future]
-                try:
-                    yield future.result()
-                except Exception as exc:  # the worker died or the task was lost
-                    yield RunFailure(task, f"dask worker failed: {type(exc).__name__}: {exc}")
-        finally:
-            client.cancel([f for f in futures if not f.done()])
-    finally:
-        if own:
-            client.close()
-
-
-def _installed_version() -> str:
-    return package_versions()["sagasim"]
-
-
-def _check_worker_versions(client: Any) -> None:
-    """Results are identical everywhere only if every worker runs this sagasim."""
-    ours = _installed_version()
-    theirs = client.run(_installed_version)
-    if not theirs:
-        raise SagasimError(f"the Dask scheduler at {client.scheduler.address} has no workers")
-    wrong = {w: v for w, v in theirs.items() if v != ours}
-    if wrong:
-        shown = ", ".join(f"{w} has {v}" for w, v in sorted(wrong.items()))
-        raise SagasimError(f"Dask workers must run sagasim {ours} like this machine: {shown}")
-
-
-# ---------------------------------------------------------------- the dataset
+# ---------------------------------------------------------------- the dataset folder
 
 
 @dataclass
@@ -540,13 +153,16 @@ class _Folder:
     """The dataset folder while a sweep writes it."""
 
     root: Path
-    runs: Path = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.runs = self.root / _RUNS_DIR
+    @property
+    def runs(self) -> Path:
+        return self.root / _RUNS_DIR
 
     def marker(self, task: RunTask) -> Path:
         return self.runs / f"{task.key}-{task.protocol}.json"
+
+    def error(self, task: RunTask) -> Path:
+        return self.runs / f"{task.key}-{task.protocol}.error"
 
     def part(self, table: str, task: RunTask) -> Path:
         return self.root / table / f"protocol={task.protocol}" / f"{task.key}.parquet"
@@ -565,25 +181,34 @@ class _Folder:
             "summary": part.summary,
         }
         _write_json(self.marker(part.task), entry, indent=None)
+        self.error(part.task).unlink(missing_ok=True)
+
+    def save_failure(self, failure: RunFailure) -> Path:
+        """The traceback of a failed run, where the user can read it."""
+        target = self.error(failure.task)
+        text = f"{failure.describe()}\n\n{failure.detail}"
+        atomic_file(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        return target
 
 
 def _write_json(target: Path, data: dict[str, Any], indent: int | None = 2) -> None:
+    # NaN is written as JSON's NaN extension, which Python reads back as NaN.
     atomic_file(target, lambda tmp: tmp.write_text(json.dumps(data, indent=indent, default=_json_default)))
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     return str(value)
 
 
-def _plan(sweep: Sweep) -> dict[str, Any]:
+def _plan(sweep: Sweep, out: Path) -> dict[str, Any]:
     return {
         "sweep": sweep.name,
+        "sagasim": package_versions()["sagasim"],
         "description": sweep.description,
         "source": sweep.source,
+        "resume": sweep.resume_command(out),
         "scenario_source": sweep.scenario_source,
         "scenario": sweep.points[0].scenario.name,
         "fingerprint": sweep.fingerprint(),
@@ -600,30 +225,34 @@ def _plan(sweep: Sweep) -> dict[str, Any]:
 
 
 def _prepare(folder: _Folder, sweep: Sweep, resume: bool) -> None:
+    """Check that ``out`` can take this sweep, and mark it as started."""
     root = folder.root
-    plan = _plan(sweep)
+    plan = _plan(sweep, root)
+    if root.exists() and not root.is_dir():
+        raise SagasimError(f"--out {root}: is a file; give a folder for the dataset")
     if root.exists() and any(root.iterdir()):
         if not resume:
-            raise SagasimError(
-                f"{root} already exists; add --resume to finish or extend nothing, or choose another --out"
-            )
+            raise SagasimError(f"--out {root}: already exists; add --resume to finish it, or choose another --out")
         pending = root / SWEEP_PENDING
         if (root / SWEEP_MARKER).exists() and not pending.exists():
             existing = json.loads((root / SWEEP_MARKER).read_text(encoding="utf-8"))
             if existing.get("fingerprint") != plan["fingerprint"]:
-                raise SagasimError(f"{root} holds a complete sweep of a different plan; choose another --out")
+                raise SagasimError(f"--out {root}: holds a complete sweep of a different plan; choose another --out")
             return
         if not pending.exists():
-            raise SagasimError(f"{root} is not a sweep dataset (no {SWEEP_PENDING}); choose another --out")
+            raise SagasimError(f"--out {root}: not a sweep dataset (no {SWEEP_PENDING}); choose another --out")
         started = json.loads(pending.read_text(encoding="utf-8"))
         if started.get("fingerprint") != plan["fingerprint"]:
             raise SagasimError(
-                f"{root} was started by a different plan (other grid, scenario, seeds or protocols); "
-                "resume it with the same sweep file and options, or choose another --out"
+                f"--out {root}: was started by a different plan (another grid, scenario, seeds, protocols, "
+                f"sweep name or sagasim version); finish it with: {started.get('resume', 'the same sweep')}"
             )
         return
-    root.mkdir(parents=True, exist_ok=True)
-    _write_json(root / SWEEP_PENDING, plan)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        _write_json(root / SWEEP_PENDING, plan)
+    except OSError as exc:
+        raise SagasimError(f"--out {root}: cannot write a dataset there ({exc.strerror or exc})") from None
 
 
 def _finish(folder: _Folder, sweep: Sweep, tasks: list[RunTask], wall_time: float, executor: str) -> None:
@@ -631,10 +260,10 @@ def _finish(folder: _Folder, sweep: Sweep, tasks: list[RunTask], wall_time: floa
     entries = [json.loads(folder.marker(t).read_text(encoding="utf-8")) for t in tasks]
     rows = [e.pop("summary") for e in entries]
     summary = pd.DataFrame(rows)
-    for axis in sweep.axes:  # JSON turned NaN into null; give the axis back its type
+    for axis in sweep.axes:  # one type per axis, as in the transactions files
         summary[axis.name] = pd.Series([row[axis.name] for row in rows], dtype=_dtype(axis.labels[0]))
     atomic_file(folder.root / "summary.parquet", lambda tmp: summary.to_parquet(tmp, index=False))
-    meta = _plan(sweep) | {
+    meta = _plan(sweep, folder.root) | {
         "runs": entries,
         "wall_time": wall_time,
         "executor": executor,
@@ -645,6 +274,9 @@ def _finish(folder: _Folder, sweep: Sweep, tasks: list[RunTask], wall_time: floa
     _write_json(folder.root / SWEEP_MARKER, meta)
     (folder.root / SWEEP_PENDING).unlink(missing_ok=True)
     shutil.rmtree(folder.runs, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- running
 
 
 def run_sweep(
@@ -670,41 +302,52 @@ def run_sweep(
     if workers is not None and workers < 1:
         raise SagasimError(f"--workers must be >= 1, got {workers}")
     folder = _Folder(Path(out))
-    _prepare(folder, sweep, resume)
-    tasks = sweep.runs
-    if (folder.root / SWEEP_MARKER).exists():
-        return load(folder.root)
-    todo = [t for t in tasks if not folder.marker(t).exists()]
-    total, done, failures = len(tasks), len(tasks) - len(todo), []
-    if progress is not None:
-        progress(done, total, 0, None)
-    if scheduler is not None:
-        results, executor = _run_dask(todo, scheduler), f"dask ({getattr(scheduler, 'scheduler', scheduler)})"
-    else:
-        n = min(workers or os.cpu_count() or 1, max(1, len(todo)))
-        if n == 1:
-            results, executor = _run_inline(todo), "this process"
-        else:
-            results, executor = _run_local(todo, n), f"{n} local processes"
-    started = time.perf_counter()
-    for outcome in results:
-        if isinstance(outcome, RunFailure):
-            failures.append(outcome)
-        else:
-            folder.save(outcome)
-            done += 1
+    # Connect first: a cluster that cannot be reached leaves no folder behind.
+    client, own = executors.connect(scheduler) if scheduler is not None else (None, False)
+    try:
+        _prepare(folder, sweep, resume)
+        tasks = sweep.runs
+        if (folder.root / SWEEP_MARKER).exists():
+            return load(folder.root)
+        todo = [t for t in tasks if not folder.marker(t).exists()]
+        total, done, failures = len(tasks), len(tasks) - len(todo), []
         if progress is not None:
-            progress(done, total, len(failures), outcome)
+            progress(done, total, 0, None)
+        if client is not None:
+            results = executors.run_dask(todo, _execute_safely, client, _lost)
+            executor = f"dask ({client.scheduler.address})"
+        else:
+            n = min(workers or os.cpu_count() or 1, max(1, len(todo)))
+            if n == 1:
+                results, executor = executors.run_inline(todo, _execute_safely), "this process"
+            else:
+                results, executor = executors.run_local(todo, _execute_safely, n, _lost), f"{n} local processes"
+        started = time.perf_counter()
+        for outcome in results:
+            if isinstance(outcome, RunFailure):
+                failures.append(outcome)
+                folder.save_failure(outcome)
+            else:
+                folder.save(outcome)
+                done += 1
+            if progress is not None:
+                progress(done, total, len(failures), outcome)
+    finally:
+        if own:
+            client.close()
     if failures:
         lines = "\n".join(f"  - {f.describe()}" for f in failures)
-        again = f"sagasim sweep {sweep.source} --out {folder.root} --resume" if sweep.source else "resume=True"
         raise SweepIncomplete(
             f"{len(failures)} of {total} runs failed; the other {done} are saved in {folder.root}:\n{lines}\n"
-            f"fix the cause, then finish the sweep with: {again}",
+            f"tracebacks: {folder.runs}/*.error\n"
+            f"fix the cause, then finish the sweep with: {sweep.resume_command(folder.root)}",
             failures,
         )
     _finish(folder, sweep, tasks, time.perf_counter() - started, executor)
     return load(folder.root)
+
+
+# ---------------------------------------------------------------- reading
 
 
 def point_table(dataset: Dataset) -> pd.DataFrame:

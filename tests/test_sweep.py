@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 import sim
 import sim.sweep as sweep_module
+from sim import executors
 from sim.dataset import SWEEP_MARKER, SWEEP_PENDING, load
 from sim.errors import SagasimError
 from sim.sweep import (
@@ -108,11 +110,30 @@ def test_seeds_spelled_as_a_range() -> None:
         ({"grid": {FAILURE: []}}, "an empty list; give at least one value"),
         ({"grid": {FAILURE: [0.1, 0.1]}}, "values repeat: 0.1"),
         ({"grid": {"workers": [1, 2]}}, "a list of values needs a dotted key"),
-        ({"grid": {"seed": {"a": {"run.drain": 1.0}}}}, "a named axis needs a plain name"),
+        ({"grid": {"seed": {"a": {"run.drain": 1.0}}}}, "'seed' is a column of the run tables"),
+        ({"grid": {"duration": {"a": {"run.drain": 1.0}}}}, "'duration' is a column of the run tables"),
+        ({"grid": {"utilization_x": {"a": {"run.drain": 1.0}}}}, "is a column of the run tables"),
+        ({"set": {"network": {"duplicate": 0.0}}}, 'did you mean the key "network.duplicate" in quotes?'),
+        ({"grid": {"mode": {"a": {"run": {"drain": 1.0}}}}}, 'did you mean the key "run.drain" in quotes?'),
+        ({"grid": {"run.seeds": [[1], [2]]}}, "cannot be set by a sweep: give the sweep's seeds in its `seeds` key"),
+        ({"set": {"run.protocols": ["2pc"]}}, "cannot be set by a sweep"),
+        ({"grid": {"expect.stuck": ["none", "some"]}}, "a sweep does not check a scenario's [expect]"),
+        (
+            {
+                "set": {"network.latency": {"dist": "constant", "value": 0.002}},
+                "grid": {"network.latency.value": [0.001]},
+            },
+            "'network.latency' (from [set] (or --set)) contains 'network.latency.value' (from grid axis",
+        ),
+        ({"seeds": [True]}, "seeds.0 = true: not allowed (allowed: a list of whole numbers >= 0"),
+        ({"seeds": 3}, "seeds = 3: not allowed (allowed: a list of whole numbers >= 0"),
         ({"grid": {"mode": {"a": {}}}}, "grid.mode.a: sets nothing"),
         ({"set": {FAILURE: 0.1}}, f"{FAILURE!r} is set in [set] (or --set) and swept by grid axis"),
         ({"seeds": "5..1"}, "empty range"),
-        ({"protocols": ["orchestration", "3pc"]}, 'protocols.1 = "3pc"'),
+        (
+            {"protocols": ["orchestration", "3pc"]},
+            'protocols.1 = "3pc": not allowed (allowed: a list of protocol names',
+        ),
         ({"grid": {"participants.paymnt.workers": [1]}}, "no participant 'paymnt'; did you mean 'payment'?"),
     ],
 )
@@ -120,6 +141,13 @@ def test_bad_sweeps_are_named(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(SweepFileError) as info:
         small(**raw)
     assert message in str(info.value)
+
+
+def test_a_file_name_that_cannot_name_the_sweep_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "my sweep.toml"
+    path.write_text(f'scenario = "{ROOT / "scenarios/happy-path.toml"}"\n')
+    with pytest.raises(SweepFileError, match="the file name 'my sweep' cannot name the sweep"):
+        load_sweep(path)
 
 
 def test_sweep_file_errors_name_the_file(tmp_path: Path) -> None:
@@ -229,9 +257,11 @@ def test_a_dask_cluster_gives_the_same_dataset(inline: sim.dataset.Dataset, tmp_
 
 
 def test_unreachable_scheduler_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sweep_module, "DASK_CONNECT_TIMEOUT", 1.0)
-    with pytest.raises(SagasimError, match="cannot connect to a Dask scheduler"):
-        run_sweep(small(grid={}), tmp_path / "out", scheduler="tcp://127.0.0.1:1")
+    monkeypatch.setattr(executors, "DASK_CONNECT_TIMEOUT", 1.0)
+    for address in ("tcp://127.0.0.1:1", "garbage", "tcp://x:notaport"):
+        with pytest.raises(SagasimError, match=f"--scheduler {re.escape(address)}: cannot connect"):
+            run_sweep(small(grid={}), tmp_path / "out", scheduler=address)
+    assert not (tmp_path / "out").exists()  # nothing written for a cluster that was never reached
 
 
 # ------------------------------------------------------------------ interruption, failure, resume
@@ -254,7 +284,7 @@ def test_interrupted_sweep_looks_incomplete_and_resumes(
         run_sweep(small(), out, workers=1, progress=stop_after_three)
     assert not (out / SWEEP_MARKER).exists() and not (out / "summary.parquet").exists()
     assert (out / SWEEP_PENDING).exists()
-    with pytest.raises(SagasimError, match="is not complete .* --resume"):
+    with pytest.raises(SagasimError, match="is not complete .* resume=True"):
         load(out)
     with pytest.raises(SagasimError, match="already exists; add --resume"):
         run_sweep(small(), out, workers=1)
@@ -381,27 +411,50 @@ def test_cli_bad_input_is_one_message_and_exit_2(
     assert "Traceback" not in stderr + stdout
 
 
-def test_cli_failing_run_exits_1_with_the_resume_command(
+def test_cli_failing_run_exits_1_and_its_resume_command_finishes_the_sweep(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    real = sweep_module.execute
+
     def broken(task: sweep_module.RunTask) -> sweep_module.RunPart:
-        raise ValueError("boom")
+        if task.point == 3:
+            raise ValueError("boom")
+        return real(task)
 
     monkeypatch.setattr(sweep_module, "execute", broken)
     out = tmp_path / "out"
-    code, _, stderr = sagasim(
-        capsys,
-        "sweep",
-        ROOT / "sweeps/payment-failure.toml",
-        "--seeds",
-        "1",
-        "-p",
-        "2pc",
-        "--workers",
-        "1",
-        "--out",
-        out,
-    )
+    argv = ["sweep", ROOT / "sweeps/payment-failure.toml", "--seeds", "1", "-p", "2pc", "--set", "run.duration=3"]
+    code, _, stderr = sagasim(capsys, *argv, "--workers", "1", "--out", out)
     assert code == 1
-    assert "5 of 5 runs failed" in stderr and "ValueError: boom" in stderr
-    assert f"--out {out} --resume" in stderr
+    assert "1 of 5 runs failed" in stderr and "ValueError: boom" in stderr
+    errors = list((out / ".runs").glob("*.error"))
+    assert len(errors) == 1 and 'raise ValueError("boom")' in errors[0].read_text()
+    with pytest.raises(SagasimError, match="is not complete"):
+        load(out)
+
+    # The command it prints (seeds, protocol and --set included) finishes the sweep.
+    command = stderr.split("finish the sweep with: ")[1].split("\n")[0]
+    monkeypatch.setattr(sweep_module, "execute", real)
+    code, _, stderr = sagasim(capsys, *shlex.split(command)[1:], "--workers", "1")
+    assert code == 0, stderr
+    dataset = load(out)
+    assert len(dataset.summary) == 5 and dataset.summary["duration"].eq(3.0).all()
+    assert not (out / ".runs").exists()
+
+
+def test_mixed_whole_and_decimal_values_make_one_float_axis(tmp_path: Path) -> None:
+    s = small(grid={FAILURE: [0, 0.2]}, seeds=[1], protocols=["orchestration"])
+    assert [type(v) for v in s.axes[0].labels] == [float, float]
+    dataset = run_sweep(s, tmp_path / "out", workers=1)
+    assert dataset.summary[FAILURE].dtype == "float64"
+    assert dataset.transactions[FAILURE].dtype == "float64"
+    assert pd.read_parquet(tmp_path / "out" / "transactions")[FAILURE].dtype == "float64"
+
+
+def test_bad_out_is_one_clear_error(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("hi")
+    with pytest.raises(SagasimError, match="is a file; give a folder"):
+        run_sweep(small(grid={}), afile, workers=1)
+    with pytest.raises(SagasimError, match="cannot write a dataset there"):
+        run_sweep(small(grid={}), afile / "sub", workers=1)

@@ -1,0 +1,128 @@
+"""Where a sweep's runs execute: this process, local processes, or a Dask cluster.
+
+Each executor takes the runs to do and a picklable function that runs one and
+never raises (it returns its failure instead), and yields the results as they
+finish, in any order. The sweep writes them; the executors write nothing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from sim.errors import SagasimError
+from sim.result import package_versions
+
+#: Seconds to wait for a Dask scheduler to answer before giving up.
+DASK_CONNECT_TIMEOUT = 10.0
+
+Task = TypeVar("Task")
+Outcome = TypeVar("Outcome")
+
+
+def run_inline(tasks: list[Task], fn: Callable[[Task], Outcome]) -> Iterator[Outcome]:
+    """One after the other, in this process."""
+    for task in tasks:
+        yield fn(task)
+
+
+def run_local(
+    tasks: list[Task], fn: Callable[[Task], Outcome], workers: int, lost: Callable[[Task, str], Outcome]
+) -> Iterator[Outcome]:
+    """On ``workers`` local processes; ``lost(task, why)`` stands for a run whose process died."""
+    # Not fork: the parent may have threads (the progress bar's, a Dask client's).
+    # The fork server imports sagasim once; each worker is forked from it ready to run.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["sim.sweep"])
+    else:
+        context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        pending: dict[Future[Outcome], Task] = {}
+        queue = list(reversed(tasks))
+        # Keep the pool a little ahead of itself, so an interrupt abandons few runs.
+        while queue or pending:
+            try:
+                while queue and len(pending) < 2 * workers:
+                    task = queue[-1]
+                    pending[pool.submit(fn, task)] = task
+                    queue.pop()
+            except BrokenProcessPool as exc:  # a worker died: nothing more runs in this pool
+                for task in [*pending.values(), *reversed(queue)]:
+                    yield lost(task, f"worker process failed: {exc}")
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                task = pending.pop(future)
+                try:
+                    yield future.result()
+                except Exception as exc:  # the worker process died (out of memory, killed)
+                    yield lost(task, f"worker process failed: {type(exc).__name__}: {exc}")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def connect(scheduler: Any) -> tuple[Any, bool]:
+    """A Dask client for ``scheduler`` (an address, or a client already made),
+    and whether this call made it (and so must close it). Checks that every
+    worker runs this version of sagasim: results are identical only then."""
+    try:
+        from dask.distributed import Client
+    except ImportError:  # pragma: no cover - dask is a dependency
+        raise SagasimError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+    if isinstance(scheduler, Client):
+        client, own = scheduler, False
+    else:
+        try:
+            client, own = Client(str(scheduler), timeout=DASK_CONNECT_TIMEOUT, set_as_default=False), True
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise SagasimError(
+                f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc}); "
+                "expected an address such as tcp://10.0.0.5:8786"
+            ) from None
+    try:
+        _check_worker_versions(client)
+    except BaseException:
+        if own:
+            client.close()
+        raise
+    return client, own
+
+
+def run_dask(
+    tasks: list[Task], fn: Callable[[Task], Outcome], client: Any, lost: Callable[[Task, str], Outcome]
+) -> Iterator[Outcome]:
+    """On the workers of a Dask cluster, through ``client``."""
+    from dask.distributed import as_completed
+
+    futures = [client.submit(fn, task, pure=False) for task in tasks]
+    by_future = dict(zip(futures, tasks, strict=True))
+    try:
+        # The loop of this client: with an address there is no default client to find.
+        for future in as_completed(futures, loop=client.loop):
+            task = by_future[future]
+            try:
+                yield future.result()
+            except Exception as exc:  # the worker died or the task was lost
+                yield lost(task, f"dask worker failed: {type(exc).__name__}: {exc}")
+    finally:
+        client.cancel([f for f in futures if not f.done()])
+
+
+def _installed_version() -> str:
+    return package_versions()["sagasim"]
+
+
+def _check_worker_versions(client: Any) -> None:
+    ours = _installed_version()
+    theirs = client.run(_installed_version)
+    if not theirs:
+        raise SagasimError(f"the Dask scheduler at {client.scheduler.address} has no workers")
+    wrong = {w: v for w, v in theirs.items() if v != ours}
+    if wrong:
+        shown = ", ".join(f"{w} has {v}" for w, v in sorted(wrong.items()))
+        raise SagasimError(f"Dask workers must run sagasim {ours} like this machine: {shown}")
