@@ -774,7 +774,8 @@ def report_command(results: Path, out: Path | None, txn: str | None, overwrite: 
     See docs/reports.md.
 
     Prints the path of index.html. Exit status: 0 when written, 2 on bad
-    input (not a result or sweep, a bad --txn, an existing folder).
+    input (not a result or sweep, a damaged one, a bad --txn, an existing
+    folder, an --out where no folder can be made).
     """
     from contextlib import nullcontext
 

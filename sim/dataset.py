@@ -14,7 +14,9 @@ not care which they were given:
   transaction can be replayed with tracing.
 
 Loading refuses a folder that is not complete (an interrupted run or sweep)
-with a message that says how to finish it.
+with a message that says how to finish it, and a damaged one (its
+``run.json`` or ``sweep.json`` without the tables) with a message naming what
+is missing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.errors import SagasimError
@@ -50,16 +53,19 @@ class Dataset:
     # ------------------------------------------------------------ tables
     @property
     def transactions(self) -> pd.DataFrame:
+        """One row per transaction of every run, with its ``run_id`` (and grid point)."""
         return self._table("transactions")
 
     @property
     def summary(self) -> pd.DataFrame:
+        """One row per run: its protocol, seed, outcome counts (and grid point)."""
         if "summary" not in self._cache:
-            self._cache["summary"] = pd.read_parquet(self.path / "summary.parquet")
+            self._cache["summary"] = _read_parquet(self.path / "summary.parquet")
         return self._cache["summary"]
 
     @property
     def faults(self) -> pd.DataFrame:
+        """One row per fault window of every run (empty when no fault was injected)."""
         return self._table("faults")
 
     @property
@@ -68,7 +74,7 @@ class Dataset:
         if "events" not in self._cache:
             file = self.path / "events.parquet"
             if file.exists():
-                self._cache["events"] = pd.read_parquet(file)
+                self._cache["events"] = _read_parquet(file)
             else:
                 frame = events_frame([])
                 frame.insert(0, "run_id", pd.Series([], dtype=object))
@@ -77,6 +83,7 @@ class Dataset:
 
     @property
     def traced(self) -> bool:
+        """Whether the runs were traced (the folder has ``events.parquet``)."""
         return (self.path / "events.parquet").exists()
 
     @property
@@ -86,10 +93,12 @@ class Dataset:
 
     @property
     def protocols(self) -> list[str]:
+        """The protocols that ran, in run order."""
         return list(dict.fromkeys(self.summary["protocol"]))
 
     @property
     def seeds(self) -> list[int]:
+        """The seeds that ran, in increasing order."""
         return sorted({int(s) for s in self.summary["seed"]})
 
     # ------------------------------------------------------------ runs
@@ -115,7 +124,7 @@ class Dataset:
         if name in self._cache:
             return self._cache[name]
         if self.kind == "result":
-            frame = pd.read_parquet(self.path / f"{name}.parquet")
+            frame = _read_parquet(self.path / f"{name}.parquet")
         else:
             frame = _read_partitioned(self.path / name)
             if name == "faults" and frame.empty:
@@ -130,9 +139,7 @@ def _read_partitioned(folder: Path) -> pd.DataFrame:
     plain string column after ``scenario``, rows in sweep order."""
     frames = []
     for file in sorted(folder.glob("protocol=*/*.parquet")):
-        # Read with pyarrow itself, without hive discovery (pandas would turn
-        # the folder name into a categorical column).
-        frame = pq.read_table(file, partitioning=None).to_pandas()
+        frame = _read_parquet(file, pyarrow=True)
         protocol = file.parent.name.removeprefix("protocol=")
         position = frame.columns.get_loc("scenario") + 1 if "scenario" in frame.columns else len(frame.columns)
         frame.insert(position, "protocol", pd.Series([protocol] * len(frame), dtype=object))
@@ -148,21 +155,28 @@ def load(path: str | Path) -> Dataset:
     """Open a result folder (``run.json``) or a sweep dataset (``sweep.json``).
 
     Raises :class:`~sim.errors.SagasimError` naming the folder when it is
-    neither, or when it is an interrupted run or sweep.
+    neither, when it is an interrupted run or sweep, or when a table is
+    missing or unreadable.
     """
     folder = Path(path)
+    expected = "expected a result folder (run.json) or a sweep (sweep.json)"
+    if folder.exists() and not folder.is_dir():
+        raise SagasimError(f"{folder}: is a file, not a folder; {expected}")
     if not folder.is_dir():
-        raise SagasimError(f"{folder}: no such folder; expected a result folder (run.json) or a sweep (sweep.json)")
+        raise SagasimError(f"{folder}: no such folder; {expected}")
     if (folder / SWEEP_MARKER).exists():
         meta = _json(folder / SWEEP_MARKER)
+        _check_complete(folder, SWEEP_MARKER, ("summary.parquet", "transactions"))
         return Dataset(folder, "sweep", meta, list(meta.get("axes", [])))
     if (folder / RESULT_MARKER).exists():
-        return Dataset(folder, "result", _json(folder / RESULT_MARKER), [])
+        meta = _json(folder / RESULT_MARKER)
+        _check_complete(folder, RESULT_MARKER, ("summary.parquet", "transactions.parquet", "faults.parquet"))
+        return Dataset(folder, "result", meta, [])
     if (folder / SWEEP_PENDING).exists():
         pending = _json(folder / SWEEP_PENDING)
         raise SagasimError(
             f"{folder}: the sweep {pending.get('sweep')!r} is not complete (interrupted, or some runs failed); "
-            f"finish it with: sagasim sweep {pending.get('source', 'SWEEP')} --out {folder} --resume"
+            f"finish it with: {pending.get('resume') or f'sagasim sweep SWEEP --out {folder} --resume'}"
         )
     partial = sorted(p.name for p in folder.parent.glob(f".{folder.name}.*.partial"))
     hint = f" (an interrupted write left {partial[0]})" if partial else ""
@@ -170,6 +184,31 @@ def load(path: str | Path) -> Dataset:
         f"{folder}: not a result folder (no run.json) nor a sweep dataset (no sweep.json){hint}; "
         "give a folder written by `sagasim run`, `compare` or `sweep`"
     )
+
+
+def _check_complete(folder: Path, marker: str, needed: tuple[str, ...]) -> None:
+    """A folder with its marker but not its tables was damaged after it was
+    written (a partial copy, a file deleted by hand)."""
+    missing = [name for name in needed if not (folder / name).exists()]
+    if missing:
+        what = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+        raise SagasimError(
+            f"{folder}: damaged: {what} {'is' if len(missing) == 1 else 'are'} missing (it has {marker}); "
+            "copy the whole folder, or write it again"
+        )
+
+
+def _read_parquet(file: Path, *, pyarrow: bool = False) -> pd.DataFrame:
+    """A table of the dataset; a missing or unreadable file is a damaged dataset."""
+    if not file.exists():
+        raise SagasimError(f"{file.parent}: damaged: {file.name} is missing")
+    try:
+        if pyarrow:
+            # Without hive discovery (pandas would turn the folder name into a categorical column).
+            return pq.read_table(file, partitioning=None).to_pandas()
+        return pd.read_parquet(file)
+    except (OSError, pa.ArrowException) as exc:
+        raise SagasimError(f"{file}: damaged: cannot read it ({exc})") from None
 
 
 def _json(file: Path) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import base64
 import io
 import math
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -46,7 +47,7 @@ from sim.compare import format_seeds, protocol_table, worst_transaction
 from sim.dataset import Dataset, load
 from sim.errors import SagasimError
 from sim.files import staged_folder
-from sim.metrics import OUTCOMES, events_frame, format_interval, format_rate
+from sim.metrics import OUTCOMES, events_frame, format_interval, format_rate, wilson
 from sim.sweep import point_table
 from sim.swimlane import FAULT_COLORS, fmt_seconds, nice_step, plot_swimlane
 
@@ -102,14 +103,19 @@ def build_report(
     ``"RUN_ID:TXN_ID"``; default: the worst one (see :func:`pick_transaction`).
     ``progress(stage)`` is called as each stage starts.
 
-    Raises :class:`~sim.errors.SagasimError` for bad input (an unreadable
-    folder, a bad ``txn``, a target that exists).
+    Raises :class:`~sim.errors.SagasimError` for bad input (an unreadable or
+    damaged folder, a bad ``txn``, a target that exists or where no folder
+    can be made).
     """
     dataset = source if isinstance(source, Dataset) else load(source)
     target = Path(out)
     _check_target(target, overwrite)
     choice = pick_transaction(dataset, txn)  # a bad --txn fails before any work
-    with staged_folder(target) as staging:
+    with ExitStack() as stack:
+        try:
+            staging = stack.enter_context(staged_folder(target))
+        except OSError as exc:
+            raise SagasimError(f"{target}: cannot write the report there: {_why_not(target, exc)}") from None
         page = _Page(dataset, staging, choice, progress or (lambda _stage: None))
         page.build()
         (staging / "index.html").write_text(_render(page), encoding="utf-8")
@@ -220,6 +226,16 @@ class _OneTransaction(list):  # type: ignore[type-arg]
             super().append(event)
 
 
+def _why_not(target: Path, exc: OSError) -> str:
+    """Why a folder cannot be made at ``target``, in words: a file in its way, else the system's reason."""
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is a file, not a folder"
+            break
+    return f"cannot make a folder in {target.parent} ({exc.strerror or exc})"
+
+
 def _check_target(target: Path, overwrite: bool) -> None:
     if not target.exists():
         return
@@ -318,8 +334,10 @@ class _Page:
         elif isinstance(config, dict) and config.get("description"):
             facts.insert(0, ("question", str(config["description"])))
         facts.append(("traced", "yes" if ds.traced else "no (the swimlane replays its run with tracing)"))
-        if ds.meta.get("sagasim"):
-            facts.append(("written by", f"sagasim {ds.meta['sagasim']}"))
+        versions = ds.meta.get("versions")
+        written_by = ds.meta.get("sagasim") or (versions.get("sagasim") if isinstance(versions, dict) else None)
+        if written_by:
+            facts.append(("written by", f"sagasim {written_by}"))
         return facts
 
     # ------------------------------------------------------------ sections
@@ -342,10 +360,11 @@ class _Page:
             for outcome in outcomes:
                 rate, low, high = (r[f"{outcome}_rate{s}"] for s in ("", "_low", "_high"))
                 bad = outcome in ("inconsistent", "stuck") and r[outcome] > 0
-                row.append((f"{format_rate(rate)} {format_interval(low, high)}", "num bad" if bad else "num"))
+                text = f"{format_rate(rate)} {format_interval(low, high)}" if rate == rate else "-"
+                row.append((text, "num bad" if bad else "num"))
             for column in ("latency_p50", "latency_p99", "time_to_consistency_p99"):
                 row.append((fmt_seconds(r[column]), "num"))
-            row.append((f"{r['messages_per_txn']:.2f}", "num"))
+            row.append((_fmt_number(r["messages_per_txn"], ".2f"), "num"))
             if blocked:
                 row.append((fmt_seconds(r["blocked_mean"]), "num"))
             rows.append(row)
@@ -383,7 +402,7 @@ class _Page:
             keys = [axis, "protocol", *(others if split else [])]
             grouped = summary.groupby(keys, sort=False)[["transactions", *outcomes]].sum().reset_index()
             values = list(dict.fromkeys(summary[axis]))
-            numeric = pd.api.types.is_numeric_dtype(summary[axis])
+            numeric = _continuous(summary[axis])
             position = {v: (float(v) if numeric else i) for i, v in enumerate(values)}
             lines = [(p, k) for p in self.protocols for k in range(len(combos) if split else 1)]
             for c, outcome in enumerate(outcomes):
@@ -604,10 +623,10 @@ class _Page:
                     [
                         (title, ""),
                         (protocol, ""),
-                        (f"{m.mean():.2f}", "num"),
+                        (_fmt_number(m.mean(), ".2f"), "num"),
                         *((f"{q:g}", "num") for q in np.quantile(m, [0.5, 0.99])),
                         (f"{m.max():g}", "num"),
-                        (f"{t['retries'].mean():.3f}", "num"),
+                        (_fmt_number(t["retries"].mean(), ".3f"), "num"),
                     ]
                 )
             ax.set_yscale("log")
@@ -906,16 +925,18 @@ def _curve(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sorted_values[index], (index + 1) / n
 
 
-def _wilson_arrays(hits: np.ndarray, n: np.ndarray, z: float = 1.959963984540054) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`sim.metrics.wilson` over arrays (NaN where ``n`` is 0)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = hits / n
-        denom = 1 + z * z / n
-        centre = (p + z * z / (2 * n)) / denom
-        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-        low = np.where(hits == 0, 0.0, np.maximum(0.0, centre - half))
-        high = np.where(hits == n, 1.0, np.minimum(1.0, centre + half))
-    return np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
+def _wilson_arrays(hits: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sim.metrics.wilson` per element (NaN where ``n`` is 0); a plot has a few dozen points."""
+    bounds = [wilson(int(h), int(t)) for h, t in zip(hits, n, strict=True)]
+    if not bounds:
+        return np.empty(0), np.empty(0)
+    low, high = np.array(bounds, dtype=float).T
+    return low, high
+
+
+def _continuous(values: pd.Series) -> bool:
+    """Whether a swept parameter is drawn on a number line; booleans and names are categories."""
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
 def _protocol_color(protocol: str, order: Sequence[str]) -> str:
@@ -965,7 +986,17 @@ def _pct_ticks() -> FuncFormatter:
     return FuncFormatter(lambda value, _pos: f"{value * 100:.2g}%" if value < 0.01 else f"{value * 100:g}%")
 
 
+def _fmt_number(value: float, spec: str) -> str:
+    """A number in ``spec``, ``-`` for NaN (as the command line prints it)."""
+    return "-" if value != value else format(value, spec)
+
+
 def _fmt_value(value: Any) -> str:
+    """A parameter value as the sweep file spells it: ``0.2``, ``3``, ``true``, ``robust``; ``-`` for NaN."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, float) and value != value:
+        return "-"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     if isinstance(value, float):

@@ -32,6 +32,13 @@ SMALL: dict[str, dict[str, Any]] = {
     "incident-deep-dive.ipynb": {"SEED": 1},
 }
 CELL_TIMEOUT = 180  # seconds, per cell
+#: Where the notebooks write by default (their ``OUT``: ../results/notebooks from notebooks/).
+DEFAULT_OUT = ROOT / "results" / "notebooks"
+
+
+def listing(folder: Path) -> dict[str, int]:
+    """Every file and folder under ``folder`` with its modification time."""
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")} if folder.exists() else {}
 
 
 def read(path: Path) -> nbformat.NotebookNode:
@@ -87,7 +94,8 @@ def kernel_specs(tmp_path_factory: pytest.TempPathFactory) -> KernelSpecManager:
 def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, kernel_specs: KernelSpecManager) -> None:
     nb = read(path)
     index = parameters_cell(nb)
-    small = {**SMALL.get(path.name, {}), "OUT": str(tmp_path)}
+    out = tmp_path / "out"
+    small = {**SMALL.get(path.name, {}), "OUT": str(out)}
     # Like papermill: a cell after the parameters cell overrides its values.
     injected = nbformat.v4.new_code_cell("\n".join(f"{name} = {value!r}" for name, value in small.items()))
     injected.metadata["tags"] = ["injected-parameters"]
@@ -99,6 +107,7 @@ def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, kernel_specs: K
         timeout=CELL_TIMEOUT,
         resources={"metadata": {"path": str(NOTEBOOK_DIR)}},  # run from notebooks/, as Jupyter does
     )
+    before = listing(DEFAULT_OUT)
     client.execute()  # raises CellExecutionError, with the cell and its traceback, on any error
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -106,3 +115,6 @@ def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, kernel_specs: K
     assert images, f"{path.name} drew no figure"
     assert all(base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
     assert not (NOTEBOOK_DIR / "results").exists(), "a notebook wrote into notebooks/"
+    # The injected OUT is where everything went: nothing new in the default folder.
+    assert [p for p in out.rglob("*") if p.is_file()], f"{path.name} wrote nothing into the injected OUT"
+    assert listing(DEFAULT_OUT) == before, f"{path.name} wrote into {DEFAULT_OUT}, not the injected OUT"

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import base64
 import io
+import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
@@ -18,6 +21,7 @@ import sim
 import sim.report as report_module
 from sim.dataset import Dataset, load
 from sim.errors import SagasimError
+from sim.metrics import wilson
 from sim.report import build_report, pick_transaction, plot_swimlane, replay_events
 from sim.sweep import run_sweep, sweep_from_dict
 from sim.swimlane import pair_messages
@@ -25,6 +29,7 @@ from sim.swimlane import pair_messages
 from conftest import order_scenario, sagasim
 
 FAILURE = "participants.payment.business_failure"
+IDEMPOTENT = "participants.payment.idempotent"
 # Inventory refuses 10%: the sagas then refund the charge, 2PC aborts.
 SHORT = {"run.duration": 5.0, "run.drain": 5.0, "participants.inventory.business_failure": 0.1}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -41,7 +46,9 @@ class Page(HTMLParser):
         self.references: list[tuple[str, str, str]] = []  # tag, attribute, value
         self.tags: set[str] = set()
         self.text: list[str] = []
+        self.table_headers: list[list[str]] = []  # the <th> cells of each table
         self._in_heading = False
+        self._in_th = False
         self.feed(text)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -54,6 +61,11 @@ class Page(HTMLParser):
         if tag == "h2":
             self._in_heading = True
             self.headings.append("")
+        if tag == "table":
+            self.table_headers.append([])
+        if tag == "th":
+            self._in_th = True
+            self.table_headers[-1].append("")
         for name in ("src", "href", "data", "action"):
             if name in values:
                 self.references.append((tag, name, values[name]))
@@ -61,11 +73,15 @@ class Page(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "h2":
             self._in_heading = False
+        if tag == "th":
+            self._in_th = False
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
         if self._in_heading:
             self.headings[-1] += data
+        if self._in_th:
+            self.table_headers[-1][-1] += data
 
     @property
     def all_text(self) -> str:
@@ -173,7 +189,7 @@ def test_sweep_report_plots_rates_against_the_axis(sweep_dataset: Dataset, tmp_p
     assert_valid_png(index.parent / "rates.png")
     assert not (index.parent / "twopc.png").exists()
     assert "No two-phase commit run" in page.all_text
-    assert FAILURE in page.all_text  # the axis is a column of the summary table
+    assert page.table_headers[0][:3] == [FAILURE, "protocol", "seeds"]  # the axis is a column of the summary
     assert f"One panel per value of {FAILURE}" in page.all_text
     assert "Left out" not in page.all_text
 
@@ -190,6 +206,71 @@ def test_a_traced_result_draws_from_its_trace(
     assert page.sections == ["swimlane"]
     assert page.headings == ["One transaction: transaction 3 of test-order/orchestration/1"]
     assert "Events from the recorded trace" in page.all_text
+
+
+def test_a_bool_axis_is_drawn_as_categories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = {
+        "name": "bool-sweep",
+        "scenario": order_scenario(SHORT),
+        "seeds": [1],
+        "protocols": ["orchestration"],
+        "grid": {IDEMPOTENT: [True, False]},
+    }
+    dataset = run_sweep(sweep_from_dict(spec), tmp_path / "sweep", workers=1)
+    figures: dict[str, Figure] = {}
+    save = report_module._Page._save
+
+    def keep(self: Any, fig: Figure, name: str, alt: str) -> Any:
+        figures[name] = fig
+        return save(self, fig, name, alt)
+
+    monkeypatch.setattr(report_module._Page, "_save", keep)
+    monkeypatch.setattr(report_module, "SECTIONS", ("summary", "rates"))
+    page = read(build_report(dataset, tmp_path / "report"))
+    assert page.sections == ["summary", "rates"]
+    assert f"swept {IDEMPOTENT} true, false" in page.all_text
+    for ax in figures["rates.png"].axes:
+        # Two named values side by side, not a number line from 0 to 1.
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["true", "false"]
+        assert ax.get_xlim() == pytest.approx((-0.6, 1.6))
+        assert not ax.get_lines() or all(line.get_linestyle() == "None" for line in ax.get_lines())
+
+
+def test_rate_bands_are_the_wilson_intervals_of_metrics() -> None:
+    hits = np.array([0, 1, 5, 50, 50, 0])
+    n = np.array([50, 50, 50, 50, 1000, 0])
+    low, high = report_module._wilson_arrays(hits, n)
+    for i in range(len(n) - 1):
+        assert (low[i], high[i]) == wilson(int(hits[i]), int(n[i]))
+    assert np.isnan(low[-1]) and np.isnan(high[-1])
+
+
+def test_summary_writes_a_dash_for_nan(result_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim.compare import protocol_table
+
+    def with_nan(dataset: Dataset) -> pd.DataFrame:
+        table = protocol_table(dataset)
+        numbers = [c for c in table.columns if c.endswith(("_rate", "_low", "_high", "_p50", "_p99", "_txn", "_mean"))]
+        table.loc[0, numbers] = np.nan
+        return table
+
+    monkeypatch.setattr(report_module, "protocol_table", with_nan)
+    monkeypatch.setattr(report_module, "SECTIONS", ("summary",))
+    page = read(build_report(result_dir, tmp_path / "nan"))
+    assert not re.search(r"\bnan\b", page.all_text, re.IGNORECASE)
+    assert "orchestration 1 " in page.all_text and " - - - - - - - " in page.all_text
+
+
+@pytest.mark.parametrize("top_level", [True, False])
+def test_the_header_names_the_version_that_wrote_the_data(
+    sweep_dataset: Dataset, tmp_path: Path, summary_only: None, top_level: bool
+) -> None:
+    meta = {k: v for k, v in sweep_dataset.meta.items() if k != "sagasim"}
+    meta["versions"] = {**meta.get("versions", {}), "sagasim": "9.8.7"}
+    if top_level:
+        meta["sagasim"] = "9.8.7"
+    dataset = Dataset(sweep_dataset.path, "sweep", meta, sweep_dataset.axes)
+    assert "written by sagasim 9.8.7" in read(build_report(dataset, tmp_path / "r")).all_text
 
 
 # ------------------------------------------------------------------ the transaction
@@ -369,6 +450,41 @@ def test_a_dataset_without_transactions_says_why_sections_are_missing(result_dir
     assert "one transaction: no transactions" in page.all_text
 
 
+def test_a_target_that_cannot_be_made_is_one_message(result_dir: Path, tmp_path: Path, summary_only: None) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("hi")
+    with pytest.raises(SagasimError) as caught:
+        build_report(result_dir, afile / "sub")
+    assert str(caught.value) == f"{afile / 'sub'}: cannot write the report there: {afile} is a file, not a folder"
+    if Path("/proc/self").is_dir():  # Linux: no folder can be made in /proc, even by root
+        with pytest.raises(
+            SagasimError, match=r"^/proc/xx: cannot write the report there: cannot make a folder in /proc \("
+        ):
+            build_report(result_dir, "/proc/xx")
+
+
+@pytest.mark.parametrize(
+    ("fixture", "missing"),
+    [("result_dir", "transactions.parquet"), ("result_dir", "summary.parquet"), ("sweep", "summary.parquet")],
+)
+def test_a_damaged_dataset_names_the_missing_file(
+    request: pytest.FixtureRequest, tmp_path: Path, fixture: str, missing: str
+) -> None:
+    source = request.getfixturevalue("sweep_dataset").path if fixture == "sweep" else request.getfixturevalue(fixture)
+    copy = Path(shutil.copytree(source, tmp_path / "copy"))
+    (copy / missing).unlink()
+    with pytest.raises(SagasimError, match=rf"^{re.escape(str(copy))}: damaged: {missing} is missing"):
+        build_report(copy, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_unreadable_table_is_a_damaged_dataset(result_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(result_dir, tmp_path / "copy"))
+    (copy / "transactions.parquet").write_bytes(b"not parquet")
+    with pytest.raises(SagasimError, match=r"transactions.parquet: damaged: cannot read it"):
+        _ = load(copy).transactions
+
+
 # ------------------------------------------------------------------ the command line
 
 
@@ -416,3 +532,21 @@ def test_cli_help_explains_and_shows_examples(capsys: pytest.CaptureFixture[str]
     assert code == 0
     for words in ("RESULTS", "--txn", "RUN_ID:TXN_ID", "--overwrite", "Examples:", "index.html", "survival"):
         assert words in out
+
+
+def test_cli_bad_out_is_one_message_and_exit_2(
+    capsys: pytest.CaptureFixture[str], result_dir: Path, tmp_path: Path
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("hi")
+    code, out, err = sagasim(capsys, "report", result_dir, "-q", "-o", afile / "sub")
+    assert code == 2 and out == ""
+    assert (
+        " ".join(err.split())
+        == f"error: {afile / 'sub'}: cannot write the report there: {afile} is a file, not a folder"
+    )
+
+    code, _, err = sagasim(capsys, "report", afile, "-o", tmp_path / "r")
+    assert code == 2
+    assert f"error: {afile}: is a file, not a folder; expected a result folder" in " ".join(err.split())
+    assert "Traceback" not in err
