@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
@@ -80,13 +82,14 @@ _set_option = click.option(
     help="Override a scenario value by its dotted path, e.g. participants.payment.workers=8 "
     "(value parsed as TOML; validated like the file). Repeatable.",
 )
-_out_option = click.option(
-    "--out",
-    "-o",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Result folder to write (must not exist). Default: results/<scenario>/<timestamp>.",
-)
+
+
+def _out_folder(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--out/-o``: the folder a command writes, ``what`` says which and where by default."""
+    return click.option("--out", "-o", type=click.Path(path_type=Path), default=None, help=what)
+
+
+_out_option = _out_folder("Result folder to write (must not exist). Default: results/<scenario>/<timestamp>.")
 _fail_on_option = click.option(
     "--fail-on",
     "fail_on",
@@ -377,12 +380,8 @@ Examples:
 )
 @_protocol_option
 @_set_option
-@click.option(
-    "--out",
-    "-o",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Dataset folder to write. Default: results/sweeps/<sweep name>.",
+@_out_folder(
+    "Dataset folder to write (must not exist or be empty, unless --resume). Default: results/sweeps/<sweep name>."
 )
 @click.option(
     "--workers",
@@ -745,13 +744,7 @@ Examples:
 
 @cli.command("report", epilog=_REPORT_EXAMPLES)
 @click.argument("results", type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    "-o",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Report folder to write (must not exist unless --overwrite). Default: reports/<scenario or sweep name>.",
-)
+@_out_folder("Report folder to write (must not exist unless --overwrite). Default: reports/<scenario or sweep name>.")
 @click.option(
     "--txn",
     default=None,
