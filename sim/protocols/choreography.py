@@ -54,8 +54,10 @@ tracker's copies and acks are accounted for when they are sent, as the
 instant they arrive (their latency drawn from the link's stream and the
 message counted as always), and what they do is done at that instant or
 found then (:mod:`sim.world.broker`). Publishes, and deliveries to the
-participants, are always events. ``ChoreographyProtocol.elide = False``
-takes the full path for every message.
+participants, are always events (on a steady link scheduled straight to
+the receiving handler, as :meth:`Network.send` would with nothing to drop,
+delay or duplicate). ``ChoreographyProtocol.elide = False`` takes the full
+path for every message.
 """
 
 from __future__ import annotations
@@ -153,6 +155,7 @@ class Publisher:
         self._down = self.network.latency_of(broker.name, name)
         self._up = self.network.latency_of(name, broker.name)
         self._receive = self.network.receiver(name)
+        self._store = broker._store
         broker.confirmers[name] = self
 
     def publish(self, eid: int, txn: int, topic: int, started: float, ack: tuple[Any, ...] | None) -> None:
@@ -168,13 +171,27 @@ class Publisher:
                 if ack is not None:
                     entry[_TOKEN] = self.ack_at(ack, at)
         self.pending[eid] = entry
-        if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, self.node.name, "publish", txn, self.protocol.labels[topic])
-        self._send(eid, entry)
+        world = self.world
+        if world.tracer.on:
+            world.tracer.emit(world.now, self.node.name, "publish", txn, self.protocol.labels[topic])
+        if self.lazy:  # _send, inlined for speed
+            world.messages[txn] += 1
+            world.at(self._up(), self._store, ("pub", self.node.name, txn, eid, topic, started))
+            deadlines = self.deadlines
+            entry[_DEADLINE] = world.env._now + deadlines.delay
+            deadlines.add((eid, 1, self.node.epoch))
+        else:
+            self._send(eid, entry)
 
     def _send(self, eid: int, entry: list[Any]) -> None:
         node = self.node
-        self.network.send(node.name, BROKER, ("pub", node.name, entry[0], eid, entry[1], entry[2]))
+        msg = ("pub", node.name, entry[0], eid, entry[1], entry[2])
+        if self.lazy:  # what Network.send does on a steady link
+            world = self.world
+            world.messages[entry[0]] += 1
+            world.at(self._up(), self._store, msg)
+        else:
+            self.network.send(node.name, BROKER, msg)
         deadlines = self.deadlines
         entry[_DEADLINE] = self.world.env._now + deadlines.delay
         deadlines.add((eid, entry[3], node.epoch))
@@ -207,7 +224,7 @@ class Publisher:
         txn = msg[2]
         self.world.messages[txn] += 1
         arrives = at + self._up()
-        return (self.broker.ack_at(msg[6], msg[7], arrives), arrives, txn)  # type: ignore[union-attr]
+        return (self.broker.ack_at(msg[9], arrives), arrives, txn)  # type: ignore[union-attr]
 
     def _retract(self, token: tuple[Any, float, int]) -> None:
         copy, arrives, txn = token
@@ -217,17 +234,22 @@ class Publisher:
 
     def ack(self, msg: tuple[Any, ...]) -> None:
         """Acknowledge the delivered copy ``msg`` now."""
-        if self.lazy:
-            self.ack_at(msg, self.world.env._now)
+        if self.lazy:  # ack_at, inlined for speed
+            world = self.world
+            world.messages[msg[2]] += 1
+            self.broker.ack_at(msg[9], world.env._now + self._up())  # type: ignore[union-attr]
         else:
             self.network.send(self.node.name, BROKER, ("ack", self.node.name, msg[2], msg[7], msg[6]))
 
     def _live(self, item: tuple[int, int, int]) -> bool:
-        entry = self.pending.get(item[0])
+        eid = item[0]
+        entry = self.pending.get(eid)
         if entry is None:
             return False
-        if entry[_CONF] <= self.world.env._now:
-            self.settle(item[0])
+        if entry[_CONF] <= self.world.env._now:  # settle(), inlined
+            del self.pending[eid]
+            if self.confirmed is not None:
+                self.confirmed.pop(eid, None)
             return False
         return entry[3] == item[1] and item[2] == self.node.epoch
 
@@ -327,6 +349,7 @@ class ChoreographyParticipant:
         self.network = network
         self.protocol = protocol
         self.routes = protocol.routes
+        self.ops = {topic: op for topic, (_, op) in protocol.routes.items()}
         self.kinds = protocol.kinds
         self.idempotent = participant.spec.idempotent
         self.outbox_on = participant.spec.outbox
@@ -348,33 +371,34 @@ class ChoreographyParticipant:
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         if msg[0] == "evt":
-            if self.idempotent and msg[3] in self.inbox:
-                self._dedup(msg)
-                return
-            job = [msg, 1]
-            p = self.p
-            if p.busy < p.workers:
-                self._start(job)
-            else:
-                p.queue.append(job)  # type: ignore[arg-type]
+            self.consume(msg)
         else:  # "conf"
             self.publisher.confirm(msg[3])
+
+    def consume(self, msg: tuple[Any, ...]) -> None:
+        """A copy of an event arrives (straight from the broker on a steady link)."""
+        if self.idempotent and msg[3] in self.inbox:
+            self._dedup(msg)
+            return
+        job = [msg, 1]
+        p = self.p
+        if p.busy < p.workers:
+            self._start(job)
+        else:
+            p.queue.append(job)  # type: ignore[arg-type]
 
     def _dedup(self, msg: tuple[Any, ...]) -> None:
         self.dedups += 1
         if self.world.tracer.on:
             step, op = self.routes[msg[4]]
             self._trace(msg[2], step, op, "dedup", f"{self.inbox[msg[3]]}: nothing applied")
-        self._ack(msg)
-
-    def _ack(self, msg: tuple[Any, ...]) -> None:
         self.publisher.ack(msg)
 
     def _start(self, job: list[Any]) -> None:
         p = self.p
         p.busy += 1
         p.attempts += 1
-        outcome, duration = p.draw_attempt(self.routes[job[0][4]][1])
+        outcome, duration = p.draw_attempt(self.ops[job[0][4]])
         self.world.at(duration, self._finish, (job, outcome, p.epoch))
 
     def _finish(self, item: tuple[list[Any], int, int]) -> None:
@@ -389,7 +413,8 @@ class ChoreographyParticipant:
         msg = job[0]
         step, op = self.routes[msg[4]]
         if outcome == HANG:
-            self._trace(msg[2], step, op, "hang")
+            if self.world.tracer.on:
+                self._trace(msg[2], step, op, "hang")
         elif self.idempotent and msg[3] in self.inbox:
             self._dedup(msg)  # a concurrent copy got there first
         elif op == FORWARD:
@@ -407,9 +432,11 @@ class ChoreographyParticipant:
         if outcome == SUCCEED:
             if self.idempotent:
                 self.inbox[msg[3]] = _OK
-            self.world.effects.apply(self.world.env._now, txn, step, FORWARD, self.p.name)
-            self._trace(txn, step, FORWARD, "effect", "forward")
-            self._emit(msg, done(step))
+            world = self.world
+            world.effects.apply(world.env._now, txn, step, FORWARD, self.p.name)
+            if world.tracer.on:
+                self._trace(txn, step, FORWARD, "effect", "forward")
+            self._emit(msg, 1 + 3 * step)  # done(step)
             return
         if outcome == REFUSE and kind != "retriable":
             self._trace(txn, step, FORWARD, "refuse")
@@ -467,10 +494,12 @@ class ChoreographyParticipant:
         eid = txn * EVENT_STRIDE + topic
         started = incoming[5]
         if self.outbox_on:
-            self.publisher.settle(eid)  # before the new row: a confirm already in forgets the old one
+            publisher = self.publisher
+            if eid in publisher.pending:
+                publisher.settle(eid)  # before the new row: a confirm already in forgets the old one
             self.outbox[eid] = (txn, topic, started)
-            self._ack(incoming)
-            self.publisher.publish(eid, txn, topic, started, None)
+            publisher.ack(incoming)
+            publisher.publish(eid, txn, topic, started, None)
         else:
             self.publisher.publish(eid, txn, topic, started, incoming)
 
@@ -576,6 +605,12 @@ class ChoreographyProtocol:
         for name, publisher in ((CLIENT, self.client.publisher), *((n, s.publisher) for n, s in self.sides.items())):
             if steady(name):
                 publisher.direct(self.broker)
+        broker = self.broker
+        for name, side in self.sides.items():
+            if steady(name):
+                broker.direct[name] = (network.latency_of(BROKER, name), side.consume)
+        if all(group in broker.direct or group in broker.takers for group in broker.consumer):
+            broker.unindex()
 
     def start(self, txn: int) -> bool:
         if not self._direct_done:

@@ -35,7 +35,9 @@ duplication can touch them, and neither end can crash or pause: see
 :mod:`sim.world.network`) can be accounted for without an event each. The
 protocol registers, for such consumers and publishers, a *taker* (``takers``:
 group -> a function that receives a copy at its delivery and reports when
-its ack arrives) and a *confirmer* (``confirmers``: publisher node -> an
+its ack arrives), a *direct* consumer (``direct``: its copies are scheduled
+straight to its handler, with the copy itself in the message so that its
+ack needs no look-up) and a *confirmer* (``confirmers``: publisher node -> an
 object whose ``conf_due`` accounts for the confirm). Every such message is
 still counted and its latency drawn from its link's stream. An ack accounted
 for this way is a due time (:meth:`Broker.ack_at`): the copy counts as
@@ -44,12 +46,18 @@ done then or found later: the redelivery check compares times, and with
 ``per-key`` ordering the next copy of the partition is delivered at that
 instant (one event, only when a copy is waiting). The run is the same as if
 the ack had been a message.
+
+The cheapest case, for the saga tracker (:meth:`Broker.lean`): a taker's copy
+whose ack arrives before its ack timeout can never be redelivered, so it is
+not stored at all (no :class:`Copy`, no ack timer); only the instant its ack
+arrives is kept, for per-key ordering. When every group is consumed on a
+steady link, ``pending`` is not kept either (:meth:`Broker.unindex`): nothing
+looks a copy up by its number, and the broker cannot crash.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -95,13 +103,18 @@ class Broker(Node):
         self.spec = spec
         self.labels = labels
         self.ordered = spec.ordering == "per-key"
+        self.deduplicate = spec.deduplicate
         self.limit = spec.delivery_limit
         #: topic -> [(group, consumer node)]
         self.subscribers: dict[int, list[tuple[str, str]]] = {}
+        self.groups: dict[int, list[str]] = {}
         self.terminal_topics: set[int] = set()
         # durable
+        #: (group, seq) -> copy not yet acknowledged or dead-lettered; kept only
+        #: while ``indexed`` (see :meth:`unindex`)
         self.pending: dict[tuple[str, int], Copy] = {}
-        self.partitions: dict[tuple[str, int], deque[Copy]] = {}
+        self.indexed = True
+        self.partitions: dict[tuple[str, int], list[Copy]] = {}
         self.consumer: dict[str, str] = {}
         self.seen: set[int] = set()
         self.terminal: dict[int, tuple[float, int]] = {}
@@ -117,10 +130,41 @@ class Broker(Node):
         self.takers: dict[str, Callable[[Copy], None]] = {}
         #: publisher node -> accounts for the confirm on a steady link (``conf_due(txn, eid)``)
         self.confirmers: dict[str, Any] = {}
+        #: group -> (latency sampler, handler) of a consumer on a steady link:
+        #: its copies are scheduled straight to the handler, the copy itself
+        #: appended to the message (``msg[9]``) for :meth:`ack_copy`
+        self.direct: dict[str, tuple[Callable[[], float], Callable[[tuple[Any, ...]], None]]] = {}
+        # the group whose copies are taken without a stored copy (see lean())
+        self._lean: str | None = None
+        self._lean_take: Any = None
+        self._lean_table: dict[int, list[float]] = {}
+
+    def unindex(self) -> None:
+        """Stop keeping ``pending``: every group is consumed on a steady link
+        (nothing looks a copy up by its number: acks name the copy itself)
+        and the broker cannot crash (nothing redelivers from the index)."""
+        self.indexed = False
+        self.pending.clear()
+
+    def lean(self, group: str, take: Callable[[int, int, float], float], table: dict[int, list[float]]) -> None:
+        """Take the copies of ``group`` (a taker) without storing a copy each.
+
+        ``take(txn, topic, deadline)`` receives a copy at its delivery and
+        returns when its ack arrives; when that is before ``deadline`` (the
+        copy will never be redelivered) it records the instant in
+        ``table[txn][2]``, and nothing else is kept: with per-key ordering
+        the next copy of the partition waits until then (the partition
+        ``(group, txn)`` is created only for a copy that waits, and for a
+        copy whose ack is late, which is stored and tracked as usual).
+        """
+        self._lean = group
+        self._lean_take = take
+        self._lean_table = table
 
     def subscribe(self, topic: int, group: str, consumer: str) -> None:
         """Deliver ``topic`` to ``group``, whose consumer is the node ``consumer``."""
         self.subscribers.setdefault(topic, []).append((group, consumer))
+        self.groups.setdefault(topic, []).append(group)
         self.consumer[group] = consumer
 
     # ------------------------------------------------------------ messages
@@ -135,7 +179,7 @@ class Broker(Node):
         _, src, txn, eid, topic, started = msg
         world = self.world
         tracer = world.tracer
-        if self.spec.deduplicate:
+        if self.deduplicate:
             if eid in self.seen:
                 if tracer.on:
                     tracer.emit(world.now, self.name, "dedup", txn, self.labels[topic], f"from {src}")
@@ -143,31 +187,84 @@ class Broker(Node):
                 return
             self.seen.add(eid)
         self.stored += 1
+        now = world.env._now
         if tracer.on:
-            tracer.emit(world.now, self.name, "store", txn, self.labels[topic], f"from {src}")
+            tracer.emit(now, self.name, "store", txn, self.labels[topic], f"from {src}")
         if topic in self.terminal_topics and txn not in self.terminal:
-            self.terminal[txn] = (world.env._now, topic)
-        self._confirm(src, txn, eid)
-        for group, _ in self.subscribers.get(topic, ()):
+            self.terminal[txn] = (now, topic)
+        confirmer = self.confirmers.get(src)
+        if confirmer is None:
+            self.network.send(BROKER, src, ("conf", BROKER, txn, eid))
+        else:
+            confirmer.conf_due(txn, eid)
+        ordered = self.ordered
+        partitions = self.partitions
+        for group in self.groups.get(topic, ()):
             self._seq += 1
-            copy = Copy(self._seq, txn, eid, topic, started, group)
-            self.pending[(group, copy.seq)] = copy
-            if self.ordered:
+            if ordered:
                 key = (group, txn)
-                queue = self.partitions.get(key)
-                if queue is not None and queue[0].acked <= world.env._now:
-                    self._settle(queue[0])  # its ack arrived already
-                    queue = self.partitions.get(key)
+                queue = partitions.get(key)
+                if queue is not None:
+                    head = queue[0]
+                    if head.acked <= now:
+                        self._settle(head)  # its ack arrived already
+                        queue = partitions.get(key)
+                    elif head.deliveries == 0 and self._lean_table[txn][2] <= now:
+                        self._deliver(head)  # a lean copy's ack arrived already: the next one goes
+                if group == self._lean and queue is None:
+                    entry = self._lean_table.get(txn)
+                    if entry is None or entry[2] <= now:
+                        self._take(txn, eid, topic, started, group, now)
+                        continue
+                    # wait for the ack of the lean copy in flight
+                    copy = Copy(self._seq, txn, eid, topic, started, group)
+                    if self.indexed:
+                        self.pending[(group, copy.seq)] = copy
+                    partitions[key] = [copy]
+                    world.at(entry[2] - now, self._release, copy)
+                    continue
+                copy = Copy(self._seq, txn, eid, topic, started, group)
+                if self.indexed:
+                    self.pending[(group, copy.seq)] = copy
                 if queue is None:
-                    self.partitions[key] = deque((copy,))
+                    partitions[key] = [copy]
                     self._deliver(copy)
                 else:
                     queue.append(copy)
                     head = queue[0]
                     if len(queue) == 2 and head.acked != INF:
-                        world.at(head.acked - world.env._now, self._acked, (head, head.acked))
+                        world.at(head.acked - now, self._acked, (head, head.acked))
+            elif group == self._lean:
+                self._take(txn, eid, topic, started, group, now)
             else:
+                copy = Copy(self._seq, txn, eid, topic, started, group)
+                if self.indexed:
+                    self.pending[(group, copy.seq)] = copy
                 self._deliver(copy)
+
+    def _take(self, txn: int, eid: int, topic: int, started: float, group: str, now: float) -> None:
+        """Deliver a copy to the lean group (its first delivery); store it
+        only if its ack is late."""
+        self.deliveries += 1
+        if self.world.tracer.on:
+            self.world.tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
+        deadline = now + self.deadlines.delay
+        acked = self._lean_take(txn, topic, deadline)
+        if acked < deadline:
+            return
+        copy = Copy(self._seq, txn, eid, topic, started, group)
+        copy.deliveries = 1
+        copy.acked = acked
+        if self.indexed:
+            self.pending[(group, copy.seq)] = copy
+        if self.ordered:
+            self.partitions[(group, txn)] = [copy]
+        self.deadlines.add((copy, 1, self.epoch))
+
+    def _release(self, copy: Copy) -> None:
+        """The ack of the lean copy before ``copy`` arrives: deliver ``copy``."""
+        if copy.deliveries == 0:
+            self._deliver(copy)
 
     def _confirm(self, src: str, txn: int, eid: int) -> None:
         confirmer = self.confirmers.get(src)
@@ -187,23 +284,49 @@ class Broker(Node):
                 self.world.now, self.name, "deliver", copy.txn, self.labels[copy.topic],
                 f"to {copy.group} (delivery {copy.deliveries})",
             )  # fmt: skip
-        take = self.takers.get(copy.group)
-        if take is None:
-            self.network.send(
-                self.name,
-                self.consumer[copy.group],
-                ("evt", self.name, copy.txn, copy.eid, copy.topic, copy.started, copy.group, copy.seq, copy.deliveries),
-            )
+        direct = self.direct.get(copy.group)
+        if direct is not None:  # what Network.send does on a steady link
+            world = self.world
+            world.messages[copy.txn] += 1
+            world.at(
+                direct[0](),
+                direct[1],
+                (
+                    "evt", BROKER, copy.txn, copy.eid, copy.topic, copy.started,
+                    copy.group, copy.seq, copy.deliveries, copy,
+                ),
+            )  # fmt: skip
         else:
-            take(copy)
+            take = self.takers.get(copy.group)
+            if take is None:
+                self.network.send(
+                    self.name,
+                    self.consumer[copy.group],
+                    (
+                        "evt", self.name, copy.txn, copy.eid, copy.topic, copy.started,
+                        copy.group, copy.seq, copy.deliveries,
+                    ),
+                )  # fmt: skip
+            else:
+                take(copy)
         self.deadlines.add((copy, copy.deliveries, self.epoch))
 
     def _unacked(self, item: tuple[Copy, int, int]) -> bool:
         copy, deliveries, epoch = item
         if copy.done:
             return False
-        if copy.acked <= self.world.env._now:
-            self._settle(copy)
+        if copy.acked <= self.world.env._now:  # its ack arrived already: _settle(), inlined
+            copy.done = True
+            if self.indexed:
+                del self.pending[(copy.group, copy.seq)]
+            if self.ordered:
+                key = (copy.group, copy.txn)
+                queue = self.partitions[key]
+                del queue[0]
+                if queue:
+                    self._deliver(queue[0])
+                else:
+                    del self.partitions[key]
             return False
         return copy.deliveries == deliveries and epoch == self.epoch
 
@@ -216,7 +339,8 @@ class Broker(Node):
 
     def _dead_letter(self, copy: Copy) -> None:
         copy.done = True
-        del self.pending[(copy.group, copy.seq)]
+        if self.indexed:
+            del self.pending[(copy.group, copy.seq)]
         self.dead.append(copy)
         if self.world.tracer.on:
             self.world.tracer.emit(
@@ -232,13 +356,12 @@ class Broker(Node):
         copy.done = True
         self._next(copy)
 
-    def ack_at(self, group: str, seq: int, at: float) -> Copy | None:
-        """An ack of copy ``seq`` of ``group`` that arrives at ``at`` (not
-        before now), accounted for without an event. Returns the copy, or
-        ``None`` when it is no longer pending (the ack will find nothing)."""
-        copy = self.pending.get((group, seq))
-        if copy is None:
-            return None
+    def ack_at(self, copy: Copy, at: float) -> Copy | None:
+        """An ack of ``copy`` that arrives at ``at`` (not before now),
+        accounted for without an event. Returns the copy, or ``None`` when it
+        is no longer pending (the ack will find nothing)."""
+        if copy.done:
+            return None  # no longer pending: the ack will find nothing
         if copy.acked == INF:
             copy.acked = at
         else:
@@ -248,7 +371,10 @@ class Broker(Node):
             if at >= copy.acked:
                 return copy
             copy.acked = at
-        self._due(copy)
+        if self.ordered:  # _due(), inlined for speed
+            queue = self.partitions.get((copy.group, copy.txn))
+            if queue is not None and len(queue) > 1 and queue[0] is copy:
+                self.world.at(at - self.world.env._now, self._acked, (copy, at))
         return copy
 
     def retract(self, copy: Copy, at: float) -> None:
@@ -278,7 +404,8 @@ class Broker(Node):
     def _settle(self, copy: Copy) -> None:
         """``copy``'s ack (accounted for without an event) has arrived."""
         copy.done = True
-        del self.pending[(copy.group, copy.seq)]
+        if self.indexed:
+            del self.pending[(copy.group, copy.seq)]
         self._next(copy)
 
     def _next(self, copy: Copy) -> None:
@@ -286,7 +413,7 @@ class Broker(Node):
             return
         key = (copy.group, copy.txn)
         queue = self.partitions[key]
-        queue.popleft()
+        del queue[0]
         if queue:
             self._deliver(queue[0])
         else:
@@ -295,7 +422,7 @@ class Broker(Node):
     # ------------------------------------------------------------ crashes
 
     def _check_plan(self) -> None:
-        if self.takers or self.confirmers:
+        if self.takers or self.confirmers or self.direct:
             raise RuntimeError(f"{self.name}: a crash or pause outside the run's fault plan")
 
     def pause(self, _arg: Any = None) -> None:

@@ -12,8 +12,10 @@
   each copy at delivery (:meth:`SagaTracker.take`): the tracker records the
   instant the copy would arrive and tells the broker when its ack would
   arrive, drawing both latencies and counting both messages, with no event
-  for either. Its alarm then wakes ``stuck_after`` after the delivery, a
-  little early, and re-checks at the exact instant if it is still pending.
+  for either (a copy whose ack arrives before the broker's ack timeout is
+  not even stored by the broker: :meth:`SagaTracker.take_lean`). Its alarm
+  then wakes ``stuck_after`` after the delivery, a little early, and
+  re-checks at the exact instant if it is still pending.
 * :class:`Watchdog`: the same alert for a protocol with a coordinator
   (orchestration, 2PC): ``stuck_after`` seconds after a transaction started,
   it checks the coordinator's durable log and flags it if it is not in a
@@ -73,7 +75,8 @@ class SagaTracker(Node):
         self.stuck_after = stuck_after
         self.terminal_topics = terminal_topics
         self.labels = labels
-        # durable: txn -> [first seen, terminal seen at]
+        # durable: txn -> [first seen, terminal seen at, when the broker's lean
+        # copy in flight is acknowledged (see take_lean)]
         self.table: dict[int, list[float]] = {}
         self.flagged: dict[int, float] = {}
         self.events = 0
@@ -82,6 +85,7 @@ class SagaTracker(Node):
         self.broker: Broker | None = None
         self._down: Any = None
         self._up: Any = None
+        self.ordered = False
 
     def direct(self, broker: Broker) -> None:
         """Take copies from ``broker`` without events (both links are steady)."""
@@ -89,11 +93,30 @@ class SagaTracker(Node):
         self._down = self.network.latency_of(broker.name, self.name)
         self._up = self.network.latency_of(self.name, broker.name)
         broker.takers[self.name] = self.take
+        self.ordered = broker.ordered
+        broker.lean(self.name, self.take_lean, self.table)
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         # ("evt", broker, txn, eid, topic, started, group, seq, delivery)
         self._record(msg[2], msg[4], self.world.env._now)
         self.network.send(self.name, msg[1], ("ack", self.name, msg[2], msg[7], msg[6]))
+
+    def take_lean(self, txn: int, topic: int, deadline: float) -> float:
+        """The broker delivers a copy of ``txn``'s event on ``topic`` now,
+        without storing it (:meth:`Broker.lean`): returns when its ack
+        arrives, recorded as ``table[txn][2]`` if that is before ``deadline``."""
+        world = self.world
+        world.messages[txn] += 2  # the delivery and the ack
+        seen = world.env._now + self._down()
+        entry = self.table.get(txn)
+        if entry is not None and seen >= entry[0] and topic not in self.terminal_topics:
+            self.events += 1  # _record() with nothing to record, inlined for speed
+        else:
+            entry = self._record(txn, topic, seen)
+        acked = seen + self._up()
+        if acked < deadline and self.ordered:
+            entry[2] = acked
+        return acked
 
     def take(self, copy: Copy) -> None:
         """The broker delivers ``copy`` now: it arrives one latency later, and
@@ -103,15 +126,15 @@ class SagaTracker(Node):
         world.messages[txn] += 2  # the delivery and the ack
         seen = world.env._now + self._down()
         self._record(txn, copy.topic, seen)
-        self.broker.ack_at(copy.group, copy.seq, seen + self._up())  # type: ignore[union-attr]
+        self.broker.ack_at(copy, seen + self._up())  # type: ignore[union-attr]
 
-    def _record(self, txn: int, topic: int, seen: float) -> None:
+    def _record(self, txn: int, topic: int, seen: float) -> list[float]:
         """A copy of ``txn``'s event on ``topic`` arrives at ``seen`` (now, or later)."""
         self.events += 1
         now = self.world.env._now
         entry = self.table.get(txn)
         if entry is None:
-            entry = self.table[txn] = [seen, math.nan]
+            entry = self.table[txn] = [seen, math.nan, 0.0]
             self.deadlines.add(txn)
         elif seen < entry[0]:  # a later copy that overtook an earlier one
             entry[0] = seen
@@ -124,6 +147,7 @@ class SagaTracker(Node):
                     self.world.tracer.emit(now, self.name, "terminal", txn, self.labels[topic])
                 else:
                     self.world.at(seen - now, self._trace_terminal, (txn, topic, seen))
+        return entry
 
     def _trace_terminal(self, item: tuple[int, int, float]) -> None:
         txn, topic, seen = item
@@ -185,6 +209,6 @@ class SagaTracker(Node):
 
     def on_restart(self) -> None:
         now = self.world.env._now
-        for txn, (first, _) in self.table.items():
+        for txn, (first, *_) in self.table.items():
             if self._pending(txn):
                 self.world.at(max(0.0, first + self.stuck_after - now), self._check, (txn, self.epoch))
