@@ -159,29 +159,44 @@ class Publisher:
         broker.confirmers[name] = self
 
     def publish(self, eid: int, txn: int, topic: int, started: float, ack: tuple[Any, ...] | None) -> None:
-        entry = [txn, topic, started, 1, ack, INF, 0.0, None]
-        old = self.pending.get(eid)
-        if old is not None and old[_CONF] != INF:
-            if old[_CONF] <= self.world.env._now:
-                self.settle(eid)
-            else:  # the confirm on its way will pop this entry instead
-                at = entry[_CONF] = old[_CONF]
-                if old[_TOKEN] is not None:
-                    self._retract(old[_TOKEN])
-                if ack is not None:
-                    entry[_TOKEN] = self.ack_at(ack, at)
-        self.pending[eid] = entry
         world = self.world
-        if world.tracer.on:
-            world.tracer.emit(world.now, self.node.name, "publish", txn, self.protocol.labels[topic])
-        if self.lazy:  # _send, inlined for speed
+        now = world.env._now
+        pending = self.pending
+        old = pending.get(eid)
+        if self.lazy:  # _send and DeadlineQueue.add, inlined for speed
+            deadlines = self.deadlines
+            deadline = now + deadlines.delay
+            entry = [txn, topic, started, 1, ack, INF, deadline, None]
+            if old is not None and old[_CONF] != INF:
+                self._replace(eid, old, entry)
+            pending[eid] = entry
+            if world.tracer.on:
+                world.tracer.emit(now, self.node.name, "publish", txn, self.protocol.labels[topic])
             world.messages[txn] += 1
             world.at(self._up(), self._store, ("pub", self.node.name, txn, eid, topic, started))
-            deadlines = self.deadlines
-            entry[_DEADLINE] = world.env._now + deadlines.delay
-            deadlines.add((eid, 1, self.node.epoch))
-        else:
-            self._send(eid, entry)
+            deadlines._queue.append((deadline, (eid, 1, self.node.epoch)))
+            if not deadlines._armed:
+                deadlines._arm(deadline)
+            return
+        entry = [txn, topic, started, 1, ack, INF, 0.0, None]
+        if old is not None and old[_CONF] != INF:
+            self._replace(eid, old, entry)
+        pending[eid] = entry
+        if world.tracer.on:
+            world.tracer.emit(now, self.node.name, "publish", txn, self.protocol.labels[topic])
+        self._send(eid, entry)
+
+    def _replace(self, eid: int, old: list[Any], entry: list[Any]) -> None:
+        """A new publish of ``eid`` while the confirm of the old one was
+        accounted for without an event."""
+        if old[_CONF] <= self.world.env._now:
+            self.settle(eid)
+        else:  # the confirm on its way will pop this entry instead
+            at = entry[_CONF] = old[_CONF]
+            if old[_TOKEN] is not None:
+                self._retract(old[_TOKEN])
+            if entry[_ACK] is not None:
+                entry[_TOKEN] = self.ack_at(entry[_ACK], at)
 
     def _send(self, eid: int, entry: list[Any]) -> None:
         node = self.node
@@ -382,8 +397,11 @@ class ChoreographyParticipant:
             return
         job = [msg, 1]
         p = self.p
-        if p.busy < p.workers:
-            self._start(job)
+        if p.busy < p.workers:  # _start, inlined for speed
+            p.busy += 1
+            p.attempts += 1
+            outcome, duration = p.draw_attempt(self.ops[msg[4]])
+            self.world.at(duration, self._finish, (job, outcome, p.epoch))
         else:
             p.queue.append(job)  # type: ignore[arg-type]
 
@@ -418,7 +436,17 @@ class ChoreographyParticipant:
         elif self.idempotent and msg[3] in self.inbox:
             self._dedup(msg)  # a concurrent copy got there first
         elif op == FORWARD:
-            self._forward(job, step, outcome)
+            if outcome == SUCCEED:  # the success of _forward, inlined for speed
+                txn = msg[2]
+                if self.idempotent:
+                    self.inbox[msg[3]] = _OK
+                world = self.world
+                world.effects.apply(world.env._now, txn, step, FORWARD, p.name)
+                if world.tracer.on:
+                    self._trace(txn, step, FORWARD, "effect", "forward")
+                self._emit(msg, 1 + 3 * step)  # done(step)
+            else:
+                self._forward(job, step, outcome)
         else:
             self._compensate(job, step, outcome)
         p.busy -= 1
@@ -426,18 +454,10 @@ class ChoreographyParticipant:
             self._start(p.queue.popleft())  # type: ignore[arg-type]
 
     def _forward(self, job: list[Any], step: int, outcome: int) -> None:
+        """A forward attempt that did not succeed (a success is handled in :meth:`_finish`)."""
         msg = job[0]
         txn = msg[2]
         kind = self.kinds[step]
-        if outcome == SUCCEED:
-            if self.idempotent:
-                self.inbox[msg[3]] = _OK
-            world = self.world
-            world.effects.apply(world.env._now, txn, step, FORWARD, self.p.name)
-            if world.tracer.on:
-                self._trace(txn, step, FORWARD, "effect", "forward")
-            self._emit(msg, 1 + 3 * step)  # done(step)
-            return
         if outcome == REFUSE and kind != "retriable":
             self._trace(txn, step, FORWARD, "refuse")
         else:
@@ -498,7 +518,12 @@ class ChoreographyParticipant:
             if eid in publisher.pending:
                 publisher.settle(eid)  # before the new row: a confirm already in forgets the old one
             self.outbox[eid] = (txn, topic, started)
-            publisher.ack(incoming)
+            if publisher.lazy:  # Publisher.ack, inlined for speed
+                world = self.world
+                world.messages[txn] += 1
+                publisher.broker.ack_at(incoming[9], world.env._now + publisher._up())  # type: ignore[union-attr]
+            else:
+                publisher.ack(incoming)
             publisher.publish(eid, txn, topic, started, None)
         else:
             self.publisher.publish(eid, txn, topic, started, incoming)

@@ -199,6 +199,7 @@ class Broker(Node):
             confirmer.conf_due(txn, eid)
         ordered = self.ordered
         partitions = self.partitions
+        lean = self._lean
         for group in self.groups.get(topic, ()):
             self._seq += 1
             if ordered:
@@ -211,10 +212,16 @@ class Broker(Node):
                         queue = partitions.get(key)
                     elif head.deliveries == 0 and self._lean_table[txn][2] <= now:
                         self._deliver(head)  # a lean copy's ack arrived already: the next one goes
-                if group == self._lean and queue is None:
+                if group == lean and queue is None:
                     entry = self._lean_table.get(txn)
-                    if entry is None or entry[2] <= now:
-                        self._take(txn, eid, topic, started, group, now)
+                    if entry is None or entry[2] <= now:  # _take, inlined for speed
+                        self.deliveries += 1
+                        if tracer.on:
+                            tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
+                        deadline = now + self.deadlines.delay
+                        acked = self._lean_take(txn, topic, deadline)
+                        if acked >= deadline:
+                            self._late(txn, eid, topic, started, group, acked)
                         continue
                     # wait for the ack of the lean copy in flight
                     copy = Copy(self._seq, txn, eid, topic, started, group)
@@ -228,13 +235,33 @@ class Broker(Node):
                     self.pending[(group, copy.seq)] = copy
                 if queue is None:
                     partitions[key] = [copy]
-                    self._deliver(copy)
+                    direct = self.direct.get(group)
+                    if direct is None:
+                        self._deliver(copy)
+                        continue
+                    # _deliver (a first delivery, straight to the consumer) and
+                    # DeadlineQueue.add, inlined for speed
+                    copy.deliveries = 1
+                    self.deliveries += 1
+                    if tracer.on:
+                        tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
+                    world.messages[txn] += 1
+                    world.at(
+                        direct[0](),
+                        direct[1],
+                        ("evt", BROKER, txn, eid, topic, started, group, copy.seq, 1, copy),
+                    )
+                    deadlines = self.deadlines
+                    deadline = now + deadlines.delay
+                    deadlines._queue.append((deadline, (copy, 1, self.epoch)))
+                    if not deadlines._armed:
+                        deadlines._arm(deadline)
                 else:
                     queue.append(copy)
                     head = queue[0]
                     if len(queue) == 2 and head.acked != INF:
                         world.at(head.acked - now, self._acked, (head, head.acked))
-            elif group == self._lean:
+            elif group == lean:
                 self._take(txn, eid, topic, started, group, now)
             else:
                 copy = Copy(self._seq, txn, eid, topic, started, group)
@@ -250,8 +277,12 @@ class Broker(Node):
             self.world.tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
         deadline = now + self.deadlines.delay
         acked = self._lean_take(txn, topic, deadline)
-        if acked < deadline:
-            return
+        if acked >= deadline:
+            self._late(txn, eid, topic, started, group, acked)
+
+    def _late(self, txn: int, eid: int, topic: int, started: float, group: str, acked: float) -> None:
+        """The lean group's copy just delivered will be acknowledged after its
+        ack timeout (at ``acked``): store and track it."""
         copy = Copy(self._seq, txn, eid, topic, started, group)
         copy.deliveries = 1
         copy.acked = acked

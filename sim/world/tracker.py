@@ -108,11 +108,22 @@ class SagaTracker(Node):
         world = self.world
         world.messages[txn] += 2  # the delivery and the ack
         seen = world.env._now + self._down()
-        entry = self.table.get(txn)
-        if entry is not None and seen >= entry[0] and topic not in self.terminal_topics:
-            self.events += 1  # _record() with nothing to record, inlined for speed
-        else:
+        if topic in self.terminal_topics:
             entry = self._record(txn, topic, seen)
+        else:  # _record(), inlined for speed
+            entry = self.table.get(txn)
+            if entry is None:  # a first copy (and DeadlineQueue.add, inlined)
+                self.events += 1
+                entry = self.table[txn] = [seen, math.nan, 0.0]
+                deadlines = self.deadlines
+                deadline = world.env._now + deadlines.delay
+                deadlines._queue.append((deadline, txn))
+                if not deadlines._armed:
+                    deadlines._arm(deadline)
+            elif seen >= entry[0]:
+                self.events += 1  # nothing to record
+            else:
+                entry = self._record(txn, topic, seen)
         acked = seen + self._up()
         if acked < deadline and self.ordered:
             entry[2] = acked
