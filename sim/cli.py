@@ -302,17 +302,14 @@ class _SeedsType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+def _seeds_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--seeds/-s`` in the ``1..10,20`` spelling."""
+    return click.option("--seeds", "-s", "seeds", type=_SeedsType(), default=None, metavar="SEEDS", help=what)
+
+
 @cli.command("compare", epilog=_COMPARE_EXAMPLES)
 @click.argument("scenario", type=click.Path(path_type=Path))
-@click.option(
-    "--seeds",
-    "-s",
-    "seeds",
-    type=_SeedsType(),
-    default=None,
-    metavar="SEEDS",
-    help=f"Seeds every protocol runs: {SEEDS_SPELLING}. Default: the scenario's run.seeds.",
-)
+@_seeds_option(f"Seeds every protocol runs: {SEEDS_SPELLING}. Default: the scenario's run.seeds.")
 @_protocol_option
 @_set_option
 @_out_option
@@ -369,15 +366,7 @@ Examples:
 
 @cli.command("sweep", epilog=_SWEEP_EXAMPLES)
 @click.argument("sweep_file", metavar="SWEEP", type=click.Path(path_type=Path))
-@click.option(
-    "--seeds",
-    "-s",
-    "seeds",
-    type=_SeedsType(),
-    default=None,
-    metavar="SEEDS",
-    help=f"Seeds every grid point and protocol runs: {SEEDS_SPELLING}. Default: the sweep file's seeds.",
-)
+@_seeds_option(f"Seeds every grid point and protocol runs: {SEEDS_SPELLING}. Default: the sweep file's seeds.")
 @_protocol_option
 @_set_option
 @_out_folder(
