@@ -604,6 +604,11 @@ def test_only_steady_links_go_without_events() -> None:
     # a fault outside the plan on a link taken to be steady is refused
     with pytest.raises(RuntimeError, match="fault plan"):
         network.cut([["inventory"], ["broker"]])
+    # and so is a crash or a pause of a node taken never to fail
+    for node in (model.participants["inventory"], broker):
+        for fault in (node.pause, node.crash):
+            with pytest.raises(RuntimeError, match="outside the run's fault plan"):
+                fault()
     # no plan (a network used on its own): nothing is steady
     assert not Network(World(1), model.scenario.network).steady("broker", "inventory")
 

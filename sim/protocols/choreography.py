@@ -313,12 +313,7 @@ class Publisher:
         if entry[_ACK] is not None:
             self.ack(entry[_ACK])
 
-    def check_plan(self) -> None:
-        if self.lazy:
-            raise RuntimeError(f"{self.node.name}: a crash or pause outside the run's fault plan")
-
     def on_crash(self) -> None:
-        self.check_plan()
         if self.confirmed is None:
             self.dropped += len(self.pending)
             if self.world.tracer.on:
@@ -341,9 +336,8 @@ class Client(Node):
     def handle(self, msg: tuple[Any, ...]) -> None:
         self.publisher.confirm(msg[3])
 
-    def pause(self, _arg: Any = None) -> None:
-        self.publisher.check_plan()
-        super().pause(_arg)
+    def relies_on_fault_plan(self) -> bool:
+        return self.publisher.lazy
 
     def on_crash(self) -> None:
         self.publisher.on_crash()
@@ -425,7 +419,6 @@ class ChoreographyParticipant:
         if epoch != p.epoch:
             return  # the participant crashed meanwhile: the work is lost, the event unacked
         if p.paused:
-            self.publisher.check_plan()
             p.hold(self._finish, item)
             return
         msg = job[0]
@@ -499,7 +492,6 @@ class ChoreographyParticipant:
         if epoch != p.epoch:
             return
         if p.paused:
-            self.publisher.check_plan()
             p.hold(self._again, item)
             return
         if p.busy < p.workers:

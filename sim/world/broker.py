@@ -452,16 +452,10 @@ class Broker(Node):
 
     # ------------------------------------------------------------ crashes
 
-    def _check_plan(self) -> None:
-        if self.takers or self.confirmers or self.direct:
-            raise RuntimeError(f"{self.name}: a crash or pause outside the run's fault plan")
-
-    def pause(self, _arg: Any = None) -> None:
-        self._check_plan()
-        super().pause(_arg)
+    def relies_on_fault_plan(self) -> bool:
+        return bool(self.takers or self.confirmers or self.direct)
 
     def on_crash(self) -> None:
-        self._check_plan()
         self.deadlines.clear()
 
     def on_restart(self) -> None:

@@ -33,10 +33,21 @@ class Node:
         self.dropped = 0
         self._held: list[tuple[Callable[[Any], None], Any]] = []
 
+    def relies_on_fault_plan(self) -> bool:
+        """Whether this run took a fast path that assumes this node never
+        crashes or pauses (the fault plan, drawn before the run, said so).
+        Subclasses that take such paths say when."""
+        return False
+
+    def _refuse_unplanned(self) -> None:
+        if self.relies_on_fault_plan():
+            raise RuntimeError(f"{self.name}: a crash or pause outside the run's fault plan")
+
     def crash(self, _arg: Any = None) -> None:
         """Stop now: volatile state and in-flight work are lost."""
         if not self.up:
             return
+        self._refuse_unplanned()
         self.up = False
         self.paused = False
         self._held.clear()
@@ -59,6 +70,7 @@ class Node:
         """Freeze: hold everything until :meth:`resume`."""
         if not self.up or self.paused:
             return
+        self._refuse_unplanned()
         self.paused = True
         if self.world.tracer.on:
             self.world.tracer.emit(self.world.now, self.name, "pause")

@@ -295,6 +295,9 @@ class Participant(Node):
         if self.choreo is not None:
             self.choreo.on_crash()
 
+    def relies_on_fault_plan(self) -> bool:
+        return self.choreo is not None and self.choreo.publisher.lazy
+
     def on_restart(self) -> None:
         if self.twopc is not None:
             self.twopc.on_restart()

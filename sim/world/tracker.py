@@ -206,16 +206,10 @@ class SagaTracker(Node):
     def flagged_at(self, txn: int) -> float:
         return self.flagged.get(txn, math.nan)
 
-    def _check_plan(self) -> None:
-        if self.broker is not None:
-            raise RuntimeError(f"{self.name}: a crash or pause outside the run's fault plan")
-
-    def pause(self, _arg: Any = None) -> None:
-        self._check_plan()
-        super().pause(_arg)
+    def relies_on_fault_plan(self) -> bool:
+        return self.broker is not None
 
     def on_crash(self) -> None:
-        self._check_plan()
         self.deadlines.clear()
 
     def on_restart(self) -> None:
