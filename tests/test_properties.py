@@ -91,8 +91,18 @@ def assert_safe(df: pd.DataFrame) -> None:
     assert set(df.outcome) <= {"committed", "compensated", "stuck"}, set(df.outcome)
 
 
-def assert_well_judged(df: pd.DataFrame, n_steps: int, n_compensatable: int) -> None:
-    """The checker's verdict is well formed, whatever the protocol did."""
+def _judged_run(raw: dict[str, Any], seed: int) -> pd.DataFrame:
+    """The transactions of one run, their outcomes noted for Hypothesis's report."""
+    df = _run(raw, seed).transactions
+    note(f"outcomes: {df.outcome.value_counts().to_dict()}")
+    return df
+
+
+def assert_well_judged(df: pd.DataFrame, n_steps: int, n_compensatable: int, safe: bool = False) -> None:
+    """The checker's verdict is well formed, whatever the protocol did; with
+    ``safe``, nothing is inconsistent either (:func:`assert_safe`)."""
+    if safe:
+        assert_safe(df)
     inconsistent = df[df.outcome == "inconsistent"]
     unnamed = inconsistent[(inconsistent.reasons == "") | (inconsistent.anomalies == "")]
     assert unnamed.empty, f"inconsistent transactions without reasons or anomaly codes:\n{_rows(unnamed)}"
@@ -355,10 +365,7 @@ def test_robust_design_is_safe(raw: dict[str, Any], seed: int) -> None:
     a retriable step whose participant refuses is refused again on every retry
     with the same idempotency key (forward recovery cannot get past a "no").
     """
-    df = _run(raw, seed).transactions
-    note(f"outcomes: {df.outcome.value_counts().to_dict()}")
-    assert_safe(df)
-    assert_well_judged(df, *_shape(raw))
+    assert_well_judged(_judged_run(raw, seed), *_shape(raw), safe=True)
 
 
 @_profile(150)
@@ -368,10 +375,7 @@ def test_robust_design_is_safe_under_hostile_failures(raw: dict[str, Any], seed:
     every failure rate >= 10%, duplication >= 10%, one or two attempts per step
     (so steps and pivots are often given up on while a copy of a command is
     still on its way or queued)."""
-    df = _run(raw, seed).transactions
-    note(f"outcomes: {df.outcome.value_counts().to_dict()}")
-    assert_safe(df)
-    assert_well_judged(df, *_shape(raw))
+    assert_well_judged(_judged_run(raw, seed), *_shape(raw), safe=True)
 
 
 @_profile(60)
@@ -519,10 +523,12 @@ def test_crashes_without_recovery_leave_stuck_sagas(seed: int) -> None:
     stuck = df[df.outcome == "stuck"]
     assert len(stuck) >= 5, df.outcome.value_counts()
     assert (stuck.coordinator == "running").all() and stuck.finished_at.isna().all()
-    # Each crash strands the sagas in flight: stuck sagas started shortly before a crash.
+    # Each crash strands the sagas in flight: stuck sagas started shortly before
+    # a crash. A saga lasts about 0.21 s (three services of mean 0.05 s and six
+    # hops of 0.01 s); one still in flight 1.5 s after its start is a ~1e-10 event.
     crashes = [f["at"] for f in over["faults"]]
     for started in stuck.started_at:
-        assert any(0 <= at - started < 5.0 for at in crashes), started
+        assert any(0 <= at - started < 1.5 for at in crashes), started
     assert_well_judged(df, 3, 2)
 
     robust = _run(_order(**over, **{"orchestrator.recovery": True}), seed).transactions
@@ -597,9 +603,7 @@ def test_checker_names_every_violation(raw: dict[str, Any], seed: int) -> None:
     The generated space is violation-prone (``hostile``); the explicit example
     is a violation shape that is rare to generate: the pivot applied after the
     saga was compensated."""
-    df = _run(raw, seed).transactions
-    note(f"outcomes: {df.outcome.value_counts().to_dict()}")
-    assert_well_judged(df, *_shape(raw))
+    assert_well_judged(_judged_run(raw, seed), *_shape(raw))
 
 
 # ---------------------------------------------------------------- 3. determinism
