@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from heapq import heappush
+from heapq import heappop, heappush
 from typing import Any
 
 import simpy
@@ -15,28 +15,16 @@ from sim.world.effects import EffectLog
 from sim.world.rng import Streams
 from sim.world.trace import Tracer
 
+_URGENT = 0  # simpy.events.URGENT
 _NORMAL = 1  # simpy.events.NORMAL
 
 
-class _Call:
-    """A bare SimPy event that calls ``fn(arg)`` when it fires.
-
-    Cheaper than ``env.timeout(d)`` plus a callback: no ``Event.__init__``, no
-    closure, and the heap push is inlined. SimPy's step loop only reads
-    ``callbacks`` and ``_ok`` of an event, which is all this class has.
-    """
-
-    __slots__ = ("callbacks", "fn", "arg")
-    _ok = True
+class _Stopped(Exception):
+    """Raised by the stop marker of :meth:`World.run`."""
 
 
-def _fire(event: _Call) -> None:
-    event.fn(event.arg)
-
-
-# SimPy iterates an event's callbacks once and then sets them to None; nothing
-# appends to these events, so one shared tuple serves them all (no list per event).
-_CALLBACKS = (_fire,)
+def _stop(_arg: Any) -> None:
+    raise _Stopped
 
 
 class World:
@@ -58,12 +46,10 @@ class World:
 
     def at(self, delay: float, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``fn(arg)`` after ``delay`` simulated seconds (fire and forget)."""
-        call = _Call()
-        call.callbacks = _CALLBACKS
-        call.fn = fn
-        call.arg = arg
         # Inlined env.schedule() for speed: this is the hottest line of a run.
-        heappush(self._queue, (self.env._now + delay, _NORMAL, next(self._eid), call))
+        # The entry is SimPy's (time, priority, id, ...) with the call itself
+        # in place of an event object: see run().
+        heappush(self._queue, (self.env._now + delay, _NORMAL, next(self._eid), fn, arg))
 
     def new_transaction(self) -> int:
         """Allocate the next transaction id (0, 1, 2, ...)."""
@@ -73,6 +59,24 @@ class World:
         return txn
 
     def run(self, until: float) -> None:
+        """Process every event up to simulated time ``until`` (later than now).
+
+        The world drives SimPy's event queue itself. Every event of a run is
+        scheduled by :meth:`at`, whose heap entry is SimPy's ``(time,
+        priority, id, ...)`` with the function and its argument in place of
+        an event object, so firing it is one call: no event object, no
+        callback list, no ``Environment.step``. The order is SimPy's: time,
+        then priority, then scheduling order; the stop marker is scheduled as
+        ``Environment.run(until)`` schedules its ``until`` event (urgent, so
+        nothing due at ``until`` itself runs), and the clock is left at
+        ``until``. SimPy's own events (``env.timeout``, processes) are not
+        used and cannot be mixed in.
+        """
+        env = self.env
+        if not until > env._now:
+            raise ValueError(f"until ({until}) must be greater than the current simulation time")
+        queue = self._queue
+        heappush(queue, (float(until), _URGENT, next(self._eid), _stop, None))
         # The event loop creates no reference cycles (everything it allocates
         # is freed by reference counting), but it keeps every transaction's
         # records alive, and the cyclic collector would rescan them all over
@@ -80,7 +84,11 @@ class World:
         enabled = gc.isenabled()
         gc.disable()
         try:
-            self.env.run(until=until)
+            while True:
+                env._now, _, _, fn, arg = heappop(queue)
+                fn(arg)
+        except _Stopped:
+            pass
         finally:
             if enabled:
                 gc.enable()
