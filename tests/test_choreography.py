@@ -620,6 +620,35 @@ def test_only_steady_links_go_without_events() -> None:
     assert not Network(World(1), model.scenario.network).steady("broker", "inventory")
 
 
+def test_a_republished_event_times_out_on_its_own_deadline() -> None:
+    """A second publish of an event id (an event handled again) is timed from
+    its own publish: the timer of the first, due earlier, finds another
+    publish pending for the id and leaves it alone. Nothing is confirmed
+    here (inventory cannot reach the broker), and retries wait exactly 10 ms."""
+    model = Model(
+        order_scenario(
+            {
+                **ONE,
+                "faults": [{"kind": "partition", "groups": [["inventory"], ["broker"]], "one_way": True, "at": 0.0}],
+                "choreography.publish_timeout": 0.2,
+                "choreography.publish_retry": {"attempts": "unlimited", "initial": 0.01, "jitter": False},
+            }
+        ),
+        "choreography",
+        1,
+    )
+    world = model.world
+    publisher = model.protocol.sides["inventory"].publisher  # type: ignore[attr-defined]
+    txn = world.new_transaction()
+    eid = txn * 256 + 4
+    for at in (0.1, 0.2):  # timeouts due at 0.3 and 0.4
+        world.at(at, lambda _: publisher.publish(eid, txn, 4, 0.0, None))
+    world.run(until=0.35)
+    assert publisher.resends == 0 and publisher.pending[eid][3] == 1
+    world.run(until=0.45)  # its own timeout at 0.4, the resend at 0.41
+    assert publisher.resends == 1 and publisher.pending[eid][3] == 2
+
+
 def test_a_committed_order_costs_eleven_events() -> None:
     """Arrival, four publishes, three deliveries, three services: the 15
     confirms, acks and tracker copies of the 22 messages cost no event."""

@@ -174,7 +174,7 @@ class Publisher:
                 world.tracer.emit(now, self.node.name, "publish", txn, self.protocol.labels[topic])
             world.messages[txn] += 1
             world.at(self._up(), self._store, ("pub", self.node.name, txn, eid, topic, started))
-            deadlines._queue.append((deadline, (eid, 1, self.node.epoch)))
+            deadlines._queue.append((deadline, (eid, 1, self.node.epoch, deadline)))
             if not deadlines._armed:
                 deadlines._arm(deadline)
             return
@@ -208,8 +208,8 @@ class Publisher:
         else:
             self.network.send(node.name, BROKER, msg)
         deadlines = self.deadlines
-        entry[_DEADLINE] = self.world.env._now + deadlines.delay
-        deadlines.add((eid, entry[3], node.epoch))
+        entry[_DEADLINE] = deadline = self.world.env._now + deadlines.delay
+        deadlines.add((eid, entry[3], node.epoch, deadline))
 
     def settle(self, eid: int) -> None:
         """Forget the publish of ``eid`` if it was confirmed (without an event) by now."""
@@ -256,7 +256,11 @@ class Publisher:
         else:
             self.network.send(self.node.name, BROKER, ("ack", self.node.name, msg[2], msg[7], msg[6]))
 
-    def _live(self, item: tuple[int, int, int]) -> bool:
+    def _live(self, item: tuple[int, int, int, float]) -> bool:
+        """Whether the timeout ``item`` (event id, attempt, epoch, deadline)
+        expires the publish pending for its event id: that very publish (the
+        same attempt, and the same deadline: a later publish of the same id
+        has its own timeout), not confirmed, and no crash since."""
         eid = item[0]
         entry = self.pending.get(eid)
         if entry is None:
@@ -266,9 +270,9 @@ class Publisher:
             if self.confirmed is not None:
                 self.confirmed.pop(eid, None)
             return False
-        return entry[3] == item[1] and item[2] == self.node.epoch
+        return entry[3] == item[1] and item[2] == self.node.epoch and entry[_DEADLINE] == item[3]
 
-    def _expired(self, item: tuple[int, int, int]) -> None:
+    def _expired(self, item: tuple[int, int, int, float]) -> None:
         eid = item[0]
         entry = self.pending[eid]
         if entry[3] >= self.backoff.limit:
@@ -281,7 +285,7 @@ class Publisher:
             return
         self.world.at(self.backoff.wait(entry[3] + 1), self._resend, item)
 
-    def _resend(self, item: tuple[int, int, int]) -> None:
+    def _resend(self, item: tuple[int, int, int, float]) -> None:
         if self.node.paused:
             self.node.hold(self._resend, item)
             return
