@@ -122,6 +122,31 @@ def make_network(**spec: object) -> tuple[World, Network, Sink, Sink]:
     return world, network, a, b
 
 
+def test_run_fires_calls_in_time_then_scheduling_order_and_stops_before_until() -> None:
+    """SimPy's order: time, then the order of scheduling; ``run(until)`` stops
+    before anything due at ``until`` itself (SimPy's urgent stop event) and
+    leaves the clock there; the next run goes on from it."""
+    world = World(1)
+    fired: list[tuple[float, str]] = []
+
+    def note(label: str) -> None:
+        fired.append((world.now, label))
+        if label == "a":
+            world.at(0.0, note, "a-now")  # same instant, scheduled later: after "b"
+
+    world.at(0.5, note, "b2")
+    world.at(0.25, note, "a")
+    world.at(0.25, note, "b")
+    world.at(1.0, note, "at-until")
+    world.run(until=1.0)
+    assert fired == [(0.25, "a"), (0.25, "b"), (0.25, "a-now"), (0.5, "b2")]
+    assert world.now == 1.0
+    world.run(until=2.0)
+    assert fired[-1] == (1.0, "at-until") and world.now == 2.0
+    with pytest.raises(ValueError, match="must be greater"):
+        world.run(until=2.0)
+
+
 def test_messages_arrive_after_the_latency_and_count_against_their_transaction() -> None:
     world, network, _a, b = make_network(latency={"dist": "constant", "value": 0.25})
     world.new_transaction()
