@@ -649,12 +649,43 @@ def test_a_republished_event_times_out_on_its_own_deadline() -> None:
     assert publisher.resends == 1 and publisher.pending[eid][3] == 2
 
 
+def test_publishes_confirmed_in_time_are_swept_from_pending(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On steady links a publish confirmed in time has no timeout to forget
+    it: a sweep every ``SWEEP_EVERY`` publishes does, and takes its outbox
+    row with it; the run is the same with and without sweeps."""
+    overrides = {
+        **ONE,
+        "run.duration": 5.0,
+        "workload.interarrival": {"dist": "constant", "value": 0.1},
+        "workload.limit": 40,
+    }
+    runs = []
+    for every in (5, 10_000):
+        monkeypatch.setattr(sim.protocols.choreography, "SWEEP_EVERY", every)
+        out, model = _run(overrides, 1, elide=True, trace=False)
+        protocol = model.protocol
+        assert out.summary["committed"] > 30 and protocol.client.publisher.lazy  # type: ignore[attr-defined]
+        publishers = [protocol.client.publisher, *(s.publisher for s in protocol.sides.values())]  # type: ignore[attr-defined]
+        left = [len(p.pending) for p in publishers]
+        for side in protocol.sides.values():  # type: ignore[attr-defined]
+            assert side.outbox.keys() == side.publisher.pending.keys()
+        runs.append((left, pd.DataFrame(out.transactions)))
+    # 40 publishes of start and about as many per step, all confirmed by the end
+    assert max(runs[0][0]) < 5 and runs[1][0][0] == 40 and min(runs[1][0]) > 30
+    pd.testing.assert_frame_equal(runs[0][1], runs[1][1])
+
+
 def test_a_committed_order_costs_eleven_events() -> None:
     """Arrival, four publishes, three deliveries, three services: the 15
-    confirms, acks and tracker copies of the 22 messages cost no event."""
+    confirms, acks and tracker copies of the 22 messages cost no event, and
+    neither do the timeouts of the four publishes, confirmed in time."""
     counts = []
     for elide in (True, False):
         out, model = _run(ONE, 1, elide, trace=False)
         assert out.transactions["messages"] == [22] and out.transactions["outcome"] == ["committed"]
         counts.append(next(model.world.env._eid))  # type: ignore[attr-defined]
-    assert counts[1] - counts[0] == 15
+    # Heap pushes: the 11 events, one wake-up each of the broker's ack
+    # timeouts and the tracker's stuck check, the end of the fault plan and
+    # the stop marker; the full path adds a wake-up per publisher.
+    assert counts[0] == 11 + 2 + 2
+    assert counts[1] - counts[0] == 15 + 4

@@ -104,8 +104,12 @@ _OK = "ok"
 _REFUSED = "refused"
 
 
-# A pending publish: [txn, topic, started, attempt, ack, conf_at, deadline, token]
-_ATTEMPT, _ACK, _CONF, _DEADLINE, _TOKEN = 3, 4, 5, 6, 7
+# A pending publish: [txn, topic, started, attempt, ack, conf_at, deadline, token, timed]
+_ATTEMPT, _ACK, _CONF, _DEADLINE, _TOKEN, _TIMED = 3, 4, 5, 6, 7, 8
+
+#: Publishes between two sweeps of the confirmed entries of a publisher on
+#: steady links (see :meth:`Publisher._sweep`).
+SWEEP_EVERY = 4096
 
 
 class Publisher:
@@ -126,6 +130,14 @@ class Publisher:
     pops the entry, after which the recorded one is sent as a message after
     all. Anything else (no entry, one confirmed already, a confirm later
     than the timeout) is sent as a message, with the latency drawn.
+
+    On that path a first publish has a timeout only if it can expire: set at
+    the publish when the publish reaches the broker at or after it, else at
+    the store when the confirm will be late (``timed`` in the entry). The
+    entry of a publish confirmed in time stays in ``pending`` (it counts as
+    absent: every look-up compares ``conf_at`` with now) until a sweep every
+    ``SWEEP_EVERY`` publishes, or a later publish of its event id, forgets
+    it. Without a timer each, publishes cost no timeout to check.
     """
 
     def __init__(self, node: Node, network: Network, spec: ChoreographySpec, protocol: ChoreographyProtocol) -> None:
@@ -140,6 +152,7 @@ class Publisher:
         self.confirmed: dict[int, None] | None = None  # an outbox's rows, removed when confirmed
         self.resends = 0
         self.dropped = 0
+        self._unswept = SWEEP_EVERY
         # set by direct(): confirms and acks without events
         self.lazy = False
         self.broker: Broker | None = None
@@ -163,22 +176,26 @@ class Publisher:
         now = world.env._now
         pending = self.pending
         old = pending.get(eid)
-        if self.lazy:  # _send and DeadlineQueue.add, inlined for speed
-            deadlines = self.deadlines
-            deadline = now + deadlines.delay
-            entry = [txn, topic, started, 1, ack, INF, deadline, None]
+        if self.lazy:  # _send, inlined for speed; the timeout only if it can expire
+            delay = self.deadlines.delay
+            deadline = now + delay
+            entry = [txn, topic, started, 1, ack, INF, deadline, None, False]
             if old is not None and old[_CONF] != INF:
                 self._replace(eid, old, entry)
             pending[eid] = entry
             if world.tracer.on:
                 world.tracer.emit(now, self.node.name, "publish", txn, self.protocol.labels[topic])
             world.messages[txn] += 1
-            world.at(self._up(), self._store, ("pub", self.node.name, txn, eid, topic, started))
-            deadlines._queue.append((deadline, (eid, 1, self.node.epoch, deadline)))
-            if not deadlines._armed:
-                deadlines._arm(deadline)
+            up = self._up()
+            world.at(up, self._store, ("pub", self.node.name, txn, eid, topic, started))
+            if up >= delay:  # stored at or after its timeout
+                entry[_TIMED] = True
+                self.deadlines.add((eid, 1, self.node.epoch, deadline))
+            self._unswept -= 1
+            if not self._unswept:
+                self._sweep()
             return
-        entry = [txn, topic, started, 1, ack, INF, 0.0, None]
+        entry = [txn, topic, started, 1, ack, INF, 0.0, None, True]
         if old is not None and old[_CONF] != INF:
             self._replace(eid, old, entry)
         pending[eid] = entry
@@ -209,6 +226,7 @@ class Publisher:
             self.network.send(node.name, BROKER, msg)
         deadlines = self.deadlines
         entry[_DEADLINE] = deadline = self.world.env._now + deadlines.delay
+        entry[_TIMED] = True
         deadlines.add((eid, entry[3], node.epoch, deadline))
 
     def settle(self, eid: int) -> None:
@@ -226,12 +244,17 @@ class Publisher:
         latency = self._down()
         at = world.env._now + latency
         entry = self.pending.get(eid)
-        if entry is not None and entry[_CONF] == INF and at < entry[_DEADLINE]:
-            entry[_CONF] = at
-            if entry[_ACK] is not None:
-                entry[_TOKEN] = self.ack_at(entry[_ACK], at)
-        else:
-            world.at(latency, self._receive, ("conf", BROKER, txn, eid))
+        if entry is not None and entry[_CONF] == INF:
+            deadline = entry[_DEADLINE]
+            if at < deadline:
+                entry[_CONF] = at
+                if entry[_ACK] is not None:
+                    entry[_TOKEN] = self.ack_at(entry[_ACK], at)
+                return
+            if not entry[_TIMED]:  # the confirm is late: now the timeout can expire
+                entry[_TIMED] = True
+                world.at(deadline - world.env._now, self._timeout, (eid, entry[_ATTEMPT], self.node.epoch, deadline))
+        world.at(latency, self._receive, ("conf", BROKER, txn, eid))
 
     def ack_at(self, msg: tuple[Any, ...], at: float) -> tuple[Any, float, int]:
         """Acknowledge the delivered copy ``msg`` at ``at`` without an event;
@@ -271,6 +294,28 @@ class Publisher:
                 self.confirmed.pop(eid, None)
             return False
         return entry[3] == item[1] and item[2] == self.node.epoch and entry[_DEADLINE] == item[3]
+
+    def _timeout(self, item: tuple[int, int, int, float]) -> None:
+        """A timeout set at the store of a publish whose confirm is late (on
+        steady links: see :meth:`conf_due`)."""
+        if self.node.paused:
+            self.node.hold(self._timeout, item)
+        elif self._live(item):
+            self._expired(item)
+
+    def _sweep(self) -> None:
+        """Forget the publishes confirmed by now (on steady links, where a
+        publish confirmed in time has no timeout to forget it)."""
+        self._unswept = SWEEP_EVERY
+        now = self.world.env._now
+        pending = self.pending
+        gone = [eid for eid, entry in pending.items() if entry[_CONF] <= now]
+        for eid in gone:
+            del pending[eid]
+        if self.confirmed is not None:
+            confirmed = self.confirmed
+            for eid in gone:
+                confirmed.pop(eid, None)
 
     def _expired(self, item: tuple[int, int, int, float]) -> None:
         eid = item[0]
@@ -319,9 +364,11 @@ class Publisher:
 
     def on_crash(self) -> None:
         if self.confirmed is None:
-            self.dropped += len(self.pending)
+            now = self.world.env._now
+            lost = [entry for entry in self.pending.values() if entry[_CONF] > now]  # not confirmed
+            self.dropped += len(lost)
             if self.world.tracer.on:
-                for entry in self.pending.values():
+                for entry in lost:
                     self.world.tracer.emit(
                         self.world.now, self.node.name, "publish-lost", entry[0], self.protocol.labels[entry[1]]
                     )
