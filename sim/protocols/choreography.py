@@ -63,6 +63,7 @@ path for every message.
 from __future__ import annotations
 
 import math
+from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
 from sim.protocols.base import CoordinatorView
@@ -108,8 +109,10 @@ _REFUSED = "refused"
 _ATTEMPT, _ACK, _CONF, _DEADLINE, _TOKEN, _TIMED = 3, 4, 5, 6, 7, 8
 
 #: Publishes between two sweeps of the confirmed entries of a publisher on
-#: steady links (see :meth:`Publisher._sweep`).
-SWEEP_EVERY = 4096
+#: steady links (see :meth:`Publisher._sweep`). Each entry is swept once
+#: whatever the period; a short one keeps ``pending`` small (4,096 cost 1.5%
+#: more instructions per order than 64, under callgrind).
+SWEEP_EVERY = 64
 
 
 class Publisher:
@@ -142,6 +145,7 @@ class Publisher:
 
     def __init__(self, node: Node, network: Network, spec: ChoreographySpec, protocol: ChoreographyProtocol) -> None:
         self.node = node
+        self.name = node.name
         self.network = network
         self.world = node.world
         self.protocol = protocol
@@ -187,7 +191,10 @@ class Publisher:
                 world.tracer.emit(now, self.node.name, "publish", txn, self.protocol.labels[topic])
             world.messages[txn] += 1
             up = self._up()
-            world.at(up, self._store, ("pub", self.node.name, txn, eid, topic, started))
+            # World.at, inlined for speed
+            heappush(
+                world._queue, (now + up, 1, next(world._eid), self._store, ("pub", self.name, txn, eid, topic, started))
+            )
             if up >= delay:  # stored at or after its timeout
                 entry[_TIMED] = True
                 self.deadlines.add((eid, 1, self.node.epoch, deadline))
@@ -238,9 +245,9 @@ class Publisher:
                 self.confirmed.pop(eid, None)
 
     def conf_due(self, txn: int, eid: int) -> None:
-        """The broker confirms ``eid`` now (it stored a publish of it)."""
+        """The broker confirms ``eid`` now (it stored a publish of it; the
+        broker counts the message)."""
         world = self.world
-        world.messages[txn] += 1
         latency = self._down()
         at = world.env._now + latency
         entry = self.pending.get(eid)
@@ -446,7 +453,10 @@ class ChoreographyParticipant:
             p.busy += 1
             p.attempts += 1
             outcome, duration = p.draw_attempt(self.ops[msg[4]])
-            self.world.at(duration, self._finish, (job, outcome, p.epoch))
+            world = self.world  # World.at, inlined for speed
+            heappush(
+                world._queue, (world.env._now + duration, 1, next(world._eid), self._finish, (job, outcome, p.epoch))
+            )
         else:
             p.queue.append(job)  # type: ignore[arg-type]
 

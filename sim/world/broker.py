@@ -39,7 +39,8 @@ its ack arrives), a *direct* consumer (``direct``: its copies are scheduled
 straight to its handler, with the copy itself in the message so that its
 ack needs no look-up) and a *confirmer* (``confirmers``: publisher node -> an
 object whose ``conf_due`` accounts for the confirm). Every such message is
-still counted and its latency drawn from its link's stream. An ack accounted
+still counted (the broker counts the confirm, and a taker's delivery and
+ack) and its latency drawn from its link's stream. An ack accounted
 for this way is a due time (:meth:`Broker.ack_at`): the copy counts as
 acknowledged from that instant on. Whatever an ack does when it arrives is
 done then or found later: the redelivery check compares times, and with
@@ -59,6 +60,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
 from sim.world.node import Node
@@ -155,7 +157,8 @@ class Broker(Node):
         ``table[txn][2]``, and nothing else is kept: with per-key ordering
         the next copy of the partition waits until then (the partition
         ``(group, txn)`` is created only for a copy that waits, and for a
-        copy whose ack is late, which is stored and tracked as usual).
+        copy whose ack is late, which is stored and tracked as usual). The
+        broker counts the copy's delivery and ack (``take`` does not).
         """
         self._lean = group
         self._lean_take = take
@@ -192,86 +195,98 @@ class Broker(Node):
             tracer.emit(now, self.name, "store", txn, self.labels[topic], f"from {src}")
         if topic in self.terminal_topics and txn not in self.terminal:
             self.terminal[txn] = (now, topic)
+        # the messages accounted for here without an event, counted at the end
+        sent = 0
         confirmer = self.confirmers.get(src)
         if confirmer is None:
             self.network.send(BROKER, src, ("conf", BROKER, txn, eid))
         else:
             confirmer.conf_due(txn, eid)
-        ordered = self.ordered
+            sent = 1
+        # one number per store: a copy is known by its group and this number
+        self._seq = seq = self._seq + 1
+        if not self.ordered:
+            lean = self._lean
+            for group in self.groups.get(topic, ()):
+                if group == lean:
+                    self._take(txn, eid, topic, started, group, now)
+                    sent += 2
+                else:
+                    copy = Copy(seq, txn, eid, topic, started, group)
+                    if self.indexed:
+                        self.pending[(group, seq)] = copy
+                    self._deliver(copy)
+            world.messages[txn] += sent
+            return
         partitions = self.partitions
         lean = self._lean
         for group in self.groups.get(topic, ()):
-            self._seq += 1
-            if ordered:
-                key = (group, txn)
-                queue = partitions.get(key)
-                if queue is not None:
-                    head = queue[0]
-                    if head.acked <= now:
-                        self._settle(head)  # its ack arrived already
-                        queue = partitions.get(key)
-                    elif head.deliveries == 0 and self._lean_table[txn][2] <= now:
-                        self._deliver(head)  # a lean copy's ack arrived already: the next one goes
-                if group == lean and queue is None:
-                    entry = self._lean_table.get(txn)
-                    if entry is None or entry[2] <= now:  # _take, inlined for speed
-                        self.deliveries += 1
-                        if tracer.on:
-                            tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
-                        deadline = now + self.deadlines.delay
-                        acked = self._lean_take(txn, topic, deadline)
-                        if acked >= deadline:
-                            self._late(txn, eid, topic, started, group, acked)
-                        continue
-                    # wait for the ack of the lean copy in flight
-                    copy = Copy(self._seq, txn, eid, topic, started, group)
-                    if self.indexed:
-                        self.pending[(group, copy.seq)] = copy
-                    partitions[key] = [copy]
-                    world.at(entry[2] - now, self._release, copy)
-                    continue
-                copy = Copy(self._seq, txn, eid, topic, started, group)
-                if self.indexed:
-                    self.pending[(group, copy.seq)] = copy
-                if queue is None:
-                    partitions[key] = [copy]
-                    direct = self.direct.get(group)
-                    if direct is None:
-                        self._deliver(copy)
-                        continue
-                    # _deliver (a first delivery, straight to the consumer) and
-                    # DeadlineQueue.add, inlined for speed
-                    copy.deliveries = 1
+            key = (group, txn)
+            queue = partitions.get(key)
+            if queue is not None:
+                head = queue[0]
+                if head.acked <= now:
+                    self._settle(head)  # its ack arrived already
+                    queue = partitions.get(key)
+                elif head.deliveries == 0 and self._lean_table[txn][2] <= now:
+                    self._deliver(head)  # a lean copy's ack arrived already: the next one goes
+            if group == lean and queue is None:
+                entry = self._lean_table.get(txn)
+                if entry is None or entry[2] <= now:  # _take, inlined for speed
                     self.deliveries += 1
+                    sent += 2
                     if tracer.on:
                         tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
-                    world.messages[txn] += 1
-                    world.at(
-                        direct[0](),
-                        direct[1],
-                        ("evt", BROKER, txn, eid, topic, started, group, copy.seq, 1, copy),
-                    )
-                    deadlines = self.deadlines
-                    deadline = now + deadlines.delay
-                    deadlines._queue.append((deadline, (copy, 1, self.epoch)))
-                    if not deadlines._armed:
-                        deadlines._arm(deadline)
-                else:
-                    queue.append(copy)
-                    head = queue[0]
-                    if len(queue) == 2 and head.acked != INF:
-                        world.at(head.acked - now, self._acked, (head, head.acked))
-            elif group == lean:
-                self._take(txn, eid, topic, started, group, now)
-            else:
-                copy = Copy(self._seq, txn, eid, topic, started, group)
+                    deadline = now + self.deadlines.delay
+                    acked = self._lean_take(txn, topic, deadline)
+                    if acked >= deadline:
+                        self._late(txn, eid, topic, started, group, acked)
+                    continue
+                # wait for the ack of the lean copy in flight
+                copy = Copy(seq, txn, eid, topic, started, group)
                 if self.indexed:
-                    self.pending[(group, copy.seq)] = copy
-                self._deliver(copy)
+                    self.pending[(group, seq)] = copy
+                partitions[key] = [copy]
+                world.at(entry[2] - now, self._release, copy)
+                continue
+            copy = Copy(seq, txn, eid, topic, started, group)
+            if self.indexed:
+                self.pending[(group, seq)] = copy
+            if queue is None:
+                partitions[key] = [copy]
+                direct = self.direct.get(group)
+                if direct is None:
+                    self._deliver(copy)
+                    continue
+                # _deliver (a first delivery, straight to the consumer),
+                # World.at and DeadlineQueue.add, inlined for speed
+                copy.deliveries = 1
+                self.deliveries += 1
+                sent += 1
+                if tracer.on:
+                    tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
+                heappush(
+                    world._queue,
+                    (
+                        now + direct[0](), 1, next(world._eid), direct[1],
+                        ("evt", BROKER, txn, eid, topic, started, group, seq, 1, copy),
+                    ),
+                )  # fmt: skip
+                deadlines = self.deadlines
+                deadline = now + deadlines.delay
+                deadlines._queue.append((deadline, (copy, 1, self.epoch)))
+                if not deadlines._armed:
+                    deadlines._arm(deadline)
+            else:
+                queue.append(copy)
+                head = queue[0]
+                if len(queue) == 2 and head.acked != INF:
+                    world.at(head.acked - now, self._acked, (head, head.acked))
+        world.messages[txn] += sent
 
     def _take(self, txn: int, eid: int, topic: int, started: float, group: str, now: float) -> None:
         """Deliver a copy to the lean group (its first delivery); store it
-        only if its ack is late."""
+        only if its ack is late. The caller counts the delivery and the ack."""
         self.deliveries += 1
         if self.world.tracer.on:
             self.world.tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
@@ -302,6 +317,7 @@ class Broker(Node):
         if confirmer is None:
             self.network.send(self.name, src, ("conf", self.name, txn, eid))
         else:
+            self.world.messages[txn] += 1
             confirmer.conf_due(txn, eid)
 
     def _deliver(self, copy: Copy) -> None:
