@@ -640,7 +640,7 @@ def test_a_republished_event_times_out_on_its_own_deadline() -> None:
     world = model.world
     publisher = model.protocol.sides["inventory"].publisher  # type: ignore[attr-defined]
     txn = world.new_transaction()
-    eid = txn * 256 + 4
+    eid = 4 * sim.protocols.choreography.TOPIC_STRIDE + txn
     for at in (0.1, 0.2):  # timeouts due at 0.3 and 0.4
         world.at(at, lambda _: publisher.publish(eid, txn, 4, 0.0, None))
     world.run(until=0.35)
@@ -673,6 +673,32 @@ def test_publishes_confirmed_in_time_are_swept_from_pending(monkeypatch: pytest.
     # 40 publishes of start and about as many per step, all confirmed by the end
     assert max(runs[0][0]) < 5 and runs[1][0][0] == 40 and min(runs[1][0]) > 30
     pd.testing.assert_frame_equal(runs[0][1], runs[1][1])
+
+
+def test_settled_copies_and_moot_alarms_are_let_go_promptly() -> None:
+    """On steady links the broker drops its acknowledged copies, and the
+    tracker its alarms for transactions already ended, at the next delivery
+    or first copy, not at their timeout: at any instant the queues hold what
+    is in flight (a dozen transactions here), not the ack timeout's 5 seconds
+    (about 3,000 copies) or the alarm's 30 (1,000 alarms)."""
+    overrides = {
+        **ONE,
+        "run.duration": 20.0,
+        "workload.interarrival": {"dist": "exponential", "mean": 0.005},
+        "workload.limit": 2_000,
+    }
+    model = Model(order_scenario(overrides), "choreography", 1, trace=False)
+    protocol = model.protocol
+    sizes: list[tuple[int, int]] = []
+
+    def look(_: object) -> None:
+        sizes.append((len(protocol.broker.deadlines._queue), len(protocol.tracker.deadlines._queue)))  # type: ignore[attr-defined]
+
+    for at in (2.0, 4.0, 6.0, 8.0):
+        model.world.at(at, look)
+    out = model.run()
+    assert out.summary["committed"] > 1_800
+    assert len(sizes) == 4 and max(max(pair) for pair in sizes) < 50
 
 
 def test_a_committed_order_costs_eleven_events() -> None:

@@ -343,6 +343,23 @@ def test_deadline_queue_expires_live_items_on_time_and_skips_answered_ones() -> 
     assert fired == [(1.0, "a"), (1.5, "b"), (2.0, "a-retry")]
 
 
+def test_deadline_queue_prune_drops_answered_heads_early_and_keeps_the_rest() -> None:
+    """``prune`` drops answered entries at the head before their deadline,
+    stops at the first live one (answered entries behind it wait), and
+    changes nothing that expires."""
+    world = World(seed=1)
+    answered: set[str] = set()
+    fired: list[tuple[float, str]] = []
+    queue = DeadlineQueue(world, 1.0, lambda item: item not in answered, lambda item: fired.append((world.now, item)))
+    for item in ("a", "b", "c", "d"):
+        queue.add(item)
+    answered.update({"a", "b", "d"})
+    queue.prune()
+    assert [item for _, item in queue._queue] == ["c", "d"]
+    world.run(until=5.0)
+    assert fired == [(1.0, "c")] and not queue._queue
+
+
 def test_deadline_queue_forgets_everything_on_clear() -> None:
     world = World(seed=1)
     fired: list[str] = []

@@ -83,8 +83,12 @@ if TYPE_CHECKING:
 
 CLIENT = "client"
 
-#: Event ids are ``txn * EVENT_STRIDE + topic``.
-EVENT_STRIDE = 256
+#: Event ids are ``topic * TOPIC_STRIDE + txn``: the ids of one topic follow
+#: the transactions, so an inbox (a dict keyed by event id) fills its hash
+#: table in order and a look-up of a recent event touches recent memory
+#: (``txn * 256 + topic`` sent the ids of a topic to 1 slot in 256 and
+#: spread them over the whole table).
+TOPIC_STRIDE = 1 << 32
 
 START = 0
 
@@ -564,7 +568,7 @@ class ChoreographyParticipant:
 
     def _emit(self, incoming: tuple[Any, ...], topic: int) -> None:
         txn = incoming[2]
-        eid = txn * EVENT_STRIDE + topic
+        eid = topic * TOPIC_STRIDE + txn
         started = incoming[5]
         if self.outbox_on:
             publisher = self.publisher
@@ -693,7 +697,7 @@ class ChoreographyProtocol:
     def start(self, txn: int) -> bool:
         if not self._direct_done:
             self._direct()
-        eid = txn * EVENT_STRIDE + START
+        eid = START * TOPIC_STRIDE + txn
         self.client.publisher.publish(eid, txn, START, self.world.env._now, None)
         return True
 

@@ -274,7 +274,12 @@ class Broker(Node):
                 )  # fmt: skip
                 deadlines = self.deadlines
                 deadline = now + deadlines.delay
-                deadlines._queue.append((deadline, (copy, 1, self.epoch)))
+                timers = deadlines._queue
+                if timers:  # the oldest copy acknowledged: let the settled go now
+                    oldest = timers[0][1][0]
+                    if oldest.done or oldest.acked <= now:
+                        deadlines.prune()
+                timers.append((deadline, (copy, 1, self.epoch)))
                 if not deadlines._armed:
                     deadlines._arm(deadline)
             else:

@@ -46,6 +46,15 @@ class DeadlineQueue:
         if not self._armed:
             self._arm(deadline)
 
+    def prune(self) -> None:
+        """Drop the entries at the head that are no longer live (what a
+        wake-up does after expiring), before their deadline: whatever they
+        hold is freed while it is still in cache, not a timeout later."""
+        queue = self._queue
+        is_live = self.is_live
+        while queue and not is_live(queue[0][1]):
+            queue.popleft()
+
     def clear(self) -> None:
         """Forget every deadline (a crash loses its timers)."""
         self._queue.clear()

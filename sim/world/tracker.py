@@ -116,10 +116,14 @@ class SagaTracker(Node):
                 self.events += 1
                 entry = self.table[txn] = [seen, math.nan, 0.0]
                 deadlines = self.deadlines
-                deadline = world.env._now + deadlines.delay
-                deadlines._queue.append((deadline, txn))
+                now = world.env._now
+                due = now + deadlines.delay  # not ``deadline``: that is the broker's, for the ack
+                timers = deadlines._queue
+                if timers and self.table[timers[0][1]][1] <= now:
+                    deadlines.prune()  # the oldest alarm is moot (terminal): drop the moot ones now
+                timers.append((due, txn))
                 if not deadlines._armed:
-                    deadlines._arm(deadline)
+                    deadlines._arm(due)
             elif seen >= entry[0]:
                 self.events += 1  # nothing to record
             else:
