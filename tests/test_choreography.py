@@ -508,6 +508,9 @@ _NAMES = ("payment", "inventory", "shipping")
             "broker.max_deliveries": 3,
             "choreography.publish_timeout": 0.0015,
         },
+        # every ack later than the ack timeout: the tracker's copies too are
+        # stored, redelivered and dead-lettered
+        {"broker.ack_timeout": 0.0015, "broker.max_deliveries": 2},
         # faults on some links and nodes only: their messages take the full path
         {"faults": [{"kind": "loss", "target": "payment", "probability": 0.2, "at": 0.5, "duration": 3.0}]},
         {
@@ -517,7 +520,15 @@ _NAMES = ("payment", "inventory", "shipping")
             ]
         },
     ],
-    ids=["per-key", "unordered", "dual-write-no-inbox", "slow-confirms-and-acks", "loss-at-payment", "crash-and-dup"],
+    ids=[
+        "per-key",
+        "unordered",
+        "dual-write-no-inbox",
+        "slow-confirms-and-acks",
+        "late-acks",
+        "loss-at-payment",
+        "crash-and-dup",
+    ],
 )
 def test_messages_without_events_change_nothing_but_the_event_count(variant: dict) -> None:
     """Confirms, acks and the tracker's copies on steady links cost no event,

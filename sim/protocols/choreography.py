@@ -572,9 +572,6 @@ class ChoreographyParticipant:
         started = incoming[5]
         if self.outbox_on:
             publisher = self.publisher
-            if eid in publisher.pending:
-                publisher.settle(eid)  # before the new row: a confirm already in forgets the old one
-            self.outbox[eid] = (txn, topic, started)
             if publisher.lazy:  # Publisher.ack, inlined for speed
                 world = self.world
                 world.messages[txn] += 1
@@ -582,6 +579,9 @@ class ChoreographyParticipant:
             else:
                 publisher.ack(incoming)
             publisher.publish(eid, txn, topic, started, None)
+            # The row after the publish: a publish of the same id confirmed
+            # by now is forgotten by publish(), with its row, not this one.
+            self.outbox[eid] = (txn, topic, started)
         else:
             self.publisher.publish(eid, txn, topic, started, incoming)
 

@@ -58,6 +58,7 @@ looks a copy up by its number, and the broker cannot crash.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from heapq import heappush
@@ -121,7 +122,7 @@ class Broker(Node):
         self.seen: set[int] = set()
         self.terminal: dict[int, tuple[float, int]] = {}
         self.dead: list[Copy] = []
-        self._seq = 0
+        self._seqs = itertools.count(1)
         # counters
         self.stored = 0
         self.deliveries = 0
@@ -139,7 +140,7 @@ class Broker(Node):
         # the group whose copies are taken without a stored copy (see lean())
         self._lean: str | None = None
         self._lean_take: Any = None
-        self._lean_table: dict[int, list[float]] = {}
+        self._lean_table: dict[int, list[Any]] = {}
 
     def unindex(self) -> None:
         """Stop keeping ``pending``: every group is consumed on a steady link
@@ -148,7 +149,7 @@ class Broker(Node):
         self.indexed = False
         self.pending.clear()
 
-    def lean(self, group: str, take: Callable[[int, int, float], float], table: dict[int, list[float]]) -> None:
+    def lean(self, group: str, take: Callable[[int, int, float, Any], float], table: dict[int, list[Any]]) -> None:
         """Take the copies of ``group`` (a taker) without storing a copy each.
 
         ``take(txn, topic, deadline)`` receives a copy at its delivery and
@@ -159,6 +160,10 @@ class Broker(Node):
         ``(group, txn)`` is created only for a copy that waits, and for a
         copy whose ack is late, which is stored and tracked as usual). The
         broker counts the copy's delivery and ack (``take`` does not).
+        ``take`` also receives ``table.get(txn)``, and the broker keeps the
+        partition it creates in ``table[txn][3]`` (the list itself, empty
+        once the partition is gone), so that a copy with none to wait for
+        costs no partition look-up.
         """
         self._lean = group
         self._lean_take = take
@@ -204,12 +209,12 @@ class Broker(Node):
             confirmer.conf_due(txn, eid)
             sent = 1
         # one number per store: a copy is known by its group and this number
-        self._seq = seq = self._seq + 1
+        seq = next(self._seqs)
         if not self.ordered:
             lean = self._lean
             for group in self.groups.get(topic, ()):
                 if group == lean:
-                    self._take(txn, eid, topic, started, group, now)
+                    self._take(seq, txn, eid, topic, started, group, now)
                     sent += 2
                 else:
                     copy = Copy(seq, txn, eid, topic, started, group)
@@ -221,6 +226,20 @@ class Broker(Node):
         partitions = self.partitions
         lean = self._lean
         for group in self.groups.get(topic, ()):
+            if group == lean:
+                entry = self._lean_table.get(txn)
+                if entry is None or (entry[2] <= now and not entry[3]):  # _take, inlined for speed
+                    self.deliveries += 1
+                    sent += 2
+                    if tracer.on:
+                        tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
+                    deadline = now + self.deadlines.delay
+                    acked = self._lean_take(txn, topic, deadline, entry)
+                    if acked >= deadline:
+                        self._late(seq, txn, eid, topic, started, group, acked)
+                    continue
+                sent += self._lean_wait(seq, txn, eid, topic, started, group, now, entry)
+                continue
             key = (group, txn)
             queue = partitions.get(key)
             if queue is not None:
@@ -228,27 +247,6 @@ class Broker(Node):
                 if head.acked <= now:
                     self._settle(head)  # its ack arrived already
                     queue = partitions.get(key)
-                elif head.deliveries == 0 and self._lean_table[txn][2] <= now:
-                    self._deliver(head)  # a lean copy's ack arrived already: the next one goes
-            if group == lean and queue is None:
-                entry = self._lean_table.get(txn)
-                if entry is None or entry[2] <= now:  # _take, inlined for speed
-                    self.deliveries += 1
-                    sent += 2
-                    if tracer.on:
-                        tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
-                    deadline = now + self.deadlines.delay
-                    acked = self._lean_take(txn, topic, deadline)
-                    if acked >= deadline:
-                        self._late(txn, eid, topic, started, group, acked)
-                    continue
-                # wait for the ack of the lean copy in flight
-                copy = Copy(seq, txn, eid, topic, started, group)
-                if self.indexed:
-                    self.pending[(group, seq)] = copy
-                partitions[key] = [copy]
-                world.at(entry[2] - now, self._release, copy)
-                continue
             copy = Copy(seq, txn, eid, topic, started, group)
             if self.indexed:
                 self.pending[(group, seq)] = copy
@@ -289,27 +287,59 @@ class Broker(Node):
                     world.at(head.acked - now, self._acked, (head, head.acked))
         world.messages[txn] += sent
 
-    def _take(self, txn: int, eid: int, topic: int, started: float, group: str, now: float) -> None:
+    def _take(self, seq: int, txn: int, eid: int, topic: int, started: float, group: str, now: float) -> None:
         """Deliver a copy to the lean group (its first delivery); store it
         only if its ack is late. The caller counts the delivery and the ack."""
         self.deliveries += 1
         if self.world.tracer.on:
             self.world.tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
         deadline = now + self.deadlines.delay
-        acked = self._lean_take(txn, topic, deadline)
+        acked = self._lean_take(txn, topic, deadline, self._lean_table.get(txn))
         if acked >= deadline:
-            self._late(txn, eid, topic, started, group, acked)
+            self._late(seq, txn, eid, topic, started, group, acked)
 
-    def _late(self, txn: int, eid: int, topic: int, started: float, group: str, acked: float) -> None:
+    def _lean_wait(
+        self, seq: int, txn: int, eid: int, topic: int, started: float, group: str, now: float, entry: list[Any]
+    ) -> int:
+        """A copy for the lean group while another of the transaction's is in
+        flight (its ack not arrived) or stored (a partition, ``entry[3]``).
+        Returns the messages accounted for: 2 if it is taken at once."""
+        key = (group, txn)
+        partitions = self.partitions
+        queue = partitions.get(key)
+        if queue is not None:
+            head = queue[0]
+            if head.acked <= now:
+                self._settle(head)  # its ack arrived already
+                queue = partitions.get(key)
+            elif head.deliveries == 0 and entry[2] <= now:
+                self._deliver(head)  # a lean copy's ack arrived already: the next one goes
+        if queue is None and entry[2] <= now:
+            self._take(seq, txn, eid, topic, started, group, now)
+            return 2
+        copy = Copy(seq, txn, eid, topic, started, group)
+        if self.indexed:
+            self.pending[(group, seq)] = copy
+        if queue is None:  # wait for the ack of the lean copy in flight
+            partitions[key] = entry[3] = [copy]
+            self.world.at(entry[2] - now, self._release, copy)
+        else:
+            queue.append(copy)
+            head = queue[0]
+            if len(queue) == 2 and head.acked != INF:
+                self.world.at(head.acked - now, self._acked, (head, head.acked))
+        return 0
+
+    def _late(self, seq: int, txn: int, eid: int, topic: int, started: float, group: str, acked: float) -> None:
         """The lean group's copy just delivered will be acknowledged after its
         ack timeout (at ``acked``): store and track it."""
-        copy = Copy(self._seq, txn, eid, topic, started, group)
+        copy = Copy(seq, txn, eid, topic, started, group)
         copy.deliveries = 1
         copy.acked = acked
         if self.indexed:
             self.pending[(group, copy.seq)] = copy
         if self.ordered:
-            self.partitions[(group, txn)] = [copy]
+            self.partitions[(group, txn)] = self._lean_table[txn][3] = [copy]
         self.deadlines.add((copy, 1, self.epoch))
 
     def _release(self, copy: Copy) -> None:

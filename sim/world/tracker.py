@@ -76,8 +76,10 @@ class SagaTracker(Node):
         self.terminal_topics = terminal_topics
         self.labels = labels
         # durable: txn -> [first seen, terminal seen at, when the broker's lean
-        # copy in flight is acknowledged (see take_lean)]
-        self.table: dict[int, list[float]] = {}
+        # copy in flight is acknowledged (see take_lean), the broker's
+        # partition of the transaction's copies for the tracker, if any (a
+        # list, empty once gone: see Broker.lean)]
+        self.table: dict[int, list[Any]] = {}
         self.flagged: dict[int, float] = {}
         self.events = 0
         self.deadlines = DeadlineQueue(world, stuck_after, self._pending, self._flag, owner=self)
@@ -101,20 +103,20 @@ class SagaTracker(Node):
         self._record(msg[2], msg[4], self.world.env._now)
         self.network.send(self.name, msg[1], ("ack", self.name, msg[2], msg[7], msg[6]))
 
-    def take_lean(self, txn: int, topic: int, deadline: float) -> float:
+    def take_lean(self, txn: int, topic: int, deadline: float, entry: list[Any] | None) -> float:
         """The broker delivers a copy of ``txn``'s event on ``topic`` now,
         without storing it (:meth:`Broker.lean`): returns when its ack
         arrives, recorded as ``table[txn][2]`` if that is before ``deadline``.
-        The broker counts the delivery and the ack."""
+        ``entry`` is ``table.get(txn)``, looked up by the broker already. The
+        broker counts the delivery and the ack."""
         world = self.world
         seen = world.env._now + self._down()
         if topic in self.terminal_topics:
             entry = self._record(txn, topic, seen)
         else:  # _record(), inlined for speed
-            entry = self.table.get(txn)
             if entry is None:  # a first copy (and DeadlineQueue.add, inlined)
                 self.events += 1
-                entry = self.table[txn] = [seen, math.nan, 0.0]
+                entry = self.table[txn] = [seen, math.nan, 0.0, None]
                 deadlines = self.deadlines
                 now = world.env._now
                 due = now + deadlines.delay  # not ``deadline``: that is the broker's, for the ack
@@ -149,7 +151,7 @@ class SagaTracker(Node):
         now = self.world.env._now
         entry = self.table.get(txn)
         if entry is None:
-            entry = self.table[txn] = [seen, math.nan, 0.0]
+            entry = self.table[txn] = [seen, math.nan, 0.0, None]
             self.deadlines.add(txn)
         elif seen < entry[0]:  # a later copy that overtook an earlier one
             entry[0] = seen
