@@ -663,12 +663,14 @@ def test_a_republished_event_times_out_on_its_own_deadline() -> None:
 def test_publishes_confirmed_in_time_are_swept_from_pending(monkeypatch: pytest.MonkeyPatch) -> None:
     """On steady links a publish confirmed in time has no timeout to forget
     it: a sweep every ``SWEEP_EVERY`` publishes does, and takes its outbox
-    row with it; the run is the same with and without sweeps."""
+    row with it; the run is the same with and without sweeps. (Participants
+    without an inbox: they may publish an event id again.)"""
     overrides = {
         **ONE,
         "run.duration": 5.0,
         "workload.interarrival": {"dist": "constant", "value": 0.1},
         "workload.limit": 40,
+        **{f"participants.{n}.idempotent": False for n in _NAMES},
     }
     runs = []
     for every in (5, 10_000):
@@ -676,14 +678,45 @@ def test_publishes_confirmed_in_time_are_swept_from_pending(monkeypatch: pytest.
         out, model = _run(overrides, 1, elide=True, trace=False)
         protocol = model.protocol
         assert out.summary["committed"] > 30 and protocol.client.publisher.lazy  # type: ignore[attr-defined]
-        publishers = [protocol.client.publisher, *(s.publisher for s in protocol.sides.values())]  # type: ignore[attr-defined]
-        left = [len(p.pending) for p in publishers]
-        for side in protocol.sides.values():  # type: ignore[attr-defined]
-            assert side.outbox.keys() == side.publisher.pending.keys()
-        runs.append((left, pd.DataFrame(out.transactions)))
-    # 40 publishes of start and about as many per step, all confirmed by the end
-    assert max(runs[0][0]) < 5 and runs[1][0][0] == 40 and min(runs[1][0]) > 30
+        assert not protocol.client.publisher.pending  # type: ignore[attr-defined]  # see the next test
+        sides = protocol.sides.values()  # type: ignore[attr-defined]
+        for side in sides:
+            assert side.outbox.keys() == side.publisher.pending.keys() and not side.publisher.once
+        runs.append(([len(side.publisher.pending) for side in sides], pd.DataFrame(out.transactions)))
+    # about 40 publishes per participant, all confirmed by the end
+    assert max(runs[0][0]) < 5 and min(runs[1][0]) > 30
     pd.testing.assert_frame_equal(runs[0][1], runs[1][1])
+
+
+def test_a_publish_of_an_id_published_once_is_never_pending_when_confirmed_in_time() -> None:
+    """The client, and participants with an inbox, publish each event id once
+    (apart from resends): on steady links such a publish travels with its
+    own record, and one confirmed in time never enters ``pending``; its
+    outbox row goes when the confirm is accounted for. One whose confirm is
+    late (here: all of them, the publish timeout being shorter than two
+    latencies) is pending from the store on, and resent at its timeout."""
+    overrides = {
+        **ONE,
+        "run.duration": 5.0,
+        "workload.interarrival": {"dist": "constant", "value": 0.1},
+        "workload.limit": 40,
+    }
+    out, model = _run(overrides, 1, elide=True, trace=False)
+    protocol = model.protocol
+    publishers = [protocol.client.publisher, *(s.publisher for s in protocol.sides.values())]  # type: ignore[attr-defined]
+    assert out.summary["committed"] > 30 and all(p.once and p.lazy for p in publishers)
+    assert not any(p.pending for p in publishers) and not any(s.outbox for s in protocol.sides.values())  # type: ignore[attr-defined]
+    slow = {
+        **overrides,
+        "choreography.publish_timeout": 0.0015,  # the confirm comes at 2 ms, the resend at 1.6
+        "choreography.publish_retry": {"attempts": 3, "initial": 0.0001, "jitter": False},
+    }
+    late, _ = _run(slow, 1, elide=True, trace=False)
+    full, _ = _run(slow, 1, elide=False, trace=False)
+    assert late.summary["publish_resends"] > 100
+    pd.testing.assert_frame_equal(
+        pd.DataFrame([late.summary]).drop(columns="wall_time"), pd.DataFrame([full.summary]).drop(columns="wall_time")
+    )
 
 
 def test_settled_copies_and_moot_alarms_are_let_go_promptly() -> None:

@@ -145,6 +145,14 @@ class Publisher:
     absent: every look-up compares ``conf_at`` with now) until a sweep every
     ``SWEEP_EVERY`` publishes, or a later publish of its event id, forgets
     it. Without a timer each, publishes cost no timeout to check.
+
+    A publisher that publishes each event id once (``once``: the client, a
+    participant with an inbox) does not even put such a publish in
+    ``pending``: nothing could look it up there before its store (no other
+    publish of the id), so the entry travels with the publish message and
+    :meth:`conf_due` gets it back; confirmed in time, it is done with (its
+    outbox row too: nothing reads the row on steady links, where no crash
+    can happen); confirmed late, it is pending from the store on, as above.
     """
 
     def __init__(self, node: Node, network: Network, spec: ChoreographySpec, protocol: ChoreographyProtocol) -> None:
@@ -161,6 +169,10 @@ class Publisher:
         self.resends = 0
         self.dropped = 0
         self._unswept = SWEEP_EVERY
+        #: every event id is published once (apart from resends): true for
+        #: the client and for a participant with an inbox, which handles an
+        #: event once, so it emits the event that follows once
+        self.once = False
         # set by direct(): confirms and acks without events
         self.lazy = False
         self.broker: Broker | None = None
@@ -189,15 +201,23 @@ class Publisher:
             deadline = now + delay
             entry = [txn, topic, started, 1, ack, INF, deadline, None, False]
             if old is not None and old[_CONF] != INF:
-                self._replace(eid, old, entry)
-            pending[eid] = entry
+                self._replace(eid, old, entry)  # before the publish's draw: it may draw an ack's
             if world.tracer.on:
                 world.tracer.emit(now, self.node.name, "publish", txn, self.protocol.labels[topic])
             world.messages[txn] += 1
             up = self._up()
-            # World.at, inlined for speed
+            if self.once and old is None and up < delay:
+                # Goes with the publish, not into pending: see conf_due().
+                # World.at, inlined for speed
+                heappush(
+                    world._queue,
+                    (now + up, 1, next(world._eid), self._store, ("pub", self.name, txn, eid, topic, started, entry)),
+                )
+                return
+            pending[eid] = entry
             heappush(
-                world._queue, (now + up, 1, next(world._eid), self._store, ("pub", self.name, txn, eid, topic, started))
+                world._queue,
+                (now + up, 1, next(world._eid), self._store, ("pub", self.name, txn, eid, topic, started, None)),
             )
             if up >= delay:  # stored at or after its timeout
                 entry[_TIMED] = True
@@ -228,7 +248,7 @@ class Publisher:
 
     def _send(self, eid: int, entry: list[Any]) -> None:
         node = self.node
-        msg = ("pub", node.name, entry[0], eid, entry[1], entry[2])
+        msg = ("pub", node.name, entry[0], eid, entry[1], entry[2], None)
         if self.lazy:  # what Network.send does on a steady link
             world = self.world
             world.messages[entry[0]] += 1
@@ -248,12 +268,25 @@ class Publisher:
             if self.confirmed is not None:
                 self.confirmed.pop(eid, None)
 
-    def conf_due(self, txn: int, eid: int) -> None:
+    def conf_due(self, txn: int, eid: int, sent: list[Any] | None) -> None:
         """The broker confirms ``eid`` now (it stored a publish of it; the
-        broker counts the message)."""
+        broker counts the message). ``sent`` is the entry of a publish that
+        went with its message instead of into ``pending`` (the last element
+        of the message; ``None`` for the others)."""
         world = self.world
         latency = self._down()
         at = world.env._now + latency
+        if sent is not None:
+            if at < sent[_DEADLINE]:  # confirmed in time: it is never pending
+                if self.confirmed is not None:
+                    self.confirmed.pop(eid, None)
+                if sent[_ACK] is not None:
+                    self.ack_at(sent[_ACK], at)
+                return
+            self.pending[eid] = sent  # the confirm is late: pending from now on
+            self._unswept -= 1
+            if not self._unswept:
+                self._sweep()
         entry = self.pending.get(eid)
         if entry is not None and entry[_CONF] == INF:
             deadline = entry[_DEADLINE]
@@ -394,6 +427,7 @@ class Client(Node):
     def __init__(self, world: World, network: Network, spec: ChoreographySpec, protocol: ChoreographyProtocol) -> None:
         super().__init__(world, CLIENT)
         self.publisher = Publisher(self, network, spec, protocol)
+        self.publisher.once = True
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         self.publisher.confirm(msg[3])
@@ -429,6 +463,7 @@ class ChoreographyParticipant:
         self.retry = Backoff(spec.retry, streams.uniform(f"choreography.{name}.retry"))
         self.comp_retry = Backoff(spec.compensation_retry, streams.uniform(f"choreography.{name}.compensation_retry"))
         self.publisher = Publisher(participant, network, spec, protocol)
+        self.publisher.once = self.idempotent
         # durable
         self.inbox: dict[int, str] = {}
         self.outbox: dict[int, tuple[int, int, float]] = {}

@@ -1,7 +1,9 @@
 """The message broker: topics, consumer groups, at-least-once delivery.
 
-Publishers send ``("pub", src, txn, event_id, topic, started)`` to the node
-``broker`` through the network. The broker stores the event (durably), answers
+Publishers send ``("pub", src, txn, event_id, topic, started, record)`` to
+the node ``broker`` through the network (``record`` is ``None``, or on a
+steady link the publisher's own record of the publish, handed back to it with
+the confirm: :meth:`Publisher.conf_due`). The broker stores the event (durably), answers
 ``("conf", broker, txn, event_id)`` and delivers one copy to every consumer
 group subscribed to the topic: ``("evt", broker, txn, event_id, topic,
 started, group, seq, delivery)``. A consumer acknowledges a copy with
@@ -131,7 +133,7 @@ class Broker(Node):
         self.deadlines = DeadlineQueue(world, spec.ack_timeout, self._unacked, self._redeliver, owner=self)
         #: group -> takes a delivered copy on a steady link (no event per delivery and ack)
         self.takers: dict[str, Callable[[Copy], None]] = {}
-        #: publisher node -> accounts for the confirm on a steady link (``conf_due(txn, eid)``)
+        #: publisher node -> accounts for the confirm on a steady link (``conf_due(txn, eid, record)``)
         self.confirmers: dict[str, Any] = {}
         #: group -> (latency sampler, handler) of a consumer on a steady link:
         #: its copies are scheduled straight to the handler, the copy itself
@@ -184,14 +186,14 @@ class Broker(Node):
             self._store(msg)
 
     def _store(self, msg: tuple[Any, ...]) -> None:
-        _, src, txn, eid, topic, started = msg
+        _, src, txn, eid, topic, started, record = msg
         world = self.world
         tracer = world.tracer
         if self.deduplicate:
             if eid in self.seen:
                 if tracer.on:
                     tracer.emit(world.now, self.name, "dedup", txn, self.labels[topic], f"from {src}")
-                self._confirm(src, txn, eid)
+                self._confirm(src, txn, eid, record)
                 return
             self.seen.add(eid)
         self.stored += 1
@@ -200,14 +202,13 @@ class Broker(Node):
             tracer.emit(now, self.name, "store", txn, self.labels[topic], f"from {src}")
         if topic in self.terminal_topics and txn not in self.terminal:
             self.terminal[txn] = (now, topic)
-        # the messages accounted for here without an event, counted at the end
-        sent = 0
         confirmer = self.confirmers.get(src)
         if confirmer is None:
             self.network.send(BROKER, src, ("conf", BROKER, txn, eid))
+            count = 0  # the messages accounted for here without an event, counted at the end
         else:
-            confirmer.conf_due(txn, eid)
-            sent = 1
+            count = 1
+            confirmer.conf_due(txn, eid, record)
         # one number per store: a copy is known by its group and this number
         seq = next(self._seqs)
         if not self.ordered:
@@ -215,13 +216,13 @@ class Broker(Node):
             for group in self.groups.get(topic, ()):
                 if group == lean:
                     self._take(seq, txn, eid, topic, started, group, now)
-                    sent += 2
+                    count += 2
                 else:
                     copy = Copy(seq, txn, eid, topic, started, group)
                     if self.indexed:
                         self.pending[(group, seq)] = copy
                     self._deliver(copy)
-            world.messages[txn] += sent
+            world.messages[txn] += count
             return
         partitions = self.partitions
         lean = self._lean
@@ -230,7 +231,7 @@ class Broker(Node):
                 entry = self._lean_table.get(txn)
                 if entry is None or (entry[2] <= now and not entry[3]):  # _take, inlined for speed
                     self.deliveries += 1
-                    sent += 2
+                    count += 2
                     if tracer.on:
                         tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
                     deadline = now + self.deadlines.delay
@@ -238,7 +239,7 @@ class Broker(Node):
                     if acked >= deadline:
                         self._late(seq, txn, eid, topic, started, group, acked)
                     continue
-                sent += self._lean_wait(seq, txn, eid, topic, started, group, now, entry)
+                count += self._lean_wait(seq, txn, eid, topic, started, group, now, entry)
                 continue
             key = (group, txn)
             queue = partitions.get(key)
@@ -260,7 +261,7 @@ class Broker(Node):
                 # World.at and DeadlineQueue.add, inlined for speed
                 copy.deliveries = 1
                 self.deliveries += 1
-                sent += 1
+                count += 1
                 if tracer.on:
                     tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
                 heappush(
@@ -285,7 +286,7 @@ class Broker(Node):
                 head = queue[0]
                 if len(queue) == 2 and head.acked != INF:
                     world.at(head.acked - now, self._acked, (head, head.acked))
-        world.messages[txn] += sent
+        world.messages[txn] += count
 
     def _take(self, seq: int, txn: int, eid: int, topic: int, started: float, group: str, now: float) -> None:
         """Deliver a copy to the lean group (its first delivery); store it
@@ -347,13 +348,13 @@ class Broker(Node):
         if copy.deliveries == 0:
             self._deliver(copy)
 
-    def _confirm(self, src: str, txn: int, eid: int) -> None:
+    def _confirm(self, src: str, txn: int, eid: int, record: list[Any] | None) -> None:
         confirmer = self.confirmers.get(src)
         if confirmer is None:
             self.network.send(self.name, src, ("conf", self.name, txn, eid))
         else:
             self.world.messages[txn] += 1
-            confirmer.conf_due(txn, eid)
+            confirmer.conf_due(txn, eid, record)
 
     def _deliver(self, copy: Copy) -> None:
         copy.deliveries += 1
