@@ -242,12 +242,10 @@ class Broker(Node):
                 count += self._lean_wait(seq, txn, eid, topic, started, group, now, entry)
                 continue
             key = (group, txn)
-            queue = partitions.get(key)
-            if queue is not None:
-                head = queue[0]
-                if head.acked <= now:
-                    self._settle(head)  # its ack arrived already
-                    queue = partitions.get(key)
+            queue = partitions.get(key)  # _queue_of(), inlined for speed
+            if queue is not None and queue[0].acked <= now:
+                self._settle(queue[0])  # its ack arrived already
+                queue = partitions.get(key)
             copy = Copy(seq, txn, eid, topic, started, group)
             if self.indexed:
                 self.pending[(group, seq)] = copy
@@ -299,6 +297,15 @@ class Broker(Node):
         if acked >= deadline:
             self._late(seq, txn, eid, topic, started, group, acked)
 
+    def _queue_of(self, key: tuple[str, int], now: float) -> list[Copy] | None:
+        """The partition ``key`` (``None`` if there is none), once its head is
+        settled if its ack has arrived by ``now``."""
+        queue = self.partitions.get(key)
+        if queue is not None and queue[0].acked <= now:
+            self._settle(queue[0])
+            queue = self.partitions.get(key)
+        return queue
+
     def _lean_wait(
         self, seq: int, txn: int, eid: int, topic: int, started: float, group: str, now: float, entry: list[Any]
     ) -> int:
@@ -307,14 +314,9 @@ class Broker(Node):
         Returns the messages accounted for: 2 if it is taken at once."""
         key = (group, txn)
         partitions = self.partitions
-        queue = partitions.get(key)
-        if queue is not None:
-            head = queue[0]
-            if head.acked <= now:
-                self._settle(head)  # its ack arrived already
-                queue = partitions.get(key)
-            elif head.deliveries == 0 and entry[2] <= now:
-                self._deliver(head)  # a lean copy's ack arrived already: the next one goes
+        queue = self._queue_of(key, now)
+        if queue is not None and queue[0].deliveries == 0 and entry[2] <= now:
+            self._deliver(queue[0])  # a lean copy's ack arrived already: the next one goes
         if queue is None and entry[2] <= now:
             self._take(seq, txn, eid, topic, started, group, now)
             return 2
