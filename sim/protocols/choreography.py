@@ -146,13 +146,18 @@ class Publisher:
     ``SWEEP_EVERY`` publishes, or a later publish of its event id, forgets
     it. Without a timer each, publishes cost no timeout to check.
 
-    A publisher that publishes each event id once (``once``: the client, a
-    participant with an inbox) does not even put such a publish in
-    ``pending``: nothing could look it up there before its store (no other
-    publish of the id), so the entry travels with the publish message and
+    A publish of an event id published once (``once``: the client's
+    ``start``, a ``done`` or ``failed`` of a participant with an inbox) does
+    not even go into ``pending``: nothing could look it up there before its
+    store (no other publish of the id), so the entry travels with the publish message and
     :meth:`conf_due` gets it back; confirmed in time, it is done with (its
     outbox row too: nothing reads the row on steady links, where no crash
     can happen); confirmed late, it is pending from the store on, as above.
+    Such a late confirm's timeout is an event of its own at the deadline,
+    scheduled at the store: if the confirm arrives exactly at the deadline
+    (constant latencies that add up to the publish timeout) the timeout goes
+    first, where the full path orders the tie by when its timer queue was
+    last armed; the two paths can differ at such ties.
     """
 
     def __init__(self, node: Node, network: Network, spec: ChoreographySpec, protocol: ChoreographyProtocol) -> None:
@@ -169,10 +174,6 @@ class Publisher:
         self.resends = 0
         self.dropped = 0
         self._unswept = SWEEP_EVERY
-        #: every event id is published once (apart from resends): true for
-        #: the client and for a participant with an inbox, which handles an
-        #: event once, so it emits the event that follows once
-        self.once = False
         # set by direct(): confirms and acks without events
         self.lazy = False
         self.broker: Broker | None = None
@@ -191,7 +192,13 @@ class Publisher:
         self._store = broker._store
         broker.confirmers[name] = self
 
-    def publish(self, eid: int, txn: int, topic: int, started: float, ack: tuple[Any, ...] | None) -> None:
+    def publish(
+        self, eid: int, txn: int, topic: int, started: float, ack: tuple[Any, ...] | None, once: bool = False
+    ) -> None:
+        """Publish ``eid`` until the broker confirms it; ``ack`` is the
+        incoming event to acknowledge once confirmed (dual write). ``once``:
+        the caller publishes this event id once (apart from resends), so no
+        other publish of it can be pending (see the class docstring)."""
         world = self.world
         now = world.env._now
         pending = self.pending
@@ -206,7 +213,7 @@ class Publisher:
                 world.tracer.emit(now, self.node.name, "publish", txn, self.protocol.labels[topic])
             world.messages[txn] += 1
             up = self._up()
-            if self.once and old is None and up < delay:
+            if once and old is None and up < delay:
                 # Goes with the publish, not into pending: see conf_due().
                 # World.at, inlined for speed
                 heappush(
@@ -297,7 +304,11 @@ class Publisher:
                 return
             if not entry[_TIMED]:  # the confirm is late: now the timeout can expire
                 entry[_TIMED] = True
-                world.at(deadline - world.env._now, self._timeout, (eid, entry[_ATTEMPT], self.node.epoch, deadline))
+                # at the deadline itself (World.at would add a delay to now: not always the same float)
+                heappush(
+                    world._queue,
+                    (deadline, 1, next(world._eid), self._timeout, (eid, entry[_ATTEMPT], self.node.epoch, deadline)),
+                )
         world.at(latency, self._receive, ("conf", BROKER, txn, eid))
 
     def ack_at(self, msg: tuple[Any, ...], at: float) -> tuple[Any, float, int]:
@@ -427,7 +438,6 @@ class Client(Node):
     def __init__(self, world: World, network: Network, spec: ChoreographySpec, protocol: ChoreographyProtocol) -> None:
         super().__init__(world, CLIENT)
         self.publisher = Publisher(self, network, spec, protocol)
-        self.publisher.once = True
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         self.publisher.confirm(msg[3])
@@ -463,7 +473,17 @@ class ChoreographyParticipant:
         self.retry = Backoff(spec.retry, streams.uniform(f"choreography.{name}.retry"))
         self.comp_retry = Backoff(spec.compensation_retry, streams.uniform(f"choreography.{name}.compensation_retry"))
         self.publisher = Publisher(participant, network, spec, protocol)
-        self.publisher.once = self.idempotent
+        #: the topics this side publishes once per transaction: with an inbox
+        #: it handles a step's forward event once, so it emits that step's
+        #: ``done`` or ``failed`` once; a compensation's ``done`` can follow
+        #: two different events (the ``failed`` and the ``done`` of the
+        #: compensation after it, when a step without an inbox handles its
+        #: event twice), so it is never taken as once
+        self.once_topics: set[int] = set()
+        if self.idempotent:
+            for step, op in protocol.routes.values():
+                if op == FORWARD and protocol.step_participants[step] == participant.name:
+                    self.once_topics.update((done(step), failed(step)))
         # durable
         self.inbox: dict[int, str] = {}
         self.outbox: dict[int, tuple[int, int, float]] = {}
@@ -613,12 +633,12 @@ class ChoreographyParticipant:
                 publisher.broker.ack_at(incoming[9], world.env._now + publisher._up())  # type: ignore[union-attr]
             else:
                 publisher.ack(incoming)
-            publisher.publish(eid, txn, topic, started, None)
+            publisher.publish(eid, txn, topic, started, None, topic in self.once_topics)
             # The row after the publish: a publish of the same id confirmed
             # by now is forgotten by publish(), with its row, not this one.
             self.outbox[eid] = (txn, topic, started)
         else:
-            self.publisher.publish(eid, txn, topic, started, incoming)
+            self.publisher.publish(eid, txn, topic, started, incoming, topic in self.once_topics)
 
     def _trace(self, txn: int, step: int, op: int, kind: str, detail: str = "") -> None:
         if self.world.tracer.on:
@@ -660,6 +680,7 @@ class ChoreographyProtocol:
         n = len(steps)
         self.n_steps = n
         self.kinds = [s.kind for s in steps]
+        self.step_participants = [s.participant for s in steps]
         self.op_labels = [(s.name, s.compensation or "") for s in steps]
         labels = {START: "start"}
         for i, s in enumerate(steps):
@@ -733,7 +754,7 @@ class ChoreographyProtocol:
         if not self._direct_done:
             self._direct()
         eid = START * TOPIC_STRIDE + txn
-        self.client.publisher.publish(eid, txn, START, self.world.env._now, None)
+        self.client.publisher.publish(eid, txn, START, self.world.env._now, None, True)
         return True
 
     def view(self, txn: int) -> CoordinatorView:

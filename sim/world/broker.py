@@ -154,7 +154,7 @@ class Broker(Node):
     def lean(self, group: str, take: Callable[[int, int, float, Any], float], table: dict[int, list[Any]]) -> None:
         """Take the copies of ``group`` (a taker) without storing a copy each.
 
-        ``take(txn, topic, deadline)`` receives a copy at its delivery and
+        ``take(txn, topic, deadline, entry)`` receives a copy at its delivery and
         returns when its ack arrives; when that is before ``deadline`` (the
         copy will never be redelivered) it records the instant in
         ``table[txn][2]``, and nothing else is kept: with per-key ordering
@@ -162,7 +162,7 @@ class Broker(Node):
         ``(group, txn)`` is created only for a copy that waits, and for a
         copy whose ack is late, which is stored and tracked as usual). The
         broker counts the copy's delivery and ack (``take`` does not).
-        ``take`` also receives ``table.get(txn)``, and the broker keeps the
+        ``entry`` is ``table.get(txn)``, and the broker keeps the
         partition it creates in ``table[txn][3]`` (the list itself, empty
         once the partition is gone), so that a copy with none to wait for
         costs no partition look-up.
