@@ -56,8 +56,9 @@ message counted as always), and what they do is done at that instant or
 found then (:mod:`sim.world.broker`). Publishes, and deliveries to the
 participants, are always events (on a steady link scheduled straight to
 the receiving handler, as :meth:`Network.send` would with nothing to drop,
-delay or duplicate). ``ChoreographyProtocol.elide = False`` takes the full
-path for every message.
+delay or duplicate). A participant on steady links writes no outbox rows:
+it cannot crash, and only a restart reads them. ``ChoreographyProtocol.elide
+= False`` takes the full path for every message.
 """
 
 from __future__ import annotations
@@ -150,9 +151,9 @@ class Publisher:
     ``start``, a ``done`` or ``failed`` of a participant with an inbox) does
     not even go into ``pending``: nothing could look it up there before its
     store (no other publish of the id), so the entry travels with the publish message and
-    :meth:`conf_due` gets it back; confirmed in time, it is done with (its
-    outbox row too: nothing reads the row on steady links, where no crash
-    can happen); confirmed late, it is pending from the store on, as above.
+    :meth:`conf_due` gets it back; confirmed in time, it is done with;
+    confirmed late, it is pending from the store on, as above. (On this path
+    an outbox keeps no rows: see :meth:`direct`.)
     Such a late confirm's timeout is an event of its own at the deadline,
     scheduled at the store: if the confirm arrives exactly at the deadline
     (constant latencies that add up to the publish timeout) the timeout goes
@@ -182,9 +183,15 @@ class Publisher:
         self._receive: Any = None
 
     def direct(self, broker: Broker) -> None:
-        """Confirms and acks without events (both links with ``broker`` are steady)."""
+        """Confirms and acks without events (both links with ``broker`` are steady).
+
+        An outbox keeps no rows from then on (``confirmed`` is dropped): its
+        owner cannot crash (:meth:`Node.relies_on_fault_plan`), and a restart
+        is the only reader of the rows, so writing them would change nothing.
+        """
         name = self.name
         self.lazy = True
+        self.confirmed = None
         self.broker = broker
         self._down = self.network.latency_of(broker.name, name)
         self._up = self.network.latency_of(name, broker.name)
@@ -271,9 +278,7 @@ class Publisher:
         """Forget the publish of ``eid`` if it was confirmed (without an event) by now."""
         entry = self.pending.get(eid)
         if entry is not None and entry[_CONF] <= self.world.env._now:
-            del self.pending[eid]
-            if self.confirmed is not None:
-                self.confirmed.pop(eid, None)
+            del self.pending[eid]  # (no outbox row on this path: see direct())
 
     def conf_due(self, txn: int, eid: int, record: list[Any] | None) -> None:
         """The broker confirms ``eid`` now (it stored a publish of it; the
@@ -285,8 +290,6 @@ class Publisher:
         at = world.env._now + latency
         if record is not None:
             if at < record[_DEADLINE]:  # confirmed in time: it is never pending
-                if self.confirmed is not None:
-                    self.confirmed.pop(eid, None)
                 if record[_ACK] is not None:
                     self.ack_at(record[_ACK], at)
                 return
@@ -344,8 +347,6 @@ class Publisher:
             return False
         if entry[_CONF] <= self.world.env._now:  # settle(), inlined
             del self.pending[eid]
-            if self.confirmed is not None:
-                self.confirmed.pop(eid, None)
             return False
         return entry[3] == item[1] and item[2] == self.node.epoch and entry[_DEADLINE] == item[3]
 
@@ -363,13 +364,8 @@ class Publisher:
         self._unswept = SWEEP_EVERY
         now = self.world.env._now
         pending = self.pending
-        gone = [eid for eid, entry in pending.items() if entry[_CONF] <= now]
-        for eid in gone:
+        for eid in [eid for eid, entry in pending.items() if entry[_CONF] <= now]:
             del pending[eid]
-        if self.confirmed is not None:
-            confirmed = self.confirmed
-            for eid in gone:
-                confirmed.pop(eid, None)
 
     def _expired(self, item: tuple[int, int, int, float]) -> None:
         eid = item[0]
@@ -630,12 +626,13 @@ class ChoreographyParticipant:
                 world = self.world
                 world.messages[txn] += 1
                 publisher.broker.ack_at(incoming[9], world.env._now + publisher._up())  # type: ignore[union-attr]
-            else:
-                publisher.ack(incoming)
+                # No outbox row: on steady links this side cannot crash, and
+                # only a restart reads the rows (see Publisher.direct).
+                publisher.publish(eid, txn, topic, started, None, topic in self.once_topics)
+                return
+            publisher.ack(incoming)
             publisher.publish(eid, txn, topic, started, None, topic in self.once_topics)
-            # The row after the publish: a publish of the same id confirmed
-            # by now is forgotten by publish(), with its row, not this one.
-            self.outbox[eid] = (txn, topic, started)
+            self.outbox[eid] = (txn, topic, started)  # the relay's row, until confirmed
         else:
             self.publisher.publish(eid, txn, topic, started, incoming, topic in self.once_topics)
 
