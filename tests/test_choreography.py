@@ -4,6 +4,7 @@ and an inbox, the dual write and redelivery without them, and stuck alerts."""
 
 from __future__ import annotations
 
+import collections
 import math
 
 import numpy as np
@@ -555,6 +556,26 @@ def test_messages_without_events_change_nothing_but_the_event_count(variant: dic
     assert not full_model.protocol.broker.takers and not full_model.protocol.broker.confirmers  # type: ignore[attr-defined]
 
 
+def test_an_ack_timer_set_late_keeps_its_place_among_the_others() -> None:
+    """A first delivery to a participant on a steady link has no ack timer
+    until its consumer finds that its ack may be late (it hangs, fails or
+    waits for a worker here), and the timer then takes the place it would
+    have had from the delivery on. The tracker crashing makes its copies take
+    the full path, with their timers from the start: a copy of an event to a
+    participant and the tracker's copy of it are due at the same instant,
+    and both are redelivered in the order of the full path, where every copy
+    has its timer from the start: the traces are the same, in order."""
+    overrides = {**BUSY, "faults": [{"kind": "crash", "target": "tracker", "at": 1.0, "duration": 0.3}]}
+    fast, fast_model = _run(overrides, 3, elide=True)
+    full, _ = _run(overrides, 3, elide=False)
+    assert fast_model.protocol.broker.direct and not fast_model.protocol.broker.takers  # type: ignore[attr-defined]
+    redelivered = [e for e in fast.events if e.kind == "deliver" and "delivery 1)" not in e.detail]
+    assert len(redelivered) > 50
+    at_once = collections.Counter(e.time for e in redelivered)
+    assert any(n > 1 for n in at_once.values())  # redeliveries at one instant: the order matters
+    assert [tuple(e) for e in fast.events] == [tuple(e) for e in full.events]
+
+
 def test_messages_without_events_keep_the_laws_with_random_latencies() -> None:
     """With random latencies an ack's latency is drawn earlier than its send,
     so the two paths draw different values: the runs differ in detail but not
@@ -779,14 +800,15 @@ def test_settled_copies_and_moot_alarms_are_let_go_promptly() -> None:
 def test_a_committed_order_costs_eleven_events() -> None:
     """Arrival, four publishes, three deliveries, three services: the 15
     confirms, acks and tracker copies of the 22 messages cost no event, and
-    neither do the timeouts of the four publishes, confirmed in time."""
+    neither do the timeouts of the four publishes, confirmed in time, nor
+    the ack timeouts of the three deliveries, acknowledged in time."""
     counts = []
     for elide in (True, False):
         out, model = _run(ONE, 1, elide, trace=False)
         assert out.transactions["messages"] == [22] and out.transactions["outcome"] == ["committed"]
         counts.append(next(model.world.env._eid))  # type: ignore[attr-defined]
-    # Heap pushes: the 11 events, one wake-up each of the broker's ack
-    # timeouts and the tracker's stuck check, the end of the fault plan and
-    # the stop marker; the full path adds a wake-up per publisher.
-    assert counts[0] == 11 + 2 + 2
-    assert counts[1] - counts[0] == 15 + 4
+    # Heap pushes: the 11 events, a wake-up of the tracker's stuck check, the
+    # end of the fault plan and the stop marker; the full path adds a wake-up
+    # per publisher and one of the broker's ack timeouts.
+    assert counts[0] == 11 + 1 + 2
+    assert counts[1] - counts[0] == 15 + 4 + 1

@@ -69,7 +69,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.protocols.base import CoordinatorView
 from sim.protocols.retry import Backoff
-from sim.world.broker import BROKER, INF, Broker
+from sim.world.broker import BROKER, INF, Broker, Copy
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.node import Node
 from sim.world.participant import FAIL, HANG, REFUSE, SUCCEED
@@ -479,6 +479,13 @@ class ChoreographyParticipant:
             for step, op in protocol.routes.values():
                 if op == FORWARD and protocol.step_participants[step] == participant.name:
                     self.once_topics.update((done(step), failed(step)))
+        #: the topics whose handling publishes ``failed`` at once on a refusal
+        #: (a forward step that is not retriable)
+        self.refusal_topics = {
+            topic
+            for topic, (step, op) in protocol.routes.items()
+            if op == FORWARD and protocol.kinds[step] != "retriable"
+        }
         # durable
         self.inbox: dict[int, str] = {}
         self.outbox: dict[int, tuple[int, int, float]] = {}
@@ -497,9 +504,26 @@ class ChoreographyParticipant:
             self.publisher.confirm(msg[3])
 
     def consume(self, msg: tuple[Any, ...]) -> None:
-        """A copy of an event arrives (straight from the broker on a steady link)."""
+        """A copy of an event arrives through the network."""
         if self.idempotent and msg[3] in self.inbox:
             self._dedup(msg)
+            return
+        job = [msg, 1]
+        p = self.p
+        if p.busy < p.workers:
+            self._start(job)
+        else:
+            p.queue.append(job)  # type: ignore[arg-type]
+
+    def consume_direct(self, msg: tuple[Any, ...]) -> None:
+        """A copy of an event arrives straight from the broker (a steady
+        link; the copy itself is ``msg[9]``). A first delivery may have no ack
+        timer (:meth:`Broker.arm`): it gets one now unless its ack is sure to
+        be accounted for before its deadline at the end of this very attempt
+        (a success, with an outbox: acknowledged at once), else then, if that
+        ack is late (:meth:`Broker.ack_at`)."""
+        if self.idempotent and msg[3] in self.inbox:
+            self._dedup(msg)  # (its ack accounted for now)
             return
         job = [msg, 1]
         p = self.p
@@ -508,11 +532,22 @@ class ChoreographyParticipant:
             p.attempts += 1
             outcome, duration = p.draw_attempt(self.ops[msg[4]])
             world = self.world  # World.at, inlined for speed
-            heappush(
-                world._queue, (world.env._now + duration, 1, next(world._eid), self._finish, (job, outcome, p.epoch))
-            )
+            end = world.env._now + duration
+            heappush(world._queue, (end, 1, next(world._eid), self._finish, (job, outcome, p.epoch)))
+            copy = msg[9]
+            if outcome != SUCCEED or end >= copy.due or not self.outbox_on:
+                self._arm(copy, outcome, msg[4], end)
         else:
             p.queue.append(job)  # type: ignore[arg-type]
+            self.protocol.broker.arm(msg[9])
+
+    def _arm(self, copy: Copy, outcome: int, topic: int, end: float) -> None:
+        """Give a copy just taken up its ack timer (:meth:`Broker.arm`) unless
+        the attempt ending at ``end`` acknowledges it before its deadline:
+        a refusal that publishes the step's ``failed`` at once (not on a
+        retriable step), with an outbox."""
+        if outcome != REFUSE or topic not in self.refusal_topics or end >= copy.due or not self.outbox_on:
+            self.protocol.broker.arm(copy)
 
     def _dedup(self, msg: tuple[Any, ...]) -> None:
         self.dedups += 1
@@ -742,7 +777,7 @@ class ChoreographyProtocol:
         broker = self.broker
         for name, side in self.sides.items():
             if steady(name):
-                broker.direct[name] = (network.latency_of(BROKER, name), side.consume)
+                broker.consume_directly(name, network.latency_of(BROKER, name), side.consume_direct)
         if all(group in broker.direct or group in broker.takers for group in broker.consumer):
             broker.unindex()
 

@@ -37,10 +37,11 @@ duplication can touch them, and neither end can crash or pause: see
 :mod:`sim.world.network`) can be accounted for without an event each. The
 protocol registers, for such consumers and publishers, a *taker* (``takers``:
 group -> a function that receives a copy at its delivery and reports when
-its ack arrives), a *direct* consumer (``direct``: its copies are scheduled
-straight to its handler, with the copy itself in the message so that its
-ack needs no look-up) and a *confirmer* (``confirmers``: publisher node -> an
-object whose ``conf_due`` accounts for the confirm). Every such message is
+its ack arrives), a *direct* consumer (``direct``, see
+:meth:`Broker.consume_directly`: its copies are scheduled straight to its
+handler, with the copy itself in the message so that its ack needs no
+look-up) and a *confirmer* (``confirmers``: publisher node -> an object
+whose ``conf_due`` accounts for the confirm). Every such message is
 still counted (the broker counts the confirm, and a taker's delivery and
 ack) and its latency drawn from its link's stream. An ack accounted
 for this way is a due time (:meth:`Broker.ack_at`): the copy counts as
@@ -56,6 +57,16 @@ not stored at all (no :class:`Copy`, no ack timer); only the instant its ack
 arrives is kept, for per-key ordering. When every group is consumed on a
 steady link, ``pending`` is not kept either (:meth:`Broker.unindex`): nothing
 looks a copy up by its number, and the broker cannot crash.
+
+The next cheapest, for a direct consumer with per-key ordering: a first
+delivery that nothing waits for has no partition and no ack timer. The
+broker keeps the copy in ``flights`` (txn -> copy, per group) until a sweep
+every ``SWEEP_EVERY`` stores finds it acknowledged; a copy stored meanwhile
+for the same transaction and group waits behind it in a partition, as
+usual. Its consumer gives it its ack timer (:meth:`Broker.arm`) as soon as
+the ack may come at or after the deadline (the attempt hangs, fails, waits
+for a worker, or the ack waits for a confirm), in the place among the other
+timers that it would have had from the delivery on.
 """
 
 from __future__ import annotations
@@ -64,6 +75,7 @@ import itertools
 import math
 from collections.abc import Callable
 from heapq import heappush
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from sim.world.node import Node
@@ -78,11 +90,17 @@ BROKER = "broker"
 
 INF = math.inf
 
+#: Stores between two sweeps of what the broker keeps of first deliveries to
+#: direct consumers (:meth:`Broker._sweep`).
+SWEEP_EVERY = 256
+
 
 class Copy:
     """One stored event for one consumer group (durable)."""
 
-    __slots__ = ("seq", "txn", "eid", "topic", "started", "group", "deliveries", "done", "acked", "acks")
+    __slots__ = (
+        "seq", "txn", "eid", "topic", "started", "group", "deliveries", "done", "acked", "acks", "due", "order",
+    )  # fmt: skip
 
     def __init__(self, seq: int, txn: int, eid: int, topic: int, started: float, group: str) -> None:
         self.seq = seq
@@ -97,6 +115,15 @@ class Copy:
         self.acked = INF
         #: every such ack's arrival time, kept only once there is more than one
         self.acks: list[float] | None = None
+        #: the ack deadline of a first delivery that has no ack timer (yet):
+        #: see :meth:`Broker.arm`; ``inf`` for every other copy
+        self.due = INF
+        #: with ``due``: where its timer goes among the others (:meth:`Broker.arm`)
+        self.order = 0
+
+
+#: In a direct group's ``flights``: the transaction's copies are in a partition.
+_PARTED = Copy(0, -1, 0, 0, 0.0, "")
 
 
 class Broker(Node):
@@ -125,6 +152,8 @@ class Broker(Node):
         self.terminal: dict[int, tuple[float, int]] = {}
         self.dead: list[Copy] = []
         self._seqs = itertools.count(1)
+        #: the order of additions of ack timers, whether added or not (arm())
+        self._adds = itertools.count()
         # counters
         self.stored = 0
         self.deliveries = 0
@@ -135,10 +164,9 @@ class Broker(Node):
         self.takers: dict[str, Callable[[Copy], None]] = {}
         #: publisher node -> accounts for the confirm on a steady link (``conf_due(txn, eid, record)``)
         self.confirmers: dict[str, Any] = {}
-        #: group -> (latency sampler, handler) of a consumer on a steady link:
-        #: its copies are scheduled straight to the handler, the copy itself
-        #: appended to the message (``msg[9]``) for :meth:`ack_copy`
-        self.direct: dict[str, tuple[Callable[[], float], Callable[[tuple[Any, ...]], None]]] = {}
+        #: group -> (latency sampler, handler, flights) of a consumer on a
+        #: steady link (see :meth:`consume_directly`)
+        self.direct: dict[str, tuple[Callable[[], float], Callable[[tuple[Any, ...]], None], dict[int, Copy]]] = {}
         # the group whose copies are taken without a stored copy (see lean())
         self._lean: str | None = None
         self._lean_take: Any = None
@@ -170,6 +198,23 @@ class Broker(Node):
         self._lean = group
         self._lean_take = take
         self._lean_table = table
+
+    def consume_directly(
+        self, group: str, latency: Callable[[], float], handler: Callable[[tuple[Any, ...]], None]
+    ) -> None:
+        """Schedule the copies of ``group`` straight to ``handler`` (its
+        consumer's links with the broker are steady), drawing each delivery's
+        latency from ``latency``; the copy itself is appended to the message
+        (``msg[9]``), so that its ack (:meth:`ack_at`) needs no look-up.
+
+        With per-key ordering, a first delivery that nothing waits for has no
+        partition: ``flights`` (txn -> the copy) is all the broker keeps of
+        it, enough to see, at the next store of the transaction for the group,
+        whether it is still unacknowledged (the new copy then waits in a
+        partition headed by it, and ``flights`` says ``_PARTED``). Nor does it
+        have an ack timer while its ack can come in time (:meth:`arm`).
+        """
+        self.direct[group] = (latency, handler, {})
 
     def subscribe(self, topic: int, group: str, consumer: str) -> None:
         """Deliver ``topic`` to ``group``, whose consumer is the node ``consumer``."""
@@ -224,6 +269,8 @@ class Broker(Node):
                     self._deliver(copy)
             world.messages[txn] += count
             return
+        if not seq % SWEEP_EVERY:
+            self._sweep(now)
         partitions = self.partitions
         lean = self._lean
         for group in self.groups.get(topic, ()):
@@ -241,6 +288,40 @@ class Broker(Node):
                     continue
                 count += self._lean_wait(seq, txn, eid, topic, started, group, now, entry)
                 continue
+            direct = self.direct.get(group)
+            if direct is not None:
+                flights = direct[2]
+                head = flights.get(txn)
+                if (
+                    head is not None
+                    and (head is _PARTED or not (head.done or head.acked <= now))
+                    and self._behind(head, flights, seq, txn, eid, topic, started, group, now)
+                ):
+                    continue
+                # A first delivery, straight to the consumer (_deliver and
+                # World.at, inlined for speed), with no partition.
+                copy = Copy(seq, txn, eid, topic, started, group)
+                copy.deliveries = 1
+                flights[txn] = copy
+                self.deliveries += 1
+                count += 1
+                if tracer.on:
+                    tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
+                arrives = now + direct[0]()
+                heappush(
+                    world._queue,
+                    (
+                        arrives, 1, next(world._eid), direct[1],
+                        ("evt", BROKER, txn, eid, topic, started, group, seq, 1, copy),
+                    ),
+                )  # fmt: skip
+                deadline = now + self.deadlines.delay
+                if arrives < deadline:
+                    copy.due = deadline  # no ack timer unless its consumer asks: see arm()
+                    copy.order = next(self._adds)
+                else:
+                    self.deadlines.add((copy, 1, self.epoch, next(self._adds)))
+                continue
             key = (group, txn)
             queue = partitions.get(key)  # _queue_of(), inlined for speed
             if queue is not None and queue[0].acked <= now:
@@ -251,34 +332,7 @@ class Broker(Node):
                 self.pending[(group, seq)] = copy
             if queue is None:
                 partitions[key] = [copy]
-                direct = self.direct.get(group)
-                if direct is None:
-                    self._deliver(copy)
-                    continue
-                # _deliver (a first delivery, straight to the consumer),
-                # World.at and DeadlineQueue.add, inlined for speed
-                copy.deliveries = 1
-                self.deliveries += 1
-                count += 1
-                if tracer.on:
-                    tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
-                heappush(
-                    world._queue,
-                    (
-                        now + direct[0](), 1, next(world._eid), direct[1],
-                        ("evt", BROKER, txn, eid, topic, started, group, seq, 1, copy),
-                    ),
-                )  # fmt: skip
-                deadlines = self.deadlines
-                deadline = now + deadlines.delay
-                timers = deadlines._queue
-                if timers:  # the oldest copy acknowledged: let the settled go now
-                    oldest = timers[0][1][0]
-                    if oldest.done or oldest.acked <= now:
-                        deadlines.prune()
-                timers.append((deadline, (copy, 1, self.epoch)))
-                if not deadlines._armed:
-                    deadlines._arm(deadline)
+                self._deliver(copy)
             else:
                 queue.append(copy)
                 head = queue[0]
@@ -296,6 +350,57 @@ class Broker(Node):
         acked = self._lean_take(txn, topic, deadline, self._lean_table.get(txn))
         if acked >= deadline:
             self._late(seq, txn, eid, topic, started, group, acked)
+
+    def _behind(
+        self,
+        head: Copy,
+        flights: dict[int, Copy],
+        seq: int,
+        txn: int,
+        eid: int,
+        topic: int,
+        started: float,
+        group: str,
+        now: float,
+    ) -> bool:
+        """A copy for a direct group while one of the transaction's is
+        unacknowledged: ``head``, its first delivery in flight (which becomes
+        the head of a partition), or ``_PARTED``. Queues the copy and returns
+        ``True``, or returns ``False`` if the partition is gone after all."""
+        key = (group, txn)
+        if head is _PARTED:
+            queue = self._queue_of(key, now)
+            if queue is None:
+                return False
+        else:
+            queue = self.partitions[key] = [head]
+            flights[txn] = _PARTED
+        queue.append(Copy(seq, txn, eid, topic, started, group))
+        head = queue[0]
+        if len(queue) == 2 and head.acked != INF:
+            self.world.at(head.acked - now, self._acked, (head, head.acked))
+        return True
+
+    def _sweep(self, now: float) -> None:
+        """Forget the oldest first deliveries of direct groups, up to the
+        first not yet acknowledged (or a ``_PARTED``): the next store of such
+        a transaction for the group finds nothing in ``flights``, and does
+        what it does when it finds an acknowledged copy. (A copy that is
+        never acknowledged holds its group's sweep up until it is
+        dead-lettered: what is kept grows meanwhile, and nothing else changes.)
+        And let the ack timers of acknowledged copies go, before their
+        deadlines."""
+        self.deadlines.prune()
+        for _, _, flights in self.direct.values():
+            settled = 0
+            for copy in flights.values():  # oldest first
+                if copy.done or copy.acked <= now:
+                    settled += 1
+                else:
+                    break
+            if settled:
+                for txn in list(islice(flights, settled)):
+                    del flights[txn]
 
     def _queue_of(self, key: tuple[str, int], now: float) -> list[Copy] | None:
         """The partition ``key`` (``None`` if there is none), once its head is
@@ -343,7 +448,7 @@ class Broker(Node):
             self.pending[(group, copy.seq)] = copy
         if self.ordered:
             self.partitions[(group, txn)] = self._lean_table[txn][3] = [copy]
-        self.deadlines.add((copy, 1, self.epoch))
+        self.deadlines.add((copy, 1, self.epoch, next(self._adds)))
 
     def _release(self, copy: Copy) -> None:
         """The ack of the lean copy before ``copy`` arrives: deliver ``copy``."""
@@ -394,28 +499,18 @@ class Broker(Node):
                 )  # fmt: skip
             else:
                 take(copy)
-        self.deadlines.add((copy, copy.deliveries, self.epoch))
+        self.deadlines.add((copy, copy.deliveries, self.epoch, next(self._adds)))
 
-    def _unacked(self, item: tuple[Copy, int, int]) -> bool:
-        copy, deliveries, epoch = item
+    def _unacked(self, item: tuple[Copy, int, int, int]) -> bool:
+        copy, deliveries, epoch, _ = item
         if copy.done:
             return False
-        if copy.acked <= self.world.env._now:  # its ack arrived already: _settle(), inlined
-            copy.done = True
-            if self.indexed:
-                del self.pending[(copy.group, copy.seq)]
-            if self.ordered:
-                key = (copy.group, copy.txn)
-                queue = self.partitions[key]
-                del queue[0]
-                if queue:
-                    self._deliver(queue[0])
-                else:
-                    del self.partitions[key]
+        if copy.acked <= self.world.env._now:  # its ack arrived already: _settle()
+            self._settle(copy)
             return False
         return copy.deliveries == deliveries and epoch == self.epoch
 
-    def _redeliver(self, item: tuple[Copy, int, int]) -> None:
+    def _redeliver(self, item: tuple[Copy, int, int, int]) -> None:
         copy = item[0]
         if copy.deliveries >= self.limit:
             self._dead_letter(copy)
@@ -425,7 +520,7 @@ class Broker(Node):
     def _dead_letter(self, copy: Copy) -> None:
         copy.done = True
         if self.indexed:
-            del self.pending[(copy.group, copy.seq)]
+            self.pending.pop((copy.group, copy.seq), None)  # (a direct group's copies are not indexed)
         self.dead.append(copy)
         if self.world.tracer.on:
             self.world.tracer.emit(
@@ -447,6 +542,8 @@ class Broker(Node):
         is no longer pending (the ack will find nothing)."""
         if copy.done:
             return None  # no longer pending: the ack will find nothing
+        if at >= copy.due:
+            self.arm(copy)  # the ack will be late: the timer it went without
         if copy.acked == INF:
             copy.acked = at
         else:
@@ -462,10 +559,31 @@ class Broker(Node):
                 self.world.at(at - self.world.env._now, self._acked, (copy, at))
         return copy
 
+    def arm(self, copy: Copy) -> None:
+        """Give ``copy`` the ack timer its first delivery went without, if it
+        has none. A first delivery to a direct consumer that arrives before
+        its deadline has no timer (``copy.due`` holds the deadline): the
+        consumer calls this, before the deadline, as soon as the copy's ack
+        may arrive at or after it (:meth:`ack_at` and :meth:`retract` do too).
+        The timer takes the place it would have had if added at the delivery
+        (``copy.order``, drawn then from the same count as every timer's):
+        copies due at the same instant expire in the same order."""
+        due = copy.due
+        if due != INF:
+            copy.due = INF
+            order = copy.order
+            deadlines = self.deadlines
+            queue = deadlines._queue
+            index = len(queue)
+            while index and queue[index - 1][1][3] > order:  # (near the end: a deadline is recent)
+                index -= 1
+            deadlines.insert(index, due, (copy, 1, self.epoch, order))
+
     def retract(self, copy: Copy, at: float) -> None:
         """Take back an ack given to :meth:`ack_at` that will not be sent after
         all (its publisher's confirm went to another entry). ``at`` is later
         than now."""
+        self.arm(copy)  # (its ack was in time: its deadline is later than now)
         if copy.acks is None:
             copy.acked = INF
             return
@@ -490,19 +608,24 @@ class Broker(Node):
         """``copy``'s ack (accounted for without an event) has arrived."""
         copy.done = True
         if self.indexed:
-            del self.pending[(copy.group, copy.seq)]
+            self.pending.pop((copy.group, copy.seq), None)  # (a direct group's copies are not indexed)
         self._next(copy)
 
     def _next(self, copy: Copy) -> None:
         if not self.ordered:
             return
         key = (copy.group, copy.txn)
-        queue = self.partitions[key]
+        queue = self.partitions.get(key)
+        if queue is None or queue[0] is not copy:
+            return  # a direct group's first delivery that nothing waited for: no partition
         del queue[0]
         if queue:
             self._deliver(queue[0])
         else:
             del self.partitions[key]
+            direct = self.direct.get(copy.group)
+            if direct is not None:
+                direct[2].pop(copy.txn, None)  # its _PARTED: the next copy has nothing to wait for
 
     # ------------------------------------------------------------ crashes
 

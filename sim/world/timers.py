@@ -39,11 +39,24 @@ class DeadlineQueue:
         self._queue: deque[tuple[float, Any]] = deque()
         self._armed = False
         self._generation = 0
+        #: when the armed wake-up comes (while expiring: now)
+        self._wake_at = 0.0
 
     def add(self, item: Any) -> None:
         deadline = self.world.env._now + self.delay
         self._queue.append((deadline, item))
         if not self._armed:
+            self._arm(deadline)
+
+    def insert(self, index: int, deadline: float, item: Any) -> None:
+        """Put an entry at ``index`` of the queue, for a caller that added
+        nothing when the entry was due to be added, and finds its place in
+        the order of additions itself (deadlines must stay in order)."""
+        self._queue.insert(index, (deadline, item))
+        if not self._armed:
+            self._arm(deadline)
+        elif deadline < self._wake_at:  # a new head, due before the armed wake-up
+            self._generation += 1
             self._arm(deadline)
 
     def prune(self) -> None:
@@ -63,6 +76,7 @@ class DeadlineQueue:
 
     def _arm(self, deadline: float) -> None:
         self._armed = True
+        self._wake_at = deadline
         self.world.at(deadline - self.world.env._now, self._wake, self._generation)
 
     def _wake(self, generation: int) -> None:
@@ -77,6 +91,7 @@ class DeadlineQueue:
         # Stay "armed" while expiring, so that an on_expire that adds a new
         # deadline does not arm for it ahead of earlier entries.
         self._armed = True
+        self._wake_at = now
         while queue and queue[0][0] <= now:
             _, item = queue.popleft()
             if is_live(item):
