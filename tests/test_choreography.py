@@ -576,6 +576,48 @@ def test_an_ack_timer_set_late_keeps_its_place_among_the_others() -> None:
     assert [tuple(e) for e in fast.events] == [tuple(e) for e in full.events]
 
 
+def test_an_ack_timeout_goes_first_at_its_instant_on_both_paths() -> None:
+    """A deadline that falls on another event: starts stored every 1/64 s
+    (constant interarrival and client latency), an ack timeout of four
+    interarrivals, payment hanging often and reached with a random latency.
+    A redelivery to payment and a new start's delivery to payment then fall
+    at one instant and draw from the same stream, so their order changes the
+    run. The broker's timeouts go first at their instant, whenever their
+    wake-up was scheduled (a late-set timer's wake-up is scheduled after the
+    store it ties with): the fast path's trace is the full path's, in order.
+    (A reviewer's reproduction: before the rule the two runs differed.)"""
+    constant = {"dist": "constant", "value": 1 / 64}
+    overrides = {
+        "run.protocols": ["choreography"],
+        "run.duration": 2.0,
+        "run.drain": 10.0,
+        "workload.interarrival": constant,
+        "network.latency": {"dist": "constant", "value": 1 / 32},
+        "network.links": [
+            *({"src": "broker", "dst": n, "latency": {"dist": "constant", "value": 1 / 1024}} for n in _NAMES[1:]),
+            {"src": "broker", "dst": "tracker", "latency": {"dist": "constant", "value": 1 / 1024}},
+            {"src": "payment", "dst": "broker", "both_ways": False, "latency": {"dist": "constant", "value": 1 / 1024}},
+            {
+                "src": "broker",
+                "dst": "payment",
+                "both_ways": False,
+                "latency": {"dist": "uniform", "low": 0.033, "high": 0.06},
+            },
+        ],
+        "broker.ack_timeout": 1 / 16,
+        "participants.payment.hang": 0.3,
+        "participants.payment.hang_duration": {"dist": "constant", "value": 1.0},
+        **{f"participants.{n}.service_time": {"dist": "constant", "value": 1 / 128} for n in _NAMES},
+    }
+    fast, _ = _run(overrides, 3, elide=True)
+    full, _ = _run(overrides, 3, elide=False)
+    stores = {e.time for e in fast.events if e.kind == "store"}
+    ties = [e for e in fast.events if e.kind == "deliver" and "delivery 1)" not in e.detail and e.time in stores]
+    assert len(ties) > 10  # redeliveries at the instant of a store
+    assert [tuple(e) for e in fast.events] == [tuple(e) for e in full.events]
+    pd.testing.assert_frame_equal(pd.DataFrame(fast.transactions), pd.DataFrame(full.transactions))
+
+
 def test_messages_without_events_keep_the_laws_with_random_latencies() -> None:
     """With random latencies an ack's latency is drawn earlier than its send,
     so the two paths draw different values: the runs differ in detail but not

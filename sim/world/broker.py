@@ -11,7 +11,10 @@ started, group, seq, delivery)``. A consumer acknowledges a copy with
 
 * **At least once.** A copy not acknowledged ``ack_timeout`` after its
   delivery (consumer slow, crashed, the event or the ack lost) is delivered
-  again; duplicates are normal. After ``max_deliveries`` deliveries without an
+  again; duplicates are normal. An ack that arrives at the very instant of
+  the timeout is late: the broker's timeouts go before anything else due at
+  their instant, so the tie is decided the same way whichever path the ack
+  took and whenever the timer's wake-up was scheduled. After ``max_deliveries`` deliveries without an
   ack the copy goes to the dead-letter topic (``dead``), is no longer
   delivered, and is reported.
 * **Ordering.** ``per-key``: per group, one transaction's copies are delivered
@@ -159,7 +162,9 @@ class Broker(Node):
         self.deliveries = 0
         self.redeliveries = 0
         self.redelivered: dict[int, int] = {}
-        self.deadlines = DeadlineQueue(world, spec.ack_timeout, self._unacked, self._redeliver, owner=self)
+        # An ack that arrives at the very instant of its deadline is late: the
+        # timeout goes first (first=True), whichever path the ack took.
+        self.deadlines = DeadlineQueue(world, spec.ack_timeout, self._unacked, self._redeliver, owner=self, first=True)
         #: group -> takes a delivered copy on a steady link (no event per delivery and ack)
         self.takers: dict[str, Callable[[Copy], None]] = {}
         #: publisher node -> accounts for the confirm on a steady link (``conf_due(txn, eid, record)``)
@@ -505,7 +510,7 @@ class Broker(Node):
         copy, deliveries, epoch, _ = item
         if copy.done:
             return False
-        if copy.acked <= self.world.env._now:  # its ack arrived already: _settle()
+        if copy.acked < self.world.env._now:  # its ack arrived already (one at this instant is late)
             self._settle(copy)
             return False
         return copy.deliveries == deliveries and epoch == self.epoch

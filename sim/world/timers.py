@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from heapq import heappush
 from typing import TYPE_CHECKING, Any
+
+from simpy.events import NORMAL, URGENT
 
 if TYPE_CHECKING:
     from sim.world.core import World
@@ -21,7 +24,12 @@ if TYPE_CHECKING:
 
 class DeadlineQueue:
     """Calls ``on_expire(item)`` ``delay`` seconds after :meth:`add`, unless
-    ``is_live(item)`` is false by then."""
+    ``is_live(item)`` is false by then.
+
+    ``first``: the wake-ups come before every other event due at the same
+    instant (SimPy's urgent priority), so that when a deadline coincides with
+    something else, the timeout goes first whenever the wake-up was
+    scheduled; otherwise such ties are ordered by when it was scheduled."""
 
     def __init__(
         self,
@@ -30,8 +38,10 @@ class DeadlineQueue:
         is_live: Callable[[Any], bool],
         on_expire: Callable[[Any], None],
         owner: Node | None = None,
+        first: bool = False,
     ) -> None:
         self.world = world
+        self._priority = URGENT if first else NORMAL
         self.owner = owner
         self.delay = delay
         self.is_live = is_live
@@ -77,7 +87,10 @@ class DeadlineQueue:
     def _arm(self, deadline: float) -> None:
         self._armed = True
         self._wake_at = deadline
-        self.world.at(deadline - self.world.env._now, self._wake, self._generation)
+        world = self.world
+        now = world.env._now
+        # World.at, with this queue's priority
+        heappush(world._queue, (now + (deadline - now), self._priority, next(world._eid), self._wake, self._generation))
 
     def _wake(self, generation: int) -> None:
         if generation != self._generation:
