@@ -276,7 +276,6 @@ class Broker(Node):
             return
         if not seq % SWEEP_EVERY:
             self._sweep(now)
-        partitions = self.partitions
         lean = self._lean
         for group in self.groups.get(topic, ()):
             if group == lean:
@@ -327,22 +326,17 @@ class Broker(Node):
                 else:
                     self.deadlines.add((copy, 1, self.epoch, next(self._adds)))
                 continue
+            # a consumer reached through the network (the full path)
             key = (group, txn)
-            queue = partitions.get(key)  # _queue_of(), inlined for speed
-            if queue is not None and queue[0].acked <= now:
-                self._settle(queue[0])  # its ack arrived already
-                queue = partitions.get(key)
+            queue = self._queue_of(key, now)
             copy = Copy(seq, txn, eid, topic, started, group)
             if self.indexed:
                 self.pending[(group, seq)] = copy
             if queue is None:
-                partitions[key] = [copy]
+                self.partitions[key] = [copy]
                 self._deliver(copy)
             else:
-                queue.append(copy)
-                head = queue[0]
-                if len(queue) == 2 and head.acked != INF:
-                    world.at(head.acked - now, self._acked, (head, head.acked))
+                self._wait(queue, copy, now)
         world.messages[txn] += count
 
     def _take(self, seq: int, txn: int, eid: int, topic: int, started: float, group: str, now: float) -> None:
@@ -380,11 +374,16 @@ class Broker(Node):
         else:
             queue = self.partitions[key] = [head]
             flights[txn] = _PARTED
-        queue.append(Copy(seq, txn, eid, topic, started, group))
+        self._wait(queue, Copy(seq, txn, eid, topic, started, group), now)
+        return True
+
+    def _wait(self, queue: list[Copy], copy: Copy, now: float) -> None:
+        """Queue ``copy`` in the partition ``queue``, behind its head: if the
+        head's ack is known already, the next copy goes at that instant."""
+        queue.append(copy)
         head = queue[0]
         if len(queue) == 2 and head.acked != INF:
             self.world.at(head.acked - now, self._acked, (head, head.acked))
-        return True
 
     def _sweep(self, now: float) -> None:
         """Forget the oldest first deliveries of direct groups, up to the
@@ -423,7 +422,6 @@ class Broker(Node):
         flight (its ack not arrived) or stored (a partition, ``entry[3]``).
         Returns the messages accounted for: 2 if it is taken at once."""
         key = (group, txn)
-        partitions = self.partitions
         queue = self._queue_of(key, now)
         if queue is not None and queue[0].deliveries == 0 and entry[2] <= now:
             self._deliver(queue[0])  # a lean copy's ack arrived already: the next one goes
@@ -434,13 +432,10 @@ class Broker(Node):
         if self.indexed:
             self.pending[(group, seq)] = copy
         if queue is None:  # wait for the ack of the lean copy in flight
-            partitions[key] = entry[3] = [copy]
+            self.partitions[key] = entry[3] = [copy]
             self.world.at(entry[2] - now, self._release, copy)
         else:
-            queue.append(copy)
-            head = queue[0]
-            if len(queue) == 2 and head.acked != INF:
-                self.world.at(head.acked - now, self._acked, (head, head.acked))
+            self._wait(queue, copy, now)
         return 0
 
     def _late(self, seq: int, txn: int, eid: int, topic: int, started: float, group: str, acked: float) -> None:

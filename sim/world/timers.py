@@ -109,8 +109,7 @@ class DeadlineQueue:
             _, item = queue.popleft()
             if is_live(item):
                 self.on_expire(item)
-        while queue and not is_live(queue[0][1]):
-            queue.popleft()
+        self.prune()
         self._armed = False
         if queue:
             self._arm(queue[0][0])
