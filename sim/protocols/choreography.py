@@ -127,8 +127,8 @@ class Publisher:
     publish (an outbox keeps its own durable rows and republishes them).
 
     When both links with the broker are steady (``direct``), the broker's
-    confirm costs no event: at the store, :meth:`conf_due` draws its latency
-    and, if it will reach the pending publish before that publish's timeout,
+    confirm costs no event: at the store, the broker draws its latency and
+    :meth:`conf_due`, if it will reach the pending publish before that publish's timeout,
     records the instant (``conf_at``) and tells the broker when the ack it
     triggers (dual write) arrives. From ``conf_at`` on the publish counts as
     confirmed. It is exactly what the confirm would do: it pops the entry
@@ -148,12 +148,14 @@ class Publisher:
     it. Without a timer each, publishes cost no timeout to check.
 
     A publish of an event id published once (``once``: the client's
-    ``start``, a ``done`` or ``failed`` of a participant with an inbox) does
-    not even go into ``pending``: nothing could look it up there before its
-    store (no other publish of the id), so the entry travels with the publish message and
-    :meth:`conf_due` gets it back; confirmed in time, it is done with;
-    confirmed late, it is pending from the store on, as above. (On this path
-    an outbox keeps no rows: see :meth:`direct`.)
+    ``start``, a ``done`` or ``failed`` of a participant with an inbox) with
+    no ack to send (not a dual write) does not even have an entry: nothing
+    could look it up in ``pending`` before its store (no other publish of
+    the id). Its deadline travels with the publish message (``quiet``); the
+    broker tells the publisher nothing of a confirm that arrives before it
+    (:meth:`Broker.confirm_directly`), and a late one reaches
+    :meth:`conf_due`, which makes the entry, pending from the store on, as
+    above. (On this path an outbox keeps no rows: see :meth:`direct`.)
     Such a late confirm's timeout is an event of its own at the deadline,
     scheduled at the store: if the confirm arrives exactly at the deadline
     (constant latencies that add up to the publish timeout) the timeout goes
@@ -197,7 +199,7 @@ class Publisher:
         self._up = self.network.latency_of(name, broker.name)
         self._receive = self.network.receiver(name)
         self._store = broker._store
-        broker.confirmers[name] = self
+        broker.confirm_directly(name, self._down, self.conf_due)
 
     def publish(
         self, eid: int, txn: int, topic: int, started: float, ack: tuple[Any, ...] | None, once: bool = False
@@ -213,25 +215,31 @@ class Publisher:
         if self.lazy:  # _send, inlined for speed; the timeout only if it can expire
             delay = self.deadlines.delay
             deadline = now + delay
-            entry = [txn, topic, started, 1, ack, INF, deadline, None, False]
+            entry = None
             if old is not None and old[_CONF] != INF:
+                entry = [txn, topic, started, 1, ack, INF, deadline, None, False]
                 self._replace(eid, old, entry)  # before the publish's draw: it may draw an ack's
             if world.tracer.on:
                 world.tracer.emit(now, self.name, "publish", txn, self.protocol.labels[topic])
             world.messages[txn] += 1
             up = self._up()
-            if once and old is None and up < delay:
-                # Goes with the publish, not into pending: see conf_due().
+            if once and old is None and ack is None and up < delay:
+                # No entry, unless the confirm is late: see conf_due().
                 # World.at, inlined for speed
                 heappush(
                     world._queue,
-                    (now + up, 1, next(world._eid), self._store, ("pub", self.name, txn, eid, topic, started, entry)),
-                )
+                    (
+                        now + up, 1, next(world._eid), self._store,
+                        ("pub", self.name, txn, eid, topic, started, deadline),
+                    ),
+                )  # fmt: skip
                 return
+            if entry is None:
+                entry = [txn, topic, started, 1, ack, INF, deadline, None, False]
             pending[eid] = entry
             heappush(
                 world._queue,
-                (now + up, 1, next(world._eid), self._store, ("pub", self.name, txn, eid, topic, started, None)),
+                (now + up, 1, next(world._eid), self._store, ("pub", self.name, txn, eid, topic, started, -INF)),
             )
             if up >= delay:  # stored at or after its timeout
                 entry[_TIMED] = True
@@ -262,7 +270,7 @@ class Publisher:
 
     def _send(self, eid: int, entry: list[Any]) -> None:
         node = self.node
-        msg = ("pub", self.name, entry[0], eid, entry[1], entry[2], None)
+        msg = ("pub", self.name, entry[0], eid, entry[1], entry[2], -INF)
         if self.lazy:  # what Network.send does on a steady link
             world = self.world
             world.messages[entry[0]] += 1
@@ -280,22 +288,18 @@ class Publisher:
         if entry is not None and entry[_CONF] <= self.world.env._now:
             del self.pending[eid]  # (no outbox row on this path: see direct())
 
-    def conf_due(self, txn: int, eid: int, record: list[Any] | None) -> None:
+    def conf_due(self, txn: int, eid: int, topic: int, started: float, latency: float, quiet: float) -> None:
         """The broker confirms ``eid`` now (it stored a publish of it; the
-        broker counts the message). ``record`` is the entry of a publish that
-        went with its message instead of into ``pending`` (the last element
-        of the message; ``None`` for the others)."""
+        broker counts the message and draws its ``latency``). ``quiet`` is
+        the deadline of a publish that went without an entry (``-inf`` for
+        the others): the broker calls this for such a publish only when its
+        confirm is late (:meth:`Broker.confirm_directly`)."""
         world = self.world
-        latency = self._down()
         at = world.env._now + latency
-        if record is not None:
-            if at < record[_DEADLINE]:  # confirmed in time: it is never pending
-                if record[_ACK] is not None:
-                    self.ack_at(record[_ACK], at)
-                return
-            # The confirm is late: pending from now on, until the confirm
-            # message pops it (nothing for a sweep to do).
-            self.pending[eid] = record
+        if quiet != -INF:
+            # A publish without an entry, confirmed late: pending from now
+            # on, until the confirm message pops it (nothing for a sweep to do).
+            self.pending[eid] = [txn, topic, started, 1, None, INF, quiet, None, False]
         entry = self.pending.get(eid)
         if entry is not None and entry[_CONF] == INF:
             deadline = entry[_DEADLINE]

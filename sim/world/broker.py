@@ -1,9 +1,9 @@
 """The message broker: topics, consumer groups, at-least-once delivery.
 
-Publishers send ``("pub", src, txn, event_id, topic, started, record)`` to
-the node ``broker`` through the network (``record`` is ``None``, or on a
-steady link the publisher's own record of the publish, handed back to it with
-the confirm: :meth:`Publisher.conf_due`). The broker stores the event (durably), answers
+Publishers send ``("pub", src, txn, event_id, topic, started, quiet)`` to
+the node ``broker`` through the network (``quiet`` is ``-inf``, or on a steady
+link the instant before which the confirm needs nothing from the publisher:
+see :meth:`Broker.confirm_directly`). The broker stores the event (durably), answers
 ``("conf", broker, txn, event_id)`` and delivers one copy to every consumer
 group subscribed to the topic: ``("evt", broker, txn, event_id, topic,
 started, group, seq, delivery)``. A consumer acknowledges a copy with
@@ -43,8 +43,9 @@ group -> a function that receives a copy at its delivery and reports when
 its ack arrives), a *direct* consumer (``direct``, see
 :meth:`Broker.consume_directly`: its copies are scheduled straight to its
 handler, with the copy itself in the message so that its ack needs no
-look-up) and a *confirmer* (``confirmers``: publisher node -> an object
-whose ``conf_due`` accounts for the confirm). Every such message is
+look-up) and a *confirmer* (``confirmers``, see
+:meth:`Broker.confirm_directly`: publisher node -> the confirm's latency and
+a function that accounts for it). Every such message is
 still counted (the broker counts the confirm, and a taker's delivery and
 ack) and its latency drawn from its link's stream. An ack accounted
 for this way is a due time (:meth:`Broker.ack_at`): the copy counts as
@@ -74,11 +75,11 @@ timers that it would have had from the delivery on.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 from heapq import heappush
-from itertools import islice
+from itertools import islice, takewhile
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from sim.world.node import Node
@@ -125,6 +126,8 @@ class Copy:
         self.order = 0
 
 
+_ACKED = attrgetter("acked")
+
 #: In a direct group's ``flights``: the transaction's copies are in a partition.
 _PARTED = Copy(0, -1, 0, 0, 0.0, "")
 
@@ -154,11 +157,11 @@ class Broker(Node):
         self.seen: set[int] = set()
         self.terminal: dict[int, tuple[float, int]] = {}
         self.dead: list[Copy] = []
-        self._seqs = itertools.count(1)
-        #: the order of additions of ack timers, whether added or not (arm())
-        self._adds = itertools.count()
         # counters
+        #: events stored; also the number of the last store (see _store)
         self.stored = 0
+        #: deliveries; the count at a delivery also places its ack timer
+        #: among the others (every timer is added right after its delivery)
         self.deliveries = 0
         self.redeliveries = 0
         self.redelivered: dict[int, int] = {}
@@ -167,8 +170,9 @@ class Broker(Node):
         self.deadlines = DeadlineQueue(world, spec.ack_timeout, self._unacked, self._redeliver, owner=self, first=True)
         #: group -> takes a delivered copy on a steady link (no event per delivery and ack)
         self.takers: dict[str, Callable[[Copy], None]] = {}
-        #: publisher node -> accounts for the confirm on a steady link (``conf_due(txn, eid, record)``)
-        self.confirmers: dict[str, Any] = {}
+        #: publisher node -> (latency sampler, conf_due) of a publisher on a
+        #: steady link (see :meth:`confirm_directly`)
+        self.confirmers: dict[str, tuple[Callable[[], float], Callable[..., None]]] = {}
         #: group -> (latency sampler, handler, flights) of a consumer on a
         #: steady link (see :meth:`consume_directly`)
         self.direct: dict[str, tuple[Callable[[], float], Callable[[tuple[Any, ...]], None], dict[int, Copy]]] = {}
@@ -221,6 +225,21 @@ class Broker(Node):
         """
         self.direct[group] = (latency, handler, {})
 
+    def confirm_directly(
+        self,
+        publisher: str,
+        latency: Callable[[], float],
+        conf_due: Callable[[int, int, int, float, float, float], None],
+    ) -> None:
+        """Account for the confirms to ``publisher`` (its links with the
+        broker are steady) without an event each: at a store of its publish,
+        the broker counts the confirm, draws its latency from ``latency`` and
+        calls ``conf_due(txn, eid, topic, started, latency, quiet)``, unless the
+        confirm reaches the publisher before the publish's ``quiet``: then it
+        needs nothing from it (a publish that went without an entry: see
+        :class:`sim.protocols.choreography.Publisher`)."""
+        self.confirmers[publisher] = (latency, conf_due)
+
     def subscribe(self, topic: int, group: str, consumer: str) -> None:
         """Deliver ``topic`` to ``group``, whose consumer is the node ``consumer``."""
         self.subscribers.setdefault(topic, []).append((group, consumer))
@@ -236,17 +255,18 @@ class Broker(Node):
             self._store(msg)
 
     def _store(self, msg: tuple[Any, ...]) -> None:
-        _, src, txn, eid, topic, started, record = msg
+        _, src, txn, eid, topic, started, quiet = msg
         world = self.world
         tracer = world.tracer
         if self.deduplicate:
             if eid in self.seen:
                 if tracer.on:
                     tracer.emit(world.now, self.name, "dedup", txn, self.labels[topic], f"from {src}")
-                self._confirm(src, txn, eid, record)
+                self._confirm(src, txn, eid, topic, started, quiet)
                 return
             self.seen.add(eid)
-        self.stored += 1
+        # one number per store: a copy is known by its group and this number
+        self.stored = seq = self.stored + 1
         now = world.env._now
         if tracer.on:
             tracer.emit(now, self.name, "store", txn, self.labels[topic], f"from {src}")
@@ -258,9 +278,9 @@ class Broker(Node):
             count = 0  # the messages accounted for here without an event, counted at the end
         else:
             count = 1
-            confirmer.conf_due(txn, eid, record)
-        # one number per store: a copy is known by its group and this number
-        seq = next(self._seqs)
+            latency = confirmer[0]()
+            if now + latency >= quiet:  # else the publisher needs nothing from it
+                confirmer[1](txn, eid, topic, started, latency, quiet)
         if not self.ordered:
             lean = self._lean
             for group in self.groups.get(topic, ()):
@@ -322,9 +342,9 @@ class Broker(Node):
                 deadline = now + self.deadlines.delay
                 if arrives < deadline:
                     copy.due = deadline  # no ack timer unless its consumer asks: see arm()
-                    copy.order = next(self._adds)
+                    copy.order = self.deliveries
                 else:
-                    self.deadlines.add((copy, 1, self.epoch, next(self._adds)))
+                    self.deadlines.add((copy, 1, self.epoch, self.deliveries))
                 continue
             # a consumer reached through the network (the full path)
             key = (group, txn)
@@ -396,15 +416,19 @@ class Broker(Node):
         deadlines."""
         self.deadlines.prune()
         for _, _, flights in self.direct.values():
-            settled = 0
-            for copy in flights.values():  # oldest first
+            # The oldest run whose acks have arrived, counted without a Python
+            # step per copy (a sweep sees every first delivery once) ...
+            settled = len(list(takewhile(now.__ge__, map(_ACKED, flights.values()))))
+            for copy in islice(flights.values(), settled, None):  # ... then any dead-lettered
                 if copy.done or copy.acked <= now:
                     settled += 1
                 else:
                     break
             if settled:
-                for txn in list(islice(flights, settled)):
-                    del flights[txn]
+                # keep the rest (the copies of the last few milliseconds)
+                rest = list(islice(flights.items(), settled, None))
+                flights.clear()
+                flights.update(rest)
 
     def _queue_of(self, key: tuple[str, int], now: float) -> list[Copy] | None:
         """The partition ``key`` (``None`` if there is none), once its head is
@@ -448,20 +472,22 @@ class Broker(Node):
             self.pending[(group, copy.seq)] = copy
         if self.ordered:
             self.partitions[(group, txn)] = self._lean_table[txn][3] = [copy]
-        self.deadlines.add((copy, 1, self.epoch, next(self._adds)))
+        self.deadlines.add((copy, 1, self.epoch, self.deliveries))
 
     def _release(self, copy: Copy) -> None:
         """The ack of the lean copy before ``copy`` arrives: deliver ``copy``."""
         if copy.deliveries == 0:
             self._deliver(copy)
 
-    def _confirm(self, src: str, txn: int, eid: int, record: list[Any] | None) -> None:
+    def _confirm(self, src: str, txn: int, eid: int, topic: int, started: float, quiet: float) -> None:
         confirmer = self.confirmers.get(src)
         if confirmer is None:
             self.network.send(self.name, src, ("conf", self.name, txn, eid))
         else:
             self.world.messages[txn] += 1
-            confirmer.conf_due(txn, eid, record)
+            latency = confirmer[0]()
+            if self.world.env._now + latency >= quiet:
+                confirmer[1](txn, eid, topic, started, latency, quiet)
 
     def _deliver(self, copy: Copy) -> None:
         copy.deliveries += 1
@@ -499,7 +525,7 @@ class Broker(Node):
                 )  # fmt: skip
             else:
                 take(copy)
-        self.deadlines.add((copy, copy.deliveries, self.epoch, next(self._adds)))
+        self.deadlines.add((copy, copy.deliveries, self.epoch, self.deliveries))
 
     def _unacked(self, item: tuple[Copy, int, int, int]) -> bool:
         copy, deliveries, epoch, _ = item
@@ -566,8 +592,9 @@ class Broker(Node):
         consumer calls this, before the deadline, as soon as the copy's ack
         may arrive at or after it (:meth:`ack_at` and :meth:`retract` do too).
         The timer takes the place it would have had if added at the delivery
-        (``copy.order``, drawn then from the same count as every timer's):
-        copies due at the same instant expire in the same order."""
+        (``copy.order``: the broker's count of deliveries then, which orders
+        every timer, each added right after its delivery): copies due at the
+        same instant expire in the same order."""
         due = copy.due
         if due != INF:
             copy.due = INF
