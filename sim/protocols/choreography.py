@@ -202,12 +202,22 @@ class Publisher:
         broker.confirm_directly(name, self._down, self.conf_due)
 
     def publish(
-        self, eid: int, txn: int, topic: int, started: float, ack: tuple[Any, ...] | None, once: bool = False
+        self,
+        eid: int,
+        txn: int,
+        topic: int,
+        started: float,
+        ack: tuple[Any, ...] | None,
+        once: bool = False,
+        sent: int = 1,
     ) -> None:
         """Publish ``eid`` until the broker confirms it; ``ack`` is the
         incoming event to acknowledge once confirmed (dual write). ``once``:
         the caller publishes this event id once (apart from resends), so no
-        other publish of it can be pending (see the class docstring)."""
+        other publish of it can be pending (see the class docstring).
+        ``sent``: the messages to count for the transaction now, this publish
+        and any the caller sent with it (an ack accounted for without an
+        event)."""
         world = self.world
         now = world.env._now
         pending = self.pending
@@ -221,7 +231,7 @@ class Publisher:
                 self._replace(eid, old, entry)  # before the publish's draw: it may draw an ack's
             if world.tracer.on:
                 world.tracer.emit(now, self.name, "publish", txn, self.protocol.labels[topic])
-            world.messages[txn] += 1
+            world.messages[txn] += sent
             up = self._up()
             if once and old is None and ack is None and up < delay:
                 # No entry, unless the confirm is late: see conf_due().
@@ -254,6 +264,8 @@ class Publisher:
         pending[eid] = entry
         if world.tracer.on:
             world.tracer.emit(now, self.name, "publish", txn, self.protocol.labels[topic])
+        if sent != 1:
+            world.messages[txn] += sent - 1
         self._send(eid, entry)
 
     def _replace(self, eid: int, old: list[Any], entry: list[Any]) -> None:
@@ -662,12 +674,11 @@ class ChoreographyParticipant:
         if self.outbox_on:
             publisher = self.publisher
             if publisher.lazy:  # Publisher.ack, inlined for speed
-                world = self.world
-                world.messages[txn] += 1
-                publisher.broker.ack_at(incoming[9], world.env._now + publisher._up())  # type: ignore[union-attr]
+                publisher.broker.ack_at(incoming[9], self.world.env._now + publisher._up())  # type: ignore[union-attr]
                 # No outbox row: on steady links this side cannot crash, and
-                # only a restart reads the rows (see Publisher.direct).
-                publisher.publish(eid, txn, topic, started, None, topic in self.once_topics)
+                # only a restart reads the rows (see Publisher.direct). The
+                # ack is counted with the publish.
+                publisher.publish(eid, txn, topic, started, None, topic in self.once_topics, 2)
                 return
             publisher.ack(incoming)
             publisher.publish(eid, txn, topic, started, None, topic in self.once_topics)

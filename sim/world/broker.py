@@ -103,7 +103,8 @@ class Copy:
     """One stored event for one consumer group (durable)."""
 
     __slots__ = (
-        "seq", "txn", "eid", "topic", "started", "group", "deliveries", "done", "acked", "acks", "due", "order",
+        "seq", "txn", "eid", "topic", "started", "group",
+        "deliveries", "done", "acked", "acks", "due", "order", "waited",
     )  # fmt: skip
 
     def __init__(self, seq: int, txn: int, eid: int, topic: int, started: float, group: str) -> None:
@@ -124,6 +125,8 @@ class Copy:
         self.due = INF
         #: with ``due``: where its timer goes among the others (:meth:`Broker.arm`)
         self.order = 0
+        #: copies have waited behind this one, the head of its partition (per-key)
+        self.waited = False
 
 
 _ACKED = attrgetter("acked")
@@ -401,9 +404,11 @@ class Broker(Node):
         """Queue ``copy`` in the partition ``queue``, behind its head: if the
         head's ack is known already, the next copy goes at that instant."""
         queue.append(copy)
-        head = queue[0]
-        if len(queue) == 2 and head.acked != INF:
-            self.world.at(head.acked - now, self._acked, (head, head.acked))
+        if len(queue) == 2:
+            head = queue[0]
+            head.waited = True
+            if head.acked != INF:
+                self.world.at(head.acked - now, self._acked, (head, head.acked))
 
     def _sweep(self, now: float) -> None:
         """Forget the oldest first deliveries of direct groups, up to the
@@ -579,7 +584,7 @@ class Broker(Node):
             if at >= copy.acked:
                 return copy
             copy.acked = at
-        if self.ordered:  # _due(), inlined for speed
+        if copy.waited:  # _due(), inlined for speed (nothing to do if no copy waits)
             queue = self.partitions.get((copy.group, copy.txn))
             if queue is not None and len(queue) > 1 and queue[0] is copy:
                 self.world.at(at - self.world.env._now, self._acked, (copy, at))
@@ -647,6 +652,8 @@ class Broker(Node):
             return  # a direct group's first delivery that nothing waited for: no partition
         del queue[0]
         if queue:
+            if len(queue) > 1:
+                queue[0].waited = True
             self._deliver(queue[0])
         else:
             del self.partitions[key]

@@ -81,7 +81,6 @@ class SagaTracker(Node):
         # list, empty once gone: see Broker.lean)]
         self.table: dict[int, list[Any]] = {}
         self.flagged: dict[int, float] = {}
-        self.events = 0
         self.deadlines = DeadlineQueue(world, stuck_after, self._pending, self._flag, owner=self)
         # set by direct(): copies taken from the broker without events
         self.broker: Broker | None = None
@@ -115,7 +114,6 @@ class SagaTracker(Node):
             entry = self._record(txn, topic, seen)
         else:  # _record(), inlined for speed
             if entry is None:  # a first copy (and DeadlineQueue.add, inlined)
-                self.events += 1
                 entry = self.table[txn] = [seen, math.nan, 0.0, None]
                 deadlines = self.deadlines
                 now = world.env._now
@@ -126,9 +124,7 @@ class SagaTracker(Node):
                 timers.append((due, txn))
                 if not deadlines._armed:
                     deadlines._arm(due)
-            elif seen >= entry[0]:
-                self.events += 1  # nothing to record
-            else:
+            elif seen < entry[0]:  # (else nothing to record)
                 entry = self._record(txn, topic, seen)
         acked = seen + self._up()
         if acked < deadline and self.ordered:
@@ -147,7 +143,6 @@ class SagaTracker(Node):
 
     def _record(self, txn: int, topic: int, seen: float) -> list[float]:
         """A copy of ``txn``'s event on ``topic`` arrives at ``seen`` (now, or later)."""
-        self.events += 1
         now = self.world.env._now
         entry = self.table.get(txn)
         if entry is None:
