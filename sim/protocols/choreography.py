@@ -524,7 +524,7 @@ class ChoreographyParticipant:
         if self.idempotent and msg[3] in self.inbox:
             self._dedup(msg)
             return
-        job = [msg, 1]
+        job = [msg, 1, SUCCEED, 0]  # see _start
         p = self.p
         if p.busy < p.workers:
             self._start(job)
@@ -541,7 +541,6 @@ class ChoreographyParticipant:
         if self.idempotent and msg[3] in self.inbox:
             self._dedup(msg)  # (its ack accounted for now)
             return
-        job = [msg, 1]
         p = self.p
         if p.busy < p.workers:  # _start, inlined for speed
             p.busy += 1
@@ -549,12 +548,12 @@ class ChoreographyParticipant:
             outcome, duration = p.draw_attempt(self.ops[msg[4]])
             world = self.world  # World.at, inlined for speed
             end = world.env._now + duration
-            heappush(world._queue, (end, 1, next(world._eid), self._finish, (job, outcome, p.epoch)))
+            heappush(world._queue, (end, 1, next(world._eid), self._finish, [msg, 1, outcome, p.epoch]))
             copy = msg[9]
             if outcome != SUCCEED or end >= copy.due or not self.outbox_on:
                 self._arm(copy, outcome, msg[4], end)
         else:
-            p.queue.append(job)  # type: ignore[arg-type]
+            p.queue.append([msg, 1, SUCCEED, 0])  # type: ignore[arg-type]
             self.protocol.broker.arm(msg[9])
 
     def _arm(self, copy: Copy, outcome: int, topic: int, end: float) -> None:
@@ -573,21 +572,24 @@ class ChoreographyParticipant:
         self.publisher.ack(msg)
 
     def _start(self, job: list[Any]) -> None:
+        """Start an attempt of ``job``: ``[event, attempt number, outcome,
+        epoch]``, the last two those of the attempt under way (or of the
+        retry's wait: see :meth:`_retry`)."""
         p = self.p
         p.busy += 1
         p.attempts += 1
-        outcome, duration = p.draw_attempt(self.ops[job[0][4]])
-        self.world.at(duration, self._finish, (job, outcome, p.epoch))
+        job[2], duration = p.draw_attempt(self.ops[job[0][4]])
+        job[3] = p.epoch
+        self.world.at(duration, self._finish, job)
 
-    def _finish(self, item: tuple[list[Any], int, int]) -> None:
-        job, outcome, epoch = item
+    def _finish(self, job: list[Any]) -> None:
+        msg, _, outcome, epoch = job
         p = self.p
         if epoch != p.epoch:
             return  # the participant crashed meanwhile: the work is lost, the event unacked
         if p.paused:
-            p.hold(self._finish, item)
+            p.hold(self._finish, job)
             return
-        msg = job[0]
         step, op = self.routes[msg[4]]
         if outcome == HANG:
             if self.world.tracer.on:

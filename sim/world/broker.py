@@ -191,10 +191,12 @@ class Broker(Node):
         self.indexed = False
         self.pending.clear()
 
-    def lean(self, group: str, take: Callable[[int, int, float, Any], float], table: dict[int, list[Any]]) -> None:
+    def lean(
+        self, group: str, take: Callable[[int, int, float, float, Any], float], table: dict[int, list[Any]]
+    ) -> None:
         """Take the copies of ``group`` (a taker) without storing a copy each.
 
-        ``take(txn, topic, deadline, entry)`` receives a copy at its delivery and
+        ``take(txn, topic, now, deadline, entry)`` receives a copy at its delivery and
         returns when its ack arrives; when that is before ``deadline`` (the
         copy will never be redelivered) it records the instant in
         ``table[txn][2]``, and nothing else is kept: with per-key ordering
@@ -300,6 +302,7 @@ class Broker(Node):
         if not seq % SWEEP_EVERY:
             self._sweep(now)
         lean = self._lean
+        deadline = now + self.deadlines.delay  # of a copy's first delivery, delivered now
         for group in self.groups.get(topic, ()):
             if group == lean:
                 entry = self._lean_table.get(txn)
@@ -308,8 +311,7 @@ class Broker(Node):
                     count += 2
                     if tracer.on:
                         tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
-                    deadline = now + self.deadlines.delay
-                    acked = self._lean_take(txn, topic, deadline, entry)
+                    acked = self._lean_take(txn, topic, now, deadline, entry)
                     if acked >= deadline:
                         self._late(seq, txn, eid, topic, started, group, acked)
                     continue
@@ -342,7 +344,6 @@ class Broker(Node):
                         ("evt", BROKER, txn, eid, topic, started, group, seq, 1, copy),
                     ),
                 )  # fmt: skip
-                deadline = now + self.deadlines.delay
                 if arrives < deadline:
                     copy.due = deadline  # no ack timer unless its consumer asks: see arm()
                     copy.order = self.deliveries
@@ -369,7 +370,7 @@ class Broker(Node):
         if self.world.tracer.on:
             self.world.tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
         deadline = now + self.deadlines.delay
-        acked = self._lean_take(txn, topic, deadline, self._lean_table.get(txn))
+        acked = self._lean_take(txn, topic, now, deadline, self._lean_table.get(txn))
         if acked >= deadline:
             self._late(seq, txn, eid, topic, started, group, acked)
 

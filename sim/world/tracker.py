@@ -86,7 +86,6 @@ class SagaTracker(Node):
         self.broker: Broker | None = None
         self._down: Any = None
         self._up: Any = None
-        self.ordered = False
 
     def direct(self, broker: Broker) -> None:
         """Take copies from ``broker`` without events (both links are steady)."""
@@ -94,7 +93,6 @@ class SagaTracker(Node):
         self._down = self.network.latency_of(broker.name, self.name)
         self._up = self.network.latency_of(self.name, broker.name)
         broker.takers[self.name] = self.take
-        self.ordered = broker.ordered
         broker.lean(self.name, self.take_lean, self.table)
 
     def handle(self, msg: tuple[Any, ...]) -> None:
@@ -102,21 +100,20 @@ class SagaTracker(Node):
         self._record(msg[2], msg[4], self.world.env._now)
         self.network.send(self.name, msg[1], ("ack", self.name, msg[2], msg[7], msg[6]))
 
-    def take_lean(self, txn: int, topic: int, deadline: float, entry: list[Any] | None) -> float:
+    def take_lean(self, txn: int, topic: int, now: float, deadline: float, entry: list[Any] | None) -> float:
         """The broker delivers a copy of ``txn``'s event on ``topic`` now,
         without storing it (:meth:`Broker.lean`): returns when its ack
-        arrives, recorded as ``table[txn][2]`` if that is before ``deadline``.
-        ``entry`` is ``table.get(txn)``, looked up by the broker already. The
-        broker counts the delivery and the ack."""
-        world = self.world
-        seen = world.env._now + self._down()
+        arrives, recorded as ``table[txn][2]`` if that is before ``deadline``
+        (read with per-key ordering only). ``entry`` is ``table.get(txn)``,
+        looked up by the broker already. The broker counts the delivery and
+        the ack."""
+        seen = now + self._down()
         if topic in self.terminal_topics:
             entry = self._record(txn, topic, seen)
         else:  # _record(), inlined for speed
             if entry is None:  # a first copy (and DeadlineQueue.add, inlined)
                 entry = self.table[txn] = [seen, math.nan, 0.0, None]
                 deadlines = self.deadlines
-                now = world.env._now
                 due = now + deadlines.delay  # not ``deadline``: that is the broker's, for the ack
                 timers = deadlines._queue
                 if timers and self.table[timers[0][1]][1] <= now:
@@ -127,7 +124,7 @@ class SagaTracker(Node):
             elif seen < entry[0]:  # (else nothing to record)
                 entry = self._record(txn, topic, seen)
         acked = seen + self._up()
-        if acked < deadline and self.ordered:
+        if acked < deadline:
             entry[2] = acked
         return acked
 
