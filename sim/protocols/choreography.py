@@ -221,7 +221,7 @@ class Publisher:
         world = self.world
         now = world.env._now
         pending = self.pending
-        old = pending.get(eid)
+        old = None if once else pending.get(eid)  # (none pending for ``once``: see above)
         if self.lazy:  # _send, inlined for speed; the timeout only if it can expire
             delay = self.deadlines.delay
             deadline = now + delay
@@ -233,7 +233,7 @@ class Publisher:
                 world.tracer.emit(now, self.name, "publish", txn, self.protocol.labels[topic])
             world.messages[txn] += sent
             up = self._up()
-            if once and old is None and ack is None and up < delay:
+            if once and ack is None and up < delay:
                 # No entry, unless the confirm is late: see conf_due().
                 # World.at, inlined for speed
                 heappush(
