@@ -520,6 +520,23 @@ _NAMES = ("payment", "inventory", "shipping")
                 {"kind": "duplicate", "groups": [["inventory"], ["broker"]], "probability": 0.3, "at": 0.0},
             ]
         },
+        # a slow link to the tracker: its copies of a transaction queue three
+        # deep, and a copy that becomes the head of its partition with copies
+        # behind it releases the next one at its ack (Copy.waited)
+        {
+            "network.links": [{"src": "broker", "dst": "tracker", "latency": {"dist": "constant", "value": 0.01}}],
+            "broker.ack_timeout": 1.0,
+        },
+        # the tracker's acks later than the ack timeout and one delivery
+        # allowed: each of its copies is dead-lettered before its ack arrives,
+        # and the next copy of the transaction goes at once, not at that ack
+        {
+            "network.latency": {"dist": "constant", "value": 1 / 2048},
+            "network.links": [{"src": "broker", "dst": "tracker", "latency": {"dist": "constant", "value": 1 / 512}}],
+            "broker.ack_timeout": 3 / 1024,
+            "broker.max_deliveries": 1,
+            **{f"participants.{n}.service_time": {"dist": "constant", "value": 1 / 8192} for n in _NAMES},
+        },
     ],
     ids=[
         "per-key",
@@ -529,6 +546,8 @@ _NAMES = ("payment", "inventory", "shipping")
         "late-acks",
         "loss-at-payment",
         "crash-and-dup",
+        "slow-tracker-link",
+        "tracker-copies-dead-lettered",
     ],
 )
 def test_messages_without_events_change_nothing_but_the_event_count(variant: dict) -> None:
@@ -756,11 +775,12 @@ def test_publishes_confirmed_in_time_are_swept_from_pending(monkeypatch: pytest.
 
 def test_a_publish_of_an_id_published_once_is_never_pending_when_confirmed_in_time() -> None:
     """The client, and participants with an inbox, publish each event id once
-    (apart from resends): on steady links such a publish travels with its
-    own record, and one confirmed in time never enters ``pending`` (nor an
-    outbox row: none is written on steady links). One whose confirm is
-    late (here: all of them, the publish timeout being shorter than two
-    latencies) is pending from the store on, and resent at its timeout."""
+    (apart from resends): on steady links such a publish has no entry (only
+    its deadline travels with the message), and one confirmed in time never
+    enters ``pending`` (nor an outbox row: none is written on steady links).
+    One whose confirm is late (here: all of them, the publish timeout being
+    shorter than two latencies) is pending from the store on, and resent at
+    its timeout."""
     overrides = {
         **ONE,
         "run.duration": 5.0,
@@ -782,6 +802,36 @@ def test_a_publish_of_an_id_published_once_is_never_pending_when_confirmed_in_ti
     assert late.summary["publish_resends"] > 100
     pd.testing.assert_frame_equal(
         pd.DataFrame([late.summary]).drop(columns="wall_time"), pd.DataFrame([full.summary]).drop(columns="wall_time")
+    )
+
+
+def test_a_confirm_at_the_instant_of_its_publish_timeout_is_late() -> None:
+    """Constant latencies that add up exactly to the publish timeout: every
+    confirm reaches its publisher at the instant the publish times out. The
+    timeout goes first, so with one attempt allowed every publish is given
+    up (the broker stored it all the same, so every order commits). On
+    steady links the broker decides this at the store, for a publish that
+    went without an entry: a confirm that arrives at the deadline itself is
+    late. The full path gives the same run here."""
+    latency = {"dist": "constant", "value": 1 / 1024}
+    overrides = {
+        "run.protocols": ["choreography"],
+        "run.duration": 2.0,
+        "run.drain": 10.0,
+        "workload.interarrival": {"dist": "constant", "value": 1 / 64},
+        "network.latency": latency,
+        "choreography.publish_timeout": 2 / 1024,
+        "choreography.publish_retry": {"attempts": 1, "initial": 1 / 1024, "jitter": False},
+        **{f"participants.{n}.service_time": {"dist": "constant", "value": 1 / 128} for n in _NAMES},
+    }
+    fast, _ = _run(overrides, 1, elide=True)
+    full, _ = _run(overrides, 1, elide=False)
+    publishes = sum(1 for e in fast.events if e.kind == "publish")
+    assert fast.summary["committed"] == fast.summary["transactions"] > 100
+    assert publishes == 4 * fast.summary["transactions"]
+    assert fast.summary["publishes_dropped"] == publishes
+    pd.testing.assert_frame_equal(
+        pd.DataFrame([fast.summary]).drop(columns="wall_time"), pd.DataFrame([full.summary]).drop(columns="wall_time")
     )
 
 
