@@ -113,8 +113,9 @@ _REFUSED = "refused"
 # A pending publish: [txn, topic, started, attempt, ack, conf_at, deadline, token, timed]
 _ATTEMPT, _ACK, _CONF, _DEADLINE, _TOKEN, _TIMED = 3, 4, 5, 6, 7, 8
 
-#: Publishes between two sweeps of the confirmed entries of a publisher on
-#: steady links (see :meth:`Publisher._sweep`). Each entry is swept once
+#: Publishes with an entry (not those of an id published once: see
+#: :class:`Publisher`) between two sweeps of the confirmed entries of a
+#: publisher on steady links (see :meth:`Publisher._sweep`). Each entry is swept once
 #: whatever the period; a short one keeps ``pending`` small (4,096 cost 1.5%
 #: more instructions per order than 64, under callgrind).
 SWEEP_EVERY = 64
