@@ -69,7 +69,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.protocols.base import CoordinatorView
 from sim.protocols.retry import Backoff
-from sim.world.broker import BROKER, INF, Broker, Copy
+from sim.world.broker import BROKER, INF, Broker
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.node import Node
 from sim.world.participant import FAIL, HANG, REFUSE, SUCCEED
@@ -112,6 +112,14 @@ _REFUSED = "refused"
 
 # A pending publish: [txn, topic, started, attempt, ack, conf_at, deadline, token, timed]
 _ATTEMPT, _ACK, _CONF, _DEADLINE, _TOKEN, _TIMED = 3, 4, 5, 6, 7, 8
+
+
+def _entry(
+    txn: int, topic: int, started: float, ack: tuple[Any, ...] | None, deadline: float, timed: bool
+) -> list[Any]:
+    """A first attempt's pending publish, not confirmed (see the layout above)."""
+    return [txn, topic, started, 1, ack, INF, deadline, None, timed]
+
 
 #: Publishes with an entry (not those of an id published once: see
 #: :class:`Publisher`) between two sweeps of the confirmed entries of a
@@ -228,7 +236,7 @@ class Publisher:
             deadline = now + delay
             entry = None
             if old is not None and old[_CONF] != INF:
-                entry = [txn, topic, started, 1, ack, INF, deadline, None, False]
+                entry = _entry(txn, topic, started, ack, deadline, False)
                 self._replace(eid, old, entry)  # before the publish's draw: it may draw an ack's
             if world.tracer.on:
                 world.tracer.emit(now, self.name, "publish", txn, self.protocol.labels[topic])
@@ -246,7 +254,7 @@ class Publisher:
                 )  # fmt: skip
                 return
             if entry is None:
-                entry = [txn, topic, started, 1, ack, INF, deadline, None, False]
+                entry = _entry(txn, topic, started, ack, deadline, False)
             pending[eid] = entry
             heappush(
                 world._queue,
@@ -259,7 +267,7 @@ class Publisher:
             if not self._unswept:
                 self._sweep()
             return
-        entry = [txn, topic, started, 1, ack, INF, 0.0, None, True]
+        entry = _entry(txn, topic, started, ack, 0.0, True)
         if old is not None and old[_CONF] != INF:
             self._replace(eid, old, entry)
         pending[eid] = entry
@@ -312,7 +320,7 @@ class Publisher:
         if quiet != -INF:
             # A publish without an entry, confirmed late: pending from now
             # on, until the confirm message pops it (nothing for a sweep to do).
-            self.pending[eid] = [txn, topic, started, 1, None, INF, quiet, None, False]
+            self.pending[eid] = _entry(txn, topic, started, None, quiet, False)
         entry = self.pending.get(eid)
         if entry is not None and entry[_CONF] == INF:
             deadline = entry[_DEADLINE]
@@ -537,8 +545,9 @@ class ChoreographyParticipant:
         link; the copy itself is ``msg[9]``). A first delivery may have no ack
         timer (:meth:`Broker.arm`): it gets one now unless its ack is sure to
         be accounted for before its deadline at the end of this very attempt
-        (a success, with an outbox: acknowledged at once), else then, if that
-        ack is late (:meth:`Broker.ack_at`)."""
+        (a success, or a refusal that publishes the step's ``failed`` at once,
+        on a step that is not retriable; with an outbox, acknowledged at
+        once), else then, if that ack is late (:meth:`Broker.ack_at`)."""
         if self.idempotent and msg[3] in self.inbox:
             self._dedup(msg)  # (its ack accounted for now)
             return
@@ -551,19 +560,15 @@ class ChoreographyParticipant:
             end = world.env._now + duration
             heappush(world._queue, (end, 1, next(world._eid), self._finish, [msg, 1, outcome, p.epoch]))
             copy = msg[9]
-            if outcome != SUCCEED or end >= copy.due or not self.outbox_on:
-                self._arm(copy, outcome, msg[4], end)
+            if (
+                end >= copy.due
+                or not self.outbox_on
+                or (outcome != SUCCEED and (outcome != REFUSE or msg[4] not in self.refusal_topics))
+            ):
+                self.protocol.broker.arm(copy)
         else:
             p.queue.append([msg, 1, SUCCEED, 0])  # type: ignore[arg-type]
             self.protocol.broker.arm(msg[9])
-
-    def _arm(self, copy: Copy, outcome: int, topic: int, end: float) -> None:
-        """Give a copy just taken up its ack timer (:meth:`Broker.arm`) unless
-        the attempt ending at ``end`` acknowledges it before its deadline:
-        a refusal that publishes the step's ``failed`` at once (not on a
-        retriable step), with an outbox."""
-        if outcome != REFUSE or topic not in self.refusal_topics or end >= copy.due or not self.outbox_on:
-            self.protocol.broker.arm(copy)
 
     def _dedup(self, msg: tuple[Any, ...]) -> None:
         self.dedups += 1

@@ -277,7 +277,7 @@ class Broker(Node):
             tracer.emit(now, self.name, "store", txn, self.labels[topic], f"from {src}")
         if topic in self.terminal_topics and txn not in self.terminal:
             self.terminal[txn] = (now, topic)
-        confirmer = self.confirmers.get(src)
+        confirmer = self.confirmers.get(src)  # _confirm(), inlined for speed
         if confirmer is None:
             self.network.send(BROKER, src, ("conf", BROKER, txn, eid))
             count = 0  # the messages accounted for here without an event, counted at the end
