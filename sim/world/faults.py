@@ -213,7 +213,6 @@ class Faults:
             self.world.tracer.emit(self.world.now, "faults", "heal-all", -1, "", "workload over")
         self.network.heal_all()
         for participant in self.participants.values():
-            participant.heal()
+            participant.end_gray_failures()
         for node in self.nodes.values():
-            node.resume()
-            node.restart()
+            node.heal()

@@ -6,17 +6,43 @@ it fires into a later epoch, which is how in-flight work is lost without
 having to find and cancel it.
 
 A pause freezes a node: nothing is handled and nothing is lost. Messages that
-arrive and work that comes due while it is paused are held, and run in order
-when it resumes (a long GC pause, a VM migration, a stopped process).
+arrive and work that comes due while it is paused are held (a long GC pause,
+a VM migration, a stopped process). When it resumes, the held work runs in
+the order of the instants at which it arrived or came due, as if the node had
+handled it then but had seen nothing of the outside world since: a reply that
+arrived at 10.04 s is handled before a deadline of 10.09 s expires, and a
+timer whose next deadline also fell inside the pause comes due in that same
+order (see :meth:`Node.replay_at`).
+
+Faults compose. A node is down while any crash window covers it (each
+:meth:`crash` opens one, each :meth:`restart` closes one), and paused while
+any pause window covers it and it is up: a node that restarts inside a pause
+window comes back paused, and runs its recovery when the pause ends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from heapq import heapify, heappop, heappush
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from sim.world.core import World
+
+#: Replay ranks of held work at one instant: a timer of SimPy's urgent
+#: priority goes before everything else due then, as it would have unpaused.
+FIRST = 0
+NORMAL = 1
+
+
+class Held(NamedTuple):
+    """Work held by a paused node: ``fn(arg)`` was due at ``instant``."""
+
+    instant: float
+    rank: int
+    order: int
+    fn: Callable[[Any], None]
+    arg: Any
 
 
 class Node:
@@ -28,10 +54,19 @@ class Node:
         self.up = True
         self.paused = False
         self.epoch = 0
+        #: crash faults applied to this node (overlapping windows each count)
         self.crashes = 0
         #: messages that arrived while the node was down (lost with it)
         self.dropped = 0
-        self._held: list[tuple[Callable[[Any], None], Any]] = []
+        self._held: list[Held] = []
+        self._order = 0
+        # Fault windows open now (faults compose: see the module docstring).
+        self._crash_windows = 0
+        self._pause_windows = 0
+        # While resuming: the held work still to run, and its instant.
+        self._replay: list[Held] | None = None
+        #: the instant of the held work being replayed (``None`` otherwise)
+        self.replaying_at: float | None = None
 
     def relies_on_fault_plan(self) -> bool:
         """Whether this run took a fast path that assumes this node never
@@ -44,63 +79,121 @@ class Node:
             raise RuntimeError(f"{self.name}: a crash or pause outside the run's fault plan")
 
     def crash(self, _arg: Any = None) -> None:
-        """Stop now: volatile state and in-flight work are lost."""
-        if not self.up:
-            return
+        """Open a crash window: if the node is up, it stops now and loses its
+        volatile state and in-flight work."""
         self._refuse_unplanned()
+        self._crash_windows += 1
+        self.crashes += 1
+        if not self.up:
+            self._note("crash", "already down")
+            return
         self.up = False
         self.paused = False
         self._held.clear()
         self.epoch += 1
-        self.crashes += 1
-        if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, self.name, "crash")
+        self._note("crash")
         self.on_crash()
 
     def restart(self, _arg: Any = None) -> None:
-        """Come back with only the durable store."""
-        if self.up:
+        """Close a crash window: when none is left open the node comes back
+        with only its durable store (paused, if a pause window is open)."""
+        if self._crash_windows > 0:
+            self._crash_windows -= 1
+        if self.up or self._crash_windows > 0:
             return
+        self._come_up()
+
+    def _come_up(self) -> None:
         self.up = True
-        if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, self.name, "restart")
+        self._note("restart")
+        if self._pause_windows > 0:
+            self.paused = True
+            self._note("pause", "restarted inside a pause")
+            self.hold(self._recover, None)
+        else:
+            self.on_restart()
+
+    def _recover(self, _arg: Any) -> None:
         self.on_restart()
 
     def pause(self, _arg: Any = None) -> None:
-        """Freeze: hold everything until :meth:`resume`."""
-        if not self.up or self.paused:
-            return
+        """Open a pause window: an up node freezes and holds everything until
+        the last open window closes (:meth:`resume`)."""
         self._refuse_unplanned()
+        self._pause_windows += 1
+        if not self.up:
+            self._note("pause", "while down")
+            return
+        if self.paused:
+            return
         self.paused = True
-        if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, self.name, "pause")
+        self._note("pause")
 
     def resume(self, _arg: Any = None) -> None:
-        """Thaw: run what was held, in the order it came."""
-        if not self.paused:
+        """Close a pause window: when none is left open, run what was held."""
+        if self._pause_windows > 0:
+            self._pause_windows -= 1
+        if self._pause_windows > 0 or not self.paused:
             return
-        self.paused = False
-        if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, self.name, "resume", -1, "", f"{len(self._held)} held")
-        held, self._held = self._held, []
-        for fn, arg in held:
-            fn(arg)
+        self._thaw()
 
-    def hold(self, fn: Callable[[Any], None], arg: Any) -> None:
-        """Run ``fn(arg)`` when the node resumes (it is paused now)."""
-        self._held.append((fn, arg))
+    def heal(self) -> None:
+        """Close every fault window of this node (the workload is over)."""
+        self._pause_windows = 0
+        self._crash_windows = 0
+        if not self.up:
+            self._come_up()
+        elif self.paused:
+            self._thaw()
+
+    def _thaw(self) -> None:
+        self.paused = False
+        self._note("resume", f"{len(self._held)} held")
+        replay, self._held = self._held, []
+        heapify(replay)  # held in the order they came: already a heap
+        self._replay = replay
+        try:
+            while replay:
+                held = heappop(replay)
+                self.replaying_at = held.instant
+                held.fn(held.arg)
+        finally:
+            self._replay = None
+            self.replaying_at = None
+
+    def hold(self, fn: Callable[[Any], None], arg: Any, rank: int = NORMAL) -> None:
+        """Run ``fn(arg)`` when the node resumes (it is paused now), in the
+        order of the instant it is held at."""
+        self._order += 1
+        self._held.append(Held(self.world.env._now, rank, self._order, fn, arg))
+
+    def replay_at(self, instant: float, fn: Callable[[Any], None], arg: Any, rank: int = NORMAL) -> bool:
+        """While resuming, take ``fn(arg)``, due at ``instant`` (not later
+        than now), into the held work, to run in its place among it; ``False``
+        when the node is not resuming or ``instant`` is later than now (the
+        caller schedules it as usual)."""
+        replay = self._replay
+        if replay is None or instant > self.world.env._now:
+            return False
+        self._order += 1
+        heappush(replay, Held(instant, rank, self._order, fn, arg))
+        return True
 
     def receive(self, msg: tuple[Any, ...]) -> None:
         """A message arrives from the network (dropped while down, held while paused)."""
         if self.up:
             if self.paused:
-                self._held.append((self.handle, msg))
+                self.hold(self.handle, msg)
             else:
                 self.handle(msg)
         else:
             self.dropped += 1
             if self.world.tracer.on:
                 self.world.tracer.emit(self.world.now, self.name, "drop", msg[2], "", f"node down: {msg[0]}")
+
+    def _note(self, kind: str, detail: str = "") -> None:
+        if self.world.tracer.on:
+            self.world.tracer.emit(self.world.now, self.name, kind, -1, "", detail)
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         raise NotImplementedError

@@ -277,7 +277,7 @@ class Participant(Node):
         if self.world.tracer.on:
             self.world.tracer.emit(self.world.now, self.name, kind, -1, "", detail)
 
-    def heal(self) -> None:
+    def end_gray_failures(self) -> None:
         """End every gray failure (the workload is over)."""
         self._slowdowns.clear()
         self._apply_slow()

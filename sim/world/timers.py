@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from simpy.events import NORMAL, URGENT
 
+from sim.world import node as _node
+
 if TYPE_CHECKING:
     from sim.world.core import World
     from sim.world.node import Node
@@ -87,6 +89,13 @@ class DeadlineQueue:
     def _arm(self, deadline: float) -> None:
         self._armed = True
         self._wake_at = deadline
+        owner = self.owner
+        if owner is not None and owner.replaying_at is not None:
+            # The owner is running the work it held while paused: a deadline
+            # that fell inside the pause comes due among that work.
+            rank = _node.FIRST if self._priority == URGENT else _node.NORMAL
+            if owner.replay_at(deadline, self._wake, self._generation, rank):
+                return
         world = self.world
         now = world.env._now
         # World.at, with this queue's priority
@@ -95,11 +104,14 @@ class DeadlineQueue:
     def _wake(self, generation: int) -> None:
         if generation != self._generation:
             return
-        if self.owner is not None and self.owner.paused:
-            self.owner.hold(self._wake, generation)
+        owner = self.owner
+        if owner is not None and owner.paused:
+            owner.hold(self._wake, generation, _node.FIRST if self._priority == URGENT else _node.NORMAL)
             return
         queue = self._queue
-        now = self.world.env._now
+        # Replaying held work, the wake-up is as late as the instant it came
+        # due: later deadlines wait for their own turn among the held work.
+        now = self.world.env._now if owner is None or owner.replaying_at is None else owner.replaying_at
         is_live = self.is_live
         # Stay "armed" while expiring, so that an on_expire that adds a new
         # deadline does not arm for it ahead of earlier entries.
