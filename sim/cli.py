@@ -205,6 +205,8 @@ def validate_command(scenarios: tuple[Path, ...], overrides: tuple[str, ...]) ->
             bad += 1
             _err.print(f"[red]invalid[/red] {escape(str(exc))}", soft_wrap=True)
             continue
+        for warning in s.warnings():
+            _err.print(f"[yellow]warning[/yellow] {escape(str(path))}: {escape(warning)}", soft_wrap=True)
         steps = " -> ".join(step.name for step in s.transaction.steps)
         _out.print(
             f"[green]ok[/green] {path}: {s.name}, {len(s.participants)} participants, "

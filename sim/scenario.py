@@ -349,6 +349,8 @@ class _FaultSettings(_Model):
     @field_validator("target", mode="before")
     @classmethod
     def _target(cls, value: object) -> object:
+        if value is None:  # every link (what Scenario.effective() writes for an untargeted link fault)
+            return value
         ok = isinstance(value, str) or (isinstance(value, list) and value and all(isinstance(v, str) for v in value))
         if not ok:
             raise ValueError('must be a node name, "*", or a non-empty list of node names')
@@ -515,8 +517,30 @@ class Scenario(_Model):
         return [*own, *self.participants]
 
     def effective(self) -> dict[str, Any]:
-        """The configuration with every default filled in, as plain JSON data."""
+        """The configuration with every default filled in, as plain JSON data;
+        loading it back gives an equal scenario."""
         return self.model_dump(mode="json")
+
+    def warnings(self) -> list[str]:
+        """Things that are valid but probably not what the author meant."""
+        found = []
+        for name, txn in self.transactions.items():
+            for step in txn.steps:
+                if step.kind == "retriable" and self._can_refuse(step.participant):
+                    found.append(
+                        f"transactions.{name}: the retriable step {step.name!r} runs on {step.participant!r}, "
+                        "which can refuse (business_failure > 0, or a failure_rate fault): a refusal is final, "
+                        "so such a transaction cannot complete and ends inconsistent"
+                    )
+        return found
+
+    def _can_refuse(self, participant: str) -> bool:
+        if self.participants[participant].business_failure > 0:
+            return True
+        rate_faults: list[_FaultSettings] = [f for f in self.faults if f.kind == "failure_rate"]
+        if self.nemesis.failure_rate is not None:
+            rate_faults.append(self.nemesis.failure_rate)
+        return any((f.business_failure or 0) > 0 and participant in f.targets(self.participants) for f in rate_faults)
 
 
 # ---------------------------------------------------------------- loading

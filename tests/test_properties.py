@@ -184,7 +184,9 @@ def _participant(draw: st.DrawFn, timeout: float, live: bool, retriable: bool, l
     spec = {
         "service_time": draw(_around(round(mean, 6))),
         "workers": draw(st.sampled_from([1, 2, 3, 4, 16])),
-        "business_failure": rates[0],
+        # a retriable step must never be refused: a refusal is final, so the
+        # transaction could not complete (validate warns of such a design)
+        "business_failure": 0.0 if retriable else rates[0],
         "transient_failure": rates[1],
         "hang": rates[2],
         "compensation_failure": draw(_prob(50, low)),
@@ -215,14 +217,21 @@ def _transaction(draw: st.DrawFn, names: list[str]) -> dict[str, Any]:
 
 @st.composite
 def _faults(
-    draw: st.DrawFn, duration: float, names: list[str], max_crashes: int, max_other: int, live: bool = False
+    draw: st.DrawFn,
+    duration: float,
+    names: list[str],
+    max_crashes: int,
+    max_other: int,
+    live: bool = False,
+    no_refusal: frozenset[str] = frozenset(),
 ) -> list[dict]:
     """Orchestrator crashes, then any other fault kind, inside the workload window.
 
     The other kinds: participant crashes, pauses of any node, partitions,
     extra loss, duplication and delay on links, slow services and changed
-    failure rates. In ``live`` mode a bad deploy only raises the transient
-    rate: a refusal at a retriable step is final and retried for ever.
+    failure rates. A bad deploy never makes a participant of ``no_refusal``
+    (those running a retriable step) refuse, and in ``live`` mode it only
+    raises the transient rate.
     """
     at = _grid(0, int(duration * 100) - 1, 100)  # strictly before run.duration
     length = st.none() | _grid(1, 50, 10)  # None: until the workload ends
@@ -267,9 +276,10 @@ def _faults(
             faults.append(timed({"kind": "slow", "target": draw(st.sampled_from([*names, "*"])), "factor": factor}))
         else:
             rates = {"transient_failure": draw(_prob(60))}
-            if not live and draw(st.booleans()):
+            target = draw(st.sampled_from(names))
+            if not live and target not in no_refusal and draw(st.booleans()):
                 rates["business_failure"] = draw(_prob(40))
-            faults.append(timed({"kind": "failure_rate", "target": draw(st.sampled_from(names)), **rates}))
+            faults.append(timed({"kind": "failure_rate", "target": target, **rates}))
     return faults
 
 
@@ -335,7 +345,9 @@ def scenarios(draw: st.DrawFn, mode: str = "robust") -> dict[str, Any]:
         "participants": participants,
         "transactions": {"order": txn},
         "orchestrator": orchestrator,
-        "faults": draw(_faults(duration, names, max_crashes=3, max_other=4, live=live)),
+        "faults": draw(
+            _faults(duration, names, max_crashes=3, max_other=4, live=live, no_refusal=frozenset(retriable_at))
+        ),
     }
 
 
@@ -360,10 +372,11 @@ def test_robust_design_is_safe(raw: dict[str, Any], seed: int) -> None:
 
     ``stuck`` may legitimately remain here, so it is not asserted against:
     hangs are a property of a participant and persist through the (fault-free)
-    drain, slow services with small pools can keep a retry storm going past it
-    (every timed-out attempt stays queued while its retry joins the queue), and
-    a retriable step whose participant refuses is refused again on every retry
-    with the same idempotency key (forward recovery cannot get past a "no").
+    drain, and slow services with small pools can keep a retry storm going past
+    it (every timed-out attempt stays queued while its retry joins the queue).
+    A participant that runs a retriable step never refuses: a refusal is final,
+    so such a transaction cannot complete, and a design that allows it is not
+    robust (``sagasim validate`` warns).
     """
     assert_well_judged(_judged_run(raw, seed), *_shape(raw), safe=True)
 
@@ -384,7 +397,7 @@ def test_robust_design_is_live_where_it_must_be(raw: dict[str, Any], seed: int) 
     """In the sub-space below, the robust design is also live: nothing is stuck.
 
     The sub-space: no hangs; no business failure at a participant that runs a
-    retriable step (a refusal there is final and would be retried forever);
+    retriable step (a refusal there is final: the transaction cannot complete);
     fast bounded services (mean <= 5 ms, at most 10 ms, >= 2 workers, <= 10
     arrivals/s: utilisation far below 1, so queueing stays far below the
     timeout of >= 0.5 s); loss <= 5%, transient failure <= 20%, compensation

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.errors import ScenarioError
 from sim.scenario import load_scenario, parse_overrides, scenario_from_dict
@@ -183,3 +185,110 @@ def test_two_transactions_need_the_workload_to_choose() -> None:
     del raw["workload"]["transaction"]
     with pytest.raises(ScenarioError, match="workload.transaction: required when there is more than one"):
         scenario_from_dict(raw)
+
+
+# ------------------------------------------------------------------ the effective config loads back
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.toml")), ids=lambda p: p.stem)
+def test_every_scenario_file_loads_back_from_its_effective_config(path: Path) -> None:
+    scenario = load_scenario(path)
+    again = scenario_from_dict(scenario.effective(), source="effective")
+    assert again == scenario
+    assert again.effective() == scenario.effective()
+
+
+def test_an_untargeted_link_fault_survives_the_effective_config() -> None:
+    # `target` omitted means every link; effective() writes it as null.
+    scenario = order_scenario({"faults": [{"kind": "loss", "probability": 0.1, "at": 1.0}]})
+    config = scenario.effective()
+    assert config["faults"][0]["target"] is None
+    assert scenario_from_dict(config) == scenario
+    # and a run with overrides re-validates the effective config
+    import sim
+
+    result = sim.run(scenario, overrides={"run.duration": 2.0})
+    assert result.summary.iloc[0]["transactions"] > 0
+
+
+_LINK_FAULT = st.fixed_dictionaries(
+    {"kind": st.sampled_from(["loss", "duplicate"]), "probability": st.floats(0.0, 1.0), "at": st.floats(0.0, 9.0)},
+    optional={
+        "target": st.sampled_from(["payment", "*", ["payment", "shipping"]]),
+        "duration": st.floats(0.1, 5.0),
+        "one_way": st.booleans(),
+    },
+)
+_OTHER_FAULT = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "kind": st.sampled_from(["crash", "pause"]),
+            "target": st.sampled_from(["inventory", "*", ["payment", "shipping"]]),
+            "at": st.floats(0.0, 9.0),
+        },
+        optional={"duration": st.floats(0.1, 5.0)},
+    ),
+    st.fixed_dictionaries(
+        {
+            "kind": st.just("delay"),
+            "extra": st.just({"dist": "exponential", "mean": 0.01}),
+            "at": st.floats(0.0, 9.0),
+        },
+        optional={"groups": st.just([["shipping"], ["payment", "inventory"]])},
+    ),
+    st.fixed_dictionaries(
+        {"kind": st.just("failure_rate"), "target": st.just("payment"), "at": st.floats(0.0, 9.0)},
+        optional={"business_failure": st.floats(0.0, 0.5), "transient_failure": st.floats(0.0, 0.5)},
+    ).filter(lambda f: "business_failure" in f or "transient_failure" in f),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    faults=st.lists(st.one_of(_LINK_FAULT, _OTHER_FAULT), max_size=4),
+    protocols=st.sampled_from([["orchestration"], ["choreography"], ["2pc"], ["orchestration", "2pc", "choreography"]]),
+    business=st.floats(0.0, 0.3),
+)
+def test_a_generated_scenario_loads_back_from_its_effective_config(
+    faults: list[dict], protocols: list[str], business: float
+) -> None:
+    scenario = order_scenario(
+        {"faults": faults, "run.protocols": protocols, "participants.payment.business_failure": business}
+    )
+    assert scenario_from_dict(scenario.effective(), source="effective") == scenario
+
+
+def test_validate_warns_about_a_retriable_step_that_can_be_refused(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from sim.cli import cli
+
+    data = order_dict()
+    data["participants"]["email"] = {"service_time": {"dist": "constant", "value": 0.01}}
+    data["transactions"]["order"]["steps"].append({"name": "notify", "participant": "email", "kind": "retriable"})
+    assert order_scenario().warnings() == []
+    assert scenario_from_dict(data).warnings() == []
+    data["participants"]["email"]["business_failure"] = 0.01
+    (warning,) = scenario_from_dict(data).warnings()
+    assert "'notify'" in warning and "'email'" in warning and "cannot complete" in warning
+    # a bad deploy on the timeline can make it refuse too
+    data["participants"]["email"]["business_failure"] = 0.0
+    data["faults"] = [{"kind": "failure_rate", "target": "email", "business_failure": 0.5, "at": 1.0}]
+    assert len(scenario_from_dict(data).warnings()) == 1
+    # and `sagasim validate` says so, on stderr, and still exits 0
+    steps = (
+        '[{name="charge", participant="payment", compensation="refund"}, '
+        '{name="ship", participant="shipping", kind="pivot"}, '
+        '{name="notify", participant="payment", kind="retriable"}]'
+    )
+    argv = [
+        "validate",
+        str(ROOT / "scenarios" / "order-flaky-payment.toml"),
+        "--set",
+        f"transactions.order.steps={steps}",
+    ]
+    done = CliRunner().invoke(cli, argv)
+    assert done.exit_code == 0, done.output
+    assert "warning" in done.output and "'notify'" in done.output and "cannot complete" in done.output

@@ -21,8 +21,11 @@ follows every event and alerts on transactions with no terminal event after
 A participant handling an event (one worker, one outcome draw per attempt, as
 for orchestration commands):
 
-* success: applies the effect and publishes the next event; refusal (not for
-  retriable steps): publishes ``STEP.failed``; a transient error is retried
+* success: applies the effect and publishes the next event; refusal:
+  publishes ``STEP.failed`` (a refusal is final, so a refused retriable step
+  after the pivot publishes its ``failed`` too, a terminal event: the saga
+  cannot complete and the checker judges it ``inconsistent``, as the
+  orchestrator's); a transient error is retried
   locally with ``[choreography] retry`` (compensations with
   ``compensation_retry``), the pivot until it succeeds or is refused,
   retriable steps until they succeed; a compensatable step whose attempts are
@@ -505,12 +508,8 @@ class ChoreographyParticipant:
                 if op == FORWARD and protocol.step_participants[step] == participant.name:
                     self.once_topics.update((done(step), failed(step)))
         #: the topics whose handling publishes ``failed`` at once on a refusal
-        #: (a forward step that is not retriable)
-        self.refusal_topics = {
-            topic
-            for topic, (step, op) in protocol.routes.items()
-            if op == FORWARD and protocol.kinds[step] != "retriable"
-        }
+        #: (every forward step: a refusal is final)
+        self.refusal_topics = {topic for topic, (_, op) in protocol.routes.items() if op == FORWARD}
         # durable
         self.inbox: dict[int, str] = {}
         self.outbox: dict[int, tuple[int, int, float]] = {}
@@ -625,10 +624,10 @@ class ChoreographyParticipant:
         msg = job[0]
         txn = msg[2]
         kind = self.kinds[step]
-        if outcome == REFUSE and kind != "retriable":
-            self._trace(txn, step, FORWARD, "refuse")
+        if outcome == REFUSE:
+            self._trace(txn, step, FORWARD, "refuse", "final: the saga cannot complete" if kind == "retriable" else "")
         else:
-            self._trace(txn, step, FORWARD, "error", "transient" if outcome == FAIL else "refused: retried")
+            self._trace(txn, step, FORWARD, "error", "transient")
             if job[1] < self.retry.limit or kind != "compensatable":
                 self._retry(job, self.retry)
                 return
@@ -753,7 +752,9 @@ class ChoreographyProtocol:
             if i + 1 < n:
                 self.routes[done(i)] = (i + 1, FORWARD)
             j = before(i)
-            if j is not None:
+            if j is not None and self.kinds[i] != "retriable":
+                # (a retriable step's failed is terminal: past the pivot
+                # nothing may be compensated)
                 self.routes[failed(i)] = (j, COMPENSATE)
                 self.routes[undone(i)] = (j, COMPENSATE)
         self.terminal_topics = {t for t in labels if t not in self.routes}

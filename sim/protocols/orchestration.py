@@ -15,7 +15,11 @@ its timeout:
   up (the naive design logs it and moves on);
 * the pivot (with ``compensate_uncertain``) is retried until it succeeds or
   is refused: past it there is no way back, so guessing would be wrong either
-  way; retriable steps after the pivot are retried until they succeed.
+  way; retriable steps after the pivot are retried until they succeed, and a
+  retriable step that is *refused* ends the saga unfinished (belief
+  ``failed``): a refusal is a final answer (the same command gets the same
+  answer), so such a saga cannot complete, and the checker judges it
+  ``inconsistent`` (``incomplete_after_pivot``).
 
 A step's outcome is unknown from the moment its command is sent: a timeout
 proves nothing, and neither does an error reply, because the network may have
@@ -165,16 +169,30 @@ class Orchestrator(Node):
             if status == OK:
                 saga.confirmed |= 1 << saga.step
                 self._next_step(saga)
-            elif status == REFUSED and self.kinds[saga.step] != _RETRIABLE:
+            elif status == REFUSED:
                 if self.keys:
                     saga.uncertain &= ~(1 << saga.step)  # every copy of this key is refused
-                self._compensate(saga)
+                if self.kinds[saga.step] == _RETRIABLE:
+                    self._refused_past_pivot(saga)
+                else:
+                    self._compensate(saga)
             else:
                 self._attempt_failed(saga)
         elif status == ERROR:
             self._attempt_failed(saga)
         else:
             self._next_compensation(saga)
+
+    def _refused_past_pivot(self, saga: Saga) -> None:
+        # A refusal is the participant's final answer to this command: asking
+        # again gets the same answer, and past the pivot there is no way back.
+        # The saga cannot complete; it ends here, for an operator to repair.
+        if self.world.tracer.on:
+            self.world.tracer.emit(
+                self.world.now, self.name, "cannot-complete", saga.txn, self.labels[saga.step][0],
+                "a retriable step was refused: its refusal is final",
+            )  # fmt: skip
+        self._finish(saga, "failed")
 
     def _on_timeout(self, item: tuple[Saga, int]) -> None:
         saga = item[0]

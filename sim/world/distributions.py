@@ -55,6 +55,14 @@ class Distribution:
         """The scenario-file spelling of this distribution."""
         raise NotImplementedError
 
+    def __eq__(self, other: object) -> bool:
+        # Equal when spelled the same: a scenario loaded back from its
+        # effective configuration equals the original.
+        return isinstance(other, Distribution) and self.describe() == other.describe()
+
+    def __hash__(self) -> int:
+        return hash(repr(self.describe()))
+
 
 def batched(draw: Callable[[int], np.ndarray]) -> Callable[[], float]:
     """A zero-argument callable returning successive values of ``draw(BATCH)``
