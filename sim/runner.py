@@ -223,6 +223,8 @@ class Model:
         cols["protocol"] = [protocol] * n
         cols["seed"] = [self.seed] * n
         run = self.scenario.run
+        for p in self.participants.values():
+            p.book_until(self.end)  # work past the end of the run is not part of it
         busy = {f"utilization_{name}": p.busy_time / (p.workers * self.end) for name, p in self.participants.items()}
         extra: dict[str, Any] = {
             "duration": run.duration,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 import sim
 from sim.metrics import wilson
@@ -485,3 +486,45 @@ def test_the_timeline_and_the_nemesis_compose_on_one_node() -> None:
     # every real transition alternates, and none falls inside the window
     assert down["kind"].tolist()[::2] == ["crash"] * ((len(down) + 1) // 2)
     assert not ((down.time > 10.0) & (down.time < 20.0)).any()
+
+
+# ------------------------------------------------------------------ utilization counts work done
+
+
+def test_utilization_counts_only_the_work_done_within_the_run() -> None:
+    # One worker, 5 s per attempt, a crash every 2 s: most attempts are cut
+    # short by a crash, and the last ones run past the end of the run. Booked
+    # in full at their start, the figure reached 2.62.
+    overrides = {
+        "run.duration": 20.0,
+        "run.drain": 10.0,
+        "workload.interarrival": {"dist": "constant", "value": 0.5},
+        "participants.payment.workers": 1,
+        "participants.payment.service_time": {"dist": "constant", "value": 5.0},
+        "faults": [{"kind": "crash", "target": "payment", "at": 2.0 * k + 1.0, "duration": 0.1} for k in range(9)],
+    }
+    summary = sim.run(order_scenario(overrides), seed=1).summary.iloc[0]
+    assert 0.0 < summary["utilization_payment"] <= 1.0
+
+
+def test_utilization_of_one_attempt_is_its_service_time() -> None:
+    # One order at 0.5 s, steps of 0.01 s on 4 workers, run + drain = 40 s.
+    overrides = {"run.duration": 1.0, "workload.interarrival": {"dist": "constant", "value": 0.6}}
+    summary = sim.run(order_scenario(overrides), seed=1).summary.iloc[0]
+    assert summary["transactions"] == 1
+    assert summary["utilization_payment"] == pytest.approx(0.01 / (4 * 31.0))
+
+
+def test_work_past_the_end_of_the_run_is_not_booked() -> None:
+    # The charge starts at about 0.6 s and takes 100 s; the run ends at 31 s.
+    overrides = {
+        "run.duration": 1.0,
+        "workload.interarrival": {"dist": "constant", "value": 0.6},
+        "participants.payment.service_time": {"dist": "constant", "value": 100.0},
+        "participants.payment.workers": 1,
+        "orchestrator.timeout": 1000.0,
+    }
+    result = sim.run(order_scenario(overrides), seed=1)
+    started = result.transactions.iloc[0]["started_at"]
+    expected = (31.0 - started - 0.001) / 31.0  # from its arrival at payment to the end
+    assert result.summary.iloc[0]["utilization_payment"] == pytest.approx(expected)

@@ -32,6 +32,7 @@ choreography go to its choreography side
 from __future__ import annotations
 
 from collections import deque
+from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
 from sim.world.effects import COMPENSATE, FORWARD
@@ -104,7 +105,11 @@ class Participant(Node):
         self.attempts = 0
         self.hangs = 0
         self.lost_in_crash = 0
+        #: worker-seconds of work done so far (see :meth:`book_until`)
         self.busy_time = 0.0
+        # When each attempt booked in busy_time ends (a heap): the part of an
+        # attempt past a crash or past the end of the run was never worked.
+        self._ends: list[float] = []
         #: the 2PC side, when the run's protocol is two-phase commit
         self.twopc: TwoPCParticipant | None = None
         #: the choreography side, when the run's protocol is a choreography
@@ -152,7 +157,21 @@ class Participant(Node):
             if self._hang_time is not None:
                 duration = self._hang_time()
         self.busy_time += duration
+        ends = self._ends
+        now = self.world.env._now
+        heappush(ends, now + duration)
+        while ends[0] <= now:  # finished: nothing left to take back
+            heappop(ends)
         return outcome, duration
+
+    def book_until(self, instant: float) -> None:
+        """Take back from ``busy_time`` the part of every attempt booked so
+        far that lies after ``instant`` (a crash: the work stops there; the end
+        of the run: it is not part of the run), and forget them."""
+        for end in self._ends:
+            if end > instant:
+                self.busy_time -= end - instant
+        self._ends.clear()
 
     def _finish(self, job: tuple[tuple[Any, ...], int, int]) -> None:
         msg, outcome, epoch = job
@@ -287,6 +306,7 @@ class Participant(Node):
     # ------------------------------------------------------------ crashes
 
     def on_crash(self) -> None:
+        self.book_until(self.world.env._now)
         self.lost_in_crash += self.busy + len(self.queue)
         self.busy = 0
         self.queue.clear()
