@@ -164,9 +164,7 @@ def test_time_to_consistency_is_over_the_transactions_that_became_consistent(cap
 
 
 def test_the_headline_says_when_every_transaction_became_consistent(capsys, tmp_path: Path) -> None:
-    code, out, _ = sagasim(
-        capsys, "run", SCENARIOS / "happy-path.toml", "--seed", "1", "--out", tmp_path / "r", *SHORT
-    )
+    code, out, _ = sagasim(capsys, "run", SCENARIOS / "happy-path.toml", "--seed", "1", "--out", tmp_path / "r", *SHORT)
     assert code == 0
     txns = pd.read_parquet(tmp_path / "r" / "transactions.parquet")
     for protocol, rows in txns.groupby("protocol"):
