@@ -92,6 +92,13 @@ def _consistent_at(outcome: str, effects: Sequence[Effect], started: float) -> f
 
 
 class Verdict(NamedTuple):
+    """The checker's judgement of one transaction (see the module docstring).
+
+    ``consistent_at`` is NaN for ``stuck`` and ``inconsistent`` outcomes; an
+    ``inconsistent`` verdict has at least one entry in ``reasons`` (words)
+    and in ``anomalies`` (codes from :data:`ANOMALIES`).
+    """
+
     outcome: str
     consistent: bool
     consistent_at: float
@@ -113,6 +120,8 @@ class Checker:
         self.n = len(steps)
 
     def judge(self, effects: Sequence[Effect], view: CoordinatorView, started: float) -> Verdict:
+        """Judge one saga from its ``effects`` (in the order applied), whether
+        the coordinator is done (``view``) and when it ``started``."""
         n = self.n
         if len(effects) == n and view.terminal:
             # Fast path for the common case: each step applied once, nothing
@@ -232,6 +241,8 @@ class TwoPCChecker:
         self.n = len(steps)
 
     def judge(self, effects: Sequence[Effect], view: CoordinatorView, started: float) -> Verdict:
+        """Judge one 2PC transaction from its participants' records
+        ``effects`` (in the order written), ``view`` and its start."""
         n = self.n
         prepared = [0] * n
         commits = [0] * n

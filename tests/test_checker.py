@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -283,3 +284,8 @@ def test_a_stuck_transaction_never_became_consistent(kind: str) -> None:
     v = _checker(kind, ORDER_STEPS).judge(history(*ops), RUNNING, 0.5)
     assert (v.outcome, v.consistent) == ("stuck", True)
     assert math.isnan(v.consistent_at)
+
+
+def test_every_anomaly_code_is_documented() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "results.md").read_text()
+    assert [code for code in ANOMALIES if f"`{code}`" not in text] == []
