@@ -219,6 +219,33 @@ def test_the_documented_abort_message_counts_are_exact(
     assert one(variant)["messages"] == _evaluate(formula, n=3, k=1, w=working), formula
 
 
+@pytest.mark.parametrize("presumed_abort", [True, False])
+def test_every_abort_under_contention_costs_what_the_documented_formula_gives(presumed_abort: bool) -> None:
+    # Hot keys: lock timeouts vote no while other participants are still
+    # waiting for their locks or working. k and w of each abort from its trace.
+    out = sim.run(
+        ROOT / "scenarios" / "twopc-hot-keys.toml",
+        protocol="2pc",
+        seed=1,
+        trace=True,
+        overrides={"run.duration": 5.0, "twopc.presumed_abort": presumed_abort},
+    )
+    formula = _documented_abort_formulas()[presumed_abort]
+    aborted = out.transactions.set_index("txn_id")
+    aborted = aborted[aborted["outcome"] == "aborted"]
+    events = out.events[out.events["txn_id"].isin(aborted.index)]
+    working_seen = set()
+    for txn, ev in events.groupby("txn_id"):
+        coordinator = ev[ev["node"] == "coordinator"]
+        decided = coordinator.index[coordinator["kind"] == "decide"][0]
+        votes = coordinator[(coordinator["kind"] == "vote") & (coordinator.index < decided)]
+        k = int(votes["detail"].str.startswith("no").sum())
+        w = 3 - ev.loc[(ev["kind"] == "vote") & (ev["node"] != "coordinator"), "node"].nunique()
+        working_seen.add(w)
+        assert aborted.loc[txn, "messages"] == _evaluate(formula, n=3, k=k, w=w), (txn, k, w)
+    assert len(aborted) > 20 and {0, 1} <= working_seen  # both kinds of abort happened
+
+
 def test_many_transactions_send_four_messages_per_participant() -> None:
     result = sim.run(order_scenario({"run.protocols": ["2pc"]}), seed=3)
     txns = result.transactions
