@@ -289,3 +289,13 @@ def test_a_stuck_transaction_never_became_consistent(kind: str) -> None:
 def test_every_anomaly_code_is_documented() -> None:
     text = (Path(__file__).resolve().parent.parent / "docs" / "results.md").read_text()
     assert [code for code in ANOMALIES if f"`{code}`" not in text] == []
+
+
+def test_a_retriable_step_in_a_hand_built_transaction_without_a_pivot_is_named_too() -> None:
+    steps = (
+        StepSpec(name="charge", participant="payment", compensation="refund"),
+        StepSpec(name="notify", participant="inventory", kind="retriable"),
+    )
+    v = Checker(steps).judge(history((1, FORWARD)), DONE, 0.5)
+    assert (v.outcome, v.anomalies) == ("inconsistent", ("retriable_without_pivot",))
+    assert v.reasons == ("notify applied although there is no pivot",)
