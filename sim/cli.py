@@ -602,7 +602,7 @@ def _print_protocol_table(result: Result, protocol: str) -> None:
     duration = result.scenario.run.duration * max(1, len(summary))
     lines = [
         f"latency p50 {_q(finished, 0.5)}  p95 {_q(finished, 0.95)}  p99 {_q(finished, 0.99)}",
-        f"time to consistency p50 {_q(ttc, 0.5)}  p99 {_q(ttc, 0.99)}",
+        f"time to consistency p50 {_q(ttc, 0.5)}  p99 {_q(ttc, 0.99)}  {_consistent_share(len(ttc), n)}",
         f"messages/txn {txns['messages'].mean():.2f}  retries/txn {txns['retries'].mean():.3f}  "
         f"throughput {len(finished) / duration:.1f} txn/s (simulated)",
     ]
@@ -617,6 +617,14 @@ def _print_protocol_table(result: Result, protocol: str) -> None:
         for reason, count in reasons.items():
             _out.print(f"  {count:>6}  {escape(reason)}")
     _out.print()
+
+
+def _consistent_share(became: int, n: int) -> str:
+    """What the time-to-consistency percentiles are over: ``(2973 of 2973
+    consistent)``, or how many transactions never became consistent (stuck
+    or inconsistent) and are left out of them: ``(1020 never consistent)``."""
+    never = n - became
+    return f"({became} of {n} consistent)" if never == 0 else f"({never} never consistent)"
 
 
 def _q(values: pd.Series, q: float) -> str:
@@ -656,6 +664,8 @@ def _print_comparison(
     grid.add_row("latency p50", *(_seconds(x) for x in table["latency_p50"]))
     grid.add_row("latency p99", *(_seconds(x) for x in table["latency_p99"]))
     grid.add_row("time to consistency p99", *(_seconds(x) for x in table["time_to_consistency_p99"]))
+    # The p99 above is over the transactions that became consistent: say how many did not.
+    grid.add_row("  never consistent", *(str(int(x)) for x in table["never_consistent"]), style="dim")
     grid.add_row("messages/txn", *(f"{x:.2f}" if x == x else "-" for x in table["messages_per_txn"]))
     if "blocked_mean" in table.columns:
         grid.add_row("blocked time (mean)", *(_seconds(x) for x in table["blocked_mean"]))

@@ -113,8 +113,9 @@ def protocol_table(result: Any) -> pd.DataFrame:
     outcome (committed, compensated, aborted, inconsistent, stuck) its count,
     ``<outcome>_rate`` and the 95% Wilson interval ``<outcome>_rate_low`` /
     ``_high`` of the pooled rate; ``latency_p50``, ``latency_p99`` (finished
-    transactions), ``time_to_consistency_p99`` (consistent ones),
-    ``messages_per_txn``; and ``blocked_mean`` when the transactions have a
+    transactions), ``time_to_consistency_p99`` (over the transactions that
+    became consistent), ``never_consistent`` (how many did not: stuck or
+    inconsistent), ``messages_per_txn``; and ``blocked_mean`` when the transactions have a
     ``blocked`` column (two-phase commit), NaN for protocols without it.
 
     The pooled interval treats every transaction as an independent trial. The
@@ -140,10 +141,11 @@ def protocol_table(result: Any) -> pd.DataFrame:
             row[f"{outcome}_rate_low"] = low
             row[f"{outcome}_rate_high"] = high
         latency = t["latency"].dropna()
-        ttc = _time_to_consistency(t).dropna()
+        ttc = time_to_consistency(t).dropna()
         row["latency_p50"] = _quantile(latency, 0.50)
         row["latency_p99"] = _quantile(latency, 0.99)
         row["time_to_consistency_p99"] = _quantile(ttc, 0.99)
+        row["never_consistent"] = n - len(ttc)
         row["messages_per_txn"] = float(t["messages"].mean()) if n else math.nan
         if has_blocked:
             blocked = pd.to_numeric(t["blocked"], errors="coerce").dropna()
@@ -152,7 +154,7 @@ def protocol_table(result: Any) -> pd.DataFrame:
     columns = ["protocol", "seeds", "transactions"]
     for outcome in OUTCOMES:
         columns += [outcome, f"{outcome}_rate", f"{outcome}_rate_low", f"{outcome}_rate_high"]
-    columns += ["latency_p50", "latency_p99", "time_to_consistency_p99", "messages_per_txn"]
+    columns += ["latency_p50", "latency_p99", "time_to_consistency_p99", "never_consistent", "messages_per_txn"]
     if has_blocked:
         columns.append("blocked_mean")
     return pd.DataFrame(rows, columns=columns)
@@ -364,10 +366,16 @@ def _protocols(summary: pd.DataFrame, txns: pd.DataFrame | None) -> list[str]:
     return list(dict.fromkeys(str(n) for n in names))
 
 
-def _time_to_consistency(txns: pd.DataFrame) -> pd.Series:
+def time_to_consistency(txns: pd.DataFrame) -> pd.Series:
+    """Each transaction's time to consistency, NaN for those that never
+    became consistent. ``stuck`` and ``inconsistent`` ones are masked here
+    too: result folders written before that rule gave a stuck transaction
+    that had applied nothing a time of 0."""
     if "time_to_consistency" in txns.columns:
-        return txns["time_to_consistency"]
-    return txns["consistent_at"] - txns["started_at"]
+        ttc = txns["time_to_consistency"]
+    else:
+        ttc = txns["consistent_at"] - txns["started_at"]
+    return ttc.where(~txns["outcome"].isin(["stuck", "inconsistent"]))
 
 
 def _quantile(values: pd.Series, q: float) -> float:

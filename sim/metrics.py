@@ -131,7 +131,12 @@ def summarize(
         row[f"{outcome}_rate_low"] = low
         row[f"{outcome}_rate_high"] = high
     row.update(_percentiles("latency", latency))
+    # Over the transactions that became consistent; how many never did
+    # (stuck or inconsistent: NaN) is said beside the percentiles.
     row.update(_percentiles("time_to_consistency", time_to_consistency))
+    became = sum(1 for t in time_to_consistency if not math.isnan(t))
+    row["became_consistent"] = became
+    row["never_consistent"] = n - became
     finished = n - counts["stuck"]
     row["throughput"] = finished / duration
     row["committed_per_second"] = counts["committed"] / duration

@@ -43,7 +43,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullLocator, PercentFormatter
 
-from sim.compare import format_seeds, protocol_table, worst_transaction
+from sim.compare import format_seeds, protocol_table, time_to_consistency, worst_transaction
 from sim.dataset import Dataset, load
 from sim.errors import SagasimError
 from sim.files import staged_folder
@@ -351,7 +351,7 @@ class _Page:
         outcomes = [o for o in OUTCOMES if o != "aborted" or int(table["aborted"].sum()) > 0]
         blocked = "blocked_mean" in table.columns
         header = [*axes, "protocol", "seeds", "transactions", *outcomes]
-        header += ["latency p50", "latency p99", "consistency p99", "messages/txn"]
+        header += ["latency p50", "latency p99", "consistency p99", "never consistent", "messages/txn"]
         header += ["blocked (mean)"] if blocked else []
         rows: list[list[tuple[str, str]]] = []
         for r in table.to_dict("records"):
@@ -364,6 +364,8 @@ class _Page:
                 row.append((text, "num bad" if bad else "num"))
             for column in ("latency_p50", "latency_p99", "time_to_consistency_p99"):
                 row.append((fmt_seconds(r[column]), "num"))
+            never = int(r["never_consistent"])
+            row.append((f"{never:,}", "num bad" if never else "num"))
             row.append((_fmt_number(r["messages_per_txn"], ".2f"), "num"))
             if blocked:
                 row.append((fmt_seconds(r["blocked_mean"]), "num"))
@@ -375,7 +377,8 @@ class _Page:
             "the seeds. The pooled interval treats every transaction as an independent trial; the transactions "
             "of one seed share its faults, so seed-to-seed spread can be wider. To decide whether one protocol "
             "beats another, read the paired differences that sagasim compare prints. Latency is over finished "
-            "transactions, time to consistency over consistent ones."
+            "transactions, time to consistency over the transactions that became consistent; never consistent "
+            "counts the others (stuck or inconsistent), left out of it."
         )
         return section
 
@@ -531,7 +534,7 @@ class _Page:
 
     def _consistency(self) -> _Section:
         panels, note = self._panels()
-        log = _heavy_tailed(self.txns["time_to_consistency"])
+        log = _heavy_tailed(time_to_consistency(self.txns))
         fig, axes_ = self._figure(len(panels), 2, width=10, height=3.0)
         rows: list[list[tuple[str, str]]] = []
         for (title, txns), pair in zip(panels, axes_, strict=True):
@@ -539,7 +542,7 @@ class _Page:
                 t = txns[txns["protocol"] == protocol]
                 if t.empty:
                     continue
-                ttc = t["time_to_consistency"].to_numpy(float)
+                ttc = time_to_consistency(t).to_numpy(float)
                 done = np.sort(ttc[~np.isnan(ttc)])
                 never = 1 - done.size / len(t)
                 colour = _protocol_color(protocol, self.protocols)
@@ -591,10 +594,10 @@ class _Page:
         section.paragraphs.append(
             "Survival curves: the share of transactions whose effects were not yet consistent (committed or "
             "fully compensated), against time since the transaction started; the right panel shows the same "
-            "curves on a log scale, where the tail is readable. Transactions that are never consistent "
-            "(inconsistent ones, and stuck ones whose effects are half-applied) keep a curve above zero, at "
-            "the dashed line. A transaction that applied nothing is consistent from its start."
-            + (" " + note if note else "")
+            "curves on a log scale, where the tail is readable. Transactions that never became consistent "
+            "(inconsistent ones, and stuck ones, whatever their effects so far: they never ended) keep a curve "
+            "above zero, at the dashed line. A transaction that ended well having applied nothing is "
+            "consistent from its start." + (" " + note if note else "")
         )
         return section
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sim.checker import Checker, TwoPCChecker
 from sim.metrics import TRANSACTION_COLUMNS, TRANSACTION_EXTRA, TRANSACTION_PROTOCOL, summarize
@@ -20,7 +20,7 @@ from sim.world.network import Network
 from sim.world.node import Node
 from sim.world.participant import Participant
 from sim.world.trace import TraceEvent
-from sim.world.tracker import Watchdog
+from sim.world.tracker import HIDDEN, TERMINAL_DEAD_LETTERED, Watchdog
 from sim.world.workload import TxnKeys, Workload
 
 
@@ -143,15 +143,23 @@ class Model:
         )
         self.faults = Faults(self.world, self.network, self.nodes, self.participants, heal_at=until)
         self.faults.schedule(self.planned_faults)
+        # The stuck alert: when it was raised, when it fell due, and the
+        # monitor's blind spots (a choreography's tracker has its own).
         self.flagged_at: Callable[[int], float]
+        self.alert_due: Callable[[int, float], float]
+        self.blind_spots: Callable[[], dict[int, str]]
         starter: Any = self.protocol
         own_alerts = getattr(self.protocol, "flagged_at", None)
         if own_alerts is not None:
             self.flagged_at = own_alerts
+            self.alert_due = self.protocol.alert_due  # type: ignore[attr-defined]
+            self.blind_spots = self.protocol.blind_spots  # type: ignore[attr-defined]
         else:
             protocol_ = self.protocol
             watchdog = Watchdog(self.world, scenario.monitor.stuck_after, lambda t: protocol_.view(t).terminal)
             self.flagged_at = watchdog.flagged_at
+            self.alert_due = watchdog.alert_due
+            self.blind_spots = watchdog.blind_spots
             starter = _Watched(self.protocol, watchdog)
         self.workload = Workload(
             self.world,
@@ -188,7 +196,8 @@ class Model:
         world = self.world
         cols: dict[str, list[Any]] = {k: [] for k in TRANSACTION_COLUMNS + TRANSACTION_EXTRA}
         anomalies: list[tuple[str, ...]] = []
-        last_progress: list[float] = []
+        alerts: list[AlertFacts] = []
+        blind = self.blind_spots()
         per_txn = getattr(self.protocol, "transaction_extra", None)
         if per_txn is not None:
             cols.update({c: [] for c in TRANSACTION_PROTOCOL})
@@ -212,8 +221,18 @@ class Model:
             cols["reasons"].append("; ".join(verdict.reasons))
             cols["anomalies"].append(",".join(verdict.anomalies))
             anomalies.append(verdict.anomalies)
-            cols["flagged_at"].append(self.flagged_at(txn))
-            last_progress.append(effects[-1].time if effects else started_at)
+            flagged_at = self.flagged_at(txn)
+            cols["flagged_at"].append(flagged_at)
+            alerts.append(
+                AlertFacts(
+                    outcome=verdict.outcome,
+                    flagged_at=flagged_at,
+                    last_progress=effects[-1].time if effects else started_at,
+                    due=self.alert_due(txn, started_at),
+                    started_at=started_at,
+                    blind=blind.get(txn, ""),
+                )
+            )
             if per_txn is not None:
                 for column, value in per_txn(txn).items():
                     cols[column].append(value)
@@ -239,7 +258,7 @@ class Model:
             "wall_time": wall_time,
             **busy,
         }
-        extra.update(alert_figures(cols["outcome"], cols["flagged_at"], last_progress))
+        extra.update(alert_figures(alerts, self.end, self.scenario.monitor.stuck_after))
         extra.update(self.protocol.summary_extra())
         summary = summarize(
             run_id=rid,
@@ -269,36 +288,77 @@ class Model:
         )
 
 
-def alert_figures(outcomes: list[str], flagged_at: list[float], last_progress: list[float]) -> dict[str, Any]:
-    """Stuck alerts against the checker's verdict.
+class AlertFacts(NamedTuple):
+    """What the summary's alert figures need to know of one transaction."""
+
+    #: the checker's verdict
+    outcome: str
+    #: when the stuck alert was raised; NaN if never
+    flagged_at: float
+    #: its last effect, or its start when nothing was applied
+    last_progress: float
+    #: when its alert fell due (``stuck_after`` after the monitor first knew
+    #: of it); NaN if the monitor never knew of it
+    due: float
+    started_at: float
+    #: the monitor's blind spot, if any (:data:`sim.world.tracker.HIDDEN`,
+    #: :data:`sim.world.tracker.TERMINAL_DEAD_LETTERED`), else ``""``
+    blind: str
+
+
+def alert_figures(facts: Iterable[AlertFacts], end: float, stuck_after: float) -> dict[str, Any]:
+    """Stuck alerts against the checker's verdict, at the end of the run ``end``.
 
     An alert is true when the transaction ends ``stuck`` or ``inconsistent``
-    (it needs a human), false when it ends ``committed`` or ``compensated``
-    (it was only slow). A ``stuck`` transaction without an alert is missed (an
-    inconsistent one that finished is not: the alert is about liveness). The
-    detection delay of an alerted stuck transaction runs from its last
-    progress (its last effect, or its start when nothing was applied) to the
-    alert, 0 if it was flagged before it stopped moving.
+    (it needs a human), false when it ends ``committed``, ``compensated`` or
+    ``aborted``: only slow (``false_alerts``), or raised because the
+    choreography's tracker never got its copy of the terminal event, which was
+    dead-lettered (``false_alerts_dead_lettered``). A ``stuck`` transaction
+    without an alert is one of: not yet due (``alerts_not_due``: its alert
+    falls due at or after ``end``, when no alert can be raised any more; a
+    monitor that never heard of it is judged by the earliest it could have
+    been due, its start plus ``stuck_after``); hidden (the tracker never heard
+    of it: its copies to the tracker, its ``start`` first, were
+    dead-lettered); or else missed. An inconsistent transaction that finished
+    is never missed: the alert is about liveness. The detection delay of an
+    alerted stuck transaction runs from its last progress to the alert, 0 if
+    it was flagged before it stopped moving.
     """
-    alerts = true = missed = 0
+    alerts = true = false = false_dead = missed = not_due = hidden = 0
     delays: list[float] = []
-    for outcome, flagged, progress in zip(outcomes, flagged_at, last_progress, strict=True):
-        alerted = flagged == flagged  # not NaN
+    for fact in facts:
+        alerted = fact.flagged_at == fact.flagged_at  # not NaN
         if alerted:
             alerts += 1
-            if outcome in ("stuck", "inconsistent"):
+            if fact.outcome in ("stuck", "inconsistent"):
                 true += 1
-        if outcome == "stuck":
-            if alerted:
-                delays.append(max(0.0, flagged - progress))
+            elif fact.blind == TERMINAL_DEAD_LETTERED:
+                false_dead += 1
             else:
-                missed += 1
+                false += 1
+        if fact.outcome != "stuck":
+            continue
+        if alerted:
+            delays.append(max(0.0, fact.flagged_at - fact.last_progress))
+            continue
+        due = fact.due if fact.due == fact.due else fact.started_at + stuck_after
+        # An alert due at the very end is not raised: the run stops before
+        # anything due at its end runs (sim.world.core.World.run).
+        if due >= end:
+            not_due += 1
+        elif fact.blind == HIDDEN:
+            hidden += 1
+        else:
+            missed += 1
     nan = float("nan")
     return {
         "alerts": alerts,
         "true_alerts": true,
-        "false_alerts": alerts - true,
+        "false_alerts": false,
+        "false_alerts_dead_lettered": false_dead,
         "missed_alerts": missed,
+        "alerts_not_due": not_due,
+        "alerts_hidden_dead_lettered": hidden,
         "detection_delay_mean": sum(delays) / len(delays) if delays else nan,
         "detection_delay_max": max(delays) if delays else nan,
     }

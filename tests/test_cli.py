@@ -136,3 +136,38 @@ def test_installed_entry_point_and_python_dash_m(tmp_path: Path) -> None:
         assert done.returncode == 2
         assert "x.toml: no such file" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_time_to_consistency_is_over_the_transactions_that_became_consistent(capsys, tmp_path: Path) -> None:
+    # The retry storm leaves most orders stuck, many with nothing applied:
+    # they never became consistent, so they are not "consistent at 0 ms".
+    code, out, _ = sagasim(
+        capsys, "run", SCENARIOS / "retry-storm.toml", "--seed", "1", "--out", tmp_path / "r",
+        "--set", "run.duration=30", "--set", "run.drain=10",
+    )  # fmt: skip
+    assert code == 0
+    txns = pd.read_parquet(tmp_path / "r" / "transactions.parquet")
+    summary = pd.read_parquet(tmp_path / "r" / "summary.parquet").iloc[0]
+    ended_badly = txns["outcome"].isin(["stuck", "inconsistent"])
+    stuck_clean = txns[(txns["outcome"] == "stuck") & (txns["steps_applied"] == 0)]
+    assert len(stuck_clean) > 100  # the case at issue: stuck with nothing applied
+    assert txns.loc[ended_badly, "time_to_consistency"].isna().all()
+    assert txns.loc[ended_badly, "consistent_at"].isna().all()
+    assert txns.loc[~ended_badly, "time_to_consistency"].notna().all()
+    assert (summary["became_consistent"], summary["never_consistent"]) == ((~ended_badly).sum(), ended_badly.sum())
+    ended_well = txns.loc[~ended_badly, "time_to_consistency"]
+    assert summary["time_to_consistency_p50"] == pytest.approx(ended_well.quantile(0.5))
+    assert summary["time_to_consistency_p50"] > 0.05  # a payment takes about 0.1 s
+    p50 = ended_well.quantile(0.5) * 1000
+    assert f"time to consistency p50 {p50:.1f} ms" in out
+    assert out.count(f"({ended_badly.sum()} never consistent)") == 1
+
+
+def test_the_headline_says_when_every_transaction_became_consistent(capsys, tmp_path: Path) -> None:
+    code, out, _ = sagasim(capsys, "run", SCENARIOS / "happy-path.toml", "--seed", "1", "--out", tmp_path / "r", *SHORT)
+    assert code == 0
+    txns = pd.read_parquet(tmp_path / "r" / "transactions.parquet")
+    for protocol, rows in txns.groupby("protocol"):
+        assert rows["outcome"].isin(["committed", "compensated"]).all(), protocol
+    for n in txns.groupby("protocol").size():
+        assert f"({n} of {n} consistent)" in out

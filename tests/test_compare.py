@@ -195,6 +195,18 @@ def txn(protocol: str, seed: int, txn_id: int, outcome: str, **cols: object) -> 
     return row
 
 
+def test_a_folder_that_gave_stuck_transactions_a_time_to_consistency_is_read_right() -> None:
+    # Folders written before the rule: a stuck transaction that had applied
+    # nothing was "consistent at its start" (0 s), which dragged the tail down.
+    rows = [txn("a", 1, i, "committed", time_to_consistency=1.0) for i in range(3)]
+    rows += [txn("a", 1, 3 + i, "stuck", time_to_consistency=0.0) for i in range(5)]
+    rows += [txn("a", 1, 8, "inconsistent", time_to_consistency=0.0)]
+    transactions = pd.DataFrame(rows)
+    summary = pd.DataFrame({"protocol": ["a"], "seed": [1]})
+    a = protocol_table(SimpleNamespace(transactions=transactions, summary=summary)).iloc[0]
+    assert (a["time_to_consistency_p99"], a["never_consistent"]) == (1.0, 6)
+
+
 def test_protocol_table_pools_seeds_per_protocol() -> None:
     rows = [txn("a", 1, i, "committed") for i in range(6)]
     rows += [txn("a", 2, 0, "inconsistent", reasons="x; y"), txn("a", 2, 1, "stuck"), txn("a", 2, 2, "compensated")]
@@ -211,6 +223,7 @@ def test_protocol_table_pools_seeds_per_protocol() -> None:
     assert a["latency_p50"] == pytest.approx(finished.quantile(0.5))
     assert a["latency_p99"] == pytest.approx(finished.quantile(0.99))
     assert a["time_to_consistency_p99"] == pytest.approx(0.1)
+    assert (a["never_consistent"], table.loc["b", "never_consistent"]) == (2, 0)  # the inconsistent and the stuck
     assert a["messages_per_txn"] == 6
     assert math.isnan(a["blocked_mean"])  # a has no blocked time; b (think 2PC) has
     assert table.loc["b", "blocked_mean"] == 0.5
@@ -300,6 +313,7 @@ def test_compare_naive_prints_the_table_and_a_replay_that_reproduces(capsys, tmp
         "latency p50",
         "latency p99",
         "time to consistency p99",
+        "never consistent",
         "messages/txn",
     ]
     assert out.count("│   95% interval ") == 4

@@ -110,7 +110,10 @@ def assert_well_judged(df: pd.DataFrame, n_steps: int, n_compensatable: int, saf
         assert set(filter(None, codes.split(","))) <= set(ANOMALIES), codes
     consistent = df[df.consistent]
     assert (consistent.reasons == "").all() and (consistent.anomalies == "").all(), _rows(consistent)
-    assert consistent.consistent_at.notna().all()
+    # Time to consistency: for transactions that ended well, and only for them.
+    ended_well = df.outcome.isin(["committed", "compensated", "aborted"])
+    assert df.loc[ended_well, "consistent_at"].notna().all(), _rows(df[ended_well])
+    assert df.loc[~ended_well, "consistent_at"].isna().all(), _rows(df[~ended_well])
     # stuck means exactly: the coordinator had not finished by the end of the drain.
     assert ((df.outcome == "stuck") == (df.coordinator == "running")).all(), _rows(df[df.outcome == "stuck"])
     assert df.loc[df.outcome != "stuck", "finished_at"].notna().all()

@@ -28,6 +28,7 @@ from sim.swimlane import pair_messages
 
 from conftest import order_scenario, sagasim
 
+ROOT = Path(__file__).resolve().parent.parent
 FAILURE = "participants.payment.business_failure"
 IDEMPOTENT = "participants.payment.idempotent"
 # Inventory refuses 10%: the sagas then refund the charge, 2PC aborts.
@@ -180,6 +181,27 @@ def test_summary_table_matches_protocol_table(result_report: Path, result_dir: P
     rate = table.loc["2pc", "aborted_rate"]
     assert 0 < rate < 1
     assert f"{rate:.2%} [" in text  # the 2PC aborted rate with its interval
+
+
+def test_time_to_consistency_leaves_out_and_counts_the_transactions_that_never_became_consistent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A short retry storm: many orders stuck, most with nothing applied.
+    monkeypatch.setattr(report_module, "SECTIONS", ("summary", "consistency"))
+    storm = sim.run(
+        ROOT / "scenarios" / "retry-storm.toml", seed=1, overrides={"run.duration": 30.0, "run.drain": 10.0}
+    )
+    txns = storm.transactions
+    never = int(txns["outcome"].isin(["stuck", "inconsistent"]).sum())
+    assert never > 100 and (txns.loc[txns["outcome"] == "stuck", "steps_applied"] == 0).sum() > 100
+    page = read(build_report(storm.save(tmp_path / "storm"), tmp_path / "report"))
+    assert page.table_headers[0][-3:-1] == ["consistency p99", "never consistent"]
+    text = page.all_text
+    assert f"orchestration 1 {len(txns):,}" in text
+    assert f" {never:,} " in text  # the summary's never consistent count
+    # the survival curves' table: the share that never became consistent
+    share = report_module.format_rate(never / len(txns))
+    assert f"orchestration {len(txns):,} {share}" in text
 
 
 def test_sweep_report_plots_rates_against_the_axis(sweep_dataset: Dataset, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ the checker's 2PC verdicts."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -155,6 +156,94 @@ def test_message_counts_without_faults(presumed_abort: bool, cooperative: bool) 
     refused = one({**variant, "participants.inventory.business_failure": 1.0})
     assert refused["outcome"] == "aborted"
     assert refused["messages"] == (3 * n - 1 if presumed_abort else 4 * n - 2)
+
+
+SLOW = {"dist": "constant", "value": 0.05}
+
+
+@pytest.mark.parametrize("presumed_abort", [True, False])
+@pytest.mark.parametrize(
+    ("slow", "working"),
+    [((), 0), (("shipping",), 1), (("payment", "shipping"), 2)],
+    ids=["none-working", "one-working", "two-working"],
+)
+def test_an_abort_costs_one_message_less_per_participant_still_working(
+    presumed_abort: bool, slow: tuple[str, ...], working: int
+) -> None:
+    # inventory refuses at 1.011, its NO reaches the coordinator at 1.012 and
+    # the ABORT reaches the others at 1.013: a participant whose work takes
+    # 50 ms is still working then; it aborts and never votes.
+    n, k = 3, 1
+    variant = {"twopc.presumed_abort": presumed_abort, "participants.inventory.business_failure": 1.0}
+    variant |= {f"participants.{name}.service_time": SLOW for name in slow}
+    votes = [e for e in timeline(variant) if e[2] == "vote" and e[1] != "coordinator"]
+    assert sorted(e[1] for e in votes) == sorted({"payment", "inventory", "shipping"} - set(slow))
+    row = one(variant)
+    assert row["outcome"] == "aborted"
+    # n PREPAREs, n - w votes, an ABORT to the n - k that had not voted no,
+    # and (presumed nothing) an ACK from each of those.
+    expected = 3 * n - k - working if presumed_abort else 4 * n - 2 * k - working
+    assert row["messages"] == expected
+    assert row["messages"] == {True: [8, 7, 6], False: [10, 9, 8]}[presumed_abort][working]
+
+
+def _documented_abort_formulas() -> dict[bool, str]:
+    """The aborted row of the message table in docs/protocols.md: presumed
+    abort -> its formula, presumed nothing -> its formula."""
+    text = (ROOT / "docs" / "protocols.md").read_text()
+    row = re.search(r"^\s*\| aborted[^|]*\|(.*)$", text, flags=re.M)
+    assert row, "docs/protocols.md has no 'aborted' row in its 2PC message table"
+    formulas = re.findall(r"`([^`]+)`", row.group(1))
+    return {True: formulas[0], False: formulas[1]}
+
+
+def _evaluate(formula: str, **values: int) -> int:
+    """``3n - k - w`` with n, k, w given: implicit products made explicit."""
+    python = re.sub(r"(\d)\s*([a-z(])", r"\1*\2", formula)
+    # (eval of a formula from our own docs, with no builtins: arithmetic on n, k, w only)
+    return int(eval(python, {"__builtins__": {}}, values))
+
+
+@pytest.mark.parametrize("presumed_abort", [True, False])
+@pytest.mark.parametrize(
+    ("slow", "working"),
+    [((), 0), (("shipping",), 1), (("payment", "shipping"), 2)],
+    ids=["none-working", "one-working", "two-working"],
+)
+def test_the_documented_abort_message_counts_are_exact(
+    presumed_abort: bool, slow: tuple[str, ...], working: int
+) -> None:
+    variant = {"twopc.presumed_abort": presumed_abort, "participants.inventory.business_failure": 1.0}
+    variant |= {f"participants.{name}.service_time": SLOW for name in slow}
+    formula = _documented_abort_formulas()[presumed_abort]
+    assert one(variant)["messages"] == _evaluate(formula, n=3, k=1, w=working), formula
+
+
+@pytest.mark.parametrize("presumed_abort", [True, False])
+def test_every_abort_under_contention_costs_what_the_documented_formula_gives(presumed_abort: bool) -> None:
+    # Hot keys: lock timeouts vote no while other participants are still
+    # waiting for their locks or working. k and w of each abort from its trace.
+    out = sim.run(
+        ROOT / "scenarios" / "twopc-hot-keys.toml",
+        protocol="2pc",
+        seed=1,
+        trace=True,
+        overrides={"run.duration": 5.0, "twopc.presumed_abort": presumed_abort},
+    )
+    formula = _documented_abort_formulas()[presumed_abort]
+    aborted = out.transactions.set_index("txn_id")
+    aborted = aborted[aborted["outcome"] == "aborted"]
+    events = out.events[out.events["txn_id"].isin(aborted.index)]
+    working_seen = set()
+    for txn, ev in events.groupby("txn_id"):
+        coordinator = ev[ev["node"] == "coordinator"]
+        decided = coordinator.index[coordinator["kind"] == "decide"][0]
+        votes = coordinator[(coordinator["kind"] == "vote") & (coordinator.index < decided)]
+        k = int(votes["detail"].str.startswith("no").sum())
+        w = 3 - ev.loc[(ev["kind"] == "vote") & (ev["node"] != "coordinator"), "node"].nunique()
+        working_seen.add(w)
+        assert aborted.loc[txn, "messages"] == _evaluate(formula, n=3, k=k, w=w), (txn, k, w)
+    assert len(aborted) > 20 and {0, 1} <= working_seen  # both kinds of abort happened
 
 
 def test_many_transactions_send_four_messages_per_participant() -> None:

@@ -827,6 +827,17 @@ class ChoreographyProtocol:
     def flagged_at(self, txn: int) -> float:
         return self.tracker.flagged_at(txn)
 
+    def alert_due(self, txn: int, started: float) -> float:
+        """When the tracker's alert for ``txn`` falls due (``started`` is not
+        used: the tracker counts from when it first heard of the transaction);
+        NaN when it never heard of it."""
+        return self.tracker.alert_due(txn)
+
+    def blind_spots(self) -> dict[int, str]:
+        """Transactions the saga tracker was blind to, by cause (see
+        :meth:`sim.world.tracker.SagaTracker.blind_spots`)."""
+        return self.tracker.blind_spots(self.broker.dead)
+
     def nodes(self) -> list[Node]:
         return [self.broker, self.tracker]
 

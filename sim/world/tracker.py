@@ -26,7 +26,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from sim.world.node import Node
@@ -38,6 +38,15 @@ if TYPE_CHECKING:
     from sim.world.network import Network
 
 TRACKER = "tracker"
+
+#: Blind spots of the saga tracker, which hears of transactions only through
+#: the broker (see :meth:`SagaTracker.blind_spots`): every copy of the
+#: transaction's events sent to it (its ``start`` first) was dead-lettered, so
+#: it never heard of the transaction and cannot flag it ...
+HIDDEN = "hidden"
+#: ... or its copy of the transaction's terminal event was dead-lettered, so it
+#: never saw the transaction end and flags it although it ended.
+TERMINAL_DEAD_LETTERED = "terminal dead-lettered"
 
 
 class Watchdog:
@@ -62,6 +71,14 @@ class Watchdog:
 
     def flagged_at(self, txn: int) -> float:
         return self.flagged.get(txn, math.nan)
+
+    def alert_due(self, txn: int, started: float) -> float:
+        """When the alert for ``txn``, started at ``started``, falls due."""
+        return started + self.deadlines.delay  # as DeadlineQueue.add computes it, to the bit
+
+    def blind_spots(self) -> dict[int, str]:
+        """None: the watchdog reads the coordinator's log, it misses no event."""
+        return {}
 
 
 class SagaTracker(Node):
@@ -203,6 +220,28 @@ class SagaTracker(Node):
 
     def flagged_at(self, txn: int) -> float:
         return self.flagged.get(txn, math.nan)
+
+    def alert_due(self, txn: int) -> float:
+        """When the alert for ``txn`` falls due: ``stuck_after`` after the
+        tracker first heard of it; NaN if it never did."""
+        entry = self.table.get(txn)
+        return entry[0] + self.stuck_after if entry is not None else math.nan
+
+    def blind_spots(self, dead: Iterable[Copy]) -> dict[int, str]:
+        """The transactions the tracker was blind to, and why (:data:`HIDDEN`,
+        :data:`TERMINAL_DEAD_LETTERED`), from the broker's dead-lettered copies
+        ``dead``: only its own copies count (a participant's dead-lettered copy
+        stops the chain, which the tracker does see as a missing terminal event)."""
+        causes: dict[int, str] = {}
+        for copy in dead:
+            if copy.group != TRACKER:
+                continue
+            entry = self.table.get(copy.txn)
+            if entry is None:
+                causes[copy.txn] = HIDDEN
+            elif copy.topic in self.terminal_topics and entry[1] != entry[1]:  # no terminal event seen (NaN)
+                causes[copy.txn] = TERMINAL_DEAD_LETTERED
+        return causes
 
     def relies_on_fault_plan(self) -> bool:
         return self.broker is not None
