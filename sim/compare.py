@@ -181,9 +181,10 @@ def paired_differences(
     higher is worse) and ``note`` (why an interval is missing, or empty).
 
     Why paired by seed: with the same seed every protocol meets exactly the
-    same arrivals, service times, message losses and faults (the random
-    streams are named per component, so a different protocol does not shift
-    the draws of the world). A seed with a nasty crash is bad for everyone;
+    same arrivals and faults, and each transaction the same fate at each
+    participant and the same losses of its commands and their answers (the
+    draws are keyed by transaction, step, attempt and operation: see
+    :mod:`sim.world.fates`). A seed with a nasty crash is bad for everyone;
     differencing A and B within each seed removes that shared variation and
     leaves only how the protocols react to the same trouble. The seeds are
     the independent replications, so the interval is the paired t-interval

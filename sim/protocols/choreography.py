@@ -74,6 +74,7 @@ from sim.protocols.base import CoordinatorView
 from sim.protocols.retry import Backoff
 from sim.world.broker import BROKER, INF, Broker
 from sim.world.effects import COMPENSATE, FORWARD
+from sim.world.network import command_role, reply_role
 from sim.world.node import Node
 from sim.world.participant import FAIL, HANG, REFUSE, SUCCEED
 from sim.world.timers import DeadlineQueue
@@ -300,7 +301,7 @@ class Publisher:
             world.messages[entry[0]] += 1
             world.at(self._up(), self._store, msg)
         else:
-            self.network.send(self.name, BROKER, msg)
+            self.network.send(self.name, BROKER, msg, self.protocol.publish_roles.get(entry[1], -1), entry[3])
         deadlines = self.deadlines
         entry[_DEADLINE] = deadline = self.world.env._now + deadlines.delay
         entry[_TIMED] = True
@@ -487,7 +488,6 @@ class ChoreographyParticipant:
         self.network = network
         self.protocol = protocol
         self.routes = protocol.routes
-        self.ops = {topic: op for topic, (_, op) in protocol.routes.items()}
         self.kinds = protocol.kinds
         self.idempotent = participant.spec.idempotent
         self.outbox_on = participant.spec.outbox
@@ -554,7 +554,7 @@ class ChoreographyParticipant:
         if p.busy < p.workers:  # _start, inlined for speed
             p.busy += 1
             p.attempts += 1
-            outcome, duration = p.draw_attempt(self.ops[msg[4]])
+            outcome, duration = p.draw_attempt(msg[2], *self.routes[msg[4]])
             world = self.world  # World.at, inlined for speed
             end = world.env._now + duration
             heappush(world._queue, (end, 1, next(world._eid), self._finish, [msg, 1, outcome, p.epoch]))
@@ -583,7 +583,8 @@ class ChoreographyParticipant:
         p = self.p
         p.busy += 1
         p.attempts += 1
-        job[2], duration = p.draw_attempt(self.ops[job[0][4]])
+        msg = job[0]
+        job[2], duration = p.draw_attempt(msg[2], *self.routes[msg[4]])
         job[3] = p.epoch
         self.world.at(duration, self._finish, job)
 
@@ -777,7 +778,15 @@ class ChoreographyProtocol:
             if topic in self.routes:
                 participant = steps[self.routes[topic][0]].participant
                 self.broker.subscribe(topic, participant, participant)
+                # the delivery that asks a participant to run a step: what an
+                # orchestrator's command for that step is (paired fates)
+                self.broker.delivery_roles[(participant, topic)] = command_role(*self.routes[topic])
             self.broker.subscribe(topic, "tracker", "tracker")
+        #: topic -> the role of publishing it: what a participant's reply
+        #: about the step and operation that emits it is (the client's start has none)
+        self.publish_roles = {done(i): reply_role(i, FORWARD) for i in range(n)}
+        self.publish_roles.update({failed(i): reply_role(i, FORWARD) for i in range(n)})
+        self.publish_roles.update({undone(i): reply_role(i, COMPENSATE) for i in range(n)})
 
     def retry(self, txn: int) -> None:
         self.retries[txn] = self.retries.get(txn, 0) + 1

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from sim.protocols.base import CoordinatorView
 from sim.protocols.retry import Backoff
 from sim.world.effects import COMPENSATE, FORWARD
+from sim.world.network import command_role
 from sim.world.node import Node
 from sim.world.participant import ERROR, OK, REFUSED
 from sim.world.timers import DeadlineQueue
@@ -150,7 +151,8 @@ class Orchestrator(Node):
                 self.world.now, self.name, "command", saga.txn, self.labels[step][op],
                 f"attempt {saga.attempt} to {self.targets[step]}",
             )  # fmt: skip
-        self.network.send(self.name, self.targets[step], ("req", self.name, saga.txn, step, op, key, saga.token))
+        msg = ("req", self.name, saga.txn, step, op, key, saga.token)
+        self.network.send(self.name, self.targets[step], msg, command_role(step, op), saga.attempt)
         self.deadlines.add((saga, saga.token))
 
     def _live(self, item: tuple[Saga, int]) -> bool:

@@ -452,7 +452,8 @@ class TwoPCParticipant:
         p = self.p
         p.busy += 1
         p.attempts += 1
-        outcome, duration = p.draw_attempt(FORWARD)
+        # (one prepare covers every step this participant runs: its fate is the first's)
+        outcome, duration = p.draw_attempt(work.txn, self.steps[0], FORWARD)
         self.world.at(duration, self._done, (work, outcome, p.epoch))
 
     def _done(self, job: tuple[_Work, int, int]) -> None:

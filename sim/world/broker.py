@@ -150,6 +150,9 @@ class Broker(Node):
         self.subscribers: dict[int, list[tuple[str, str]]] = {}
         self.groups: dict[int, list[str]] = {}
         self.terminal_topics: set[int] = set()
+        #: (group, topic) -> the role of delivering the topic to the group
+        #: (:func:`sim.world.network.command_role`); pairs absent have none
+        self.delivery_roles: dict[tuple[str, int], int] = {}
         # durable
         #: (group, seq) -> copy not yet acknowledged or dead-lettered; kept only
         #: while ``indexed`` (see :meth:`unindex`)
@@ -528,6 +531,8 @@ class Broker(Node):
                         "evt", self.name, copy.txn, copy.eid, copy.topic, copy.started,
                         copy.group, copy.seq, copy.deliveries,
                     ),
+                    self.delivery_roles.get((copy.group, copy.topic), -1),
+                    copy.deliveries,
                 )  # fmt: skip
             else:
                 take(copy)

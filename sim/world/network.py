@@ -26,10 +26,31 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sim.world.fates import BLOCK, RETRY_BLOCK, KeyedDraws, uniform
+
 if TYPE_CHECKING:
     from sim.scenario import NetworkSpec
     from sim.world.core import World
     from sim.world.node import Node
+
+
+# The kinds of loss and duplication draw, and their streams' names.
+_LOSS, _DUPLICATE, _FAULT_LOSS, _FAULT_DUPLICATE = range(4)
+_KIND_NAMES = ("network.loss", "network.duplicate", "faults.network.loss", "faults.network.duplicate")
+
+
+def command_role(step: int, op: int) -> int:
+    """The role of a message that asks a participant to run ``op`` of
+    ``step``: an orchestrator's command, a choreography's delivery of the
+    event that triggers it."""
+    return ((step << 1) | op) << 1
+
+
+def reply_role(step: int, op: int) -> int:
+    """The role of a message that tells what ``op`` of ``step`` did: a
+    participant's reply, a choreography participant's publish of the event
+    it emits."""
+    return (((step << 1) | op) << 1) | 1
 
 
 class _Link:
@@ -105,10 +126,11 @@ class Network:
                     spec.loss if link.loss is None else link.loss,
                     spec.duplicate if link.duplicate is None else link.duplicate,
                 )
-        self._loss_draw = streams.uniform("network.loss")
-        self._dup_draw = streams.uniform("network.duplicate")
-        self._fault_loss_draw = streams.uniform("faults.network.loss")
-        self._fault_dup_draw = streams.uniform("faults.network.duplicate")
+        # Loss and duplication draws of messages without a role, in order,
+        # by kind (_LOSS, _DUPLICATE, _FAULT_LOSS, _FAULT_DUPLICATE); and
+        # those of messages with one, keyed (see send).
+        self._in_order = [streams.uniform(name) for name in _KIND_NAMES]
+        self._keyed: dict[tuple[int, int, int], KeyedDraws] = {}
         # Active link faults; overlapping faults act and heal independently.
         self._faults: list[LinkFault] = []
         self.lost = 0
@@ -123,8 +145,15 @@ class Network:
         self.nodes[node.name] = node
         self._receivers[node.name] = node.receive  # bound once, not per message
 
-    def send(self, src: str, dst: str, msg: tuple[Any, ...]) -> None:
-        """Send ``msg`` from ``src`` to ``dst`` (``msg[2]`` is its transaction)."""
+    def send(self, src: str, dst: str, msg: tuple[Any, ...], role: int = -1, attempt: int = 1) -> None:
+        """Send ``msg`` from ``src`` to ``dst`` (``msg[2]`` is its transaction).
+
+        ``role`` (see :func:`command_role` and :func:`reply_role`) and
+        ``attempt`` name what the message is for a transaction, in terms
+        every protocol shares: its loss and duplication draws are then keyed
+        by (transaction, role, attempt), so the command for step k in one
+        protocol and the event that triggers step k in another are lost
+        together or not at all. Messages without a role draw in order."""
         world = self.world
         world.messages[msg[2]] += 1
         tracer = world.tracer
@@ -135,7 +164,7 @@ class Network:
             for fault in self._faults:
                 if fault.pairs is not None and (src, dst) not in fault.pairs:
                     continue
-                if fault.cut or (fault.loss and self._fault_loss_draw() < fault.loss):
+                if fault.cut or (fault.loss and self._draw(_FAULT_LOSS, role, attempt, msg[2]) < fault.loss):
                     self.lost += 1
                     if tracer.on:
                         why = "partition" if fault.cut else "lost"
@@ -143,21 +172,34 @@ class Network:
                     return
                 if fault.delay is not None:
                     extra += fault.delay()
-                if fault.duplicate and self._fault_dup_draw() < fault.duplicate:
+                if fault.duplicate and self._draw(_FAULT_DUPLICATE, role, attempt, msg[2]) < fault.duplicate:
                     duplicate = 1.0
-        if link.loss and self._loss_draw() < link.loss:
+        if link.loss and self._draw(_LOSS, role, attempt, msg[2]) < link.loss:
             self.lost += 1
             if tracer.on:
                 tracer.emit(world.now, src, "drop", msg[2], "", f"lost: {msg[0]} to {dst}")
             return
         receive = self._receivers[dst]
         world.at(link.latency() + extra, receive, msg)
-        if duplicate and (duplicate == 1.0 or self._dup_draw() < duplicate):
+        if duplicate and (duplicate == 1.0 or self._draw(_DUPLICATE, role, attempt, msg[2]) < duplicate):
             world.messages[msg[2]] += 1
             self.duplicated += 1
             if tracer.on:
                 tracer.emit(world.now, src, "duplicate", msg[2], "", f"{msg[0]} to {dst}")
             world.at(link.latency() + extra, receive, msg)
+
+    def _draw(self, kind: int, role: int, attempt: int, txn: int) -> float:
+        """A uniform draw deciding a loss or a duplication: in order from the
+        kind's stream, or keyed by (transaction, role, attempt)."""
+        if role < 0:
+            return self._in_order[kind]()
+        key = (kind, role, attempt)
+        keyed = self._keyed.get(key)
+        if keyed is None:
+            block = BLOCK if attempt == 1 else RETRY_BLOCK
+            name = f"{_KIND_NAMES[kind]}.role{role}.attempt{attempt}"
+            keyed = self._keyed[key] = self.world.streams.keyed(name, uniform, block)
+        return keyed(txn)
 
     def expect(self, nodes: Iterable[str], links: Iterable[set[tuple[str, str]] | None]) -> None:
         """Add to the fault plan: ``nodes`` may crash or pause; faults may touch

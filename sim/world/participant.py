@@ -36,6 +36,8 @@ from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
 from sim.world.effects import COMPENSATE, FORWARD
+from sim.world.fates import Fate
+from sim.world.network import reply_role
 from sim.world.node import Node
 
 if TYPE_CHECKING:
@@ -74,16 +76,12 @@ class Participant(Node):
         self.network = network
         self.spec = spec
         self.step_names = step_names
-        streams = world.streams
-        prefix = f"participant.{name}"
-        self._service = streams.sampler(f"{prefix}.service", spec.service_time.built)
-        comp_time = spec.compensation_time or spec.service_time
-        self._comp_service = streams.sampler(f"{prefix}.compensation_service", comp_time.built)
-        self._hang_time = (
-            streams.sampler(f"{prefix}.hang", spec.hang_duration.built) if spec.hang_duration is not None else None
-        )
-        self._outcome = streams.uniform(f"{prefix}.outcome")
-        self._comp_outcome = streams.uniform(f"{prefix}.compensation_outcome")
+        # The fate of each (step, operation), keyed by transaction and attempt
+        # (made when first needed), and the attempts started per operation.
+        self._fates: dict[int, Fate] = {}
+        self._tries: dict[int, int] = {}
+        # Final answers (ok, refused) sent per operation (see _reply).
+        self._answers: dict[int, int] = {}
         # Cumulative thresholds for one uniform draw per attempt (forward ones
         # set by _apply_rates below, which faults call again).
         self._c_fail = spec.compensation_failure
@@ -132,30 +130,42 @@ class Participant(Node):
     def _start(self, msg: tuple[Any, ...]) -> None:
         self.busy += 1
         self.attempts += 1
-        outcome, duration = self.draw_attempt(msg[4])
+        outcome, duration = self.draw_attempt(msg[2], msg[3], msg[4])
         self.world.at(duration, self._finish, (msg, outcome, self.epoch))
 
-    def draw_attempt(self, op: int) -> tuple[int, float]:
-        """One attempt of a forward operation or a compensation (``op``): its
-        outcome (SUCCEED, REFUSE, FAIL or HANG) and how long it holds a worker,
-        gray failures included. Every protocol's participant side uses this."""
+    def draw_attempt(self, txn: int, step: int, op: int) -> tuple[int, float]:
+        """One attempt of a forward operation or a compensation (``op``) of
+        ``step`` of ``txn``: its outcome (SUCCEED, REFUSE, FAIL or HANG) and
+        how long it holds a worker, gray failures included. Every protocol's
+        participant side uses this.
+
+        The draws are keyed by (transaction, step, attempt, operation), the
+        attempt being how many times this participant has started that
+        operation of that step for that transaction (retries, redeliveries
+        and duplicates alike): every protocol run with one seed meets the same
+        fate for the same transaction (:mod:`sim.world.fates`)."""
+        key = (txn << 7) | (step << 1) | op
+        attempt = self._tries.get(key, 0) + 1
+        self._tries[key] = attempt
+        fate = self._fates.get(key & 127)
+        if fate is None:
+            fate = self._fate(step, op)
+        outcome_of, service_of, hang_of = fate.of(attempt)
         outcome = SUCCEED
         if op == FORWARD:
             if self._draws:
-                u = self._outcome()
+                u = outcome_of(txn)
                 if u < self._t_hang:
                     outcome = REFUSE if u < self._t_refuse else FAIL if u < self._t_fail else HANG
-            duration = self._service() * self._slow
-        else:
-            if self._c_draws:
-                u = self._comp_outcome()
-                if u < self._c_hang:
-                    outcome = FAIL if u < self._c_fail else HANG
-            duration = self._comp_service() * self._slow
+        elif self._c_draws:
+            u = outcome_of(txn)
+            if u < self._c_hang:
+                outcome = FAIL if u < self._c_fail else HANG
+        duration = service_of(txn) * self._slow
         if outcome == HANG:
             self.hangs += 1
-            if self._hang_time is not None:
-                duration = self._hang_time()
+            if self.spec.hang_duration is not None:
+                duration = hang_of(txn)
         self.busy_time += duration
         ends = self._ends
         now = self.world.env._now
@@ -163,6 +173,15 @@ class Participant(Node):
         while ends[0] <= now:  # finished: nothing left to take back
             heappop(ends)
         return outcome, duration
+
+    def _fate(self, step: int, op: int) -> Fate:
+        spec = self.spec
+        service = spec.service_time if op == FORWARD else spec.compensation_time or spec.service_time
+        hang = spec.hang_duration.built if spec.hang_duration is not None else None
+        name = f"participant.{self.name}.step{step}.{'forward' if op == FORWARD else 'compensation'}"
+        fate = Fate(self.world.streams.keyed, name, service.built, hang)
+        self._fates[(step << 1) | op] = fate
+        return fate
 
     def book_until(self, instant: float) -> None:
         """Take back from ``busy_time`` the part of every attempt booked so
@@ -187,10 +206,22 @@ class Participant(Node):
             status = self._forward(msg, outcome) if msg[4] == FORWARD else self._compensate(msg, outcome)
             if self.world.tracer.on:
                 self._trace(msg, "respond", status)
-            self.network.send(self.name, msg[1], ("rep", self.name, msg[2], msg[3], msg[4], status, msg[6]))
+            self._reply(msg, status)
         self.busy -= 1
         if self.queue:
             self._start(self.queue.popleft())
+
+    def _reply(self, msg: tuple[Any, ...], status: str) -> None:
+        reply = ("rep", self.name, msg[2], msg[3], msg[4], status, msg[6])
+        if status == ERROR:  # no counterpart in a choreography: drawn in order
+            self.network.send(self.name, msg[1], reply)
+            return
+        # The n-th final answer about this operation is what the n-th publish
+        # of the event it emits is in a choreography (paired fates).
+        key = (msg[2] << 7) | (msg[3] << 1) | msg[4]
+        answers = self._answers.get(key, 0) + 1
+        self._answers[key] = answers
+        self.network.send(self.name, msg[1], reply, reply_role(msg[3], msg[4]), answers)
 
     # ------------------------------------------------------------ effects
 

@@ -2,7 +2,9 @@
 
 One ``numpy.random.SeedSequence`` per run; every component asks for its own
 stream by name, and the stream's seed is derived from the run seed and a hash
-of the name alone. Adding, removing or reordering components therefore never
+of the name alone. A stream is read in order (:meth:`Streams.sampler`,
+:meth:`Streams.uniform`) or by key (:meth:`Streams.keyed`: the draws that
+decide a transaction's fate, see :mod:`sim.world.fates`). Adding, removing or reordering components therefore never
 shifts the draws of any other component, and no code touches global random
 state.
 """
@@ -15,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from sim.world.distributions import Distribution, batched
+from sim.world.fates import KeyedDraws
 
 
 def _spawn_key(name: str) -> tuple[int, ...]:
@@ -45,6 +48,14 @@ class Streams:
     def uniform(self, name: str) -> Callable[[], float]:
         """Successive uniform draws in [0, 1) from the stream ``name``."""
         return batched(self.generator(name).random)
+
+    def keyed(self, name: str, draw: Callable[[np.random.Generator, int], np.ndarray], block: int) -> KeyedDraws:
+        """Draws of ``draw`` from the stream ``name`` by index, in any order
+        (see :mod:`sim.world.fates`)."""
+        if name in self._taken:
+            raise ValueError(f"random stream {name!r} is already taken in this run")
+        self._taken.add(name)
+        return KeyedDraws(self.seed, _spawn_key(name), draw, block)
 
     @property
     def names(self) -> list[str]:

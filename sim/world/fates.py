@@ -1,0 +1,130 @@
+"""Fates: random draws keyed by what they decide, not by when they are made.
+
+A participant's attempt (its outcome, its service time, how long a hang
+lasts) is drawn for the key (transaction, step, attempt, operation), so the
+same transaction meets the same fate in every protocol run with one seed,
+whatever order the requests reach the participant in. That is what makes a
+paired comparison of two protocols compare their designs and nothing else:
+an order refused at inventory under the orchestration is refused there under
+the choreography too.
+
+A :class:`KeyedDraws` gives draw number ``i`` of one named stream for any
+``i`` in any order. Draws come in blocks: block ``b`` of the stream ``name``
+is ``BLOCK`` draws from a generator seeded by (run seed, hash of ``name``,
+``b``), made once when first needed (one generator per block, never per
+draw) and dropped when more than ``KEEP`` blocks are held; made again, a
+block holds the same values, so dropping one never changes a run.
+Transactions are numbered in arrival order, so the index of a first attempt
+is its transaction id and nearby transactions share a block. Later attempts
+(retries and redeliveries, rare) have a stream per attempt number with
+smaller blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from sim.world.distributions import Constant, Distribution
+
+#: Draws per block of a first attempt's stream, and of a later attempt's.
+BLOCK = 2048
+RETRY_BLOCK = 64
+#: Blocks a stream holds at most (the oldest made is dropped first).
+KEEP = 8
+
+
+class KeyedDraws:
+    """Draw number ``index`` of a stream, for any index, in any order."""
+
+    __slots__ = ("_blocks", "_draw", "_key", "_mask", "_seed", "_shift", "_size")
+
+    def __init__(
+        self, seed: int, key: tuple[int, ...], draw: Callable[[np.random.Generator, int], np.ndarray], block: int
+    ) -> None:
+        if block & (block - 1):
+            raise ValueError(f"block must be a power of two, got {block}")
+        self._seed = seed
+        self._key = key
+        self._draw = draw
+        self._size = block
+        self._shift = block.bit_length() - 1
+        self._mask = block - 1
+        self._blocks: dict[int, list[float]] = {}
+
+    def __call__(self, index: int) -> float:
+        block = self._blocks.get(index >> self._shift)
+        if block is None:
+            block = self._fill(index >> self._shift)
+        return block[index & self._mask]
+
+    def _fill(self, number: int) -> list[float]:
+        blocks = self._blocks
+        if len(blocks) >= KEEP:
+            del blocks[next(iter(blocks))]
+        seq = np.random.SeedSequence(entropy=self._seed, spawn_key=(*self._key, number))
+        values = self._draw(np.random.Generator(np.random.PCG64(seq)), self._size).tolist()
+        blocks[number] = values
+        return values
+
+
+def uniform(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` uniform draws in [0, 1) (a draw function for :class:`KeyedDraws`)."""
+    return rng.random(n)
+
+
+class Fate:
+    """The draws of one (participant, step, operation), keyed by transaction
+    and attempt: ``outcome`` (uniform in [0, 1)), ``service`` and ``hang``
+    (seconds; ``hang`` is ``None`` without a hang distribution)."""
+
+    def __init__(
+        self,
+        keyed: Callable[[str, Callable[[np.random.Generator, int], np.ndarray], int], KeyedDraws],
+        name: str,
+        service: Distribution,
+        hang: Distribution | None,
+    ) -> None:
+        self._keyed = keyed
+        self._name = name
+        self._service_dist = service
+        self._hang_dist = hang
+        self._later: dict[int, tuple[Callable[[int], float], ...]] = {}
+        self._first = self._streams(1, BLOCK)
+
+    def _streams(self, attempt: int, block: int) -> tuple[Callable[[int], float], ...]:
+        suffix = f"attempt{attempt}"
+        return (
+            self._keyed(f"{self._name}.outcome.{suffix}", uniform, block),
+            _keyed_dist(self._keyed, f"{self._name}.service.{suffix}", self._service_dist, block),
+            _keyed_dist(self._keyed, f"{self._name}.hang.{suffix}", self._hang_dist, block)
+            if self._hang_dist is not None
+            else _none,
+        )
+
+    def of(self, attempt: int) -> tuple[Callable[[int], float], ...]:
+        """The (outcome, service, hang) draws of attempt number ``attempt``
+        (1 for the first), each indexed by transaction id."""
+        if attempt == 1:
+            return self._first
+        streams = self._later.get(attempt)
+        if streams is None:
+            streams = self._later[attempt] = self._streams(attempt, RETRY_BLOCK)
+        return streams
+
+
+def _keyed_dist(
+    keyed: Callable[[str, Callable[[np.random.Generator, int], np.ndarray], int], KeyedDraws],
+    name: str,
+    dist: Distribution,
+    block: int,
+) -> Callable[[int], float]:
+    if isinstance(dist, Constant):
+        value = dist.value  # no randomness: no stream
+        return lambda _index: value
+    return keyed(name, dist.draw, block)
+
+
+def _none(_index: int) -> float:
+    raise AssertionError("no hang distribution")
