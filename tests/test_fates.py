@@ -142,3 +142,12 @@ def test_a_command_and_the_event_that_triggers_the_same_step_are_lost_together()
         a, b = lost("orchestration", orch, by_sender), lost("choreography", chor, by_sender)
         assert len(a) > 150 and len(b) > 150
         assert len(a & b) / len(a | b) > 0.8, (orch, chor, len(a), len(b), len(a & b))
+
+
+def test_the_attempt_counter_counts_past_a_byte() -> None:
+    from sim.world.fates import Counter
+
+    counter = Counter()
+    assert [counter.next(5, 3) for _ in range(300)] == list(range(1, 301))
+    assert counter.next(5, 2) == 1 and counter.next(4, 3) == 1 and counter.next(10_000, 3) == 1
+    assert counter.next(5, 3) == 301

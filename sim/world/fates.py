@@ -69,6 +69,37 @@ class KeyedDraws:
         return values
 
 
+class Counter:
+    """How many times each (transaction, slot) was counted: one byte per
+    transaction and slot (a slot is a step and an operation), grown in
+    chunks as transaction ids grow; the rare count past 255 goes on in a
+    dict. Memory stays a few bytes per transaction, not a dict entry each."""
+
+    __slots__ = ("_bytes", "_many")
+
+    CHUNK = 4096
+
+    def __init__(self) -> None:
+        self._bytes: dict[int, bytearray] = {}
+        self._many: dict[tuple[int, int], int] = {}
+
+    def next(self, txn: int, slot: int) -> int:
+        """Count one more for (``txn``, ``slot``) and return the count (1 the first time)."""
+        counts = self._bytes.get(slot)
+        if counts is None:
+            counts = self._bytes[slot] = bytearray()
+        if txn >= len(counts):
+            counts.extend(bytes(txn - len(counts) + self.CHUNK))
+        count = counts[txn] + 1
+        if count < 255:
+            counts[txn] = count
+            return count
+        counts[txn] = 255
+        count = self._many.get((txn, slot), 254) + 1
+        self._many[(txn, slot)] = count
+        return count
+
+
 def uniform(rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` uniform draws in [0, 1) (a draw function for :class:`KeyedDraws`)."""
     return rng.random(n)

@@ -36,7 +36,7 @@ from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
 from sim.world.effects import COMPENSATE, FORWARD
-from sim.world.fates import Fate
+from sim.world.fates import Counter, Fate
 from sim.world.network import reply_role
 from sim.world.node import Node
 
@@ -79,9 +79,9 @@ class Participant(Node):
         # The fate of each (step, operation), keyed by transaction and attempt
         # (made when first needed), and the attempts started per operation.
         self._fates: dict[int, Fate] = {}
-        self._tries: dict[int, int] = {}
+        self._tries = Counter()
         # Final answers (ok, refused) sent per operation (see _reply).
-        self._answers: dict[int, int] = {}
+        self._answers = Counter()
         # Cumulative thresholds for one uniform draw per attempt (forward ones
         # set by _apply_rates below, which faults call again).
         self._c_fail = spec.compensation_failure
@@ -144,10 +144,9 @@ class Participant(Node):
         operation of that step for that transaction (retries, redeliveries
         and duplicates alike): every protocol run with one seed meets the same
         fate for the same transaction (:mod:`sim.world.fates`)."""
-        key = (txn << 7) | (step << 1) | op
-        attempt = self._tries.get(key, 0) + 1
-        self._tries[key] = attempt
-        fate = self._fates.get(key & 127)
+        slot = (step << 1) | op
+        attempt = self._tries.next(txn, slot)
+        fate = self._fates.get(slot)
         if fate is None:
             fate = self._fate(step, op)
         outcome_of, service_of, hang_of = fate.of(attempt)
@@ -213,14 +212,14 @@ class Participant(Node):
 
     def _reply(self, msg: tuple[Any, ...], status: str) -> None:
         reply = ("rep", self.name, msg[2], msg[3], msg[4], status, msg[6])
-        if status == ERROR:  # no counterpart in a choreography: drawn in order
+        if status == ERROR or self.network.steady(self.name, msg[1]):
+            # no counterpart in a choreography (drawn in order), or nothing
+            # can lose or duplicate it (no draw at all): no role to count
             self.network.send(self.name, msg[1], reply)
             return
         # The n-th final answer about this operation is what the n-th publish
         # of the event it emits is in a choreography (paired fates).
-        key = (msg[2] << 7) | (msg[3] << 1) | msg[4]
-        answers = self._answers.get(key, 0) + 1
-        self._answers[key] = answers
+        answers = self._answers.next(msg[2], (msg[3] << 1) | msg[4])
         self.network.send(self.name, msg[1], reply, reply_role(msg[3], msg[4]), answers)
 
     # ------------------------------------------------------------ effects
