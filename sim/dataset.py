@@ -32,9 +32,9 @@ import pyarrow.parquet as pq
 
 from sim.errors import SagasimError
 from sim.metrics import events_frame, faults_frame
+from sim.result import RESULT_MARKER
 from sim.scenario import Scenario, scenario_from_dict
 
-RESULT_MARKER = "run.json"
 SWEEP_MARKER = "sweep.json"
 #: Written when a sweep starts, replaced by ``sweep.json`` when every run is in.
 SWEEP_PENDING = "sweep.pending.json"

@@ -91,3 +91,24 @@ def read_input_text(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputFileError(f"cannot be read: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def folder_problem(target: Path) -> str | None:
+    """Why no folder can be written at ``target`` (checked before hours of
+    simulation are spent on it), or ``None`` when one can.
+
+    Makes the missing parent folders and a probe folder beside ``target``
+    (removed at once): only trying tells a read-only or special file system
+    (``/proc``) from a writable one.
+    """
+    existing = target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".probe", dir=target.parent)).rmdir()
+    except OSError as exc:
+        return f"cannot make a folder there ({exc.strerror or exc})"
+    return None
