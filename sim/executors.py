@@ -8,6 +8,7 @@ finish, in any order. The sweep writes them; the executors write nothing.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -40,7 +41,8 @@ def run_local(
         context.set_forkserver_preload(["sim.sweep"])
     else:
         context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_interrupts)
+    finished = False
     try:
         pending: dict[Future[Outcome], Task] = {}
         queue = list(reversed(tasks))
@@ -62,8 +64,40 @@ def run_local(
                     yield future.result()
                 except Exception as exc:  # the worker process died (out of memory, killed)
                     yield lost(task, f"worker process failed: {type(exc).__name__}: {exc}")
+        finished = True
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            _stop(pool)
+
+
+#: Seconds a worker is given to exit once told to, before it is killed.
+STOP_TIMEOUT = 5.0
+
+
+def _ignore_interrupts() -> None:
+    """In each worker: Ctrl-C is the main process's to handle. The terminal
+    sends it to every process of the group; a worker that took it would print
+    its own traceback and could leave the pool waiting for it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now (an interrupt, an error): cancel the runs not started,
+    end the workers and reap them, so no process is left behind and the
+    main process never waits for a run that nobody will read."""
+    # The pool's processes, read before shutdown() forgets them (a private
+    # attribute, but the only handle on them; stable since Python 3.8).
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(STOP_TIMEOUT)
+        if process.is_alive():
+            process.kill()
+            process.join(STOP_TIMEOUT)
 
 
 def connect(scheduler: Any) -> tuple[Any, bool]:
