@@ -226,8 +226,8 @@ class Model:
         s = self.scenario
         causes = likely_storms(s) or ["the workload and faults make far more events than limits.events allows"]
         return (
-            f"run {run_id(s.name, self.protocol_name, self.seed)} stopped after {exc.events:,} simulation events, "
-            f"at simulated time {exc.now:.6g} s of {self.end:g} s (limits.events = {s.limits.events:,}); "
+            f"run {run_id(s.name, self.protocol_name, self.seed)} passed its budget of {exc.events:,} simulation "
+            f"events (limits.events) at simulated time {exc.now:.6g} s of {self.end:g} s and was stopped; "
             f"nothing of it was saved. Likely cause: {'; '.join(causes)}. Fix the cause, or raise limits.events "
             "on purpose (e.g. --set limits.events=...)"
         )

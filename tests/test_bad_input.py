@@ -222,8 +222,8 @@ def test_a_retry_storm_stops_at_the_event_budget_and_leaves_nothing(
     )
     assert code == 2
     text = one_line(err)
-    assert "run happy-path/orchestration/1 stopped after 200,000 simulation events" in text
-    assert "(limits.events = 200,000); nothing of it was saved" in text
+    assert "run happy-path/orchestration/1 passed its budget of 200,000 simulation events (limits.events)" in text
+    assert "and was stopped; nothing of it was saved" in text
     assert "a retry storm: orchestrator.retry retries without limit and with zero back-off (max = 0)" in text
     assert "orchestrator.timeout = 1e-09 s times out before any reply can arrive" in text
     assert "raise limits.events on purpose" in text
