@@ -474,3 +474,17 @@ def test_import_sim_exposes_the_submodules_the_docs_use() -> None:
     assert done.stdout.split() == ["load", "protocol_table", "run_sweep"]
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         sim.nothing  # noqa: B018
+
+
+def test_a_huge_seed_range_in_a_sweep_file_is_refused() -> None:
+    spec = {"name": "s", "scenario": order_scenario(), "seeds": "0..100000000000"}
+    with pytest.raises(SagasimError, match=r"seeds = '0..100000000000': 100,000,000,001 seeds, above the limit"):
+        sweep_from_dict(spec)
+
+
+def test_the_resume_command_keeps_a_raised_max_runs(tmp_path: Path) -> None:
+    sweep_file = tmp_path / "s.toml"
+    sweep_file.write_text(f'scenario = "{HAPPY}"\nseeds = [1]\n')
+    assert "--max-runs" not in sim.sweep.load_sweep(sweep_file).resume_command("out")
+    raised = sim.sweep.load_sweep(sweep_file, max_runs=MAX_RUNS * 2).resume_command("out")
+    assert raised.endswith("--max-runs 20000 --resume")
