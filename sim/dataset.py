@@ -15,8 +15,9 @@ not care which they were given:
 
 Loading refuses a folder that is not complete (an interrupted run or sweep)
 with a message that says how to finish it, and a damaged one (its
-``run.json`` or ``sweep.json`` without the tables) with a message naming what
-is missing.
+``run.json`` or ``sweep.json`` without the tables, a run's file deleted, a
+table of another schema or with transactions missing) with a message naming
+the file.
 """
 
 from __future__ import annotations
@@ -174,8 +175,10 @@ def load(path: str | Path) -> Dataset:
     """Open a result folder (``run.json``) or a sweep dataset (``sweep.json``).
 
     Raises :class:`~sim.errors.SagasimError` naming the folder when it is
-    neither, when it is an interrupted run or sweep, or when a table is
-    missing or unreadable.
+    neither, when it is an interrupted run or sweep, or when a run's file is
+    missing; reading a table raises it, naming the file, when the table is
+    missing, unreadable, of another schema, or holds fewer transactions than
+    the summary counts ("damaged").
     """
     folder = Path(path)
     expected = "expected a result folder (run.json) or a sweep (sweep.json)"
