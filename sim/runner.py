@@ -61,8 +61,9 @@ def likely_storms(s: Scenario) -> list[str]:
         "choreography.publish_retry": s.choreography.publish_retry,
     }
     for path, retry in retries.items():
-        if retry.attempts == "unlimited" and retry.max == 0:
-            found.append(f"a retry storm: {path} retries without limit and with zero back-off (max = 0)")
+        # Every wait is min(max, initial * multiplier**k): zero whenever initial is.
+        if retry.attempts == "unlimited" and retry.initial == 0:
+            found.append(f"a retry storm: {path} retries without limit and with zero back-off (initial = 0)")
     timeouts = {
         "orchestrator.timeout": s.orchestrator.timeout,
         "twopc.vote_timeout": s.twopc.vote_timeout,
