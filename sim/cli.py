@@ -488,15 +488,36 @@ def sweep_command(
         _err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(EXIT_FAIL_ON)
     except KeyboardInterrupt:
-        _err.print(
-            f"interrupted: the finished runs are saved in {escape(str(target))}; finish the sweep with: "
-            f"{escape(sweep.resume_command(target))}",
-            soft_wrap=True,
-        )
-        sys.exit(130)
+        _sweep_interrupted(sweep.resume_command(target), target)
+    except Exception as exc:
+        if not caused_by_interrupt(exc):
+            raise
+        _sweep_interrupted(sweep.resume_command(target), target)
     if not quiet:
         _print_sweep_table(point_table(dataset), dataset.axes)
     _err.print(f"dataset written to [bold]{escape(str(target))}[/bold]", soft_wrap=True)
+
+
+def _sweep_interrupted(command: str, target: Path) -> None:
+    """Say where the finished runs are and the command that finishes the sweep; exit 130."""
+    _err.print(
+        f"interrupted: the finished runs are saved in {escape(str(target))}; finish the sweep with: {escape(command)}",
+        soft_wrap=True,
+    )
+    sys.exit(130)
+
+
+def caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether a Ctrl-C is in the chain of ``exc``: a library may wrap the
+    KeyboardInterrupt raised inside its code (pydantic does, in a serializer)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _print_sweep_table(table: pd.DataFrame, axes: list[str]) -> None:
@@ -828,5 +849,10 @@ def main() -> None:
         _err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt:
+        _err.print("interrupted: no result folder was written")
+        sys.exit(130)
+    except Exception as exc:
+        if not caused_by_interrupt(exc):
+            raise
         _err.print("interrupted: no result folder was written")
         sys.exit(130)

@@ -39,6 +39,7 @@ def run_local(
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["sim.sweep"])
+        _start_forkserver_deaf_to_ctrl_c()
     else:
         context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_interrupts)
@@ -83,13 +84,33 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _start_forkserver_deaf_to_ctrl_c() -> None:
+    """Start the fork server (if it is not running yet) with SIGINT blocked.
+
+    The blocked mask passes to the fork server and to every worker forked
+    from it, so a Ctrl-C never reaches a worker, not even in the moment
+    between its fork and :func:`_ignore_interrupts`; this process's mask is
+    restored at once (a Ctrl-C meanwhile is delivered then).
+    """
+    from multiprocessing import forkserver
+
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _stop(pool: ProcessPoolExecutor) -> None:
     """Stop a pool now (an interrupt, an error): cancel the runs not started,
     end the workers and reap them, so no process is left behind and the
     main process never waits for a run that nobody will read."""
-    # The pool's processes, read before shutdown() forgets them (a private
-    # attribute, but the only handle on them; stable since Python 3.8).
-    processes = list(getattr(pool, "_processes", {}).values())
+    # The pool's processes, result pipe and manager thread, read before
+    # shutdown() forgets them: private attributes, but the only handles on
+    # them (stable since Python 3.9).
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    results = getattr(pool, "_result_queue", None)
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()
@@ -98,6 +119,15 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         if process.is_alive():
             process.kill()
             process.join(STOP_TIMEOUT)
+    if results is not None:
+        # A worker stopped while it wrote its result leaves half a message in
+        # the pipe, and the pool's manager thread would wait for the rest
+        # forever, holding up this process's exit. This process holds the
+        # pipe's last writing end: closing it lets that thread read the end
+        # of the pipe, declare the pool broken and finish.
+        results._writer.close()
+    if manager is not None:
+        manager.join(STOP_TIMEOUT)
 
 
 def connect(scheduler: Any) -> tuple[Any, bool]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from sim.dataset import SWEEP_PENDING, load
 from sim.sweep import load_sweep, run_sweep
@@ -171,3 +172,68 @@ def test_workers_leave_ctrl_c_to_the_main_process() -> None:
     from sim import executors
 
     assert list(executors.run_local(["a", "b"], sigint_ignored, 2, lambda task, why: why)) == [True, True]
+
+
+def half_a_result(name: str) -> str:
+    """``quick`` returns at once. Any other run's worker starts writing a result and stops halfway: the
+    moment a worker is stopped in, on an interrupt, when its run had just
+    finished. It writes a message header announcing 1 MB and 10 bytes of it,
+    then waits for a ``release`` file beside ``name`` (at most 30 s)."""
+    import struct
+
+    path = Path(name)
+    if path.name == "quick":
+        return "quick"
+    frame = sys._getframe()
+    while frame.f_code.co_name != "_process_worker":  # the pool's worker loop holds the result pipe
+        frame = frame.f_back
+    writer = frame.f_locals["result_queue"]._writer
+    os.write(writer.fileno(), struct.pack("!i", 1 << 20) + b"x" * 10)
+    path.with_suffix(".pid").write_text(str(os.getpid()))
+    for _ in range(3000):
+        if (path.parent / "release").exists():
+            break
+        time.sleep(0.01)
+    return path.name
+
+
+def test_a_worker_stopped_halfway_through_its_result_does_not_hold_up_the_exit(tmp_path: Path) -> None:
+    import threading
+    from concurrent.futures.process import _ExecutorManagerThread  # the pool's thread that reads results
+
+    from sim import executors
+
+    half = str(tmp_path / "half")
+    # One worker: "quick" is done and read before the half-written result starts.
+    results = executors.run_local(["quick", half], half_a_result, 1, lambda task, why: why)
+    assert next(results) == "quick"
+    while not Path(half).with_suffix(".pid").exists():
+        time.sleep(0.01)  # the half message is in the pipe
+    managers = [t for t in threading.enumerate() if isinstance(t, _ExecutorManagerThread)]
+    assert managers, "the pool has a manager thread"
+    results.close()  # what an interrupt does to the sweep's loop
+    left = [t for t in managers if t.is_alive()]
+    (tmp_path / "release").write_text("")
+    assert left == [], "the pool's manager thread still waits for the rest of a half-written result"
+
+
+def test_a_ctrl_c_wrapped_by_a_library_is_still_an_interrupt(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sim.sweep
+    from sim.cli import caused_by_interrupt
+
+    from conftest import sagasim
+
+    def wrapped(*args: object, **kwargs: object) -> None:
+        # What pydantic does with a Ctrl-C inside a serializer.
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise ValueError("Error calling function `_dump`: KeyboardInterrupt") from exc
+
+    monkeypatch.setattr(sim.sweep, "run_sweep", wrapped)
+    code, _, err = sagasim(capsys, "sweep", SWEEP, "--seeds", "1", "--out", tmp_path / "out", "--quiet")
+    assert code == 130
+    assert "finish the sweep with: sagasim sweep" in " ".join(err.split())
+    assert not caused_by_interrupt(ValueError("plain"))
