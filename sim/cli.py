@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from sim.compare import (
+    SEED_LIMIT,
     SEEDS_SPELLING,
     format_seeds,
     paired_differences,
@@ -26,6 +27,8 @@ from sim.compare import (
     worst_transaction,
 )
 from sim.errors import SagasimError
+from sim.files import folder_problem
+from sim.limits import MAX_RUNS, check_runs
 from sim.metrics import OUTCOMES, format_interval, format_rate, wilson
 from sim.result import Result
 from sim.runner import Model, RunOutput
@@ -35,8 +38,9 @@ EXIT_OK = 0
 EXIT_FAIL_ON = 1
 EXIT_BAD_INPUT = 2
 
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
+# No emoji codes: user text such as --txn a:b:c must print as written.
+_out = Console(highlight=False, emoji=False)
+_err = Console(stderr=True, highlight=False, emoji=False)
 
 _RUN_EXAMPLES = """
 \b
@@ -99,6 +103,15 @@ _fail_on_option = click.option(
     f"({', '.join(OUTCOMES)}), e.g. inconsistent,stuck. For CI.",
 )
 _quiet_option = click.option("--quiet", "-q", is_flag=True, help="Print no tables and no progress bar.")
+_max_runs_option = click.option(
+    "--max-runs",
+    "max_runs",
+    type=click.IntRange(min=1),
+    default=MAX_RUNS,
+    show_default=True,
+    metavar="N",
+    help="Refuse to start more runs than this (protocols x seeds, x grid points for a sweep); raise it on purpose.",
+)
 
 
 @cli.command("run", epilog=_RUN_EXAMPLES)
@@ -109,7 +122,7 @@ _quiet_option = click.option("--quiet", "-q", is_flag=True, help="Print no table
     "-s",
     "seeds",
     multiple=True,
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=SEED_LIMIT - 1),
     metavar="N",
     help="Seed to run (repeatable; default: the scenario's run.seeds).",
 )
@@ -118,6 +131,7 @@ _quiet_option = click.option("--quiet", "-q", is_flag=True, help="Print no table
 @click.option("--trace", is_flag=True, help="Record every event into events.parquet (slower).")
 @_fail_on_option
 @_quiet_option
+@_max_runs_option
 def run_command(
     scenario: Path,
     protocols: tuple[str, ...],
@@ -127,6 +141,7 @@ def run_command(
     trace: bool,
     fail_on: str,
     quiet: bool,
+    max_runs: int,
 ) -> None:
     """Run SCENARIO for each protocol and seed, print a table per protocol and
     write the result folder (transactions, summary, faults, events, run.json).
@@ -137,6 +152,7 @@ def run_command(
     loaded = load_scenario(scenario, list(overrides))
     chosen = _choose_protocols(loaded, protocols)
     chosen_seeds = list(dict.fromkeys(seeds)) or list(loaded.run.seeds)
+    check_runs(len(chosen) * len(chosen_seeds), max_runs, f"{len(chosen)} protocols x {len(chosen_seeds)} seeds")
     target = _target_folder(loaded, out)
 
     result = _run_with_progress(loaded, chosen, chosen_seeds, trace, list(overrides), quiet)
@@ -158,9 +174,14 @@ def _choose_protocols(scenario: Scenario, protocols: tuple[str, ...]) -> list[st
 
 
 def _target_folder(scenario: Scenario, out: Path | None) -> Path:
+    """The result folder to write, checked before anything runs: a run must
+    not be lost for want of a place to save it."""
     target = out if out is not None else _default_out(scenario)
     if target.exists():
         raise SagasimError(f"--out {target}: already exists; choose another folder or remove it")
+    problem = folder_problem(target)
+    if problem:
+        raise SagasimError(f"--out {target}: {problem}; choose another --out")
     return target
 
 
@@ -290,23 +311,20 @@ Examples:
 """
 
 
-class _SeedsType(click.ParamType):
-    """``--seeds 1..10,20``: inclusive ranges and single seeds, comma-separated."""
-
-    name = "seeds"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> list[int]:
-        if isinstance(value, list):
-            return value
-        try:
-            return parse_seeds(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
 def _seeds_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--seeds/-s`` in the ``1..10,20`` spelling."""
-    return click.option("--seeds", "-s", "seeds", type=_SeedsType(), default=None, metavar="SEEDS", help=what)
+    """``--seeds/-s`` in the ``1..10,20`` spelling, read by :func:`_parse_seeds_option`
+    once ``--max-runs`` is known."""
+    return click.option("--seeds", "-s", "seeds", default=None, metavar="SEEDS", help=what)
+
+
+def _parse_seeds_option(text: str | None, max_runs: int) -> list[int] | None:
+    """``--seeds 1..10,20`` as a list; at most ``max_runs`` seeds are ever listed."""
+    if text is None:
+        return None
+    try:
+        return parse_seeds(text, limit=max_runs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--seeds'") from None
 
 
 @cli.command("compare", epilog=_COMPARE_EXAMPLES)
@@ -317,14 +335,16 @@ def _seeds_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any
 @_out_option
 @_fail_on_option
 @_quiet_option
+@_max_runs_option
 def compare_command(
     scenario: Path,
-    seeds: list[int] | None,
+    seeds: str | None,
     protocols: tuple[str, ...],
     overrides: tuple[str, ...],
     out: Path | None,
     fail_on: str,
     quiet: bool,
+    max_runs: int,
 ) -> None:
     """Run every protocol of SCENARIO on the same seeds (so the same arrivals
     and faults) and print one comparison: per protocol, each outcome's rate
@@ -341,9 +361,11 @@ def compare_command(
     Exit status: 0 when done, 1 when --fail-on matched, 2 on bad input.
     """
     failing = _parse_fail_on(fail_on)
+    given_seeds = _parse_seeds_option(seeds, max_runs)
     loaded = load_scenario(scenario, list(overrides))
     chosen = _choose_protocols(loaded, protocols)
-    chosen_seeds = seeds or list(loaded.run.seeds)
+    chosen_seeds = given_seeds or list(loaded.run.seeds)
+    check_runs(len(chosen) * len(chosen_seeds), max_runs, f"{len(chosen)} protocols x {len(chosen_seeds)} seeds")
     target = _target_folder(loaded, out)
 
     result = _run_with_progress(loaded, chosen, chosen_seeds, False, list(overrides), quiet)
@@ -391,9 +413,10 @@ Examples:
 )
 @click.option("--resume", is_flag=True, help="Keep the runs already saved in --out and run only the missing ones.")
 @_quiet_option
+@_max_runs_option
 def sweep_command(
     sweep_file: Path,
-    seeds: list[int] | None,
+    seeds: str | None,
     protocols: tuple[str, ...],
     overrides: tuple[str, ...],
     out: Path | None,
@@ -401,6 +424,7 @@ def sweep_command(
     scheduler: str | None,
     resume: bool,
     quiet: bool,
+    max_runs: int,
 ) -> None:
     """Run SWEEP: a scenario across a grid of parameter values, seeds and
     protocols, in parallel, into one dataset (see docs/sweeps.md).
@@ -426,7 +450,13 @@ def sweep_command(
 
     if scheduler is not None and workers is not None:
         raise click.UsageError("--workers sets local processes; with --scheduler the cluster's workers run the sweep")
-    sweep = load_sweep(sweep_file, seeds=seeds, protocols=protocols or None, overrides=list(overrides) or None)
+    sweep = load_sweep(
+        sweep_file,
+        seeds=_parse_seeds_option(seeds, max_runs),
+        protocols=protocols or None,
+        overrides=list(overrides) or None,
+        max_runs=max_runs,
+    )
     target = out or Path("results") / "sweeps" / sweep.name
     total = len(sweep.runs)
     show = not quiet and _err.is_terminal
@@ -460,15 +490,36 @@ def sweep_command(
         _err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(EXIT_FAIL_ON)
     except KeyboardInterrupt:
-        _err.print(
-            f"interrupted: the finished runs are saved in {escape(str(target))}; finish the sweep with: "
-            f"sagasim sweep {escape(str(sweep_file))} --out {escape(str(target))} --resume",
-            soft_wrap=True,
-        )
-        sys.exit(130)
+        _sweep_interrupted(sweep.resume_command(target), target)
+    except Exception as exc:
+        if not caused_by_interrupt(exc):
+            raise
+        _sweep_interrupted(sweep.resume_command(target), target)
     if not quiet:
         _print_sweep_table(point_table(dataset), dataset.axes)
     _err.print(f"dataset written to [bold]{escape(str(target))}[/bold]", soft_wrap=True)
+
+
+def _sweep_interrupted(command: str, target: Path) -> None:
+    """Say where the finished runs are and the command that finishes the sweep; exit 130."""
+    _err.print(
+        f"interrupted: the finished runs are saved in {escape(str(target))}; finish the sweep with: {escape(command)}",
+        soft_wrap=True,
+    )
+    sys.exit(130)
+
+
+def caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether a Ctrl-C is in the chain of ``exc``: a library may wrap the
+    KeyboardInterrupt raised inside its code (pydantic does, in a serializer)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _print_sweep_table(table: pd.DataFrame, axes: list[str]) -> None:
@@ -508,7 +559,7 @@ def _print_sweep_table(table: pd.DataFrame, axes: list[str]) -> None:
         )
         previous = values
     # Into a file or a pipe, keep the rows whole rather than fit 80 columns.
-    wide = _out if _out.is_terminal else Console(highlight=False, width=max(_out.width, 160))
+    wide = _out if _out.is_terminal else Console(highlight=False, emoji=False, width=max(_out.width, 160))
     wide.print(grid)
     wide.print("rates pooled over seeds; comp = compensated, incons = inconsistent, p99 = latency p99,")
     wide.print("msgs = messages per transaction; `sagasim report` adds 95% intervals and plots")
@@ -810,5 +861,10 @@ def main() -> None:
         _err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt:
+        _err.print("interrupted: no result folder was written")
+        sys.exit(130)
+    except Exception as exc:
+        if not caused_by_interrupt(exc):
+            raise
         _err.print("interrupted: no result folder was written")
         sys.exit(130)

@@ -46,10 +46,12 @@ SEEDS_SPELLING = "a range A..B (inclusive, A <= B), a comma list 1,2,5, or a mix
 # ------------------------------------------------------------------ seeds
 
 
-def parse_seeds(text: str) -> list[int]:
+def parse_seeds(text: str, limit: int | None = None) -> list[int]:
     """``"1..3,7"`` into ``[1, 2, 3, 7]``: ranges are inclusive, duplicates
-    dropped, order kept. Raises :class:`ValueError` naming the bad part."""
-    seeds: list[int] = []
+    dropped, order kept. Raises :class:`ValueError` naming the bad part, or
+    when the text spells more than ``limit`` seeds (counted before any list
+    is built: ``0..100000000000`` must not fill the memory)."""
+    ranges: list[range] = []
     parts = [p.strip() for p in text.split(",")]
     for part in parts:
         if not part:
@@ -60,10 +62,17 @@ def parse_seeds(text: str) -> list[int]:
             if low > high:
                 where = f" {part!r}" if part != text.strip() else ""
                 raise ValueError(f"{text!r}: empty range{where} ({low} > {high}); expected {SEEDS_SPELLING}")
-            seeds.extend(range(low, high + 1))
+            ranges.append(range(low, high + 1))
         else:
-            seeds.append(_seed(part, part, text))
-    return list(dict.fromkeys(seeds))
+            value = _seed(part, part, text)
+            ranges.append(range(value, value + 1))
+    count = sum(len(r) for r in ranges)
+    if limit is not None and count > limit:
+        raise ValueError(
+            f"{text!r}: {count:,} seeds, above the limit of {limit:,} runs per command; "
+            "raise it on purpose with --max-runs"
+        )
+    return list(dict.fromkeys(seed for r in ranges for seed in r))
 
 
 def _seed(word: str, part: str, text: str) -> int:

@@ -15,8 +15,9 @@ not care which they were given:
 
 Loading refuses a folder that is not complete (an interrupted run or sweep)
 with a message that says how to finish it, and a damaged one (its
-``run.json`` or ``sweep.json`` without the tables) with a message naming what
-is missing.
+``run.json`` or ``sweep.json`` without the tables, a run's file deleted, a
+table of another schema or with transactions missing) with a message naming
+the file.
 """
 
 from __future__ import annotations
@@ -31,13 +32,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.errors import SagasimError
-from sim.metrics import events_frame, faults_frame
+from sim.metrics import FAULT_COLUMNS, TRANSACTION_COLUMNS, events_frame, faults_frame
+from sim.result import RESULT_MARKER
 from sim.scenario import Scenario, scenario_from_dict
 
-RESULT_MARKER = "run.json"
 SWEEP_MARKER = "sweep.json"
 #: Written when a sweep starts, replaced by ``sweep.json`` when every run is in.
 SWEEP_PENDING = "sweep.pending.json"
+#: Columns a table must have to be read (a file with another schema is damaged).
+TABLE_NEEDED: dict[str, tuple[str, ...]] = {"transactions": TRANSACTION_COLUMNS, "faults": FAULT_COLUMNS}
+SUMMARY_NEEDED: tuple[str, ...] = ("run_id", "protocol", "seed", "transactions")
 
 
 @dataclass
@@ -60,7 +64,8 @@ class Dataset:
     def summary(self) -> pd.DataFrame:
         """One row per run: its protocol, seed, outcome counts (and grid point)."""
         if "summary" not in self._cache:
-            self._cache["summary"] = _read_parquet(self.path / "summary.parquet")
+            file = self.path / "summary.parquet"
+            self._cache["summary"] = _check_columns(_read_parquet(file), SUMMARY_NEEDED, file)
         return self._cache["summary"]
 
     @property
@@ -123,23 +128,38 @@ class Dataset:
     def _table(self, name: str) -> pd.DataFrame:
         if name in self._cache:
             return self._cache[name]
+        needed = TABLE_NEEDED[name]
         if self.kind == "result":
-            frame = _read_parquet(self.path / f"{name}.parquet")
+            file = self.path / f"{name}.parquet"
+            frame = _check_columns(_read_parquet(file), needed, file)
         else:
-            frame = _read_partitioned(self.path / name)
+            frame = _read_partitioned(self.path / name, needed)
             if name == "faults" and frame.empty:
                 frame = faults_frame([])
                 frame.insert(0, "run_id", pd.Series([], dtype=object))
+        if name == "transactions":
+            self._check_counts(frame)
         self._cache[name] = frame
         return frame
 
+    def _check_counts(self, txns: pd.DataFrame) -> None:
+        """Every run's transactions are there: as many rows as the summary counts."""
+        summary = self.summary
+        counted = int(summary["transactions"].sum())
+        if len(txns) != counted:
+            where = self.path / ("transactions.parquet" if self.kind == "result" else "transactions")
+            raise SagasimError(
+                f"{where}: damaged: it holds {len(txns):,} transactions, but summary.parquet counts {counted:,} "
+                "(a file was deleted or replaced); copy the whole folder, or write it again"
+            )
 
-def _read_partitioned(folder: Path) -> pd.DataFrame:
+
+def _read_partitioned(folder: Path, needed: tuple[str, ...]) -> pd.DataFrame:
     """A ``protocol=<name>/`` partitioned table, with ``protocol`` back as a
     plain string column after ``scenario``, rows in sweep order."""
     frames = []
     for file in sorted(folder.glob("protocol=*/*.parquet")):
-        frame = _read_parquet(file, pyarrow=True)
+        frame = _check_columns(_read_parquet(file, pyarrow=True), tuple(c for c in needed if c != "protocol"), file)
         protocol = file.parent.name.removeprefix("protocol=")
         position = frame.columns.get_loc("scenario") + 1 if "scenario" in frame.columns else len(frame.columns)
         frame.insert(position, "protocol", pd.Series([protocol] * len(frame), dtype=object))
@@ -155,8 +175,10 @@ def load(path: str | Path) -> Dataset:
     """Open a result folder (``run.json``) or a sweep dataset (``sweep.json``).
 
     Raises :class:`~sim.errors.SagasimError` naming the folder when it is
-    neither, when it is an interrupted run or sweep, or when a table is
-    missing or unreadable.
+    neither, when it is an interrupted run or sweep, or when a run's file is
+    missing; reading a table raises it, naming the file, when the table is
+    missing, unreadable, of another schema, or holds fewer transactions than
+    the summary counts ("damaged").
     """
     folder = Path(path)
     expected = "expected a result folder (run.json) or a sweep (sweep.json)"
@@ -167,6 +189,7 @@ def load(path: str | Path) -> Dataset:
     if (folder / SWEEP_MARKER).exists():
         meta = _json(folder / SWEEP_MARKER)
         _check_complete(folder, SWEEP_MARKER, ("summary.parquet", "transactions"))
+        _check_run_files(folder, meta)
         return Dataset(folder, "sweep", meta, list(meta.get("axes", [])))
     if (folder / RESULT_MARKER).exists():
         meta = _json(folder / RESULT_MARKER)
@@ -196,6 +219,38 @@ def _check_complete(folder: Path, marker: str, needed: tuple[str, ...]) -> None:
             f"{folder}: damaged: {what} {'is' if len(missing) == 1 else 'are'} missing (it has {marker}); "
             "copy the whole folder, or write it again"
         )
+
+
+def _check_run_files(folder: Path, meta: dict[str, Any]) -> None:
+    """Each run of a sweep has its transactions and faults file."""
+    runs = meta.get("runs")
+    if not isinstance(runs, list):
+        raise SagasimError(f"{folder / SWEEP_MARKER}: damaged: it lists no runs; write the sweep again")
+    for entry in runs:
+        try:
+            name = f"p{int(entry['point']):04d}-s{int(entry['seed'])}.parquet"
+            protocol = str(entry["protocol"])
+        except (KeyError, TypeError, ValueError):
+            raise SagasimError(f"{folder / SWEEP_MARKER}: damaged: a run entry is malformed ({entry!r:.80})") from None
+        for table in ("transactions", "faults"):
+            file = folder / table / f"protocol={protocol}" / name
+            if not file.is_file():
+                raise SagasimError(
+                    f"{file}: damaged: the file of run {entry.get('run_id')} is missing (it is listed in "
+                    f"{SWEEP_MARKER}); copy the whole folder, or write the sweep again"
+                )
+
+
+def _check_columns(frame: pd.DataFrame, needed: tuple[str, ...], file: Path) -> pd.DataFrame:
+    """A table without the columns sagasim writes is damaged (or not sagasim's)."""
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise SagasimError(
+            f"{file}: damaged: the table lacks the column{'s' if len(missing) > 1 else ''} {shown}; "
+            "write it again with sagasim"
+        )
+    return frame
 
 
 def _read_parquet(file: Path, *, pyarrow: bool = False) -> pd.DataFrame:

@@ -8,6 +8,7 @@ finish, in any order. The sweep writes them; the executors write nothing.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -38,9 +39,11 @@ def run_local(
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["sim.sweep"])
+        _start_forkserver_deaf_to_ctrl_c()
     else:
         context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_interrupts)
+    finished = False
     try:
         pending: dict[Future[Outcome], Task] = {}
         queue = list(reversed(tasks))
@@ -62,8 +65,69 @@ def run_local(
                     yield future.result()
                 except Exception as exc:  # the worker process died (out of memory, killed)
                     yield lost(task, f"worker process failed: {type(exc).__name__}: {exc}")
+        finished = True
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            _stop(pool)
+
+
+#: Seconds a worker is given to exit once told to, before it is killed.
+STOP_TIMEOUT = 5.0
+
+
+def _ignore_interrupts() -> None:
+    """In each worker: Ctrl-C is the main process's to handle. The terminal
+    sends it to every process of the group; a worker that took it would print
+    its own traceback and could leave the pool waiting for it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _start_forkserver_deaf_to_ctrl_c() -> None:
+    """Start the fork server (if it is not running yet) with SIGINT blocked.
+
+    The blocked mask passes to the fork server and to every worker forked
+    from it, so a Ctrl-C never reaches a worker, not even in the moment
+    between its fork and :func:`_ignore_interrupts`; this process's mask is
+    restored at once (a Ctrl-C meanwhile is delivered then).
+    """
+    from multiprocessing import forkserver
+
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now (an interrupt, an error): cancel the runs not started,
+    end the workers and reap them, so no process is left behind and the
+    main process never waits for a run that nobody will read."""
+    # The pool's processes, result pipe and manager thread, read before
+    # shutdown() forgets them: private attributes, but the only handles on
+    # them (stable since Python 3.9).
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    results = getattr(pool, "_result_queue", None)
+    manager = getattr(pool, "_executor_manager_thread", None)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(STOP_TIMEOUT)
+        if process.is_alive():
+            process.kill()
+            process.join(STOP_TIMEOUT)
+    if results is not None:
+        # A worker stopped while it wrote its result leaves half a message in
+        # the pipe, and the pool's manager thread would wait for the rest
+        # forever, holding up this process's exit. This process holds the
+        # pipe's last writing end: closing it lets that thread read the end
+        # of the pipe, declare the pool broken and finish.
+        results._writer.close()
+    if manager is not None:
+        manager.join(STOP_TIMEOUT)
 
 
 def connect(scheduler: Any) -> tuple[Any, bool]:

@@ -21,10 +21,14 @@ from typing import Any
 
 import pandas as pd
 
+from sim.errors import SagasimError
 from sim.files import staged_folder
 from sim.metrics import events_frame, faults_frame, summary_frame, transactions_frame
 from sim.runner import RunOutput
 from sim.scenario import Scenario
+
+#: The file that marks a complete result folder (written last).
+RESULT_MARKER = "run.json"
 
 _PACKAGES = ("sagasim", "simpy", "numpy", "pandas", "pyarrow", "pydantic", "click", "rich")
 
@@ -116,11 +120,13 @@ class Result:
     def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
         """Write the result folder atomically; returns its path.
 
-        Refuses to replace an existing folder unless ``overwrite``.
+        An existing ``folder`` is replaced only with ``overwrite``, and only
+        when sagasim wrote it: a result folder (it holds ``run.json``) or an
+        empty folder. Anything else raises :class:`~sim.errors.SagasimError`
+        and is left untouched: nothing the user owns is ever deleted.
         """
         target = Path(folder)
-        if target.exists() and not overwrite:
-            raise FileExistsError(f"{target} already exists; choose another --out or remove it")
+        check_replaceable(target, overwrite)
         with staged_folder(target) as staging:
             self.transactions.to_parquet(staging / "transactions.parquet", index=False)
             self.summary.to_parquet(staging / "summary.parquet", index=False)
@@ -128,8 +134,26 @@ class Result:
             if self.traced:
                 self.events.to_parquet(staging / "events.parquet", index=False)
             # run.json last: its presence marks the folder complete.
-            with open(staging / "run.json", "w", encoding="utf-8") as fh:
+            with open(staging / RESULT_MARKER, "w", encoding="utf-8") as fh:
                 json.dump(self.metadata(), fh, indent=2, default=str)
                 fh.flush()
                 os.fsync(fh.fileno())
         return target
+
+
+def check_replaceable(target: Path, overwrite: bool) -> None:
+    """Refuse to write a result over ``target`` unless it is absent, or
+    ``overwrite`` and it is an empty folder or a previous result."""
+    if not target.exists():
+        return
+    if not overwrite:
+        raise SagasimError(
+            f"{target}: already exists; choose another folder, or pass overwrite=True to replace a previous result"
+        )
+    if not target.is_dir():
+        raise SagasimError(f"{target}: exists and is not a folder; will not replace it")
+    if any(target.iterdir()) and not (target / RESULT_MARKER).is_file():
+        raise SagasimError(
+            f"{target}: exists and is not a result folder (no {RESULT_MARKER}); will not replace it, "
+            "choose another folder"
+        )

@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from sim.checker import Checker, TwoPCChecker
+from sim.errors import SagasimError
 from sim.metrics import TRANSACTION_COLUMNS, TRANSACTION_EXTRA, TRANSACTION_PROTOCOL, summarize
 from sim.protocols.base import TransactionProtocol
 from sim.protocols.choreography import ChoreographyProtocol
 from sim.protocols.orchestration import KEY_STRIDE, OrchestrationProtocol
 from sim.protocols.twopc import TwoPCProtocol
 from sim.scenario import PROTOCOLS, Scenario
-from sim.world.core import World
+from sim.world.core import EventBudgetExceeded, World
 from sim.world.faults import FaultRecord, Faults, Planned, plan_nemesis, plan_timeline
 from sim.world.network import Network
 from sim.world.node import Node
@@ -38,6 +39,43 @@ class RunOutput:
     faults: list[FaultRecord] = field(default_factory=list)
     wall_time: float = 0.0
     streams: list[str] = field(default_factory=list)
+
+
+class RunTooBusy(SagasimError):
+    """A run passed its event budget (``limits.events``) and was stopped; nothing of it is kept."""
+
+
+#: A timeout shorter than this (seconds) is far below any message's round trip.
+_TINY_TIMEOUT = 1e-4
+
+
+def likely_storms(s: Scenario) -> list[str]:
+    """Settings that make a run spin on retries or redeliveries: the usual
+    reasons a run passes ``limits.events``."""
+    found = []
+    retries = {
+        "orchestrator.retry": s.orchestrator.retry,
+        "orchestrator.compensation_retry": s.orchestrator.compensation_retry,
+        "choreography.retry": s.choreography.retry,
+        "choreography.compensation_retry": s.choreography.compensation_retry,
+        "choreography.publish_retry": s.choreography.publish_retry,
+    }
+    for path, retry in retries.items():
+        # Every wait is min(max, initial * multiplier**k): zero whenever initial is.
+        if retry.attempts == "unlimited" and retry.initial == 0:
+            found.append(f"a retry storm: {path} retries without limit and with zero back-off (initial = 0)")
+    timeouts = {
+        "orchestrator.timeout": s.orchestrator.timeout,
+        "twopc.vote_timeout": s.twopc.vote_timeout,
+        "twopc.ack_timeout": s.twopc.ack_timeout,
+        "twopc.in_doubt_timeout": s.twopc.in_doubt_timeout,
+        "broker.ack_timeout": s.broker.ack_timeout,
+        "choreography.publish_timeout": s.choreography.publish_timeout,
+    }
+    for path, timeout in timeouts.items():
+        if timeout < _TINY_TIMEOUT:
+            found.append(f"{path} = {timeout:g} s times out before any reply can arrive")
+    return found
 
 
 def run_id(scenario: str, protocol: str, seed: int) -> str:
@@ -123,6 +161,7 @@ class Model:
         self.protocol_name = protocol
         self.seed = seed
         self.world = World(seed, scenario.run.trace if trace is None else trace)
+        self.world.max_events = scenario.limits.events
         self.network = Network(self.world, scenario.network)
         self.participants: dict[str, Participant] = {}
         for name, spec in scenario.participants.items():
@@ -180,13 +219,27 @@ class Model:
         ``progress(now)`` is called every 1% of simulated time when given.
         """
         started = time.perf_counter()
-        if progress is None:
-            self.world.run(until=self.end)
-        else:
-            for i in range(1, 101):
-                self.world.run(until=self.end * i / 100)
-                progress(self.world.now)
+        try:
+            if progress is None:
+                self.world.run(until=self.end)
+            else:
+                for i in range(1, 101):
+                    self.world.run(until=self.end * i / 100)
+                    progress(self.world.now)
+        except EventBudgetExceeded as exc:
+            raise RunTooBusy(self._too_busy(exc)) from None
         return self.collect(time.perf_counter() - started)
+
+    def _too_busy(self, exc: EventBudgetExceeded) -> str:
+        """The message of a run stopped by ``limits.events``, with its likely causes."""
+        s = self.scenario
+        causes = likely_storms(s) or ["the workload and faults make far more events than limits.events allows"]
+        return (
+            f"run {run_id(s.name, self.protocol_name, self.seed)} passed its budget of {exc.events:,} simulation "
+            f"events (limits.events) at simulated time {exc.now:.6g} s of {self.end:g} s and was stopped; "
+            f"nothing of it was saved. Likely cause: {'; '.join(causes)}. Fix the cause, or raise limits.events "
+            "on purpose (e.g. --set limits.events=...)"
+        )
 
     def collect(self, wall_time: float = 0.0) -> RunOutput:
         """Judge the transactions and gather the records."""

@@ -10,10 +10,12 @@ a known key is close. The whole format is documented in ``docs/scenarios.md``.
 from __future__ import annotations
 
 import copy
+import math
 import tomllib
 import types
 import typing
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,6 +31,7 @@ from pydantic import (
 )
 
 from sim.errors import ScenarioError, did_you_mean, show_value
+from sim.files import InputFileError, read_input_text
 from sim.world import distributions as dists
 
 #: Protocols a scenario may ask for.
@@ -50,7 +53,8 @@ NodeName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", max_length=
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # No inf or nan anywhere: a duration, timeout or rate of inf would run forever.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class DistSpec(_Model):
@@ -373,6 +377,14 @@ class _FaultSettings(_Model):
             raise ValueError("a partition needs 'groups' (or 'target': nodes to cut off from all others)")
         if kind == "failure_rate" and self.business_failure is None and self.transient_failure is None:
             raise ValueError("a failure_rate fault needs 'business_failure' or 'transient_failure' (or both)")
+        if kind == "failure_rate":
+            # The same rule as a participant's own rates: exclusive outcomes of one attempt.
+            total = (self.business_failure or 0.0) + (self.transient_failure or 0.0)
+            if total > 1.0 + 1e-12:
+                raise ValueError(
+                    "business_failure + transient_failure must be <= 1 "
+                    f"(they are per-attempt probabilities of exclusive outcomes), got {total:g}"
+                )
 
     def targets(self, nodes: Iterable[str]) -> list[str]:
         """The target names, ``*`` expanded to ``nodes``."""
@@ -484,6 +496,21 @@ class ExpectSpec(_Model):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class LimitsSpec(_Model):
+    """Work a run may take before sagasim refuses or stops it (see ``docs/errors.md``).
+
+    The defaults are far above every shipped scenario and far below what
+    exhausts a laptop's memory; raise them on purpose for a bigger run.
+    ``arrivals`` and ``nemesis_faults`` bound the *expected* number per run,
+    estimated before it starts; ``events`` stops a run that processes more
+    simulation events than that (a retry storm with zero back-off, say).
+    """
+
+    arrivals: Annotated[int, Field(ge=1)] = 1_000_000
+    nemesis_faults: Annotated[int, Field(ge=1)] = 100_000
+    events: Annotated[int, Field(ge=1)] = 20_000_000
+
+
 class Scenario(_Model):
     """A whole scenario file, validated."""
 
@@ -502,6 +529,7 @@ class Scenario(_Model):
     faults: list[FaultSpec] = Field(default_factory=list)
     nemesis: NemesisSpec = Field(default_factory=NemesisSpec)
     expect: ExpectSpec = Field(default_factory=ExpectSpec)
+    limits: LimitsSpec = Field(default_factory=LimitsSpec)
 
     @property
     def transaction(self) -> TransactionSpec:
@@ -559,13 +587,9 @@ def load_scenario(
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(source, ["no such file"]) from None
-    except IsADirectoryError:
-        raise ScenarioError(source, ["is a directory, not a scenario file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(source, [f"cannot be read: {exc}"]) from None
+        text = read_input_text(path, "scenario file")
+    except InputFileError as exc:
+        raise ScenarioError(source, [exc.problem]) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -591,7 +615,7 @@ def scenario_from_dict(
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(source, _explain(exc)) from None
-    problems = _check_references(scenario)
+    problems = _check_references(scenario) or _check_work(scenario)
     if problems:
         raise ScenarioError(source, problems)
     if scenario.workload.transaction is None:
@@ -612,14 +636,28 @@ def parse_overrides(overrides: Mapping[str, object] | Iterable[str]) -> list[tup
         key = key.strip()
         if not sep or not key:
             raise ScenarioError(f"--set {item!r}", ["expected dotted.key=value, e.g. run.drain=120"])
-        pairs.append((key, _parse_value(text.strip())))
+        pairs.append((key, _parse_value(text.strip(), item)))
     return pairs
 
 
-def _parse_value(text: str) -> object:
+#: How a ``--set`` value that TOML cannot read may start and still be taken as
+#: a bare string (``--set workload.transaction=order``): not as TOML's own
+#: arrays, tables and quoted strings, whose typos would silently become text.
+_TOML_OPENERS = ("[", "{", '"', "'")
+
+
+def _parse_value(text: str, item: str) -> object:
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as exc:
+        if text.startswith(_TOML_OPENERS):
+            raise ScenarioError(
+                f"--set {item!r}",
+                [
+                    f"{text} is not a valid TOML value ({exc}); write the value as in the scenario file, "
+                    "e.g. run.seeds=[1,2] or run.drain=120"
+                ],
+            ) from None
         return text  # a bare word is a string: --set workload.transaction=order
 
 
@@ -798,4 +836,57 @@ def _check_references(s: Scenario) -> list[str]:
                 if name in seen:
                     problems.append(f"{where}.groups: {name!r} is in more than one group")
                 seen.append(name)
+    return problems
+
+
+# ---------------------------------------------------------------- work
+
+
+#: A swarm nemesis may strike up to four times as often as its ``mtbf`` says.
+_SWARM_FASTEST = 0.25
+
+
+@dataclass(frozen=True)
+class WorkEstimate:
+    """What one run of a scenario is expected to do, before it runs."""
+
+    #: expected transactions arriving while the workload runs (``inf`` when unbounded)
+    arrivals: float
+    #: expected faults the nemesis injects, summed over kinds and targets
+    nemesis_faults: float
+
+
+def estimate_work(s: Scenario) -> WorkEstimate:
+    """The expected arrivals and nemesis faults of one run of ``s``."""
+    mean = s.workload.interarrival.built.mean
+    arrivals = s.run.duration / mean if mean > 0 else math.inf
+    if s.workload.limit is not None:
+        arrivals = min(arrivals, float(s.workload.limit))
+    faults = 0.0
+    for kind, spec in s.nemesis.kinds():
+        known = list(s.participants) if kind in ("slow", "failure_rate") else s.nodes()
+        targets = max(1, len(spec.targets(known)))
+        mtbf = spec.mtbf * (_SWARM_FASTEST if s.nemesis.swarm else 1.0)
+        faults += targets * s.run.duration / (mtbf + spec.duration.built.mean)
+    return WorkEstimate(arrivals, faults)
+
+
+def _check_work(s: Scenario) -> list[str]:
+    """Refuse, before anything runs, a run whose expected work is beyond ``[limits]``."""
+    work = estimate_work(s)
+    problems = []
+    if work.arrivals > s.limits.arrivals:
+        mean = s.workload.interarrival.built.mean
+        count = "an unbounded number of" if math.isinf(work.arrivals) else f"about {work.arrivals:.3g}"
+        problems.append(
+            f"workload.interarrival: mean {mean:g} s over run.duration = {s.run.duration:g} s makes "
+            f"{count} transactions per run, above limits.arrivals = {s.limits.arrivals:,}; "
+            "use a larger mean, a shorter run.duration or workload.limit, or raise limits.arrivals on purpose"
+        )
+    if work.nemesis_faults > s.limits.nemesis_faults:
+        problems.append(
+            f"nemesis: about {work.nemesis_faults:.3g} faults per run expected (run.duration = {s.run.duration:g} s "
+            f"over each kind's mtbf + mean fault duration, per target), above limits.nemesis_faults = "
+            f"{s.limits.nemesis_faults:,}; use a larger mtbf, or raise limits.nemesis_faults on purpose"
+        )
     return problems

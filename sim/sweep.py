@@ -23,6 +23,7 @@ every run is in, the folder holds ``sweep.pending.json`` and no
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -30,10 +31,11 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
@@ -62,6 +64,8 @@ __all__ = [
 ]
 
 _RUNS_DIR = ".runs"
+#: The lock file a sweep holds while it writes its folder (removed when the sweep is complete).
+_LOCK = ".lock"
 
 #: ``progress(done, total, failed, last)``, called as runs finish.
 Progress = Callable[[int, int, int, "RunPart | RunFailure | None"], None]
@@ -224,16 +228,73 @@ def _plan(sweep: Sweep, out: Path) -> dict[str, Any]:
     }
 
 
-def _prepare(folder: _Folder, sweep: Sweep, resume: bool) -> None:
-    """Check that ``out`` can take this sweep, and mark it as started."""
+def _open(folder: _Folder, sweep: Sweep, resume: bool) -> IO[str] | None:
+    """Check that ``out`` can take this sweep, lock it and mark it as started.
+
+    Returns the open lock file (closing it releases the lock), or ``None``
+    for a complete sweep, which is only read. A folder that is neither empty
+    nor a sweep is refused before anything is written into it.
+    """
     root = folder.root
-    plan = _plan(sweep, root)
     if root.exists() and not root.is_dir():
         raise SagasimError(f"--out {root}: is a file; give a folder for the dataset")
-    if root.exists() and any(root.iterdir()):
-        if not resume:
-            raise SagasimError(f"--out {root}: already exists; add --resume to finish it, or choose another --out")
+    pending, complete = (root / SWEEP_PENDING).exists(), (root / SWEEP_MARKER).exists()
+    if root.is_dir() and _entries(root) and not (pending or complete):
+        raise SagasimError(
+            f"--out {root}: is not empty and is not a sweep dataset (no {SWEEP_PENDING} or {SWEEP_MARKER}); "
+            "choose another --out, or an empty folder"
+        )
+    if complete and not pending:
+        _prepare(folder, sweep, resume)
+        return None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SagasimError(f"--out {root}: cannot write a dataset there ({exc.strerror or exc})") from None
+    lock = _lock(root)
+    try:
+        _prepare(folder, sweep, resume)
+    except BaseException:
+        lock.close()
+        raise
+    if (root / SWEEP_MARKER).exists():  # another process finished it meanwhile: nothing to write
+        (root / _LOCK).unlink(missing_ok=True)
+        lock.close()
+        return None
+    return lock
+
+
+def _entries(root: Path) -> list[str]:
+    """What the folder holds, its lock file aside."""
+    return [p.name for p in root.iterdir() if p.name != _LOCK]
+
+
+def _lock(root: Path) -> IO[str]:
+    """Take the sweep's lock, or refuse: two processes writing one dataset would mix their files."""
+    try:
+        handle = open(root / _LOCK, "a", encoding="utf-8")  # noqa: SIM115 - held until the sweep ends
+    except OSError as exc:
+        raise SagasimError(f"--out {root}: cannot write a dataset there ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SagasimError(
+            f"--out {root}: another sagasim process is running or resuming this sweep; "
+            "let it finish (or stop it), then resume"
+        ) from None
+    return handle
+
+
+def _prepare(folder: _Folder, sweep: Sweep, resume: bool) -> None:
+    """Check that ``out`` can take this sweep (the caller holds its lock), and mark it as started."""
+    root = folder.root
+    plan = _plan(sweep, root)
+    if root.exists() and _entries(root):
         pending = root / SWEEP_PENDING
+        if not resume:
+            what = "an unfinished sweep; add --resume to finish it, or" if pending.exists() else "a complete sweep;"
+            raise SagasimError(f"--out {root}: already holds {what} choose another --out")
         if (root / SWEEP_MARKER).exists() and not pending.exists():
             existing = json.loads((root / SWEEP_MARKER).read_text(encoding="utf-8"))
             if existing.get("fingerprint") != plan["fingerprint"]:
@@ -274,6 +335,8 @@ def _finish(folder: _Folder, sweep: Sweep, tasks: list[RunTask], wall_time: floa
     _write_json(folder.root / SWEEP_MARKER, meta)
     (folder.root / SWEEP_PENDING).unlink(missing_ok=True)
     shutil.rmtree(folder.runs, ignore_errors=True)
+    # Still held by this process: a resume that opened it sees sweep.json once it gets it.
+    (folder.root / _LOCK).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- running
@@ -304,8 +367,9 @@ def run_sweep(
     folder = _Folder(Path(out))
     # Connect first: a cluster that cannot be reached leaves no folder behind.
     client, own = executors.connect(scheduler) if scheduler is not None else (None, False)
+    lock = None
     try:
-        _prepare(folder, sweep, resume)
+        lock = _open(folder, sweep, resume)
         tasks = sweep.runs
         if (folder.root / SWEEP_MARKER).exists():
             return load(folder.root)
@@ -323,16 +387,22 @@ def run_sweep(
             else:
                 results, executor = executors.run_local(todo, _execute_safely, n, _lost), f"{n} local processes"
         started = time.perf_counter()
-        for outcome in results:
-            if isinstance(outcome, RunFailure):
-                failures.append(outcome)
-                folder.save_failure(outcome)
-            else:
-                folder.save(outcome)
-                done += 1
-            if progress is not None:
-                progress(done, total, len(failures), outcome)
+        # closing(): on an interrupt the executor stops its workers now, not when the generator is collected.
+        with closing(results):
+            for outcome in results:
+                if isinstance(outcome, RunFailure):
+                    failures.append(outcome)
+                    folder.save_failure(outcome)
+                else:
+                    folder.save(outcome)
+                    done += 1
+                if progress is not None:
+                    progress(done, total, len(failures), outcome)
+        if not failures:
+            _finish(folder, sweep, tasks, time.perf_counter() - started, executor)
     finally:
+        if lock is not None:
+            lock.close()
         if own:
             client.close()
     if failures:
@@ -343,7 +413,6 @@ def run_sweep(
             f"fix the cause, then finish the sweep with: {sweep.resume_command(folder.root)}",
             failures,
         )
-    _finish(folder, sweep, tasks, time.perf_counter() - started, executor)
     return load(folder.root)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import shlex
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -25,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, f
 
 from sim.compare import SEEDS_SPELLING, format_seeds, override_strings, parse_seeds
 from sim.errors import SagasimError, ScenarioError, did_you_mean, show_value
+from sim.files import InputFileError, read_input_text
+from sim.limits import MAX_RUNS, check_runs
 from sim.metrics import (
     EVENT_COLUMNS,
     FAULT_COLUMNS,
@@ -204,6 +207,8 @@ class Sweep:
     seeds: tuple[int, ...]
     #: the overrides given on top of the file (``--set``), for the resume command
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the limit on runs the sweep was loaded with (``--max-runs``), for the resume command
+    max_runs: int = MAX_RUNS
 
     @property
     def runs(self) -> list[RunTask]:
@@ -236,6 +241,8 @@ class Sweep:
             argv += ["-p", protocol]
         for item in override_strings(self.extra):
             argv += ["--set", item]
+        if self.max_runs != MAX_RUNS:
+            argv += ["--max-runs", str(self.max_runs)]
         return shlex.join([*argv, "--resume"])
 
 
@@ -245,24 +252,23 @@ def load_sweep(
     seeds: Iterable[int] | None = None,
     protocols: Iterable[str] | None = None,
     overrides: Mapping[str, object] | Iterable[str] | None = None,
+    max_runs: int = MAX_RUNS,
 ) -> Sweep:
     """Read and validate a sweep file, building the scenario of every point.
 
     ``seeds``, ``protocols`` and ``overrides`` (``--set`` spelling) replace the
     file's seeds and protocols and add to its ``[set]``. Raises
     :class:`SweepFileError` naming the file, the key, the value and what is
-    allowed.
+    allowed, and :class:`~sim.errors.SagasimError` when the sweep would start
+    more than ``max_runs`` runs (points x protocols x seeds).
     """
     path = Path(path)
     source = str(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SweepFileError(f"{source}: no such sweep file") from None
-    except IsADirectoryError:
-        raise SweepFileError(f"{source}: is a directory, not a sweep file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SweepFileError(f"{source}: cannot be read: {exc}") from None
+        raw = tomllib.loads(read_input_text(path, "sweep file"))
+    except InputFileError as exc:
+        problem = "no such sweep file" if exc.problem == "no such file" else exc.problem
+        raise SweepFileError(f"{source}: {problem}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SweepFileError(f"{source}: is not valid TOML: {exc}") from None
     if "name" not in raw:
@@ -272,7 +278,9 @@ def load_sweep(
                 f"{source}: the file name {path.stem!r} cannot name the sweep ({_ALLOWED['name']}); "
                 'give one with name = "..."'
             )
-    return sweep_from_dict(raw, base=path.parent, source=source, seeds=seeds, protocols=protocols, overrides=overrides)
+    return sweep_from_dict(
+        raw, base=path.parent, source=source, seeds=seeds, protocols=protocols, overrides=overrides, max_runs=max_runs
+    )
 
 
 def _name_ok(name: str) -> bool:
@@ -291,9 +299,11 @@ def sweep_from_dict(
     seeds: Iterable[int] | None = None,
     protocols: Iterable[str] | None = None,
     overrides: Mapping[str, object] | Iterable[str] | None = None,
+    max_runs: int = MAX_RUNS,
 ) -> Sweep:
     """Validate a sweep given as a dict (the parsed TOML); ``scenario`` is
-    read relative to ``base``, or is a loaded :class:`~sim.scenario.Scenario`."""
+    read relative to ``base``, or is a loaded :class:`~sim.scenario.Scenario`.
+    Refuses more than ``max_runs`` runs before building the points' scenarios."""
     where = source or "<sweep>"
     data = dict(raw)
     scenario_obj = data.get("scenario")
@@ -311,22 +321,12 @@ def sweep_from_dict(
     axes = [_axis(where, name, values) for name, values in spec.grid.items()]
     _check_owners(where, fixed, axes)
 
-    points = []
-    for index, combo in enumerate(itertools.product(*(range(len(a.labels)) for a in axes))):
-        values = {a.name: a.labels[i] for a, i in zip(axes, combo, strict=True)}
-        point_overrides = dict(fixed)
-        for a, i in zip(axes, combo, strict=True):
-            point_overrides.update(a.cases[i])
-        try:
-            scenario = scenario_from_dict(base_config, source=scenario_source, overrides=point_overrides or None)
-        except ScenarioError as exc:
-            shown = ", ".join(f"{k} = {show_value(v, 60)}" for k, v in values.items())
-            problems = "\n".join(f"  - {p}" for p in exc.problems)
-            raise SweepFileError(
-                f"{where}: grid point {index} ({shown}) does not make a valid scenario:\n{problems}"
-            ) from None
-        points.append(Point(index, values, point_overrides, scenario))
-    base_scenario = points[0].scenario  # seeds, protocols and name default to the scenario's own
+    combos = itertools.product(*(range(len(a.labels)) for a in axes))
+    # The grid's size is known before any point is built: a 1000 x 1000 grid is refused at once.
+    n_points = math.prod(len(a.labels) for a in axes)
+    check_runs(n_points, max_runs, f"{where}: the grid's {' x '.join(str(len(a.labels)) for a in axes) or '1'} points")
+    first = _point(where, 0, next(combos), axes, fixed, base_config, scenario_source)
+    base_scenario = first.scenario  # seeds, protocols and name default to the scenario's own
 
     chosen_protocols = list(protocols) if protocols is not None else list(spec.protocols or base_scenario.run.protocols)
     for p in chosen_protocols:
@@ -334,6 +334,16 @@ def sweep_from_dict(
             raise SweepFileError(
                 f"{where}: protocol {p!r} is not known{did_you_mean(p, PROTOCOLS)} (allowed: {', '.join(PROTOCOLS)})"
             )
+    chosen_seeds = _seeds(where, seeds, spec.seeds, base_scenario, max_runs)
+    n_protocols = len(set(chosen_protocols))
+    check_runs(
+        n_points * n_protocols * len(chosen_seeds),
+        max_runs,
+        f"{where}: {n_points} grid points x {n_protocols} protocols x {len(chosen_seeds)} seeds",
+    )
+    points = [first]
+    for index, combo in enumerate(combos, start=1):
+        points.append(_point(where, index, combo, axes, fixed, base_config, scenario_source))
     return Sweep(
         name=str(spec.name or base_scenario.name),
         description=spec.description,
@@ -343,9 +353,35 @@ def sweep_from_dict(
         fixed=fixed,
         points=tuple(points),
         protocols=tuple(dict.fromkeys(chosen_protocols)),
-        seeds=_seeds(where, seeds, spec.seeds, base_scenario),
+        seeds=chosen_seeds,
         extra=extra,
+        max_runs=max_runs,
     )
+
+
+def _point(
+    where: str,
+    index: int,
+    combo: tuple[int, ...],
+    axes: list[Axis],
+    fixed: dict[str, Any],
+    base_config: dict[str, Any],
+    scenario_source: str,
+) -> Point:
+    """Grid point ``index``: the case ``combo`` picks on each axis, on top of ``fixed``, validated."""
+    values = {a.name: a.labels[i] for a, i in zip(axes, combo, strict=True)}
+    point_overrides = dict(fixed)
+    for a, i in zip(axes, combo, strict=True):
+        point_overrides.update(a.cases[i])
+    try:
+        scenario = scenario_from_dict(base_config, source=scenario_source, overrides=point_overrides or None)
+    except ScenarioError as exc:
+        shown = ", ".join(f"{k} = {show_value(v, 60)}" for k, v in values.items())
+        problems = "\n".join(f"  - {p}" for p in exc.problems)
+        raise SweepFileError(
+            f"{where}: grid point {index} ({shown}) does not make a valid scenario:\n{problems}"
+        ) from None
+    return Point(index, values, point_overrides, scenario)
 
 
 def _scenario(where: str, spec: _SweepFile, given: object, base: Path) -> tuple[dict[str, Any], str]:
@@ -365,7 +401,7 @@ def _scenario(where: str, spec: _SweepFile, given: object, base: Path) -> tuple[
 
 
 def _seeds(
-    where: str, given: Iterable[int] | None, in_file: list[int] | str | None, scenario: Scenario
+    where: str, given: Iterable[int] | None, in_file: list[int] | str | None, scenario: Scenario, max_runs: int
 ) -> tuple[int, ...]:
     if given is not None:
         chosen = list(given)
@@ -374,7 +410,7 @@ def _seeds(
             raise SweepFileError(f"{where}: seeds: {show_value(bad[0])} is not a seed; expected {SEEDS_SPELLING}")
     elif isinstance(in_file, str):
         try:
-            chosen = parse_seeds(in_file)
+            chosen = parse_seeds(in_file, limit=max_runs)
         except ValueError as exc:
             raise SweepFileError(f"{where}: seeds = {exc}") from None
     elif in_file is not None:

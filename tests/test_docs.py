@@ -71,8 +71,12 @@ def test_console_examples_print_what_the_docs_show(where: str, block: str, workd
             text=True,
             env={**os.environ, "COLUMNS": "100"},
         )
+        # The stderr line `results written to DIR` is left out of the long examples, unless they show it.
+        keep_written = "results written to" in shown
         printed = "\n".join(
-            line for line in (done.stdout + done.stderr).splitlines() if not line.startswith("results written to")
+            line
+            for line in (done.stdout + done.stderr).splitlines()
+            if keep_written or not line.startswith("results written to")
         ).strip("\n")
         assert "Traceback" not in printed
         if shown:
@@ -195,3 +199,27 @@ def test_naive_and_robust_share_saga_services_and_faults() -> None:
     assert naive["orchestrator"]["recovery"] is False
     assert naive["orchestrator"]["idempotency_keys"] is False
     assert naive["orchestrator"]["compensation_retry"]["attempts"] == 1
+
+
+def test_scenario_doc_lists_every_top_level_table_and_protocol() -> None:
+    from sim.scenario import PROTOCOLS, Scenario
+
+    text = (ROOT / "docs" / "scenarios.md").read_text()
+    top = text.split("## Top level", 1)[1].split("\n## ", 1)[0]
+    for name in Scenario.model_fields:
+        spelled = {"participants": "`[participants.NAME]`", "transactions": "`[transactions.NAME]`"}
+        shown = spelled.get(name, f"`[[{name}]]`" if name == "faults" else f"`[{name}]`")
+        if name in ("name", "description"):
+            shown = f"`{name}`"
+        assert f"| {shown} |" in top, f"docs/scenarios.md: the top-level table lacks {shown}"
+        if name not in ("name", "description"):
+            assert f"## {shown}" in text, f"docs/scenarios.md: no section {shown}"
+    protocols_row = next(line for line in text.splitlines() if line.startswith("| `protocols` |"))
+    for protocol in PROTOCOLS:
+        assert f"`{protocol}`" in protocols_row
+
+
+def test_results_doc_has_a_heading_per_file() -> None:
+    text = (ROOT / "docs" / "results.md").read_text()
+    for file in ("transactions.parquet", "summary.parquet", "faults.parquet", "events.parquet", "run.json"):
+        assert re.search(rf"^## `{re.escape(file)}`", text, re.M), f"docs/results.md: no heading for {file}"

@@ -45,15 +45,32 @@ def test_an_interrupted_write_leaves_no_folder(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_existing_folder_is_not_replaced_unless_asked(result: sim.Result, tmp_path: Path) -> None:
-    target = tmp_path / "out"
-    target.mkdir()
-    (target / "keep").write_text("x")
-    with pytest.raises(FileExistsError, match="already exists"):
+def test_an_existing_result_is_replaced_only_when_asked(result: sim.Result, tmp_path: Path) -> None:
+    target = result.save(tmp_path / "out")
+    (target / "stale").write_text("x")
+    with pytest.raises(sim.SagasimError, match="already exists"):
         result.save(target)
-    assert (target / "keep").exists()
+    assert (target / "stale").exists()
     result.save(target, overwrite=True)
-    assert not (target / "keep").exists()
+    assert not (target / "stale").exists()
+    assert (target / "run.json").is_file()
+
+
+def test_overwrite_never_deletes_a_folder_sagasim_did_not_write(result: sim.Result, tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "ideas.txt").write_text("mine")
+    with pytest.raises(sim.SagasimError, match=r"notes: exists and is not a result folder \(no run.json\)"):
+        result.save(notes, overwrite=True)
+    assert (notes / "ideas.txt").read_text() == "mine"
+    file = tmp_path / "a-file"
+    file.write_text("mine")
+    with pytest.raises(sim.SagasimError, match="exists and is not a folder"):
+        result.save(file, overwrite=True)
+    assert file.read_text() == "mine"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert (result.save(empty, overwrite=True) / "run.json").is_file()
 
 
 def test_run_json_reproduces_the_run(result: sim.Result, tmp_path: Path) -> None:

@@ -289,7 +289,7 @@ def test_interrupted_sweep_looks_incomplete_and_resumes(
     assert (out / SWEEP_PENDING).exists()
     with pytest.raises(SagasimError, match="is not complete .* resume=True"):
         load(out)
-    with pytest.raises(SagasimError, match="already exists; add --resume"):
+    with pytest.raises(SagasimError, match="already holds an unfinished sweep; add --resume to finish it"):
         run_sweep(small(), out, workers=1)
 
     ran: list[str] = []

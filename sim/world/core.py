@@ -19,6 +19,20 @@ _URGENT = 0  # simpy.events.URGENT
 _NORMAL = 1  # simpy.events.NORMAL
 
 
+#: Events run between two checks of :attr:`World.max_events`: checked once
+#: per chunk, the budget adds nothing measurable to the cost of an event.
+_CHUNK = 1 << 16
+
+
+class EventBudgetExceeded(Exception):
+    """A run processed more events than :attr:`World.max_events`; the run is abandoned."""
+
+    def __init__(self, events: int, now: float) -> None:
+        super().__init__(f"more than {events} events by simulated time {now}")
+        self.events = events
+        self.now = now
+
+
 class _Stopped(Exception):
     """Raised by the stop marker of :meth:`World.run`."""
 
@@ -39,6 +53,10 @@ class World:
         self.messages: list[int] = []
         self._queue = self.env._queue
         self._eid = self.env._eid
+        #: stop a run (EventBudgetExceeded) once it has run more events than this; None: no limit
+        self.max_events: int | None = None
+        #: events run so far (counted per chunk while running)
+        self.events_run = 0
 
     @property
     def now(self) -> float:
@@ -83,12 +101,19 @@ class World:
         # again as they accumulate. Pause it for the run.
         enabled = gc.isenabled()
         gc.disable()
+        budget = self.max_events
+        chunk = range(_CHUNK)
+        done = 0
         try:
             while True:
-                env._now, _, _, fn, arg = heappop(queue)
-                fn(arg)
+                for done in chunk:  # noqa: B007 - `done` counts the events of a chunk cut short by the stop
+                    env._now, _, _, fn, arg = heappop(queue)
+                    fn(arg)
+                self.events_run += _CHUNK
+                if budget is not None and self.events_run > budget:
+                    raise EventBudgetExceeded(budget, env._now)
         except _Stopped:
-            pass
+            self.events_run += done
         finally:
             if enabled:
                 gc.enable()
