@@ -256,6 +256,17 @@ def _paired(diff: np.ndarray, metric: str, confidence: float) -> dict[str, Any]:
     return {**out, "mean": mean, "ci_low": mean - half, "ci_high": mean + half, "note": note}
 
 
+def format_points(x: float) -> str:
+    """A difference of rates in percentage points, signed, as ``sagasim
+    compare`` prints it: ``+1.25``, ``-0.0031``, ``0``; ``-`` for NaN."""
+    if x != x:
+        return "-"
+    points = x * 100
+    if abs(points) < 5e-5:
+        return "0"
+    return f"{points:+.2f}" if abs(points) >= 0.01 else f"{points:+.4f}"
+
+
 def _t_quantile(q: float, dof: int) -> float:
     return float(stats.t.ppf(q, dof))
 

@@ -43,18 +43,37 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullLocator, PercentFormatter
 
-from sim.compare import format_seeds, protocol_table, time_to_consistency, worst_transaction
+from sim.compare import (
+    PAIRED_METRICS,
+    format_points,
+    format_seeds,
+    paired_differences,
+    protocol_table,
+    time_to_consistency,
+    worst_transaction,
+)
 from sim.dataset import Dataset, load
 from sim.errors import SagasimError
 from sim.files import staged_folder
 from sim.metrics import OUTCOMES, events_frame, format_interval, format_rate, wilson
+from sim.palette import OUTCOME_COLOURS, protocol_colour
 from sim.sweep import point_table
 from sim.swimlane import FAULT_COLORS, fmt_seconds, nice_step, plot_swimlane
 
 #: Section ids, in page order.
-SECTIONS: tuple[str, ...] = ("summary", "rates", "latency", "consistency", "messages", "timeline", "swimlane")
+SECTIONS: tuple[str, ...] = (
+    "summary",
+    "comparison",
+    "rates",
+    "latency",
+    "consistency",
+    "messages",
+    "timeline",
+    "swimlane",
+)
 TITLES: dict[str, str] = {
     "summary": "Summary",
+    "comparison": "Which protocol is better: paired differences",
     "rates": "Outcome rates against parameters",
     "latency": "Latency",
     "consistency": "Time to consistency",
@@ -62,19 +81,18 @@ TITLES: dict[str, str] = {
     "timeline": "Timeline",
     "swimlane": "One transaction",
 }
-OUTCOME_COLORS: dict[str, str] = {
-    "committed": "#2e7d32",
-    "compensated": "#1565c0",
-    "aborted": "#8d6e63",
-    "inconsistent": "#c62828",
-    "stuck": "#ef6c00",
-}
-_PROTOCOL_COLORS: dict[str, str] = {"orchestration": "#1f77b4", "2pc": "#9467bd", "choreography": "#ff7f0e"}
+#: Kept importable under this name; the colours live in :mod:`sim.palette`.
+OUTCOME_COLORS: dict[str, str] = OUTCOME_COLOURS
 #: Distribution panels of a sweep: at most this many values of its first axis.
 _MAX_PANELS = 4
 #: Curves are drawn through this many quantiles, whatever the number of transactions.
 _CURVE_POINTS = 512
-_DPI = 80
+#: Sharp on a high-density screen and in print; text sizes are chosen for it.
+_DPI = 150
+#: The rates the comparison pairs: those sagasim compare prints, after the committed share.
+_COMPARED: tuple[str, ...] = ("committed_rate", *PAIRED_METRICS)
+#: The edge of the hatched band of rejected arrivals.
+_REJECTED = "#616161"
 Progress = Callable[[str], None]
 
 __all__ = ["SECTIONS", "Choice", "build_report", "pick_transaction", "plot_swimlane", "replay_events"]
@@ -146,9 +164,9 @@ def pick_transaction(dataset: Dataset, txn: str | None = None) -> Choice:
         return Choice(None, "no transactions")
     worst = worst_transaction(txns)
     if worst is not None:
-        reasons = worst.get("reasons")
+        reasons = _reasons_text(worst.get("reasons"))
         why = f"the worst transaction: {worst['outcome']}"
-        if isinstance(reasons, str) and reasons:
+        if reasons:
             why += f" ({reasons})"
         return Choice(worst, why)
     for label, mask in (
@@ -290,10 +308,12 @@ class _Page:
         self.left_out: list[tuple[str, str, str]] = []  # id, title, why
         self.txns = dataset.transactions
         self.protocols = [p for p in dataset.protocols if p in set(self.txns["protocol"])] or dataset.protocols
+        self.empty_twopc: list[str] = []  # 2PC time columns that were zero throughout, so not drawn
 
     def build(self) -> None:
         builders: dict[str, Callable[[], _Section]] = {
             "summary": self._summary,
+            "comparison": self._comparison,
             "rates": self._rates,
             "latency": self._latency,
             "consistency": self._consistency,
@@ -347,16 +367,18 @@ class _Page:
         section = _Section("summary", TITLES["summary"])
         axes = self.ds.axes if self.ds.kind == "sweep" else []
         # A sweep: sim.compare.protocol_table per grid point.
-        table = point_table(self.ds) if axes else protocol_table(self.ds)
+        table = _with_rejected(point_table(self.ds) if axes else protocol_table(self.ds), self.ds.summary, bool(axes))
         outcomes = [o for o in OUTCOMES if o != "aborted" or int(table["aborted"].sum()) > 0]
         blocked = "blocked_mean" in table.columns
-        header = [*axes, "protocol", "seeds", "transactions", *outcomes]
+        header = [*axes, "protocol", "seeds", "arrivals", "rejected arrivals", "transactions", *outcomes]
         header += ["latency p50", "latency p99", "consistency p99", "never consistent", "messages/txn"]
         header += ["blocked (mean)"] if blocked else []
         rows: list[list[tuple[str, str]]] = []
         for r in table.to_dict("records"):
             row = [(_fmt_value(r[a]), "") for a in axes]
-            row += [(str(r["protocol"]), ""), (str(r["seeds"]), "num"), (f"{r['transactions']:,}", "num")]
+            row += [(str(r["protocol"]), ""), (str(r["seeds"]), "num"), (f"{r['arrivals']:,}", "num")]
+            row.append(_rate_cell(int(r["rejected"]), int(r["arrivals"]), bad=True))
+            row.append((f"{r['transactions']:,}", "num"))
             for outcome in outcomes:
                 rate, low, high = (r[f"{outcome}_rate{s}"] for s in ("", "_low", "_high"))
                 bad = outcome in ("inconsistent", "stuck") and r[outcome] > 0
@@ -372,15 +394,124 @@ class _Page:
             rows.append(row)
         where = " and grid point" if axes else ""
         section.tables.append(_Table(f"Per protocol{where}, pooled over seeds", header, rows))
+        rejected, arrivals = int(table["rejected"].sum()), int(table["arrivals"].sum())
+        section.paragraphs.append(
+            "Arrivals are the transactions the workload tried to start; a rejected arrival was refused because "
+            "the orchestrator or coordinator was down (crashed), so it never became a transaction. "
+            + (
+                f"Here {rejected:,} of {arrivals:,} arrivals ({format_rate(rejected / arrivals)}) were rejected: "
+                "the outcome shares beside them are of the transactions that started, not of all arrivals."
+                if rejected
+                else "No arrival was rejected here."
+            )
+        )
         section.paragraphs.append(
             "Each outcome's share of the transactions, with its 95% Wilson interval in brackets, pooled over "
             "the seeds. The pooled interval treats every transaction as an independent trial; the transactions "
-            "of one seed share its faults, so seed-to-seed spread can be wider. To decide whether one protocol "
-            "beats another, read the paired differences that sagasim compare prints. Latency is over finished "
+            "of one seed share its faults, so seed-to-seed spread can be wider. Whether one protocol beats "
+            "another: see the paired differences below. Latency is over finished "
             "transactions, time to consistency over the transactions that became consistent; never consistent "
             "counts the others (stuck or inconsistent), left out of it."
         )
         return section
+
+    def _comparison(self) -> _Section:
+        if len(self.protocols) < 2:
+            raise _Skip(f"one protocol ({', '.join(self.protocols)}): nothing to pair")
+        summary = self.ds.summary
+        axes = self.ds.axes if self.ds.kind == "sweep" and "point" in summary.columns else []
+        groups = (
+            [(", ".join(_fmt_value(rows[a].iloc[0]) for a in axes), rows) for _, rows in summary.groupby("point")]
+            if axes
+            else [("", summary)]
+        )
+        rows_out: list[list[tuple[str, str]]] = []
+        forest: list[_PairRow] = []
+        for label, rows in groups:
+            try:
+                pairs = paired_differences(rows, self.protocols, _COMPARED)
+            except ValueError as exc:
+                raise _Skip(str(exc)) from None
+            for pair in pairs.itertuples(index=False):
+                interval = pair.note or "-"
+                if pair.ci_low == pair.ci_low:
+                    interval = f"[{format_points(pair.ci_low)}, {format_points(pair.ci_high)}]"
+                worse = pair.a_worse > 0 and pair.ci_low == pair.ci_low and pair.ci_low > 0
+                rows_out.append(
+                    [
+                        (label, ""),
+                        (f"{pair.protocol_a} - {pair.protocol_b}", ""),
+                        (str(pair.metric).removesuffix("_rate"), ""),
+                        (format_points(pair.mean), "num bad" if worse else "num"),
+                        (interval, "num"),
+                        (str(pair.seeds), "num"),
+                        (f"{pair.a_worse}/{pair.a_better}/{pair.equal}", "num"),
+                    ]
+                )
+                diffs = _seed_differences(rows, pair.protocol_a, pair.protocol_b, str(pair.metric))
+                forest.append(_PairRow(label, pair.protocol_a, pair.protocol_b, str(pair.metric), pair, diffs))
+        section = _Section("comparison", TITLES["comparison"])
+        # A rate that was 0 everywhere has nothing to draw: its panel is left out and named.
+        empty = [m for m in _COMPARED if all(self._nothing_to_compare(rows, m) for _, rows in groups)]
+        drawn = [r for r in forest if r.metric not in empty]
+        if drawn:
+            section.images.append(self._forest(drawn, ", ".join(axes)))
+        if empty:
+            names = " and ".join(m.removesuffix("_rate") for m in empty)
+            section.paragraphs.append(
+                f"No protocol had a {names} transaction on any seed{' at any grid point' if axes else ''}: "
+                "every difference is 0, so that panel is not drawn."
+            )
+        header = [", ".join(axes) or "grid point", "A - B", "rate", "mean", "95% interval", "seeds", "w/b/s"]
+        section.tables.append(
+            _Table(
+                "Paired by seed: A - B in percentage points, as sagasim compare prints it",
+                *_drop_empty_first(header, rows_out),
+            )
+        )
+        section.paragraphs.append(
+            "Each protocol met the same arrivals and faults on the same seed, so the difference A - B is taken "
+            "seed by seed (in percentage points; below zero: A had fewer of these bad outcomes), then averaged, "
+            "with a paired t-interval over the seeds (sim.compare.paired_differences). An interval that does "
+            "not contain 0 is a difference the seeds support; with one seed there is no interval. w/b/s: on how "
+            "many seeds A was worse, better, the same. In the figure, each dot is one seed's difference, the "
+            "black diamond the mean and the bar its 95% interval."
+            + (" One block of rows per grid point." if axes else "")
+        )
+        return section
+
+    @staticmethod
+    def _nothing_to_compare(summary: pd.DataFrame, metric: str) -> bool:
+        """Whether every run in ``summary`` had a rate of 0 (or none) for ``metric``."""
+        return not (summary[metric].fillna(0) != 0).any()
+
+    def _forest(self, rows: list[_PairRow], axis_label: str) -> _Image:
+        """The per-seed differences of each pair and rate, with the mean and its
+        interval: a panel per rate, a row per pair (and grid point, its values
+        named by ``axis_label``)."""
+        metrics = list(dict.fromkeys(r.metric for r in rows))
+        labels = list(dict.fromkeys((r.point, r.a, r.b) for r in rows))
+        fig = Figure(figsize=(4.2 * len(metrics) + 1.5, 0.32 * len(labels) + 1.3), dpi=_DPI, layout="constrained")
+        grid = fig.subplots(1, len(metrics), squeeze=False, sharey=True)
+        for c, metric in enumerate(metrics):
+            ax = grid[0][c]
+            ax.axvline(0, color="#9e9e9e", lw=0.8)
+            for r in (r for r in rows if r.metric == metric):
+                y = labels.index((r.point, r.a, r.b))
+                jitter = np.linspace(-0.15, 0.15, r.diffs.size) if r.diffs.size > 1 else np.zeros(r.diffs.size)
+                ax.plot(r.diffs * 100, y + jitter, ls="none", marker="o", ms=3, color="#757575", alpha=0.8)
+                if r.pair.ci_low == r.pair.ci_low:
+                    ax.hlines(y, r.pair.ci_low * 100, r.pair.ci_high * 100, colors="black", lw=1.4)
+                if r.pair.mean == r.pair.mean:
+                    ax.plot([r.pair.mean * 100], [y], ls="none", marker="D", ms=4.5, color="black")
+            ax.set_yticks(range(len(labels)), [(f"{p}: " if p else "") + f"{a} - {b}" for p, a, b in labels])
+            ax.set_ylim(len(labels) - 0.5, -0.5)
+            ax.set_xlabel(f"{metric.removesuffix('_rate')}: A - B (percentage points)", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3, axis="x")
+        if axis_label:
+            grid[0][0].set_ylabel(axis_label, fontsize=8)
+        return self._save(fig, "comparison.png", "paired differences between protocols, per seed")
 
     def _rates(self) -> _Section:
         ds = self.ds
@@ -389,7 +520,9 @@ class _Page:
         if not ds.axes:
             raise _Skip("the sweep has no swept parameter")
         summary = ds.summary
-        outcomes = [o for o in OUTCOMES if o != "aborted" or int(summary["aborted"].sum()) > 0]
+        # A panel per outcome that happened somewhere; the others are named below, not drawn empty.
+        outcomes = [o for o in OUTCOMES if int(summary[o].sum()) > 0]
+        never = [o for o in OUTCOMES if o not in outcomes and (o != "aborted" or "2pc" in self.protocols)]
         axes = ds.axes
         fig = Figure(figsize=(2.6 * len(outcomes), 2.4 * len(axes) + 0.7), dpi=_DPI, layout="constrained")
         grid = fig.subplots(len(axes), len(outcomes), squeeze=False)
@@ -419,31 +552,13 @@ class _Page:
                         if g.empty:
                             continue
                         g = g.assign(_x=g[axis].map(position)).sort_values("_x")
-                        n = g["transactions"].to_numpy(float)
-                        hits = g[outcome].to_numpy(float)
-                        low, high = _wilson_arrays(hits, n)
                         colour = _protocol_color(protocol, self.protocols)
-                        rate = hits / np.where(n > 0, n, np.nan)
-                        if numeric:
-                            ax.plot(g["_x"], rate, color=colour, ls=styles[k], marker="o", ms=3, lw=1.2)
-                            ax.fill_between(g["_x"], low, high, color=colour, alpha=0.15, lw=0)
-                        else:
-                            # Named cases have no order between them: points with
-                            # interval bars, side by side, and no line joining them.
-                            offset = (lines.index((protocol, k)) - (len(lines) - 1) / 2) * 0.8 / max(len(lines), 1)
-                            xs = g["_x"].to_numpy(float) + offset
-                            bars = np.vstack([rate - low, high - rate])
-                            ax.errorbar(
-                                xs,
-                                rate,
-                                yerr=bars,
-                                color=colour,
-                                fmt="o",
-                                ms=3.5,
-                                capsize=2,
-                                lw=1,
-                                mfc="white" if k else colour,
-                            )
+                        xs = g["_x"].to_numpy(float)
+                        if not numeric:
+                            # Named cases have no order between them: points side by side, no line joining them.
+                            xs = xs + (lines.index((protocol, k)) - (len(lines) - 1) / 2) * 0.8 / max(len(lines), 1)
+                        line = _RateLine(xs, g[outcome].to_numpy(float), g["transactions"].to_numpy(float))
+                        _draw_rates(ax, line, colour, styles[k], joined=numeric, hollow=bool(k))
                         legend.setdefault(protocol, Line2D([], [], color=colour, marker="o", ms=3))
                         if split and combo:
                             text = ", ".join(f"{n_}={_fmt_value(v)}" for n_, v in combo.items())
@@ -477,6 +592,17 @@ class _Page:
             "band. Where the sweep has another parameter with few values, each of its values gets a line style; "
             "otherwise the other parameters are pooled. Named cases are drawn as categories, in sweep order."
         )
+        section.paragraphs.append(
+            "A band is drawn only where the outcome happened. Where it never did at a value (a count of 0), "
+            "the rate sits at 0 and a dashed line with a downward mark shows the 95% upper bound: not data, "
+            "but how high the rate could be and still have given no such transaction in this many."
+        )
+        if never:
+            section.paragraphs.append(
+                "Not drawn, because no transaction of the sweep ended so at any value: "
+                + ", ".join(never)
+                + " (a panel of zeros)."
+            )
         if notes:
             section.paragraphs.append("Pooled: " + "; ".join(notes) + ".")
         return section
@@ -520,6 +646,16 @@ class _Page:
             _decorate(ax, title)
         section = _Section("latency", TITLES["latency"])
         section.images.append(self._save(fig, "latency.png", "latency CDF per protocol"))
+        against = self._against(
+            "latency",
+            [
+                _Measure("latency p50", "seconds", _latency_quantile(0.5)),
+                _Measure("latency p99", "seconds", _latency_quantile(0.99)),
+            ],
+        )
+        if against is not None:
+            section.images.append(against[0])
+            section.paragraphs.append("Latency p50 and p99 of finished transactions. " + against[1])
         header = ["panel", "protocol", "transactions", "finished", "p50", "p95", "p99", "max"]
         section.tables.append(_Table("Latency of finished transactions", *_drop_empty_first(header, rows)))
         section.paragraphs.append(
@@ -611,15 +747,15 @@ class _Page:
                 if t.empty:
                     continue
                 counts = t["messages"].value_counts().sort_index()
-                ax.plot(
-                    counts.index,
+                # Counts are whole numbers: a bar each, the protocols side by side within one unit.
+                share, slot = 0.8 / len(self.protocols), self.protocols.index(protocol)
+                ax.bar(
+                    counts.index.to_numpy(float) + (slot - (len(self.protocols) - 1) / 2) * share,
                     counts.to_numpy() / len(t),
+                    width=share,
                     color=_protocol_color(protocol, self.protocols),
-                    marker="o",
-                    ms=4,
-                    lw=0.6,
-                    ls=":",
                     label=protocol,
+                    lw=0,
                 )
                 m = t["messages"].to_numpy(float)
                 rows.append(
@@ -642,11 +778,22 @@ class _Page:
             _decorate(ax, title)
         section = _Section("messages", TITLES["messages"])
         section.images.append(self._save(fig, "messages.png", "messages per transaction"))
+        against = self._against(
+            "messages",
+            [
+                _Measure("messages per transaction (mean)", "messages", lambda t: float(t["messages"].mean())),
+                _Measure("retries per transaction (mean)", "retries", lambda t: float(t["retries"].mean())),
+            ],
+        )
+        if against is not None:
+            section.images.append(against[0])
+            section.paragraphs.append("Messages and retries per transaction, means. " + against[1])
         header = ["panel", "protocol", "mean", "p50", "p99", "max", "retries/txn"]
         section.tables.append(_Table("Messages per transaction", *_drop_empty_first(header, rows)))
         section.paragraphs.append(
-            "How many network messages each transaction cost, as the share of transactions per count (log "
-            "scale, so rare retries and redeliveries show). The main peak is the protocol's happy path; "
+            "How many network messages each transaction cost, as the share of transactions per count (a bar "
+            "per count and protocol, log scale, so rare retries and redeliveries show). The main peak is the "
+            "protocol's happy path; "
             "peaks to the right are retries, compensations, duplicates and redeliveries." + (" " + note if note else "")
         )
         twopc = self._twopc_figure(panels)
@@ -661,17 +808,97 @@ class _Page:
                 "2PC transactions. A curve that starts above zero means that share of transactions had none "
                 "(no wait, no blocking). Sagas take no locks and are never in doubt."
             )
-        else:
+        elif "2pc" not in self.protocols:
             section.paragraphs.append("No two-phase commit run: no lock or blocked time to show.")
+        if self.empty_twopc:
+            names = {"lock_held": "locks held", "lock_wait": "lock wait", "blocked": "blocked in doubt"}
+            section.paragraphs.append(
+                "Not drawn, because it was zero for every two-phase commit transaction: "
+                + ", ".join(names[c] for c in self.empty_twopc)
+                + "."
+            )
         return section
+
+    def _against(self, name: str, measures: Sequence[_Measure]) -> tuple[_Image, str] | None:
+        """For a sweep: each measure against each swept parameter, a line per
+        protocol (and a line style per value of another parameter with few
+        values; otherwise pooled over it), pooled over seeds only."""
+        ds = self.ds
+        axes = [a for a in ds.axes if a in self.txns.columns] if ds.kind == "sweep" else []
+        if not axes:
+            return None
+        fig = Figure(figsize=(3.6 * len(measures), 2.5 * len(axes) + 0.6), dpi=_DPI, layout="constrained")
+        grid = fig.subplots(len(axes), len(measures), squeeze=False)
+        styles, legend, notes = ["-", "--", ":", "-."], {}, []
+        for r, axis in enumerate(axes):
+            others = [a for a in axes if a != axis]
+            combos = self.txns[others].drop_duplicates().to_dict("records") if others else [{}]
+            split = bool(others) and len(combos) <= len(styles)
+            if others and not split:
+                notes.append(f"against {axis}: pooled over {', '.join(others)}")
+            values = list(dict.fromkeys(self.txns[axis]))
+            numeric = _continuous(self.txns[axis])
+            position = {v: (float(v) if numeric else i) for i, v in enumerate(values)}
+            keys = [axis, "protocol", *(others if split else [])]
+            groups = self.txns.groupby(keys, sort=False, dropna=False)
+            for c, measure in enumerate(measures):
+                ax = grid[r][c]
+                table = groups.apply(measure.of, include_groups=False).rename("value").reset_index()
+                for protocol in self.protocols:
+                    for k, combo in enumerate(combos if split else [{}]):
+                        mask = table["protocol"] == protocol
+                        for column, value in combo.items():
+                            mask &= table[column] == value
+                        g = table[mask]
+                        g = g.assign(_x=g[axis].map(position)).sort_values("_x")
+                        if g.empty:
+                            continue
+                        colour = _protocol_color(protocol, self.protocols)
+                        ls = styles[k] if numeric else "none"
+                        ax.plot(
+                            g["_x"], g["value"], color=colour, ls=ls, marker="o", ms=3.5, mfc="white" if k else colour
+                        )
+                        legend.setdefault(protocol, Line2D([], [], color=colour, marker="o", ms=3))
+                        if split and combo:
+                            text = ", ".join(f"{n_}={_fmt_value(v)}" for n_, v in combo.items())
+                            legend.setdefault(text, Line2D([], [], color="#616161", ls=styles[k]))
+                if not numeric:
+                    ax.set_xticks(range(len(values)), [_fmt_value(v) for v in values], rotation=30, ha="right")
+                ax.set_xlabel(axis, fontsize=8)
+                ax.set_ylabel(measure.unit, fontsize=8)
+                if r == 0:
+                    ax.set_title(measure.label, fontsize=9, loc="left")
+                ax.grid(alpha=0.3)
+                ax.tick_params(labelsize=7)
+        fig.legend(
+            handles=list(legend.values()),
+            labels=list(legend),
+            loc="outside lower center",
+            ncol=min(6, len(legend)),
+            fontsize=8,
+            frameon=False,
+        )
+        image = self._save(fig, f"{name}-against.png", f"{name} against each swept parameter")
+        text = (
+            "Against each swept parameter: a point per value and protocol, pooled over seeds only"
+            + (" (and over: " + "; ".join(notes) + ")" if notes else "")
+            + "; lines join values on a number line, named cases stand alone."
+        )
+        return image, text
 
     def _twopc_figure(self, panels: list[tuple[str, pd.DataFrame]]) -> tuple[_Image, _Table] | None:
         columns = [c for c in ("lock_held", "lock_wait", "blocked") if c in self.txns.columns]
         if not columns or "2pc" not in set(self.txns["protocol"]):
             return None
+        twopc = self.txns[self.txns["protocol"] == "2pc"]
+        # A panel of zeros (no lock wait without contention) says nothing a sentence cannot.
+        self.empty_twopc = [c for c in columns if not (pd.to_numeric(twopc[c], errors="coerce").fillna(0) > 0).any()]
+        columns = [c for c in columns if c not in self.empty_twopc]
+        if not columns:
+            return None
         fig, grid = self._figure(1, len(columns), width=3.4 * len(columns), height=2.8)
         rows: list[list[tuple[str, str]]] = []
-        colours = ["#9467bd", "#2ca02c", "#d62728", "#8c564b"]
+        colour, styles = protocol_colour("2pc"), ["-", "--", ":", "-."]
         for c, column in enumerate(columns):
             ax = grid[0][c]
             log = _heavy_tailed(pd.to_numeric(self.txns[column], errors="coerce"))
@@ -682,7 +909,7 @@ class _Page:
                 if values.size == 0:
                     continue
                 xs, ys = _curve(values)
-                ax.step(xs, ys, where="post", color=colours[i % len(colours)], label=title or "2pc")
+                ax.step(xs, ys, where="post", color=colour, ls=styles[i % len(styles)], label=title or "2pc")
                 rows.append(
                     [
                         (title, ""),
@@ -730,7 +957,10 @@ class _Page:
             edges = np.arange(0.0, end + width, width)
             top, bottom = grid[2 * i][0], grid[2 * i + 1][0]
             base = np.zeros(len(edges) - 1)
-            arrivals = np.histogram(txns["started_at"], edges)[0].astype(float)
+            count = run.get("rejected", 0)
+            refused = _rejected_times(txns, int(count) if count == count else 0, duration)
+            rejected = np.histogram(refused, edges)[0].astype(float)
+            arrivals = np.histogram(txns["started_at"], edges)[0].astype(float) + rejected
             shares_base = np.zeros(len(edges) - 1)
             for outcome in OUTCOMES:
                 hit = txns.loc[txns["outcome"] == outcome, "started_at"]
@@ -747,6 +977,16 @@ class _Page:
                     bottom.stairs(top_share, edges, baseline=shares_base.copy(), fill=True, color=colour, lw=0)
                     shares_base += share
                 legend.setdefault(f"arrivals that ended {outcome}", Patch(color=colour))
+            if refused.size:
+                # Rejected arrivals never became transactions; stacked on top, hatched, so they read as lost work.
+                band = {"fill": True, "facecolor": "#e0e0e0", "edgecolor": _REJECTED, "hatch": "////", "lw": 0}
+                top.stairs(base + rejected / width, edges, baseline=base.copy(), **band)
+                share = np.divide(rejected, arrivals, out=np.zeros_like(rejected), where=arrivals > 0)
+                bottom.stairs(shares_base + share, edges, baseline=shares_base.copy(), **band)
+                legend.setdefault(
+                    "arrivals rejected (coordinator down)",
+                    Patch(facecolor="#e0e0e0", edgecolor=_REJECTED, hatch="////"),
+                )
             done = np.histogram(txns["finished_at"].dropna(), edges)[0] / width
             top.step(edges[:-1], done, where="post", color="black", lw=1)
             legend.setdefault("finished per second (throughput)", Line2D([], [], color="black", lw=1))
@@ -785,7 +1025,7 @@ class _Page:
             )
             top.set_ylabel("per second", fontsize=8)
             top.set_title(f"{run['protocol']}: run {run_id}", fontsize=9, loc="left")
-            bottom.set_ylabel("not committed", fontsize=8)
+            bottom.set_ylabel("arrivals not committed", fontsize=8)
             bottom.yaxis.set_major_formatter(PercentFormatter(1.0))
             bottom.set_xlabel("simulated time (s), arrivals binned by start", fontsize=8)
             described.append(run_id)
@@ -803,7 +1043,10 @@ class _Page:
         section.paragraphs.append(
             "For each protocol, one run: transactions by arrival time, stacked by how they ended (bars, per "
             "second), and the throughput (transactions finished per second, black line); below, the share of "
-            "each time bin's arrivals that did not commit. Shaded: fault windows (crashes, partitions, lost or "
+            "each time bin's arrivals that did not commit. Arrivals rejected while the orchestrator or "
+            "coordinator was down are the hatched grey band on top (in both panels); the run records how many, "
+            "not when, so they are placed between the start times of the transactions around them (every "
+            "arrival takes the next transaction id). Shaded: fault windows (crashes, partitions, lost or "
             "slow links, slow services). The dashed line is the end of the workload; after it, the drain window "
             "lets retries and recovery finish with every fault healed."
         )
@@ -844,9 +1087,9 @@ class _Page:
             raise _Skip(str(exc)) from None
         section = _Section("swimlane", f"{TITLES['swimlane']}: transaction {txn_id} of {run_id}")
         section.images.append(self._save(fig, "swimlane.png", f"swimlane of transaction {txn_id} of {run_id}"))
-        reasons = row.get("reasons")
+        reasons = _reasons_text(row.get("reasons"))
         facts = f"Outcome {row['outcome']}"
-        if isinstance(reasons, str) and reasons:
+        if reasons:
             facts += f" ({reasons})"
         facts += (
             f"; the coordinator believed {row.get('coordinator', '?')}; started at {float(row['started_at']):.6g} s"
@@ -904,6 +1147,50 @@ class _Page:
         return _Image(name, alt, "data:image/png;base64," + base64.b64encode(data).decode("ascii"))
 
 
+def _with_rejected(table: pd.DataFrame, summary: pd.DataFrame, by_point: bool) -> pd.DataFrame:
+    """``table`` (per protocol, or per grid point and protocol) with the
+    arrivals the workload tried to start and how many of them were rejected,
+    summed over seeds from the runs' ``rejected`` counts (0 for results
+    written before they were counted)."""
+    keys = ["point", "protocol"] if by_point else ["protocol"]
+    counts = summary.assign(rejected=summary["rejected"] if "rejected" in summary.columns else 0)
+    rejected = counts.groupby(keys, sort=False)["rejected"].sum().astype(int).rename("rejected").reset_index()
+    out = table.drop(columns=["rejected"], errors="ignore").merge(rejected, on=keys, how="left")
+    out["rejected"] = out["rejected"].fillna(0).astype(int)
+    out["arrivals"] = out["transactions"].astype(int) + out["rejected"]
+    return out
+
+
+def _rejected_times(txns: pd.DataFrame, rejected: int, duration: float) -> np.ndarray:
+    """When a run's rejected arrivals came, estimated from the gaps in its
+    transaction ids.
+
+    Every arrival takes the next id, rejected or not (``World.new_transaction``),
+    but only started ones are recorded with a time; an id missing between two
+    started transactions arrived between their start times, so the missing
+    ones are spread evenly over that gap (and over the end of the workload for
+    the ids after the last started one). Exact to within one interarrival gap.
+    """
+    if rejected <= 0:
+        return np.empty(0)
+    known = txns[["txn_id", "started_at"]].sort_values("txn_id").to_numpy(float)
+    ids = np.concatenate([[-1.0], known[:, 0], [known[-1, 0] + 1 if len(known) else 0.0]])
+    times = np.concatenate([[0.0], known[:, 1], [duration]])
+    missing = np.diff(ids) - 1
+    # The ids after the last started one: whatever the recorded count leaves over.
+    missing[-1] = max(0.0, rejected - missing[:-1].sum())
+    out = [np.linspace(times[i], times[i + 1], int(m) + 2)[1:-1] for i, m in enumerate(missing) if m > 0]
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def _rate_cell(hits: int, n: int, *, bad: bool) -> tuple[str, str]:
+    """A share with its 95% Wilson interval, as the summary's outcome cells; red when ``bad`` and above zero."""
+    if n == 0:
+        return "-", "num"
+    low, high = wilson(hits, n)
+    return f"{format_rate(hits / n)} {format_interval(low, high)}", "num bad" if bad and hits else "num"
+
+
 def _replay_until(row: pd.Series) -> float | None:
     """Where a replay may stop: a little after a finished transaction's last
     known moment (late duplicates and redeliveries included); never early for
@@ -928,6 +1215,78 @@ def _curve(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sorted_values[index], (index + 1) / n
 
 
+@dataclass(frozen=True)
+class _RateLine:
+    """One protocol's outcome counts at each value of a swept parameter."""
+
+    x: np.ndarray
+    hits: np.ndarray
+    n: np.ndarray
+
+
+@dataclass(frozen=True)
+class _PairRow:
+    """One pair of protocols and one rate at one grid point: the summary and the per-seed differences."""
+
+    point: str
+    a: str
+    b: str
+    metric: str
+    pair: Any  # a row of sim.compare.paired_differences
+    diffs: np.ndarray
+
+
+def _seed_differences(summary: pd.DataFrame, a: str, b: str, metric: str) -> np.ndarray:
+    """``metric`` of A minus that of B on each seed both ran, as paired_differences pairs them."""
+    key = [c for c in ("scenario", "seed") if c in summary.columns]
+    left = summary[summary["protocol"] == a].set_index(key)[metric].rename("a")
+    right = summary[summary["protocol"] == b].set_index(key)[metric].rename("b")
+    both = pd.concat([left, right], axis=1, join="inner").dropna()
+    return (both["a"] - both["b"]).to_numpy(float)
+
+
+@dataclass(frozen=True)
+class _Measure:
+    """A number per group of transactions, plotted against a swept parameter."""
+
+    label: str
+    unit: str
+    of: Callable[[pd.DataFrame], float]
+
+
+def _latency_quantile(q: float) -> Callable[[pd.DataFrame], float]:
+    def of(txns: pd.DataFrame) -> float:
+        finished = txns["latency"].dropna()
+        return float(finished.quantile(q)) if len(finished) else math.nan
+
+    return of
+
+
+def _draw_rates(ax: Axes, line: _RateLine, colour: str, style: str, *, joined: bool, hollow: bool) -> None:
+    """The rate at each value with its 95% Wilson interval: a band (a line
+    joining the points) or bars (categories). Where the count is 0 the
+    interval's upper bound is drawn as a dashed line with a downward mark, not
+    filled from 0: a filled band there would read as data."""
+    low, high = _wilson_arrays(line.hits, line.n)
+    rate = line.hits / np.where(line.n > 0, line.n, np.nan)
+    seen = line.hits > 0
+    zero = (line.hits == 0) & (line.n > 0)
+    face = "white" if hollow else colour
+    if joined:
+        ax.plot(line.x, rate, color=colour, ls=style, marker="o", ms=3, lw=1.2, mfc=face)
+        ax.fill_between(line.x, low, high, where=seen, color=colour, alpha=0.15, lw=0, interpolate=False)
+        bound = np.where(zero, high, np.nan)
+        ax.plot(line.x, bound, color=colour, ls=(0, (3, 2)), lw=0.9, marker="v", ms=3.5, mfc="white")
+        return
+    if seen.any():
+        bars = np.vstack([rate[seen] - low[seen], high[seen] - rate[seen]])
+        ax.errorbar(line.x[seen], rate[seen], yerr=bars, color=colour, fmt="o", ms=3.5, capsize=2, lw=1, mfc=face)
+    if zero.any():
+        ax.plot(line.x[zero], rate[zero], ls="none", color=colour, marker="o", ms=3.5, mfc=face)
+        ax.plot(line.x[zero], high[zero], ls="none", color=colour, marker="v", ms=4, mfc="white")
+        ax.vlines(line.x[zero], 0, high[zero], colors=colour, linestyles=(0, (3, 2)), lw=0.9)
+
+
 def _wilson_arrays(hits: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`sim.metrics.wilson` per element (NaN where ``n`` is 0); a plot has a few dozen points."""
     bounds = [wilson(int(h), int(t)) for h, t in zip(hits, n, strict=True)]
@@ -943,10 +1302,20 @@ def _continuous(values: pd.Series) -> bool:
 
 
 def _protocol_color(protocol: str, order: Sequence[str]) -> str:
-    if protocol in _PROTOCOL_COLORS:
-        return _PROTOCOL_COLORS[protocol]
-    extra = ["#2ca02c", "#d62728", "#8c564b", "#e377c2"]
-    return extra[list(order).index(protocol) % len(extra)] if protocol in order else "#7f7f7f"
+    return protocol_colour(protocol, order)
+
+
+def _reasons_text(value: Any) -> str:
+    """A transaction's reasons (or anomalies) as one line, whether the table
+    stores them as one ``"a; b"`` string or as a list column."""
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    try:
+        return "; ".join(str(v) for v in value)
+    except TypeError:
+        return str(value)
 
 
 def _heavy_tailed(values: pd.Series) -> bool:

@@ -145,11 +145,19 @@ def test_result_report_has_every_section_its_data_allows(result_report: Path) ->
     folder = result_report.parent
     assert result_report.name == "index.html"
     pngs = sorted(p.name for p in folder.glob("*.png"))
-    assert pngs == ["consistency.png", "latency.png", "messages.png", "swimlane.png", "timeline.png", "twopc.png"]
+    assert pngs == [
+        "comparison.png",
+        "consistency.png",
+        "latency.png",
+        "messages.png",
+        "swimlane.png",
+        "timeline.png",
+        "twopc.png",
+    ]
     for png in pngs:
         assert_valid_png(folder / png)
     page = read(result_report)
-    assert page.sections == ["summary", "latency", "consistency", "messages", "timeline", "swimlane"]
+    assert page.sections == ["summary", "comparison", "latency", "consistency", "messages", "timeline", "swimlane"]
     assert "rates against parameters: not a sweep" in page.all_text
     assert "orchestration" in page.all_text and "2pc" in page.all_text
 
@@ -207,8 +215,18 @@ def test_time_to_consistency_leaves_out_and_counts_the_transactions_that_never_b
 def test_sweep_report_plots_rates_against_the_axis(sweep_dataset: Dataset, tmp_path: Path) -> None:
     index = build_report(sweep_dataset, tmp_path / "sweep")
     page = read(index)
-    assert page.sections == ["summary", "rates", "latency", "consistency", "messages", "timeline", "swimlane"]
-    assert_valid_png(index.parent / "rates.png")
+    assert page.sections == [
+        "summary",
+        "comparison",
+        "rates",
+        "latency",
+        "consistency",
+        "messages",
+        "timeline",
+        "swimlane",
+    ]
+    for png in ("rates.png", "latency-against.png", "messages-against.png", "comparison.png"):
+        assert_valid_png(index.parent / png)
     assert not (index.parent / "twopc.png").exists()
     assert "No two-phase commit run" in page.all_text
     assert page.table_headers[0][:3] == [FAILURE, "protocol", "seeds"]  # the axis is a column of the summary
