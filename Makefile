@@ -6,11 +6,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_SCENARIO ?= scenarios/order-flaky-payment.toml
 
-.PHONY: demo test lint format bench report notebooks clean help
+.PHONY: demo test lint format bench report notebooks browser clean help
 
 help:
 	@echo "make demo   - set up .venv and run $(DEMO_SCENARIO), printing its table"
-	@echo "make test   - set up .venv with the dev tools, run ruff and the whole test suite"
+	@echo "make test   - set up .venv with the dev tools (and Chromium: make browser), run ruff and the whole test suite"
+	@echo "make browser - install Debian's chromium and chromium-driver for the report's browser test, if missing"
 	@echo "make bench  - run the throughput benchmark (figures go into docs/performance.md)"
 	@echo "make report - regenerate the example report in reports/example"
 	@echo "make notebooks - install Jupyter and open the notebooks in notebooks/"
@@ -33,7 +34,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 demo: $(VENV)/.installed
 	$(VENV)/bin/sagasim run $(DEMO_SCENARIO)
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev browser
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
@@ -61,4 +62,13 @@ notebooks: $(VENV)/.installed-dev
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) results .pytest_cache .ruff_cache .hypothesis tests/artifacts
+
+# The report's browser test (tests/test_browser.py) drives Debian's headless
+# Chromium through chromedriver; installed here when missing (as root, or with sudo).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		echo "installing chromium and chromium-driver for the browser test"; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	fi

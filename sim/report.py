@@ -457,10 +457,10 @@ class _Page:
         if drawn:
             section.images.append(self._forest(drawn, ", ".join(axes)))
         if empty:
-            names = " and ".join(m.removesuffix("_rate") for m in empty)
+            names = " or ".join(m.removesuffix("_rate") for m in empty)
             section.paragraphs.append(
-                f"No protocol had a {names} transaction on any seed{' at any grid point' if axes else ''}: "
-                "every difference is 0, so that panel is not drawn."
+                f"No protocol had any {names} transaction on any seed{' at any grid point' if axes else ''}: "
+                f"every difference is 0, so {'that panel is' if len(empty) == 1 else 'those panels are'} not drawn."
             )
         header = [", ".join(axes) or "grid point", "A - B", "rate", "mean", "95% interval", "seeds", "w/b/s"]
         section.tables.append(
@@ -471,7 +471,8 @@ class _Page:
         )
         section.paragraphs.append(
             "Each protocol met the same arrivals and faults on the same seed, so the difference A - B is taken "
-            "seed by seed (in percentage points; below zero: A had fewer of these bad outcomes), then averaged, "
+            "seed by seed (in percentage points: above zero, A committed more; below zero, A had fewer "
+            "inconsistent or stuck transactions), then averaged, "
             "with a paired t-interval over the seeds (sim.compare.paired_differences). An interval that does "
             "not contain 0 is a difference the seeds support; with one seed there is no interval. w/b/s: on how "
             "many seeds A was worse, better, the same. In the figure, each dot is one seed's difference, the "

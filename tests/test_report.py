@@ -172,7 +172,9 @@ def test_images_are_embedded_and_nothing_is_fetched(result_report: Path) -> None
         embedded.add(base64.b64decode(src.removeprefix("data:image/png;base64,")))
     assert embedded == {p.read_bytes() for p in folder.glob("*.png")}
     # Only in-page links: no stylesheet, script or remote resource.
-    assert not page.tags & {"script", "link", "iframe", "object", "embed"}
+    assert not page.tags & {"script", "iframe", "object", "embed"}
+    # The one link is the page's empty icon (so a browser asks no server for /favicon.ico).
+    assert [r for r in page.references if r[0] == "link"] == [("link", "href", "data:,")]
     for tag, name, value in page.references:
         assert value.startswith(("data:", "#")), (tag, name, value)
     assert "http://" not in result_report.read_text() and "https://" not in result_report.read_text()
