@@ -810,10 +810,12 @@ def report_command(results: Path, out: Path | None, txn: str | None, overwrite: 
     """Turn RESULTS, a result folder (from run or compare) or a sweep dataset
     (from sweep), into one self-contained HTML page, index.html (images
     embedded, opens offline), with its PNGs beside it. Sections: the summary
-    table with 95% intervals; outcome rates against each swept parameter
-    (sweeps); latency CDFs; time to consistency as survival curves; messages
-    per transaction, and lock and blocked time for 2PC; outcomes and
-    throughput over time with faults shaded; and a swimlane diagram of one
+    table with 95% intervals and the share of arrivals rejected; the paired
+    differences between protocols, seed by seed (as compare prints them);
+    outcome rates against each swept parameter (sweeps); latency CDFs; time
+    to consistency as survival curves; messages per transaction, and lock and
+    blocked time for 2PC; outcomes, rejected arrivals and throughput over
+    time with faults shaded; and a swimlane diagram of one
     transaction (the worst, or --txn), replayed with tracing when the runs
     were not traced. The page lists the sections the data does not allow.
     See docs/reports.md.

@@ -5,19 +5,26 @@ writes a folder with ``index.html`` (every image embedded as a base64 data
 URI, no external CSS or JavaScript, so it opens offline and can be mailed)
 and the PNGs beside it. Sections, each shown when the data allows it:
 
-- ``summary``: outcome rates with 95% Wilson intervals per protocol (and per
-  grid point of a sweep), latency and time-to-consistency percentiles,
-  messages per transaction (:func:`sim.compare.protocol_table`);
-- ``rates``: outcome rates against each swept parameter, with 95% bands;
-- ``latency``: latency CDFs per protocol;
+- ``summary``: the share of arrivals rejected (coordinator down) and outcome
+  rates with 95% Wilson intervals per protocol (and per grid point of a
+  sweep), latency and time-to-consistency percentiles, messages per
+  transaction (:func:`sim.compare.protocol_table`);
+- ``comparison``: the paired differences between protocols
+  (:func:`sim.compare.paired_differences`) and each seed's difference;
+- ``rates``: outcome rates against each swept parameter, with 95% bands (a
+  dashed upper bound where the count is 0);
+- ``latency``: latency CDFs per protocol, and for a sweep p50 and p99 against
+  each swept parameter;
 - ``consistency``: time to consistency as survival curves;
-- ``messages``: messages per transaction, and lock and blocked time for 2PC;
-- ``timeline``: arrivals by outcome and throughput over simulated time, with
-  the fault windows shaded;
+- ``messages``: messages per transaction as bars, and lock and blocked time
+  for 2PC (panels that would be all zero left out);
+- ``timeline``: arrivals by outcome, rejected arrivals and throughput over
+  simulated time, with the fault windows shaded;
 - ``swimlane``: one transaction, message by message
   (:func:`sim.swimlane.plot_swimlane`, also importable from here).
 
-The page says which sections were left out and why. The folder is written
+Colours come from :mod:`sim.palette`, one per protocol. The page says
+which sections (and panels) were left out and why. The folder is written
 into a hidden sibling and renamed into place when complete, like a result
 folder, so an interrupted build never leaves a report that looks finished.
 """

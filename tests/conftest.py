@@ -51,6 +51,20 @@ def order_scenario(overrides: dict[str, Any] | None = None, **raw: Any) -> Scena
     return scenario_from_dict(order_dict(**raw), source="test", overrides=overrides)
 
 
+def crash_scenario() -> Scenario:
+    """The test order saga as an orchestration and a 2PC, whose orchestrator and
+    coordinator are down from 1 s to 3 s of a 6 s workload: about a third of
+    the arrivals are rejected. Inventory refuses 10%."""
+    return order_scenario(
+        {"run.duration": 6.0, "run.drain": 5.0, "participants.inventory.business_failure": 0.1},
+        run__protocols=["orchestration", "2pc"],
+        faults=[
+            {"kind": "crash", "target": "orchestrator", "at": 1.0, "duration": 2.0},
+            {"kind": "crash", "target": "coordinator", "at": 1.0, "duration": 2.0},
+        ],
+    )
+
+
 def trace_rows(overrides: dict[str, Any], *, seed: int = 1, world_events: bool = False) -> list[tuple[Any, ...]]:
     """The trace of a run of the test order saga as ``(time, node, kind, step, detail)``
     rows, times rounded to the microsecond; deliveries ("receive") left out, and

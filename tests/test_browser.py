@@ -23,7 +23,7 @@ import pytest
 import sim
 from sim.report import build_report
 
-from conftest import order_scenario
+from conftest import crash_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "reports" / "example"
@@ -94,18 +94,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     root = tmp_path_factory.mktemp("site")
     shutil.copytree(EXAMPLE, root / "example")
     # A fresh report: two protocols, a coordinator crash (rejected arrivals), two seeds.
-    result = sim.run(
-        order_scenario(
-            {"run.duration": 6.0, "run.drain": 5.0, "participants.inventory.business_failure": 0.1},
-            run__protocols=["orchestration", "2pc"],
-            faults=[
-                {"kind": "crash", "target": "orchestrator", "at": 1.0, "duration": 2.0},
-                {"kind": "crash", "target": "coordinator", "at": 1.0, "duration": 2.0},
-            ],
-        ),
-        protocol=["orchestration", "2pc"],
-        seed=[1, 2],
-    )
+    result = sim.run(crash_scenario(), protocol=["orchestration", "2pc"], seed=[1, 2])
     build_report(result.save(tmp_path_factory.mktemp("result") / "fresh"), root / "fresh")
     handler = functools.partial(_Quiet, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

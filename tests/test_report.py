@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import matplotlib.colors
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,14 +20,17 @@ from PIL import Image
 from scipy import stats
 
 import sim
+import sim.metrics
+import sim.palette
 import sim.report as report_module
+import sim.scenario
 from sim.dataset import Dataset, load
 from sim.errors import SagasimError
 from sim.report import build_report, pick_transaction, plot_swimlane, replay_events
 from sim.sweep import run_sweep, sweep_from_dict
 from sim.swimlane import pair_messages
 
-from conftest import order_scenario, sagasim
+from conftest import crash_scenario, order_scenario, sagasim
 
 ROOT = Path(__file__).resolve().parent.parent
 FAILURE = "participants.payment.business_failure"
@@ -315,6 +319,237 @@ def test_the_header_names_the_version_that_wrote_the_data(
         meta["sagasim"] = "9.8.7"
     dataset = Dataset(sweep_dataset.path, "sweep", meta, sweep_dataset.axes)
     assert "written by sagasim 9.8.7" in read(build_report(dataset, tmp_path / "r")).all_text
+
+
+@pytest.fixture(scope="module")
+def crash_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Orchestration and 2PC, two seeds, with the orchestrator and coordinator down for 2 s of 6."""
+    result = sim.run(crash_scenario(), protocol=["orchestration", "2pc"], seed=[1, 2])
+    return result.save(tmp_path_factory.mktemp("crash") / "crash")
+
+
+class Kept:
+    """The figures a report draws, by file name (``_Page._save`` wrapped)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.figures: dict[str, Figure] = {}
+        save = report_module._Page._save
+
+        def keep(page: Any, fig: Figure, name: str, alt: str) -> Any:
+            self.figures[name] = fig
+            return save(page, fig, name, alt)
+
+        monkeypatch.setattr(report_module._Page, "_save", keep)
+
+
+def test_rejected_arrivals_are_a_share_beside_the_outcomes(
+    crash_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(report_module, "SECTIONS", ("summary",))
+    summary = load(crash_dir).summary
+    txns = load(crash_dir).transactions
+    page = read(build_report(crash_dir, tmp_path / "r"))
+    assert page.table_headers[0][:6] == [
+        "protocol",
+        "seeds",
+        "arrivals",
+        "rejected arrivals",
+        "transactions",
+        "committed",
+    ]
+    for protocol in ("orchestration", "2pc"):
+        rejected = int(summary.loc[summary["protocol"] == protocol, "rejected"].sum())
+        started = int((txns["protocol"] == protocol).sum())
+        assert rejected > started / 4  # the crash is a third of the workload
+        low, high = sim.metrics.wilson(rejected, rejected + started)
+        share = f"{report_module.format_rate(rejected / (rejected + started))} {sim.metrics.format_interval(low, high)}"
+        assert f"{protocol} 2 {rejected + started:,} {share} {started:,}" in page.all_text
+    total = int(summary["rejected"].sum())
+    assert f"Here {total:,} of {total + len(txns):,} arrivals" in page.all_text
+
+
+def test_rejected_arrivals_sit_in_the_gaps_of_the_transaction_ids() -> None:
+    txns = pd.DataFrame({"txn_id": [0, 1, 4, 5], "started_at": [0.0, 1.0, 4.0, 5.0]})
+    # ids 2 and 3 between the starts of 1 and 4; two more after the last one, before the end (10 s).
+    times = report_module._rejected_times(txns, 4, 10.0)
+    assert times == pytest.approx([2.0, 3.0, 5 + 5 / 3, 5 + 10 / 3])
+    assert report_module._rejected_times(txns, 0, 10.0).size == 0
+    assert report_module._rejected_times(txns.iloc[0:0], 2, 9.0) == pytest.approx([3.0, 6.0])
+
+
+def test_the_timeline_bands_rejected_arrivals_inside_the_crash(
+    crash_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = load(crash_dir)
+    for run_id, txns in dataset.transactions.groupby("run_id"):
+        rejected = int(dataset.summary.set_index("run_id").loc[run_id, "rejected"])
+        times = report_module._rejected_times(txns, rejected, 6.0)
+        assert times.size == rejected > 0
+        # The coordinator is down from 1 s to 3 s: every rejected arrival falls there (to within an arrival gap).
+        assert times.min() > 0.9 and times.max() < 3.1, run_id
+    kept = Kept(monkeypatch)
+    monkeypatch.setattr(report_module, "SECTIONS", ("timeline",))
+    page = read(build_report(crash_dir, tmp_path / "r"))
+    legend = kept.figures["timeline.png"].legends[0]
+    assert "arrivals rejected (coordinator down)" in [t.get_text() for t in legend.get_texts()]
+    assert "hatched grey band" in page.all_text
+
+
+def test_a_run_without_rejections_says_so(result_dir: Path, tmp_path: Path, summary_only: None) -> None:
+    page = read(build_report(result_dir, tmp_path / "r"))
+    assert "No arrival was rejected here." in page.all_text
+    assert " 0% [0%, " in page.all_text
+
+
+def test_comparison_embeds_the_paired_differences_and_the_seeds(
+    crash_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sim.compare import format_points, paired_differences
+
+    kept = Kept(monkeypatch)
+    monkeypatch.setattr(report_module, "SECTIONS", ("comparison",))
+    page = read(build_report(crash_dir, tmp_path / "r"))
+    assert page.sections == ["comparison"]
+    assert page.table_headers[0] == ["A - B", "rate", "mean", "95% interval", "seeds", "w/b/s"]
+    pairs = paired_differences(load(crash_dir).summary, ["orchestration", "2pc"], report_module._COMPARED)
+    for row in pairs.itertuples():
+        interval = (
+            f"[{format_points(row.ci_low)}, {format_points(row.ci_high)}]" if row.ci_low == row.ci_low else row.note
+        )
+        name = str(row.metric).removesuffix("_rate")
+        expected = f"orchestration - 2pc {name} {format_points(row.mean)} {interval} 2 {row.a_worse}/{row.a_better}/{row.equal}"
+        assert expected in page.all_text
+    # A panel per rate that was not 0 everywhere; a dot per seed in it, a diamond for the mean.
+    drawn = [m for m in report_module._COMPARED if (load(crash_dir).summary[m] > 0).any()]
+    axes = kept.figures["comparison.png"].axes
+    assert [ax.get_xlabel().split(":")[0] for ax in axes] == [m.removesuffix("_rate") for m in drawn]
+    dots = [line for line in axes[0].get_lines() if line.get_marker() == "o"]
+    assert len(dots) == 1 and len(dots[0].get_xdata()) == 2  # two seeds
+
+
+def test_one_protocol_has_nothing_to_pair(traced_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report_module, "SECTIONS", ("comparison",))
+    page = read(build_report(traced_dir, tmp_path / "r"))
+    assert page.sections == []
+    assert "paired differences: one protocol (orchestration): nothing to pair" in page.all_text
+
+
+def test_a_zero_count_draws_its_upper_bound_as_a_line_not_a_band() -> None:
+    fig = Figure()
+    ax = fig.add_subplot()
+    line = report_module._RateLine(np.array([0.0, 1.0, 2.0]), np.array([0.0, 5.0, 6.0]), np.array([100.0] * 3))
+    report_module._draw_rates(ax, line, "#123456", "-", joined=True, hollow=False)
+    bound = [ln for ln in ax.get_lines() if ln.get_marker() == "v"]
+    assert len(bound) == 1
+    upper = sim.metrics.wilson(0, 100)[1]
+    assert bound[0].get_ydata()[0] == pytest.approx(upper) and np.isnan(bound[0].get_ydata()[1:]).all()
+    # The filled band starts where the outcome was seen: no filled area over x = 0.
+    filled = np.vstack([p.get_paths()[0].vertices for p in ax.collections])
+    assert filled[:, 0].min() >= 1.0
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    report_module._draw_rates(ax, line, "#123456", "-", joined=False, hollow=False)
+    tips = [ln for ln in ax.get_lines() if ln.get_marker() == "v"]
+    assert list(tips[0].get_xdata()) == [0.0] and tips[0].get_ydata()[0] == pytest.approx(upper)
+
+
+def test_rate_panels_with_nothing_in_them_are_left_out(
+    sweep_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = Kept(monkeypatch)
+    monkeypatch.setattr(report_module, "SECTIONS", ("rates",))
+    page = read(build_report(sweep_dataset, tmp_path / "r"))
+    summary = sweep_dataset.summary
+    happened = [o for o in sim.metrics.OUTCOMES if summary[o].sum() > 0]
+    never = [o for o in ("inconsistent", "stuck") if summary[o].sum() == 0]
+    assert never  # the test sweep has neither
+    assert [ax.get_title() for ax in kept.figures["rates.png"].axes] == happened
+    assert f"at any value: {', '.join(never)} (a panel of zeros)" in page.all_text
+    assert "dashed line with a downward mark shows the 95% upper bound" in page.all_text
+
+
+def test_messages_are_bars_and_empty_lock_panels_are_left_out(
+    result_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = Kept(monkeypatch)
+    monkeypatch.setattr(report_module, "SECTIONS", ("messages",))
+    page = read(build_report(result_dir, tmp_path / "r"))
+    ax = kept.figures["messages.png"].axes[0]
+    assert not ax.get_lines()  # no zig-zag line between counts
+    txns = load(result_dir).transactions
+    bars = sum(txns.loc[txns["protocol"] == p, "messages"].nunique() for p in ("orchestration", "2pc"))
+    assert len(ax.patches) == bars
+    # No keys, so no locks in this scenario: the lock panels are zero throughout and not drawn.
+    twopc = txns[txns["protocol"] == "2pc"]
+    names = {"lock_held": "locks held", "lock_wait": "lock wait", "blocked": "blocked in doubt"}
+    zero = [c for c in names if (twopc[c] == 0).all()]
+    assert zero == ["lock_held", "lock_wait"] and (twopc["blocked"] > 0).any()
+    titles = [a.get_title(loc="left") for a in kept.figures["twopc.png"].axes]
+    assert titles == ["blocked in doubt"]
+    assert "zero for every two-phase commit transaction: locks held, lock wait." in page.all_text
+
+
+def test_latency_and_messages_are_drawn_against_the_swept_setting(
+    sweep_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = Kept(monkeypatch)
+    monkeypatch.setattr(report_module, "SECTIONS", ("latency", "messages"))
+    build_report(sweep_dataset, tmp_path / "r")
+    txns = sweep_dataset.transactions
+    p99 = kept.figures["latency-against.png"].axes[1]
+    for line in p99.get_lines():
+        protocol = next(
+            p for p in ("orchestration", "choreography") if line.get_color() == sim.palette.PROTOCOL_COLOURS[p]
+        )
+        expected = [
+            txns[(txns["protocol"] == protocol) & (txns[FAILURE] == x)]["latency"].dropna().quantile(0.99)
+            for x in line.get_xdata()
+        ]
+        assert list(line.get_ydata()) == pytest.approx(expected)
+    assert sorted(line.get_xdata().tolist() for line in p99.get_lines()) == [[0.0, 0.2], [0.0, 0.2]]
+    messages = kept.figures["messages-against.png"].axes[0]
+    assert len(messages.get_lines()) == 2
+
+
+def test_one_colour_per_protocol_from_the_palette(
+    result_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sim.palette import PROTOCOL_COLOURS, protocol_colour
+
+    kept = Kept(monkeypatch)
+    monkeypatch.setattr(report_module, "SECTIONS", ("latency", "messages"))
+    build_report(result_dir, tmp_path / "r")
+    for name in ("latency.png", "messages.png"):
+        handles, labels = kept.figures[name].axes[0].get_legend_handles_labels()
+        colours = {
+            label: matplotlib.colors.to_hex(h.patches[0].get_facecolor() if name == "messages.png" else h.get_color())
+            for h, label in zip(handles, labels, strict=True)
+        }
+        assert colours == {p: PROTOCOL_COLOURS[p] for p in ("orchestration", "2pc")}
+    assert len(set(PROTOCOL_COLOURS.values())) == len(PROTOCOL_COLOURS) == len(sim.scenario.PROTOCOLS)
+    assert protocol_colour("3pc", ["orchestration", "3pc", "saga2"]) != protocol_colour("saga2", ["3pc", "saga2"])
+    # The notebooks take their colours from the same place.
+    for notebook in (ROOT / "notebooks").glob("*.ipynb"):
+        text = notebook.read_text(encoding="utf-8")
+        if "for protocol in" in text:  # a chart with a mark per protocol
+            assert "PROTOCOL_COLOURS" in text, notebook.name
+
+
+def test_images_are_drawn_at_150_dpi(result_report: Path) -> None:
+    with Image.open(result_report.parent / "latency.png") as image:
+        assert image.size[0] == 7.5 * 150  # the latency figure is 7.5 inches wide
+
+
+@pytest.mark.parametrize("reasons", ["charge never refunded; stuck", ["charge never refunded", "stuck"]])
+def test_reasons_read_as_a_string_or_a_list(result_dir: Path, reasons: Any) -> None:
+    dataset = load(result_dir)
+    txns = dataset.transactions.copy()
+    txns["reasons"] = txns["reasons"].astype(object)
+    txns.at[7, "outcome"] = "inconsistent"
+    txns.at[7, "reasons"] = reasons
+    dataset._cache["transactions"] = txns
+    assert pick_transaction(dataset).why == "the worst transaction: inconsistent (charge never refunded; stuck)"
 
 
 # ------------------------------------------------------------------ the transaction
