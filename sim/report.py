@@ -34,7 +34,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -51,6 +51,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullLocator, PercentFormatter
 
 from sim.compare import (
+    HIGHER_IS_BETTER,
     PAIRED_METRICS,
     format_points,
     format_seeds,
@@ -380,25 +381,7 @@ class _Page:
         header = [*axes, "protocol", "seeds", "arrivals", "rejected arrivals", "transactions", *outcomes]
         header += ["latency p50", "latency p99", "consistency p99", "never consistent", "messages/txn"]
         header += ["blocked (mean)"] if blocked else []
-        rows: list[list[tuple[str, str]]] = []
-        for r in table.to_dict("records"):
-            row = [(_fmt_value(r[a]), "") for a in axes]
-            row += [(str(r["protocol"]), ""), (str(r["seeds"]), "num"), (f"{r['arrivals']:,}", "num")]
-            row.append(_rate_cell(int(r["rejected"]), int(r["arrivals"]), bad=True))
-            row.append((f"{r['transactions']:,}", "num"))
-            for outcome in outcomes:
-                rate, low, high = (r[f"{outcome}_rate{s}"] for s in ("", "_low", "_high"))
-                bad = outcome in ("inconsistent", "stuck") and r[outcome] > 0
-                text = f"{format_rate(rate)} {format_interval(low, high)}" if rate == rate else "-"
-                row.append((text, "num bad" if bad else "num"))
-            for column in ("latency_p50", "latency_p99", "time_to_consistency_p99"):
-                row.append((fmt_seconds(r[column]), "num"))
-            never = int(r["never_consistent"])
-            row.append((f"{never:,}", "num bad" if never else "num"))
-            row.append((_fmt_number(r["messages_per_txn"], ".2f"), "num"))
-            if blocked:
-                row.append((fmt_seconds(r["blocked_mean"]), "num"))
-            rows.append(row)
+        rows = [_summary_cells(r, axes, outcomes, blocked) for r in table.to_dict("records")]
         where = " and grid point" if axes else ""
         section.tables.append(_Table(f"Per protocol{where}, pooled over seeds", header, rows))
         rejected, arrivals = int(table["rejected"].sum()), int(table["arrivals"].sum())
@@ -425,13 +408,7 @@ class _Page:
     def _comparison(self) -> _Section:
         if len(self.protocols) < 2:
             raise _Skip(f"one protocol ({', '.join(self.protocols)}): nothing to pair")
-        summary = self.ds.summary
-        axes = self.ds.axes if self.ds.kind == "sweep" and "point" in summary.columns else []
-        groups = (
-            [(", ".join(_fmt_value(rows[a].iloc[0]) for a in axes), rows) for _, rows in summary.groupby("point")]
-            if axes
-            else [("", summary)]
-        )
+        axes, groups = self._point_groups()
         rows_out: list[list[tuple[str, str]]] = []
         forest: list[_PairRow] = []
         for label, rows in groups:
@@ -440,21 +417,7 @@ class _Page:
             except ValueError as exc:
                 raise _Skip(str(exc)) from None
             for pair in pairs.itertuples(index=False):
-                interval = pair.note or "-"
-                if pair.ci_low == pair.ci_low:
-                    interval = f"[{format_points(pair.ci_low)}, {format_points(pair.ci_high)}]"
-                worse = pair.a_worse > 0 and pair.ci_low == pair.ci_low and pair.ci_low > 0
-                rows_out.append(
-                    [
-                        (label, ""),
-                        (f"{pair.protocol_a} - {pair.protocol_b}", ""),
-                        (str(pair.metric).removesuffix("_rate"), ""),
-                        (format_points(pair.mean), "num bad" if worse else "num"),
-                        (interval, "num"),
-                        (str(pair.seeds), "num"),
-                        (f"{pair.a_worse}/{pair.a_better}/{pair.equal}", "num"),
-                    ]
-                )
+                rows_out.append(_pair_cells(label, pair))
                 diffs = _seed_differences(rows, pair.protocol_a, pair.protocol_b, str(pair.metric))
                 forest.append(_PairRow(label, pair.protocol_a, pair.protocol_b, str(pair.metric), pair, diffs))
         section = _Section("comparison", TITLES["comparison"])
@@ -465,9 +428,11 @@ class _Page:
             section.images.append(self._forest(drawn, ", ".join(axes)))
         if empty:
             names = " or ".join(m.removesuffix("_rate") for m in empty)
+            where = " at any grid point" if axes else ""
+            panels = "that panel is" if len(empty) == 1 else "those panels are"
             section.paragraphs.append(
-                f"No protocol had any {names} transaction on any seed{' at any grid point' if axes else ''}: "
-                f"every difference is 0, so {'that panel is' if len(empty) == 1 else 'those panels are'} not drawn."
+                f"No protocol had any {names} transaction on any seed{where}: every difference is 0, so {panels} "
+                "not drawn."
             )
         header = [", ".join(axes) or "grid point", "A - B", "rate", "mean", "95% interval", "seeds", "w/b/s"]
         section.tables.append(
@@ -487,6 +452,17 @@ class _Page:
             + (" One block of rows per grid point." if axes else "")
         )
         return section
+
+    def _point_groups(self) -> tuple[list[str], list[tuple[str, pd.DataFrame]]]:
+        """The swept parameters, and the summary rows of each grid point named
+        by its values (a result folder: one group, unnamed)."""
+        summary = self.ds.summary
+        if self.ds.kind != "sweep" or "point" not in summary.columns or not self.ds.axes:
+            return [], [("", summary)]
+        axes = self.ds.axes
+        return axes, [
+            (", ".join(_fmt_value(rows[a].iloc[0]) for a in axes), rows) for _, rows in summary.groupby("point")
+        ]
 
     @staticmethod
     def _nothing_to_compare(summary: pd.DataFrame, metric: str) -> bool:
@@ -534,56 +510,28 @@ class _Page:
         axes = ds.axes
         fig = Figure(figsize=(2.6 * len(outcomes), 2.4 * len(axes) + 0.7), dpi=_DPI, layout="constrained")
         grid = fig.subplots(len(axes), len(outcomes), squeeze=False)
-        styles = ["-", "--", ":", "-."]
         legend: dict[str, Any] = {}
         notes: list[str] = []
         for r, axis in enumerate(axes):
-            others = [a for a in axes if a != axis]
-            combos = summary[others].drop_duplicates().to_dict("records") if others else [{}]
-            split = bool(others) and len(combos) <= len(styles)
-            if others and not split:
-                notes.append(f"against {axis}: pooled over {', '.join(others)} ({len(combos)} combinations)")
-            keys = [axis, "protocol", *(others if split else [])]
-            grouped = summary.groupby(keys, sort=False)[["transactions", *outcomes]].sum().reset_index()
-            values = list(dict.fromkeys(summary[axis]))
-            numeric = _continuous(summary[axis])
-            position = {v: (float(v) if numeric else i) for i, v in enumerate(values)}
-            lines = [(p, k) for p in self.protocols for k in range(len(combos) if split else 1)]
+            view = _AxisView.of(summary, axes, axis)
+            if view.pooled:
+                notes.append(view.pooled)
+            grouped = summary.groupby(view.keys, sort=False)[["transactions", *outcomes]].sum().reset_index()
             for c, outcome in enumerate(outcomes):
                 ax = grid[r][c]
-                for protocol in self.protocols:
-                    for k, combo in enumerate(combos if split else [{}]):
-                        mask = grouped["protocol"] == protocol
-                        for name, value in combo.items():
-                            mask &= grouped[name] == value
-                        g = grouped[mask]
-                        if g.empty:
-                            continue
-                        g = g.assign(_x=g[axis].map(position)).sort_values("_x")
-                        colour = _protocol_color(protocol, self.protocols)
-                        xs = g["_x"].to_numpy(float)
-                        if not numeric:
-                            # Named cases have no order between them: points side by side, no line joining them.
-                            xs = xs + (lines.index((protocol, k)) - (len(lines) - 1) / 2) * 0.8 / max(len(lines), 1)
-                        line = _RateLine(xs, g[outcome].to_numpy(float), g["transactions"].to_numpy(float))
-                        _draw_rates(ax, line, colour, styles[k], joined=numeric, hollow=bool(k))
-                        legend.setdefault(protocol, Line2D([], [], color=colour, marker="o", ms=3))
-                        if split and combo:
-                            text = ", ".join(f"{n_}={_fmt_value(v)}" for n_, v in combo.items())
-                            legend.setdefault(text, Line2D([], [], color="#616161", ls=styles[k]))
+                for series in view.series(grouped, self.protocols):
+                    colour = _protocol_color(series.protocol, self.protocols)
+                    xs = view.x(series, self.protocols)
+                    line = _RateLine(
+                        xs, series.rows[outcome].to_numpy(float), series.rows["transactions"].to_numpy(float)
+                    )
+                    style = _STYLES[series.k]
+                    _draw_rates(ax, line, colour, style, joined=view.numeric, hollow=bool(series.k))
+                    view.add_legend(legend, series, colour)
                 ax.yaxis.set_major_formatter(_pct_ticks())
-                ax.tick_params(labelsize=7)
-                ax.grid(alpha=0.3)
                 if r == 0:
                     ax.set_title(outcome, fontsize=9, color=OUTCOME_COLORS[outcome])
-                ax.set_xlabel(axis, fontsize=8)
-                if numeric:
-                    xs = [float(v) for v in values]
-                    if min(xs) > 0 and max(xs) / min(xs) >= 50:
-                        ax.set_xscale("log")
-                else:
-                    ax.set_xticks(range(len(values)), [_fmt_value(v) for v in values], rotation=30, ha="right")
-                    ax.set_xlim(-0.6, len(values) - 0.4)
+                view.decorate(ax)
         fig.legend(
             handles=list(legend.values()),
             labels=list(legend),
@@ -837,47 +785,32 @@ class _Page:
             return None
         fig = Figure(figsize=(3.6 * len(measures), 2.5 * len(axes) + 0.6), dpi=_DPI, layout="constrained")
         grid = fig.subplots(len(axes), len(measures), squeeze=False)
-        styles, legend, notes = ["-", "--", ":", "-."], {}, []
+        legend: dict[str, Any] = {}
+        notes: list[str] = []
         for r, axis in enumerate(axes):
-            others = [a for a in axes if a != axis]
-            combos = self.txns[others].drop_duplicates().to_dict("records") if others else [{}]
-            split = bool(others) and len(combos) <= len(styles)
-            if others and not split:
-                notes.append(f"against {axis}: pooled over {', '.join(others)}")
-            values = list(dict.fromkeys(self.txns[axis]))
-            numeric = _continuous(self.txns[axis])
-            position = {v: (float(v) if numeric else i) for i, v in enumerate(values)}
-            keys = [axis, "protocol", *(others if split else [])]
-            groups = self.txns.groupby(keys, sort=False, dropna=False)
+            view = _AxisView.of(self.txns, axes, axis)
+            if view.pooled:
+                notes.append(view.pooled)
+            groups = self.txns.groupby(view.keys, sort=False, dropna=False)
             for c, measure in enumerate(measures):
                 ax = grid[r][c]
                 table = groups.apply(measure.of, include_groups=False).rename("value").reset_index()
-                for protocol in self.protocols:
-                    for k, combo in enumerate(combos if split else [{}]):
-                        mask = table["protocol"] == protocol
-                        for column, value in combo.items():
-                            mask &= table[column] == value
-                        g = table[mask]
-                        g = g.assign(_x=g[axis].map(position)).sort_values("_x")
-                        if g.empty:
-                            continue
-                        colour = _protocol_color(protocol, self.protocols)
-                        ls = styles[k] if numeric else "none"
-                        ax.plot(
-                            g["_x"], g["value"], color=colour, ls=ls, marker="o", ms=3.5, mfc="white" if k else colour
-                        )
-                        legend.setdefault(protocol, Line2D([], [], color=colour, marker="o", ms=3))
-                        if split and combo:
-                            text = ", ".join(f"{n_}={_fmt_value(v)}" for n_, v in combo.items())
-                            legend.setdefault(text, Line2D([], [], color="#616161", ls=styles[k]))
-                if not numeric:
-                    ax.set_xticks(range(len(values)), [_fmt_value(v) for v in values], rotation=30, ha="right")
-                ax.set_xlabel(axis, fontsize=8)
+                for series in view.series(table, self.protocols):
+                    colour = _protocol_color(series.protocol, self.protocols)
+                    ax.plot(
+                        view.x(series, self.protocols),
+                        series.rows["value"],
+                        color=colour,
+                        ls=_STYLES[series.k] if view.numeric else "none",
+                        marker="o",
+                        ms=3.5,
+                        mfc="white" if series.k else colour,
+                    )
+                    view.add_legend(legend, series, colour)
                 ax.set_ylabel(measure.unit, fontsize=8)
                 if r == 0:
                     ax.set_title(measure.label, fontsize=9, loc="left")
-                ax.grid(alpha=0.3)
-                ax.tick_params(labelsize=7)
+                view.decorate(ax)
         fig.legend(
             handles=list(legend.values()),
             labels=list(legend),
@@ -889,7 +822,7 @@ class _Page:
         image = self._save(fig, f"{name}-against.png", f"{name} against each swept parameter")
         text = (
             "Against each swept parameter: a point per value and protocol, pooled over seeds only"
-            + (" (and over: " + "; ".join(notes) + ")" if notes else "")
+            + (" (" + "; ".join(notes) + ")" if notes else "")
             + "; lines join values on a number line, named cases stand alone."
         )
         return image, text
@@ -1155,6 +1088,45 @@ class _Page:
         return _Image(name, alt, "data:image/png;base64," + base64.b64encode(data).decode("ascii"))
 
 
+def _summary_cells(r: dict[str, Any], axes: list[str], outcomes: list[str], blocked: bool) -> list[tuple[str, str]]:
+    """One row of the summary table: the swept values, the protocol, arrivals and rejected, outcomes and times."""
+    row = [(_fmt_value(r[a]), "") for a in axes]
+    row += [(str(r["protocol"]), ""), (str(r["seeds"]), "num"), (f"{r['arrivals']:,}", "num")]
+    row.append(_rate_cell(int(r["rejected"]), int(r["arrivals"]), bad=True))
+    row.append((f"{r['transactions']:,}", "num"))
+    for outcome in outcomes:
+        rate, low, high = (r[f"{outcome}_rate{s}"] for s in ("", "_low", "_high"))
+        bad = outcome in ("inconsistent", "stuck") and r[outcome] > 0
+        text = f"{format_rate(rate)} {format_interval(low, high)}" if rate == rate else "-"
+        row.append((text, "num bad" if bad else "num"))
+    for column in ("latency_p50", "latency_p99", "time_to_consistency_p99"):
+        row.append((fmt_seconds(r[column]), "num"))
+    never = int(r["never_consistent"])
+    row.append((f"{never:,}", "num bad" if never else "num"))
+    row.append((_fmt_number(r["messages_per_txn"], ".2f"), "num"))
+    if blocked:
+        row.append((fmt_seconds(r["blocked_mean"]), "num"))
+    return row
+
+
+def _pair_cells(label: str, pair: Any) -> list[tuple[str, str]]:
+    """One row of the comparison table from a row of paired_differences; the
+    mean in red when its interval shows A worse (it excludes 0 on the bad side)."""
+    interval = pair.note or "-"
+    if pair.ci_low == pair.ci_low:
+        interval = f"[{format_points(pair.ci_low)}, {format_points(pair.ci_high)}]"
+    worse = pair.ci_high < 0 if pair.metric in HIGHER_IS_BETTER else pair.ci_low > 0  # False for NaN
+    return [
+        (label, ""),
+        (f"{pair.protocol_a} - {pair.protocol_b}", ""),
+        (str(pair.metric).removesuffix("_rate"), ""),
+        (format_points(pair.mean), "num bad" if worse else "num"),
+        (interval, "num"),
+        (str(pair.seeds), "num"),
+        (f"{pair.a_worse}/{pair.a_better}/{pair.equal}", "num"),
+    ]
+
+
 def _with_rejected(table: pd.DataFrame, summary: pd.DataFrame, by_point: bool) -> pd.DataFrame:
     """``table`` (per protocol, or per grid point and protocol) with the
     arrivals the workload tried to start and how many of them were rejected,
@@ -1230,6 +1202,94 @@ class _RateLine:
     x: np.ndarray
     hits: np.ndarray
     n: np.ndarray
+
+
+#: Line styles for the values of a second swept parameter.
+_STYLES: tuple[str, ...] = ("-", "--", ":", "-.")
+
+
+@dataclass(frozen=True)
+class _Series:
+    """The rows of one line: a protocol and (``k``-th) combination of the other swept parameters."""
+
+    protocol: str
+    k: int
+    combo: dict[str, Any]
+    rows: pd.DataFrame  # sorted by ``_x``, the position on the x axis
+
+
+@dataclass(frozen=True)
+class _AxisView:
+    """How a swept parameter is drawn on an x axis: a number line or named
+    categories, and how the other swept parameters are shown: a line style
+    per combination of their values when there are at most four, else pooled."""
+
+    axis: str
+    others: list[str]
+    combos: list[dict[str, Any]]
+    split: bool
+    values: list[Any]
+    numeric: bool
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, axes: Sequence[str], axis: str) -> _AxisView:
+        others = [a for a in axes if a != axis]
+        combos = frame[others].drop_duplicates().to_dict("records") if others else [{}]
+        split = bool(others) and len(combos) <= len(_STYLES)
+        values = list(dict.fromkeys(frame[axis]))
+        return cls(axis, others, combos if split else [{}], split, values, _continuous(frame[axis]))
+
+    @property
+    def keys(self) -> list[str]:
+        """The columns to group by: one group per point of a line."""
+        return [self.axis, "protocol", *(self.others if self.split else [])]
+
+    @property
+    def pooled(self) -> str:
+        """What the lines pool over besides seeds, in words; empty if nothing."""
+        if not self.others or self.split:
+            return ""
+        return f"against {self.axis}: pooled over {', '.join(self.others)}"
+
+    def series(self, table: pd.DataFrame, protocols: Sequence[str]) -> Iterator[_Series]:
+        """The lines of ``table`` (grouped by :attr:`keys`), in protocol order."""
+        position = {v: (float(v) if self.numeric else i) for i, v in enumerate(self.values)}
+        for protocol in protocols:
+            for k, combo in enumerate(self.combos):
+                mask = table["protocol"] == protocol
+                for name, value in combo.items():
+                    mask &= table[name] == value
+                rows = table[mask]
+                if len(rows):
+                    yield _Series(protocol, k, combo, rows.assign(_x=rows[self.axis].map(position)).sort_values("_x"))
+
+    def x(self, series: _Series, protocols: Sequence[str]) -> np.ndarray:
+        """Where the points go: on a number line the values; named cases have
+        no order between them, so the lines' points stand side by side."""
+        xs = series.rows["_x"].to_numpy(float)
+        if self.numeric:
+            return xs
+        lines = [(p, k) for p in protocols for k in range(len(self.combos))]
+        return xs + (lines.index((series.protocol, series.k)) - (len(lines) - 1) / 2) * 0.8 / max(len(lines), 1)
+
+    def add_legend(self, legend: dict[str, Any], series: _Series, colour: str) -> None:
+        legend.setdefault(series.protocol, Line2D([], [], color=colour, marker="o", ms=3))
+        if self.split and series.combo:
+            text = ", ".join(f"{name}={_fmt_value(v)}" for name, v in series.combo.items())
+            legend.setdefault(text, Line2D([], [], color="#616161", ls=_STYLES[series.k]))
+
+    def decorate(self, ax: Axes) -> None:
+        """The x axis: a log scale for values spanning orders of magnitude, else categories in sweep order."""
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel(self.axis, fontsize=8)
+        if self.numeric:
+            xs = [float(v) for v in self.values]
+            if min(xs) > 0 and max(xs) / min(xs) >= 50:
+                ax.set_xscale("log")
+        else:
+            ax.set_xticks(range(len(self.values)), [_fmt_value(v) for v in self.values], rotation=30, ha="right")
+            ax.set_xlim(-0.6, len(self.values) - 0.4)
 
 
 @dataclass(frozen=True)

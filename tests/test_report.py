@@ -9,6 +9,7 @@ import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import matplotlib.colors
@@ -425,6 +426,27 @@ def test_comparison_embeds_the_paired_differences_and_the_seeds(
     assert [ax.get_xlabel().split(":")[0] for ax in axes] == [m.removesuffix("_rate") for m in drawn]
     dots = [line for line in axes[0].get_lines() if line.get_marker() == "o"]
     assert len(dots) == 1 and len(dots[0].get_xdata()) == 2  # two seeds
+
+
+@pytest.mark.parametrize(
+    ("metric", "low", "high", "red"),
+    [
+        ("inconsistent_rate", 0.01, 0.03, True),  # A has more inconsistent transactions on every reading
+        ("inconsistent_rate", -0.03, -0.01, False),
+        ("committed_rate", -0.03, -0.01, True),  # A commits fewer
+        ("committed_rate", 0.01, 0.03, False),
+        ("stuck_rate", -0.01, 0.02, False),  # the interval holds 0: no verdict
+        ("stuck_rate", float("nan"), float("nan"), False),
+    ],
+)
+def test_a_difference_is_red_only_when_the_seeds_show_a_worse(metric: str, low: float, high: float, red: bool) -> None:
+    # A row as paired_differences(...).itertuples() gives it.
+    pair = SimpleNamespace(
+        protocol_a="a", protocol_b="b", metric=metric, mean=(low + high) / 2, ci_low=low, ci_high=high, seeds=3
+    )
+    pair.__dict__.update(a_worse=2, a_better=1, equal=0, note="")
+    cells = report_module._pair_cells("", pair)
+    assert cells[3][1] == ("num bad" if red else "num")
 
 
 def test_one_protocol_has_nothing_to_pair(traced_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
