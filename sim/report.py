@@ -243,9 +243,25 @@ def _check_target(target: Path, overwrite: bool) -> None:
         raise SagasimError(f"{target}: already exists; choose another --out, or pass --overwrite to replace it")
     if not target.is_dir():
         raise SagasimError(f"{target}: exists and is not a folder; will not replace it")
-    # --overwrite replaces a previous report, never a result folder given by mistake.
-    if not (target / "index.html").exists() and any(target.iterdir()):
-        raise SagasimError(f"{target}: exists and is not a report (no index.html); will not replace it")
+    # --overwrite replaces a previous report (or an empty folder), never a
+    # result folder or a web page of the user's given by mistake.
+    if any(target.iterdir()) and not _is_report(target / "index.html"):
+        raise SagasimError(
+            f"{target}: exists and is not a report (no index.html written by sagasim); will not replace it"
+        )
+
+
+#: What the head of every report page says (templates/report.html.j2).
+_GENERATOR = b'<meta name="generator" content="sagasim '
+
+
+def _is_report(index: Path) -> bool:
+    """Whether ``index`` is a report page sagasim wrote (its head names sagasim as the generator)."""
+    try:
+        with open(index, "rb") as fh:
+            return _GENERATOR in fh.read(4096)
+    except OSError:
+        return False
 
 
 # ====================================================================== the page
