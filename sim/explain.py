@@ -328,7 +328,12 @@ class _Story:
         events, mine, said = self.run_events, self.mine, []
         nodes = set(mine["node"])
         crashes = events[(events["kind"] == "crash") & events["node"].isin(nodes)]
-        for crash in crashes[crashes["time"].between(self.t0, mine["time"].iloc[-1])].itertuples():
+        during = crashes[crashes["time"].between(self.t0, mine["time"].iloc[-1])]
+        if not mine["kind"].isin(["end", "terminal"]).any():
+            # Never ended: the coordinator's first crash after its last word may be why (it forgot).
+            after = crashes[(crashes["node"] == self.believer) & (crashes["time"] > mine["time"].iloc[-1])]
+            during = pd.concat([during, after.iloc[:1]])
+        for crash in during.itertuples():
             restarts = events[
                 (events["kind"] == "restart") & (events["node"] == crash.node) & (events["time"] > crash.time)
             ]
