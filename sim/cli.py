@@ -736,7 +736,6 @@ def _print_comparison(
 ) -> None:
     """The `compare` output: the protocol table, the pairs table, the replay line."""
     from sim.compare import paired_differences, protocol_table
-    from sim.metrics import format_interval, format_rate
 
     table = protocol_table(result).set_index("protocol").loc[protocols]
     _out.print(
@@ -749,18 +748,7 @@ def _print_comparison(
     for name in protocols:
         grid.add_column(escape(name), justify="right")
     grid.add_row("transactions", *(str(int(n)) for n in table["transactions"]))
-    for outcome in OUTCOMES:
-        if outcome == "aborted" and not table["aborted"].any():
-            continue  # only two-phase commit aborts
-        rates, intervals = [], []
-        for name in protocols:
-            row = table.loc[name]
-            bad = outcome in ("inconsistent", "stuck") and row[outcome] > 0
-            rate = format_rate(row[f"{outcome}_rate"])
-            rates.append(f"[red]{rate}[/red]" if bad else rate)
-            intervals.append(escape(format_interval(row[f"{outcome}_rate_low"], row[f"{outcome}_rate_high"])))
-        grid.add_row(outcome, *rates)
-        grid.add_row("  95% interval", *intervals, style="dim")
+    _add_outcome_rows(grid, table, protocols)
     grid.add_row("latency p50", *(_seconds(x) for x in table["latency_p50"]))
     grid.add_row("latency p99", *(_seconds(x) for x in table["latency_p99"]))
     grid.add_row("time to consistency p99", *(_seconds(x) for x in table["time_to_consistency_p99"]))
@@ -785,6 +773,24 @@ def _print_comparison(
             soft_wrap=True,
         )
         _out.print(f"replay it: {escape(command)}", soft_wrap=True)
+
+
+def _add_outcome_rows(grid: Table, table: pd.DataFrame, protocols: list[str]) -> None:
+    """Per outcome, a row of rates (red where inconsistent or stuck happened) and a row of 95% intervals."""
+    from sim.metrics import format_interval, format_rate
+
+    for outcome in OUTCOMES:
+        if outcome == "aborted" and not table["aborted"].any():
+            continue  # only two-phase commit aborts
+        rates, intervals = [], []
+        for name in protocols:
+            row = table.loc[name]
+            bad = outcome in ("inconsistent", "stuck") and row[outcome] > 0
+            rate = format_rate(row[f"{outcome}_rate"])
+            rates.append(f"[red]{rate}[/red]" if bad else rate)
+            intervals.append(escape(format_interval(row[f"{outcome}_rate_low"], row[f"{outcome}_rate_high"])))
+        grid.add_row(outcome, *rates)
+        grid.add_row("  95% interval", *intervals, style="dim")
 
 
 def _print_pairs(pairs: pd.DataFrame) -> None:
@@ -931,8 +937,9 @@ def explain_command(results: Path, txn: str | None) -> None:
     )
     for sentence in story.sentences:  # Markdown, bold marks left out: `settings` stay easy to spot
         _out.print("- " + escape(sentence.replace("**", "")), soft_wrap=True)
-    if len(story.steps):
-        table = Table(title="events per step", title_justify="left")
+    if len(story.steps) and len(story.steps.columns):
+        _out.print("events per step:")
+        table = Table()
         table.add_column("step")
         for kind in story.steps.columns:
             table.add_column(str(kind), justify="right")

@@ -17,6 +17,7 @@ hand-written text, so the story changes when the data does.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -198,12 +199,24 @@ class _Story:
             said.append(
                 f"{_a(loss.message).capitalize()} to {loss.peer}{about} was lost at {_fmt(loss.time - self.t0)}."
             )
-        mine = self.mine
-        for drop in mine[(mine["kind"] == "drop") & mine["detail"].str.startswith("node down")].itertuples():
-            what = MESSAGES.get(str(drop.detail).rpartition(" ")[2], "message")
+        said.extend(self._dropped_while_down())
+        return said
+
+    def _dropped_while_down(self) -> list[str]:
+        """Messages of the transaction that reached a crashed node: one sentence per node."""
+        mine, said = self.mine, []
+        drops = mine[(mine["kind"] == "drop") & mine["detail"].str.startswith("node down")]
+        for node, group in drops.groupby("node", sort=False):
+            codes = [str(d).rpartition(" ")[2] for d in group["detail"]]
+            whats = [MESSAGES.get(code, code or "message") for code in codes]
+            first, last = _fmt(group["time"].min() - self.t0), _fmt(group["time"].max() - self.t0)
+            if len(group) == 1:
+                said.append(f"{_a(whats[0]).capitalize()} reached the {node} at {first} while it was down: dropped.")
+                continue
+            kinds = ", ".join(f"{what} x{n}" for what, n in Counter(whats).items())
             said.append(
-                f"{_a(what).capitalize()} reached the {drop.node} at {_fmt(drop.time - self.t0)} while it was down: "
-                "dropped."
+                f"{len(group)} messages ({kinds}) reached the {node} while it was down, "
+                f"from {first} to {last}: dropped."
             )
         return said
 

@@ -129,6 +129,22 @@ def test_a_crash_after_the_last_event_counts_only_for_a_transaction_that_never_e
     assert crashes == (["The orchestrator crashed at +700.0 ms; " + crashes[0].split("; ", 1)[1]] if said else [])
 
 
+@pytest.mark.parametrize("copies", [1, 3])
+def test_messages_dropped_at_a_down_node_make_one_sentence_per_node(copies: int) -> None:
+    trace = events(
+        (1.0, "orchestrator", "begin", "", ""),
+        *[(1.1 + i / 10, "orchestrator", "drop", "", "node down: rep") for i in range(copies)],
+    )
+    story = explain_transaction(row(), trace, load_scenario(NAIVE))
+    dropped = [s for s in story.sentences if "while it was down" in s]
+    if copies == 1:
+        assert dropped == ["A reply reached the orchestrator at +100.0 ms while it was down: dropped."]
+    else:
+        assert dropped == [
+            "3 messages (reply x3) reached the orchestrator while it was down, from +100.0 ms to +300.0 ms: dropped."
+        ]
+
+
 def test_a_transaction_without_events_is_refused() -> None:
     with pytest.raises(ValueError, match="transaction 7: no events in the trace"):
         explain_transaction(row(), events(), load_scenario(NAIVE))
