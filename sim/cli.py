@@ -132,7 +132,7 @@ def _seed_options(default: str) -> Callable[[Callable[..., Any]], Callable[..., 
             multiple=True,
             metavar="SEEDS",
             help=f"Seeds to run: {SEEDS_SPELLING}. Repeatable, and combines with --seed: every seed "
-            f"named by either runs once, in the order given (--seeds first). Default: {default}.",
+            f"named by either runs once, those of --seeds first, then those of --seed. Default: {default}.",
         )(command)
         return click.option(
             "--seed",
