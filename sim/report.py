@@ -870,6 +870,10 @@ class _Page:
         if row["latency"] == row["latency"]:
             facts += f", finished after {fmt_seconds(row['latency'])}"
         section.paragraphs.append(f"Shown: {choice.why}. {facts}. Events {source}.")
+        from sim.explain import explain_transaction  # here: sim.explain imports this module
+
+        story = explain_transaction(row, events, self.ds.scenario_for(run_id))
+        section.paragraphs.append("What happened (sagasim explain): " + " ".join(story.plain()))
         section.paragraphs.append(
             "One lane per node; time runs left to right from the transaction's start. Arrows are messages "
             "(blue: compensation), labelled with their step; a cross marks a message lost on the network or at "
