@@ -6,33 +6,37 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from sim.compare import (
-    SEED_LIMIT,
-    SEEDS_SPELLING,
-    format_seeds,
-    paired_differences,
-    parse_seeds,
-    protocol_table,
-    reproduce_command,
-    worst_transaction,
-)
+# Only light modules at the top: `sagasim --help` and `--version` must not wait
+# for pandas, scipy or pydantic (seconds on a cold start); each command imports
+# what it runs on.
 from sim.errors import SagasimError
 from sim.files import folder_problem
 from sim.limits import MAX_RUNS, check_runs
-from sim.metrics import OUTCOMES, format_interval, format_rate, wilson
-from sim.result import Result
-from sim.runner import Model, RunOutput
-from sim.scenario import PROTOCOLS, Scenario, load_scenario
+from sim.names import OUTCOMES, PROTOCOLS
+from sim.seeds import SEED_LIMIT, SEEDS_SPELLING, format_seeds, parse_seeds
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from sim.result import Result
+    from sim.runner import RunOutput
+    from sim.scenario import Scenario
 
 EXIT_OK = 0
 EXIT_FAIL_ON = 1
@@ -114,18 +118,54 @@ _max_runs_option = click.option(
 )
 
 
+def _seed_options(default: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--seed N`` (repeatable) and ``--seeds SPEC`` (repeatable), the same on
+    ``run``, ``compare`` and ``sweep``; ``default`` says where the seeds come
+    from when neither is given. Read by :func:`_chosen_seeds` once
+    ``--max-runs`` is known."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--seeds",
+            "-s",
+            "seeds",
+            multiple=True,
+            metavar="SEEDS",
+            help=f"Seeds to run: {SEEDS_SPELLING}. Repeatable, and combines with --seed: every seed "
+            f"named by either runs once, those of --seeds first, then those of --seed. Default: {default}.",
+        )(command)
+        return click.option(
+            "--seed",
+            "seed",
+            multiple=True,
+            type=click.IntRange(min=0, max=SEED_LIMIT - 1),
+            metavar="N",
+            help="One seed to run (repeatable); --seed 3 --seed 7 is --seeds 3,7.",
+        )(command)
+
+    return decorate
+
+
+def _chosen_seeds(seed: tuple[int, ...], seeds: tuple[str, ...], max_runs: int) -> list[int] | None:
+    """The seeds of ``--seeds`` then ``--seed``, each once, in order; None when
+    neither was given. A spelling that names more than ``max_runs`` seeds is
+    refused before any list is built."""
+    if not seed and not seeds:
+        return None
+    chosen: list[int] = []
+    for text in seeds:
+        try:
+            chosen.extend(parse_seeds(text, limit=max_runs))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--seeds'") from None
+    chosen.extend(seed)
+    return list(dict.fromkeys(chosen))
+
+
 @cli.command("run", epilog=_RUN_EXAMPLES)
 @click.argument("scenario", type=click.Path(path_type=Path))
 @_protocol_option
-@click.option(
-    "--seed",
-    "-s",
-    "seeds",
-    multiple=True,
-    type=click.IntRange(min=0, max=SEED_LIMIT - 1),
-    metavar="N",
-    help="Seed to run (repeatable; default: the scenario's run.seeds).",
-)
+@_seed_options("the scenario's run.seeds")
 @_set_option
 @_out_option
 @click.option("--trace", is_flag=True, help="Record every event into events.parquet (slower).")
@@ -135,7 +175,8 @@ _max_runs_option = click.option(
 def run_command(
     scenario: Path,
     protocols: tuple[str, ...],
-    seeds: tuple[int, ...],
+    seed: tuple[int, ...],
+    seeds: tuple[str, ...],
     overrides: tuple[str, ...],
     out: Path | None,
     trace: bool,
@@ -148,10 +189,13 @@ def run_command(
 
     Exit status: 0 when done, 1 when --fail-on matched, 2 on bad input.
     """
+    from sim.scenario import load_scenario
+
     failing = _parse_fail_on(fail_on)
+    given_seeds = _chosen_seeds(seed, seeds, max_runs)
     loaded = load_scenario(scenario, list(overrides))
     chosen = _choose_protocols(loaded, protocols)
-    chosen_seeds = list(dict.fromkeys(seeds)) or list(loaded.run.seeds)
+    chosen_seeds = given_seeds or list(loaded.run.seeds)
     check_runs(len(chosen) * len(chosen_seeds), max_runs, f"{len(chosen)} protocols x {len(chosen_seeds)} seeds")
     target = _target_folder(loaded, out)
 
@@ -218,6 +262,8 @@ def validate_command(scenarios: tuple[Path, ...], overrides: tuple[str, ...]) ->
 
     Exit status: 0 when every file is valid, 2 otherwise.
     """
+    from sim.scenario import load_scenario
+
     bad = 0
     for path in scenarios:
         try:
@@ -259,6 +305,8 @@ def list_command(directory: Path) -> None:
     Exit status: 0 when every file is valid, 2 when one is invalid or
     DIRECTORY does not exist.
     """
+    from sim.scenario import load_scenario
+
     if not directory.exists():
         default = directory == Path("scenarios")
         hint = "; run sagasim list from the project folder, or name a directory" if default else ""
@@ -311,25 +359,9 @@ Examples:
 """
 
 
-def _seeds_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--seeds/-s`` in the ``1..10,20`` spelling, read by :func:`_parse_seeds_option`
-    once ``--max-runs`` is known."""
-    return click.option("--seeds", "-s", "seeds", default=None, metavar="SEEDS", help=what)
-
-
-def _parse_seeds_option(text: str | None, max_runs: int) -> list[int] | None:
-    """``--seeds 1..10,20`` as a list; at most ``max_runs`` seeds are ever listed."""
-    if text is None:
-        return None
-    try:
-        return parse_seeds(text, limit=max_runs)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--seeds'") from None
-
-
 @cli.command("compare", epilog=_COMPARE_EXAMPLES)
 @click.argument("scenario", type=click.Path(path_type=Path))
-@_seeds_option(f"Seeds every protocol runs: {SEEDS_SPELLING}. Default: the scenario's run.seeds.")
+@_seed_options("the scenario's run.seeds")
 @_protocol_option
 @_set_option
 @_out_option
@@ -338,7 +370,8 @@ def _parse_seeds_option(text: str | None, max_runs: int) -> list[int] | None:
 @_max_runs_option
 def compare_command(
     scenario: Path,
-    seeds: str | None,
+    seed: tuple[int, ...],
+    seeds: tuple[str, ...],
     protocols: tuple[str, ...],
     overrides: tuple[str, ...],
     out: Path | None,
@@ -360,8 +393,11 @@ def compare_command(
 
     Exit status: 0 when done, 1 when --fail-on matched, 2 on bad input.
     """
+    from sim.compare import reproduce_command, worst_transaction
+    from sim.scenario import load_scenario
+
     failing = _parse_fail_on(fail_on)
-    given_seeds = _parse_seeds_option(seeds, max_runs)
+    given_seeds = _chosen_seeds(seed, seeds, max_runs)
     loaded = load_scenario(scenario, list(overrides))
     chosen = _choose_protocols(loaded, protocols)
     chosen_seeds = given_seeds or list(loaded.run.seeds)
@@ -390,7 +426,7 @@ Examples:
 
 @cli.command("sweep", epilog=_SWEEP_EXAMPLES)
 @click.argument("sweep_file", metavar="SWEEP", type=click.Path(path_type=Path))
-@_seeds_option(f"Seeds every grid point and protocol runs: {SEEDS_SPELLING}. Default: the sweep file's seeds.")
+@_seed_options("the sweep file's seeds")
 @_protocol_option
 @_set_option
 @_out_folder(
@@ -416,7 +452,8 @@ Examples:
 @_max_runs_option
 def sweep_command(
     sweep_file: Path,
-    seeds: str | None,
+    seed: tuple[int, ...],
+    seeds: tuple[str, ...],
     protocols: tuple[str, ...],
     overrides: tuple[str, ...],
     out: Path | None,
@@ -452,7 +489,7 @@ def sweep_command(
         raise click.UsageError("--workers sets local processes; with --scheduler the cluster's workers run the sweep")
     sweep = load_sweep(
         sweep_file,
-        seeds=_parse_seeds_option(seeds, max_runs),
+        seeds=_chosen_seeds(seed, seeds, max_runs),
         protocols=protocols or None,
         overrides=list(overrides) or None,
         max_runs=max_runs,
@@ -464,9 +501,7 @@ def sweep_command(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} runs"),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
+        *_time_columns(),
         console=_err,
         transient=True,
         disable=not show,
@@ -524,6 +559,8 @@ def caused_by_interrupt(exc: BaseException) -> bool:
 
 def _print_sweep_table(table: pd.DataFrame, axes: list[str]) -> None:
     """One row per grid point and protocol, pooled over seeds."""
+    from sim.metrics import format_rate
+
     # Dotted keys are long: the header shows the last part, a line above names the key.
     headers = {a: a.rsplit(".", 1)[-1] for a in axes}
     for axis, header in headers.items():
@@ -583,6 +620,12 @@ def _default_out(scenario: Scenario) -> Path:
     return candidate
 
 
+def _time_columns() -> list[ProgressColumn]:
+    """Progress columns that say which time is which: ``elapsed 0:00:20 left 0:00:08``
+    (unlabelled, the two clocks read as one duration)."""
+    return [TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn()]
+
+
 def _run_with_progress(
     scenario: Scenario,
     protocols: list[str],
@@ -591,6 +634,8 @@ def _run_with_progress(
     overrides: list[str],
     quiet: bool,
 ) -> Result:
+    from sim.result import Result
+    from sim.runner import Model
     from sim.scenario import parse_overrides
 
     end = scenario.run.duration + scenario.run.drain
@@ -600,8 +645,7 @@ def _run_with_progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        *_time_columns(),
         console=_err,
         transient=True,
         disable=not show,
@@ -628,6 +672,8 @@ def _run_with_progress(
 
 
 def _print_protocol_table(result: Result, protocol: str) -> None:
+    from sim.metrics import format_interval, format_rate, wilson
+
     txns = result.transactions[result.transactions["protocol"] == protocol]
     summary = result.summary[result.summary["protocol"] == protocol]
     n = len(txns)
@@ -689,6 +735,8 @@ def _print_comparison(
     result: Result, protocols: list[str], seeds: list[int], worst: pd.Series | None, command: str | None
 ) -> None:
     """The `compare` output: the protocol table, the pairs table, the replay line."""
+    from sim.compare import paired_differences, protocol_table
+
     table = protocol_table(result).set_index("protocol").loc[protocols]
     _out.print(
         f"[bold]compare[/bold]: {escape(result.scenario.name)} (seeds {format_seeds(seeds)}; "
@@ -700,18 +748,7 @@ def _print_comparison(
     for name in protocols:
         grid.add_column(escape(name), justify="right")
     grid.add_row("transactions", *(str(int(n)) for n in table["transactions"]))
-    for outcome in OUTCOMES:
-        if outcome == "aborted" and not table["aborted"].any():
-            continue  # only two-phase commit aborts
-        rates, intervals = [], []
-        for name in protocols:
-            row = table.loc[name]
-            bad = outcome in ("inconsistent", "stuck") and row[outcome] > 0
-            rate = format_rate(row[f"{outcome}_rate"])
-            rates.append(f"[red]{rate}[/red]" if bad else rate)
-            intervals.append(escape(format_interval(row[f"{outcome}_rate_low"], row[f"{outcome}_rate_high"])))
-        grid.add_row(outcome, *rates)
-        grid.add_row("  95% interval", *intervals, style="dim")
+    _add_outcome_rows(grid, table, protocols)
     grid.add_row("latency p50", *(_seconds(x) for x in table["latency_p50"]))
     grid.add_row("latency p99", *(_seconds(x) for x in table["latency_p99"]))
     grid.add_row("time to consistency p99", *(_seconds(x) for x in table["time_to_consistency_p99"]))
@@ -736,6 +773,24 @@ def _print_comparison(
             soft_wrap=True,
         )
         _out.print(f"replay it: {escape(command)}", soft_wrap=True)
+
+
+def _add_outcome_rows(grid: Table, table: pd.DataFrame, protocols: list[str]) -> None:
+    """Per outcome, a row of rates (red where inconsistent or stuck happened) and a row of 95% intervals."""
+    from sim.metrics import format_interval, format_rate
+
+    for outcome in OUTCOMES:
+        if outcome == "aborted" and not table["aborted"].any():
+            continue  # only two-phase commit aborts
+        rates, intervals = [], []
+        for name in protocols:
+            row = table.loc[name]
+            bad = outcome in ("inconsistent", "stuck") and row[outcome] > 0
+            rate = format_rate(row[f"{outcome}_rate"])
+            rates.append(f"[red]{rate}[/red]" if bad else rate)
+            intervals.append(escape(format_interval(row[f"{outcome}_rate_low"], row[f"{outcome}_rate_high"])))
+        grid.add_row(outcome, *rates)
+        grid.add_row("  95% interval", *intervals, style="dim")
 
 
 def _print_pairs(pairs: pd.DataFrame) -> None:
@@ -845,6 +900,54 @@ def report_command(results: Path, out: Path | None, txn: str | None, overwrite: 
             _err.print("interrupted: no report was written")
             sys.exit(130)
     _out.print(escape(str(index)), soft_wrap=True)
+
+
+_EXPLAIN_EXAMPLES = """
+\b
+Examples:
+  sagasim explain results/naive-orchestrator/20250101-120000
+  sagasim explain results/naive --txn 42
+  sagasim explain results/sweeps/payment-failure --txn payment-failure/p0/orchestration/1:17
+"""
+
+
+@cli.command("explain", epilog=_EXPLAIN_EXAMPLES)
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option(
+    "--txn",
+    default=None,
+    metavar="TXN",
+    help="Transaction to explain: TXN_ID when RESULTS holds one run, else RUN_ID:TXN_ID "
+    "(RUN_ID as in transactions.parquet). Default: the worst one, as `sagasim report` picks it.",
+)
+def explain_command(results: Path, txn: str | None) -> None:
+    """Say what happened to one transaction of RESULTS (a result folder or a
+    sweep dataset), in words: what the coordinator believed and what the
+    checker found, the effects applied, and the events and scenario settings
+    behind each anomaly (a timeout that did not prove nothing happened, a
+    retry without an idempotency key, a crash that forgot the saga, a lost
+    message); then how many events of each kind each step had. Untraced runs
+    are replayed with tracing (runs are deterministic: the same transaction).
+
+    Exit status: 0 when explained, 2 on bad input (not a result, a bad --txn).
+    """
+    from sim.explain import explain
+
+    story = explain(results, txn)
+    _out.print(
+        f"[bold]transaction {story.txn_id}[/bold] of {escape(story.run_id)}: {escape(story.chosen)}", soft_wrap=True
+    )
+    for sentence in story.sentences:  # Markdown, bold marks left out: `settings` stay easy to spot
+        _out.print("- " + escape(sentence.replace("**", "")), soft_wrap=True)
+    if len(story.steps) and len(story.steps.columns):
+        _out.print("events per step:")
+        table = Table()
+        table.add_column("step")
+        for kind in story.steps.columns:
+            table.add_column(str(kind), justify="right")
+        for step, counts in story.steps.iterrows():
+            table.add_row(escape(str(step)), *(str(int(n)) for n in counts))
+        _out.print(table)
 
 
 def main() -> None:

@@ -136,8 +136,11 @@ def connect(scheduler: Any) -> tuple[Any, bool]:
     worker runs this version of sagasim: results are identical only then."""
     try:
         from dask.distributed import Client
-    except ImportError:  # pragma: no cover - dask is a dependency
-        raise SagasimError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+    except ImportError as exc:  # dask is an extra: only --scheduler needs it
+        raise SagasimError(
+            f"--scheduler {scheduler}: running on a Dask cluster needs the dask extra, which is not installed "
+            f"({exc}); install it with: pip install 'sagasim[dask]'"
+        ) from None
     if isinstance(scheduler, Client):
         client, own = scheduler, False
     else:

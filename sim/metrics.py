@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 
 from sim.checker import ANOMALIES
+from sim.names import OUTCOMES as OUTCOMES  # defined without pandas/pydantic for the CLI
 from sim.world.faults import FaultRecord
 from sim.world.trace import TraceEvent
-
-OUTCOMES: tuple[str, ...] = ("committed", "compensated", "aborted", "inconsistent", "stuck")
 
 #: The contract columns of ``transactions.parquet``, in order.
 TRANSACTION_COLUMNS: tuple[str, ...] = (

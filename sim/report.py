@@ -269,9 +269,25 @@ def _check_target(target: Path, overwrite: bool) -> None:
         raise SagasimError(f"{target}: already exists; choose another --out, or pass --overwrite to replace it")
     if not target.is_dir():
         raise SagasimError(f"{target}: exists and is not a folder; will not replace it")
-    # --overwrite replaces a previous report, never a result folder given by mistake.
-    if not (target / "index.html").exists() and any(target.iterdir()):
-        raise SagasimError(f"{target}: exists and is not a report (no index.html); will not replace it")
+    # --overwrite replaces a previous report (or an empty folder), never a
+    # result folder or a web page of the user's given by mistake.
+    if any(target.iterdir()) and not _is_report(target / "index.html"):
+        raise SagasimError(
+            f"{target}: exists and is not a report (no index.html written by sagasim); will not replace it"
+        )
+
+
+#: What the head of every report page says (templates/report.html.j2).
+_GENERATOR = b'<meta name="generator" content="sagasim '
+
+
+def _is_report(index: Path) -> bool:
+    """Whether ``index`` is a report page sagasim wrote (its head names sagasim as the generator)."""
+    try:
+        with open(index, "rb") as fh:
+            return _GENERATOR in fh.read(4096)
+    except OSError:
+        return False
 
 
 # ====================================================================== the page
@@ -1038,6 +1054,10 @@ class _Page:
         if row["latency"] == row["latency"]:
             facts += f", finished after {fmt_seconds(row['latency'])}"
         section.paragraphs.append(f"Shown: {choice.why}. {facts}. Events {source}.")
+        from sim.explain import explain_transaction  # here: sim.explain imports this module
+
+        story = explain_transaction(row, events, self.ds.scenario_for(run_id))
+        section.paragraphs.append("What happened (sagasim explain): " + " ".join(story.plain()))
         section.paragraphs.append(
             "One lane per node; time runs left to right from the transaction's start. Arrows are messages "
             "(blue: compensation), labelled with their step; a cross marks a message lost on the network or at "

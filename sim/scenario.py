@@ -32,10 +32,8 @@ from pydantic import (
 
 from sim.errors import ScenarioError, did_you_mean, show_value
 from sim.files import InputFileError, read_input_text
+from sim.names import PROTOCOLS as PROTOCOLS  # defined without pandas/pydantic for the CLI
 from sim.world import distributions as dists
-
-#: Protocols a scenario may ask for.
-PROTOCOLS: tuple[str, ...] = ("orchestration", "2pc", "choreography")
 
 #: Every node of each protocol beyond the participants (choreography: the
 #: broker and the saga tracker).

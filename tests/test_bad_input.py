@@ -104,6 +104,10 @@ def test_an_out_that_cannot_be_made_is_refused_before_simulating(
             "faults[0]: business_failure + transient_failure must be <= 1 (they are per-attempt probabilities "
             "of exclusive outcomes), got 1.3",
         ),
+        (
+            'nemesis.failure_rate={target="payment", mtbf=5.0, business_failure=0.5, transient_failure=0.51}',
+            "nemesis: failure_rate: business_failure + transient_failure must be <= 1",
+        ),
     ],
 )
 def test_validate_refuses_what_would_never_finish(
@@ -399,6 +403,17 @@ def test_a_second_resume_of_one_sweep_is_refused_while_the_first_runs(
         with pytest.raises(SagasimError, match="another sagasim process is running or resuming this sweep"):
             run_sweep(tiny_sweep(), out, workers=1, resume=True)
         assert (out / SWEEP_PENDING).exists()
+        # The command line says so with exit status 2 (a sweep file of its own, on a folder of its own).
+        cli_out = tmp_path / "cli"
+        cli_out.mkdir()
+        (cli_out / SWEEP_PENDING).write_text("{}")
+        with open(cli_out / ".lock", "a") as cli_held:
+            fcntl.flock(cli_held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            sweep_file = tmp_path / "s.toml"
+            sweep_file.write_text(f'scenario = "{HAPPY}"\nseeds = [1]\n')
+            code, _, err = sagasim(capsys, "sweep", sweep_file, "--out", cli_out, "--resume", "--quiet")
+            assert code == 2
+            assert f"--out {cli_out}: another sagasim process is running or resuming this sweep" in one_line(err)
     dataset = run_sweep(tiny_sweep(), out, workers=1, resume=True)
     assert len(dataset.summary) == 4
     assert sorted(p.name for p in out.iterdir()) == ["faults", "summary.parquet", "sweep.json", "transactions"]

@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 import sim.cli
+import sim.runner
 from sim.compare import (
     format_seeds,
     paired_differences,
@@ -395,7 +396,7 @@ def test_compare_pairs_protocols_by_seed(capsys, tmp_path: Path, monkeypatch: py
                 super().__init__(scenario, protocol, seed, trace)
 
     monkeypatch.setattr(sim.cli, "PROTOCOLS", (*sim.cli.PROTOCOLS, "robust"))
-    monkeypatch.setattr(sim.cli, "Model", TwoProtocols)
+    monkeypatch.setattr(sim.runner, "Model", TwoProtocols)  # the CLI imports it when it runs
     out_dir = tmp_path / "pair"
     code, out, err = run_compare(
         capsys, NAIVE, "--seeds", "1..3", "-p", "orchestration", "-p", "robust", "--out", out_dir, *THIN

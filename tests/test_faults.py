@@ -528,3 +528,52 @@ def test_work_past_the_end_of_the_run_is_not_booked() -> None:
     started = result.transactions.iloc[0]["started_at"]
     expected = (31.0 - started - 0.001) / 31.0  # from its arrival at payment to the end
     assert result.summary.iloc[0]["utilization_payment"] == pytest.approx(expected)
+
+
+def test_an_urgent_deadline_at_the_resume_instant_goes_before_a_reply_held_then() -> None:
+    # The broker's rule (a timeout goes first at its instant) holds in the
+    # replay too: the deadline of 2.0, re-armed while replaying the wake-up of
+    # 1.5, expires before the reply that arrived at 2.0 itself.
+    from sim.world.core import World
+    from sim.world.node import Node
+    from sim.world.timers import DeadlineQueue
+
+    world = World(seed=1)
+    log: list[tuple[str, int, float | None]] = []
+    answered: set[int] = set()
+
+    class Owner(Node):
+        def handle(self, msg: tuple) -> None:
+            log.append(("reply", msg[2], self.replaying_at))
+            answered.add(msg[2])
+
+    owner = Owner(world, "owner")
+    queue = DeadlineQueue(
+        world, 0.5, lambda t: t not in answered, lambda t: log.append(("timeout", t, owner.replaying_at)),
+        owner=owner, first=True,
+    )  # fmt: skip
+    world.at(2.0, owner.receive, ("rep", "x", 1))
+    world.at(1.0, lambda _: queue.add(0))
+    world.at(1.5, lambda _: queue.add(1))
+    world.at(1.2, owner.pause)
+    world.at(2.0, owner.resume)
+    world.run(3.0)
+    assert log == [("timeout", 0, 1.5), ("timeout", 1, 2.0), ("reply", 1, 2.0)]
+
+
+def test_a_pause_that_lasts_to_the_end_of_the_workload_is_healed() -> None:
+    # No duration: paused until the workload ends, then the drain resumes it.
+    faults = [{"kind": "pause", "target": "payment", "at": 8.0}]
+    txns = sim.run(order_scenario({"run.duration": 10.0, "faults": faults}), seed=1).transactions
+    assert (txns["outcome"] == "committed").all()
+
+
+def test_a_node_down_and_paused_at_the_end_of_the_workload_comes_back_running() -> None:
+    faults = [
+        {"kind": "crash", "target": "payment", "at": 8.0},
+        {"kind": "pause", "target": "payment", "at": 8.5},
+    ]
+    result = sim.run(order_scenario({"run.duration": 10.0, "faults": faults}), seed=1, trace=True)
+    assert (result.transactions["outcome"] != "stuck").all()
+    kinds = result.events.query("node == 'payment' and txn_id == -1")[["time", "kind"]].values.tolist()
+    assert kinds == [[8.0, "crash"], [8.5, "pause"], [10.0, "restart"]]

@@ -92,10 +92,34 @@ def kernel_specs(tmp_path_factory: pytest.TempPathFactory) -> KernelSpecManager:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, kernel_specs: KernelSpecManager) -> None:
+    run_notebook(path, SMALL.get(path.name, {}), tmp_path, kernel_specs)
+
+
+def test_incident_notebook_follows_its_own_advice(tmp_path: Path, kernel_specs: KernelSpecManager) -> None:
+    """Its "where to go from here": SCENARIO set to the robust scenario, where
+    nothing ends inconsistent or stuck; it explains a compensated one instead."""
+    path = NOTEBOOK_DIR / "incident-deep-dive.ipynb"
+    robust = {**SMALL[path.name], "SCENARIO": "../scenarios/robust-orchestrator.toml"}
+    nb = run_notebook(path, robust, tmp_path, kernel_specs)
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "chosen: the first compensated transaction" in printed
+    stories = [
+        o["data"]["text/markdown"]
+        for c in nb.cells
+        for o in c.get("outputs", [])
+        if "text/markdown" in o.get("data", {})
+    ]
+    assert any("the checker says **compensated**" in story for story in stories), stories
+
+
+def run_notebook(
+    path: Path, parameters: dict[str, Any], tmp_path: Path, kernel_specs: KernelSpecManager
+) -> nbformat.NotebookNode:
+    """Run ``path`` with ``parameters`` injected and check it ran clean; returns the executed notebook."""
     nb = read(path)
     index = parameters_cell(nb)
     out = tmp_path / "out"
-    small = {**SMALL.get(path.name, {}), "OUT": str(out)}
+    small = {**parameters, "OUT": str(out)}
     # Like papermill: a cell after the parameters cell overrides its values.
     injected = nbformat.v4.new_code_cell("\n".join(f"{name} = {value!r}" for name, value in small.items()))
     injected.metadata["tags"] = ["injected-parameters"]
@@ -120,3 +144,4 @@ def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, kernel_specs: K
     # The injected OUT is where everything went: nothing new in the default folder.
     assert [p for p in out.rglob("*") if p.is_file()], f"{path.name} wrote nothing into the injected OUT"
     assert listing(DEFAULT_OUT) == before, f"{path.name} wrote into {DEFAULT_OUT}, not the injected OUT"
+    return nb

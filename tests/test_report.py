@@ -709,16 +709,24 @@ def test_replay_gives_the_recorded_trace(traced_dir: Path) -> None:
 def test_refuses_to_replace_a_folder_unless_asked(result_dir: Path, tmp_path: Path, summary_only: None) -> None:
     target = tmp_path / "rep"
     build_report(result_dir, target)
-    (target / "index.html").write_text("old")
+    (target / "stale.png").write_text("old")
     with pytest.raises(SagasimError, match="already exists; choose another --out, or pass --overwrite"):
         build_report(result_dir, target)
-    assert (target / "index.html").read_text() == "old"
+    assert (target / "stale.png").read_text() == "old"
     build_report(result_dir, target, overwrite=True)
     assert read(target / "index.html").sections == ["summary"]
+    assert not (target / "stale.png").exists()
     # --overwrite replaces a report, never a result folder given by mistake.
     with pytest.raises(SagasimError, match="is not a report"):
         build_report(result_dir, result_dir, overwrite=True)
     assert (result_dir / "run.json").exists()
+    # ... nor a web page of the user's: an index.html that sagasim did not write.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<html><head><title>my site</title></head></html>")
+    with pytest.raises(SagasimError, match=r"is not a report \(no index.html written by sagasim\)"):
+        build_report(result_dir, site, overwrite=True)
+    assert (site / "index.html").read_text().startswith("<html><head><title>my site")
 
 
 def test_an_interrupted_build_leaves_no_report(
@@ -735,10 +743,11 @@ def test_an_interrupted_build_leaves_no_report(
 
     old = tmp_path / "old"
     old.mkdir()
-    (old / "index.html").write_text("previous report")
+    previous = '<html><head><meta name="generator" content="sagasim 0.1.0"></head>previous report</html>'
+    (old / "index.html").write_text(previous)
     with pytest.raises(RuntimeError):
         build_report(result_dir, old, overwrite=True)
-    assert (old / "index.html").read_text() == "previous report"
+    assert (old / "index.html").read_text() == previous
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
 
 

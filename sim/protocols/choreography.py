@@ -74,6 +74,7 @@ from sim.protocols.base import CoordinatorView
 from sim.protocols.retry import Backoff
 from sim.world.broker import BROKER, INF, Broker
 from sim.world.effects import COMPENSATE, FORWARD
+from sim.world.fates import Counter
 from sim.world.network import command_role, reply_role
 from sim.world.node import Node
 from sim.world.participant import FAIL, HANG, REFUSE, SUCCEED
@@ -189,6 +190,7 @@ class Publisher:
         self.confirmed: dict[int, None] | None = None  # an outbox's rows, removed when confirmed
         self.resends = 0
         self.dropped = 0
+        self._publishes = Counter()
         self._unswept = SWEEP_EVERY
         # set by direct(): confirms and acks without events
         self.lazy = False
@@ -301,7 +303,11 @@ class Publisher:
             world.messages[entry[0]] += 1
             world.at(self._up(), self._store, msg)
         else:
-            self.network.send(self.name, BROKER, msg, self.protocol.publish_roles.get(entry[1], -1), entry[3])
+            # The n-th publish of this event by this publisher, counted across
+            # crashes and restarts (an outbox replay is a later publish, not a
+            # first one again): what the n-th final answer is in an orchestration.
+            attempt = self._publishes.next(entry[0], entry[1])
+            self.network.send(self.name, BROKER, msg, self.protocol.publish_roles.get(entry[1], -1), attempt)
         deadlines = self.deadlines
         entry[_DEADLINE] = deadline = self.world.env._now + deadlines.delay
         entry[_TIMED] = True
@@ -759,6 +765,8 @@ class ChoreographyProtocol:
                 self.routes[failed(i)] = (j, COMPENSATE)
                 self.routes[undone(i)] = (j, COMPENSATE)
         self.terminal_topics = {t for t in labels if t not in self.routes}
+        #: the terminal failed events of retriable steps (a refusal there is final)
+        self.cannot_complete_topics = {failed(i) for i in range(n) if self.kinds[i] == "retriable"}
         self.committed_topic = done(n - 1)
         self.broker = Broker(world, network, broker_spec, labels)
         self.broker.terminal_topics = self.terminal_topics
@@ -829,8 +837,10 @@ class ChoreographyProtocol:
         at, topic = end
         if topic == self.committed_topic:
             belief = "committed"
+        elif txn in self.gave_up or topic in self.cannot_complete_topics:
+            belief = "failed"  # a compensation given up, or a retriable step refused: the saga cannot complete
         else:
-            belief = "failed" if txn in self.gave_up else "compensated"
+            belief = "compensated"
         return CoordinatorView(True, at, belief, retries)
 
     def flagged_at(self, txn: int) -> float:

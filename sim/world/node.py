@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from sim.world.core import World
+    from sim.world.timers import DeadlineQueue
 
 #: Replay ranks of held work at one instant: a timer of SimPy's urgent
 #: priority goes before everything else due then, as it would have unpaused.
@@ -67,6 +68,8 @@ class Node:
         self._replay: list[Held] | None = None
         #: the instant of the held work being replayed (``None`` otherwise)
         self.replaying_at: float | None = None
+        #: the deadline queues this node owns: a crash loses their timers
+        self.timers: list[DeadlineQueue] = []
 
     def relies_on_fault_plan(self) -> bool:
         """Whether this run took a fast path that assumes this node never
@@ -90,6 +93,8 @@ class Node:
         self.up = False
         self.paused = False
         self._held.clear()
+        for timers in self.timers:  # their held wake-ups are gone with the rest
+            timers.clear()
         self.epoch += 1
         self._note("crash")
         self.on_crash()
@@ -150,7 +155,9 @@ class Node:
         self.paused = False
         self._note("resume", f"{len(self._held)} held")
         replay, self._held = self._held, []
-        heapify(replay)  # held in the order they came: already a heap
+        # Held in the order they came, by instant; at one instant an urgent
+        # timer held after other work must still go first: heapify.
+        heapify(replay)
         self._replay = replay
         try:
             while replay:
@@ -176,7 +183,9 @@ class Node:
         if replay is None or instant > self.world.env._now:
             return False
         self._order += 1
-        heappush(replay, Held(instant, rank, self._order, fn, arg))
+        # never earlier than the work being replayed: time does not go back
+        at = instant if self.replaying_at is None else max(instant, self.replaying_at)
+        heappush(replay, Held(at, rank, self._order, fn, arg))
         return True
 
     def receive(self, msg: tuple[Any, ...]) -> None:

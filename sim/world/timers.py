@@ -45,6 +45,8 @@ class DeadlineQueue:
         self.world = world
         self._priority = URGENT if first else NORMAL
         self.owner = owner
+        if owner is not None:
+            owner.timers.append(self)
         self.delay = delay
         self.is_live = is_live
         self.on_expire = on_expire
