@@ -22,7 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SAGASIM = str(Path(sys.executable).parent / "sagasim")
 SWEEP = ROOT / "sweeps" / "payment-failure.toml"
 SEEDS = "1..4"
-SETTINGS = ["run.duration=20", "run.drain=10"]
+# Long enough runs (about 15,000 orders, half a second or more each) that the
+# sweep cannot finish between two looks of the 10 ms poll below and the
+# interrupt: with 20 s runs it sometimes did on a busy machine, and the test
+# saw exit 0 instead of 130.
+SETTINGS = ["run.duration=300", "run.drain=10"]
 #: 5 grid points x 1 protocol x 4 seeds
 RUNS = 20
 
@@ -72,6 +76,10 @@ def interrupt_when(argv: list[str], out: Path, saved: int) -> Stopped:
             os.killpg(proc.pid, signal.SIGINT)
             break
         time.sleep(0.01)
+    else:
+        pytest.fail(
+            f"the sweep ended (exit {proc.returncode}) before {saved} runs were saved and it could be interrupted"
+        )
     _, err = proc.communicate()
     return Stopped(proc.returncode, err, wait_for_no_processes(proc.pid))
 
