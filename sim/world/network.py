@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sim.world.fates import BLOCK, RETRY_BLOCK, KeyedDraws, uniform
+from sim.world.trace import OUT
 
 if TYPE_CHECKING:
     from sim.scenario import NetworkSpec
@@ -168,7 +169,10 @@ class Network:
                     self.lost += 1
                     if tracer.on:
                         why = "partition" if fault.cut else "lost"
-                        tracer.emit(world.now, src, "drop", msg[2], "", f"{why}: {msg[0]} to {dst}")
+                        tracer.emit(
+                            world.now, src, "drop", msg[2], None, f"{why}: {msg[0]} to {dst}",
+                            peer=dst, message=msg[0], direction=OUT, attempt=attempt if role >= 0 else None,
+                        )  # fmt: skip
                     return
                 if fault.delay is not None:
                     extra += fault.delay()
@@ -177,7 +181,10 @@ class Network:
         if link.loss and self._draw(_LOSS, role, attempt, msg[2]) < link.loss:
             self.lost += 1
             if tracer.on:
-                tracer.emit(world.now, src, "drop", msg[2], "", f"lost: {msg[0]} to {dst}")
+                tracer.emit(
+                    world.now, src, "drop", msg[2], None, f"lost: {msg[0]} to {dst}",
+                    peer=dst, message=msg[0], direction=OUT, attempt=attempt if role >= 0 else None,
+                )  # fmt: skip
             return
         receive = self._receivers[dst]
         world.at(link.latency() + extra, receive, msg)
@@ -185,7 +192,10 @@ class Network:
             world.messages[msg[2]] += 1
             self.duplicated += 1
             if tracer.on:
-                tracer.emit(world.now, src, "duplicate", msg[2], "", f"{msg[0]} to {dst}")
+                tracer.emit(
+                    world.now, src, "duplicate", msg[2], None, f"{msg[0]} to {dst}",
+                    peer=dst, message=msg[0], direction=OUT, attempt=attempt if role >= 0 else None,
+                )  # fmt: skip
             world.at(link.latency() + extra, receive, msg)
 
     def _draw(self, kind: int, role: int, attempt: int, txn: int) -> float:
@@ -250,14 +260,14 @@ class Network:
                 )
         self._faults.append(fault)
         if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, "network", "fault", -1, "", fault.label)
+            self.world.tracer.emit(self.world.now, "network", "fault", None, None, fault.label)
         return fault
 
     def remove_fault(self, fault: LinkFault) -> None:
         if fault in self._faults:
             self._faults.remove(fault)
             if self.world.tracer.on:
-                self.world.tracer.emit(self.world.now, "network", "heal", -1, "", fault.label)
+                self.world.tracer.emit(self.world.now, "network", "heal", None, None, fault.label)
 
     def cut(self, groups: Sequence[Iterable[str]], one_way: bool = False) -> LinkFault:
         """Cut the links between every pair of groups; returns the cut.
