@@ -950,6 +950,68 @@ def explain_command(results: Path, txn: str | None) -> None:
         _out.print(table)
 
 
+_EXPORT_EXAMPLES = """
+\b
+Examples:
+  sagasim export results/naive --format csv
+  sagasim export results/naive --format jsonl --txn 42 --out naive-42.jsonl
+  sagasim export results/naive --format perfetto --out naive.json   (open in ui.perfetto.dev)
+  sagasim export results/naive --format jepsen --run naive/orchestration/1 --out history.edn
+"""
+
+
+@cli.command("export", epilog=_EXPORT_EXAMPLES)
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["csv", "jsonl", "perfetto", "jepsen"]),
+    help="csv: one CSV file per table in a folder; jsonl: one JSON object per row, with a 'table' field; "
+    "perfetto: Trace Event Format JSON for ui.perfetto.dev and chrome://tracing; jepsen: an EDN history, "
+    "one :invoke and one :ok/:fail/:info op per step. perfetto and jepsen need a traced result (--trace).",
+)
+@click.option(
+    "--txn",
+    "txns",
+    multiple=True,
+    metavar="TXN",
+    help="Export only this transaction (repeat for more): TXN_ID (in every run) or RUN_ID:TXN_ID. Default: all.",
+)
+@click.option(
+    "--run",
+    default=None,
+    metavar="RUN_ID",
+    help="Export only this run (RUN_ID as in transactions.parquet). Needed by jepsen when RESULTS holds several runs.",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="File (a folder for csv) to write; must not exist unless --overwrite. "
+    "Default: beside RESULTS, named <results>-<format> (.jsonl, .perfetto.json, .edn).",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace --out if it exists (a csv folder only if it holds CSV files only)."
+)
+def export_command(
+    results: Path, fmt: str, txns: tuple[str, ...], run: str | None, out: Path | None, overwrite: bool
+) -> None:
+    """Write RESULTS (a result folder or a sweep dataset) in a format other
+    tools read: CSV or JSON lines of every table, a Perfetto trace of the
+    messages, or a Jepsen-style history (see docs/export.md).
+
+    Exit status: 0 when written, 2 on bad input (not a result, no trace for
+    perfetto or jepsen, a bad --txn or --run, --out in the way).
+    """
+    from sim.dataset import load
+    from sim.export import export
+
+    target = export(load(results), fmt, out, txns, run=run, overwrite=overwrite)
+    _out.print(f"wrote {escape(str(target))}", soft_wrap=True)
+
+
 def main() -> None:
     """Entry point: turns bad input into one message and exit status 2."""
     try:
