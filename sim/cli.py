@@ -28,7 +28,7 @@ from rich.table import Table
 from sim.errors import SagasimError
 from sim.files import folder_problem
 from sim.limits import MAX_RUNS, check_runs
-from sim.names import OUTCOMES, PROTOCOLS
+from sim.names import OUTCOMES, PROTOCOLS, joined, listed
 from sim.seeds import SEED_LIMIT, SEEDS_SPELLING, format_seeds, parse_seeds
 
 if TYPE_CHECKING:
@@ -240,7 +240,7 @@ def _exit_if_fail_on(result: Result, failing: list[str], hint: str | None = None
         first = hits.iloc[0]
         _err.print(
             f"[red]--fail-on {','.join(failing)}: {detail}[/red]; first: transaction {first['txn_id']} "
-            f"of {first['run_id']} ({escape(first['reasons'] or first['outcome'])})",
+            f"of {first['run_id']} ({escape(joined(first['reasons']) or first['outcome'])})",
             soft_wrap=True,
         )
         if hint:
@@ -707,9 +707,9 @@ def _print_protocol_table(result: Result, protocol: str) -> None:
     if rejected:
         lines.append(f"arrivals rejected while the coordinator was down: {rejected}")
     _out.print("\n".join(lines))
-    bad = txns[txns["reasons"] != ""]
-    if len(bad):
-        reasons = bad["reasons"].str.split("; ").explode().value_counts().head(8)
+    reasons = txns["reasons"].map(listed).explode().dropna()
+    if len(reasons):
+        reasons = reasons.value_counts().head(8)
         _out.print("[bold]inconsistencies by reason[/bold] (stuck ones included):")
         for reason, count in reasons.items():
             _out.print(f"  {count:>6}  {escape(reason)}")
@@ -765,8 +765,7 @@ def _print_comparison(
         _print_pairs(paired_differences(result.summary, protocols))
 
     if worst is not None and command is not None:
-        reasons = worst.get("reasons")
-        reasons = reasons if isinstance(reasons, str) else ""
+        reasons = joined(worst.get("reasons"))
         _out.print(
             f"worst transaction: {worst['txn_id']} of {escape(str(worst['run_id']))}, {worst['outcome']}"
             + (f" ({escape(reasons)})" if reasons else ""),

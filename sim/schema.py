@@ -16,6 +16,8 @@ from typing import Any
 SCHEMA_VERSION = 2
 #: The key of the version in a Parquet file's metadata.
 PARQUET_KEY = b"sagasim.schema"
+#: List columns (of strings), typed so even when every list is empty.
+LIST_COLUMNS: tuple[str, ...] = ("reasons", "anomalies")
 
 
 def write_parquet(frame: Any, path: str | Path) -> None:
@@ -24,6 +26,10 @@ def write_parquet(frame: Any, path: str | Path) -> None:
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    for name in LIST_COLUMNS:
+        if name in table.column_names:
+            i = table.column_names.index(name)
+            table = table.set_column(i, name, table.column(name).cast(pa.list_(pa.string())))
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), PARQUET_KEY: str(SCHEMA_VERSION).encode()})
     pq.write_table(table, path)
 

@@ -47,7 +47,7 @@ def test_the_story_follows_the_trace(folders: dict[str, Path]) -> None:
     assert story.outcome == row["outcome"] == "inconsistent"  # the naive scenario leaves some: the worst is one
     assert story.chosen.startswith("the worst transaction: inconsistent")
     assert story.sentences[0].startswith(f"The orchestrator believed the transaction **{row['coordinator']}**")
-    assert f"the checker says **{row['outcome']}**: {row['reasons']}" in story.sentences[0]
+    assert f"the checker says **{row['outcome']}**: {'; '.join(row['reasons'])}" in story.sentences[0]
     events = pd.read_parquet(folders["traced"] / "events.parquet")
     mine = events_of(events, story.txn_id)
     effects = mine[mine["kind"] == "effect"]
