@@ -47,7 +47,7 @@ from sim.metrics import faults_frame, transactions_frame
 from sim.result import package_versions
 from sim.runner import run_once
 from sim.scenario import scenario_from_dict
-from sim.schema import SCHEMA_VERSION, write_parquet
+from sim.schema import SCHEMA_VERSION, check_version, write_parquet
 from sim.sweepfile import RunTask, Scalar, Sweep, SweepFileError, load_sweep, sweep_from_dict
 
 __all__ = [
@@ -299,12 +299,14 @@ def _prepare(folder: _Folder, sweep: Sweep, resume: bool) -> None:
             raise SagasimError(f"--out {root}: already holds {what} choose another --out")
         if (root / SWEEP_MARKER).exists() and not pending.exists():
             existing = json.loads((root / SWEEP_MARKER).read_text(encoding="utf-8"))
+            check_version(existing.get("schema"), root / SWEEP_MARKER)
             if existing.get("fingerprint") != plan["fingerprint"]:
                 raise SagasimError(f"--out {root}: holds a complete sweep of a different plan; choose another --out")
             return
         if not pending.exists():
             raise SagasimError(f"--out {root}: not a sweep dataset (no {SWEEP_PENDING}); choose another --out")
         started = json.loads(pending.read_text(encoding="utf-8"))
+        check_version(started.get("schema"), pending)  # parts of two formats must not mix in one dataset
         if started.get("fingerprint") != plan["fingerprint"]:
             raise SagasimError(
                 f"--out {root}: was started by a different plan (another grid, scenario, seeds, protocols, "
