@@ -28,7 +28,7 @@ from rich.table import Table
 from sim.errors import SagasimError
 from sim.files import folder_problem
 from sim.limits import MAX_RUNS, check_runs
-from sim.names import OUTCOMES, PROTOCOLS
+from sim.names import OUTCOMES, PROTOCOLS, joined, listed
 from sim.seeds import SEED_LIMIT, SEEDS_SPELLING, format_seeds, parse_seeds
 
 if TYPE_CHECKING:
@@ -240,7 +240,7 @@ def _exit_if_fail_on(result: Result, failing: list[str], hint: str | None = None
         first = hits.iloc[0]
         _err.print(
             f"[red]--fail-on {','.join(failing)}: {detail}[/red]; first: transaction {first['txn_id']} "
-            f"of {first['run_id']} ({escape(first['reasons'] or first['outcome'])})",
+            f"of {first['run_id']} ({escape(joined(first['reasons']) or first['outcome'])})",
             soft_wrap=True,
         )
         if hint:
@@ -707,9 +707,9 @@ def _print_protocol_table(result: Result, protocol: str) -> None:
     if rejected:
         lines.append(f"arrivals rejected while the coordinator was down: {rejected}")
     _out.print("\n".join(lines))
-    bad = txns[txns["reasons"] != ""]
-    if len(bad):
-        reasons = bad["reasons"].str.split("; ").explode().value_counts().head(8)
+    reasons = txns["reasons"].map(listed).explode().dropna()
+    if len(reasons):
+        reasons = reasons.value_counts().head(8)
         _out.print("[bold]inconsistencies by reason[/bold] (stuck ones included):")
         for reason, count in reasons.items():
             _out.print(f"  {count:>6}  {escape(reason)}")
@@ -765,8 +765,7 @@ def _print_comparison(
         _print_pairs(paired_differences(result.summary, protocols))
 
     if worst is not None and command is not None:
-        reasons = worst.get("reasons")
-        reasons = reasons if isinstance(reasons, str) else ""
+        reasons = joined(worst.get("reasons"))
         _out.print(
             f"worst transaction: {worst['txn_id']} of {escape(str(worst['run_id']))}, {worst['outcome']}"
             + (f" ({escape(reasons)})" if reasons else ""),
@@ -948,6 +947,68 @@ def explain_command(results: Path, txn: str | None) -> None:
         for step, counts in story.steps.iterrows():
             table.add_row(escape(str(step)), *(str(int(n)) for n in counts))
         _out.print(table)
+
+
+_EXPORT_EXAMPLES = """
+\b
+Examples:
+  sagasim export results/naive --format csv
+  sagasim export results/naive --format jsonl --txn 42 --out naive-42.jsonl
+  sagasim export results/naive --format perfetto --out naive.json   (open in ui.perfetto.dev)
+  sagasim export results/naive --format jepsen --run naive/orchestration/1 --out history.edn
+"""
+
+
+@cli.command("export", epilog=_EXPORT_EXAMPLES)
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["csv", "jsonl", "perfetto", "jepsen"]),
+    help="csv: one CSV file per table in a folder; jsonl: one JSON object per row, with a 'table' field; "
+    "perfetto: Trace Event Format JSON for ui.perfetto.dev and chrome://tracing; jepsen: an EDN history, "
+    "one :invoke and one :ok/:fail/:info op per step. perfetto and jepsen need a traced result (--trace).",
+)
+@click.option(
+    "--txn",
+    "txns",
+    multiple=True,
+    metavar="TXN",
+    help="Export only this transaction (repeat for more): TXN_ID (in every run) or RUN_ID:TXN_ID. Default: all.",
+)
+@click.option(
+    "--run",
+    default=None,
+    metavar="RUN_ID",
+    help="Export only this run (RUN_ID as in transactions.parquet). Needed by jepsen when RESULTS holds several runs.",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="File (a folder for csv) to write; must not exist unless --overwrite. "
+    "Default: beside RESULTS, named <results>-<format> (.jsonl, .perfetto.json, .edn).",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace --out if it exists (a csv folder only if it holds CSV files only)."
+)
+def export_command(
+    results: Path, fmt: str, txns: tuple[str, ...], run: str | None, out: Path | None, overwrite: bool
+) -> None:
+    """Write RESULTS (a result folder or a sweep dataset) in a format other
+    tools read: CSV or JSON lines of every table, a Perfetto trace of the
+    messages, or a Jepsen-style history (see docs/export.md).
+
+    Exit status: 0 when written, 2 on bad input (not a result, no trace for
+    perfetto or jepsen, a bad --txn or --run, --out in the way).
+    """
+    from sim.dataset import load
+    from sim.export import export
+
+    target = export(load(results), fmt, out, txns, run=run, overwrite=overwrite)
+    _out.print(f"wrote {escape(str(target))}", soft_wrap=True)
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from scipy import stats
 
 from sim.errors import SagasimError
 from sim.metrics import OUTCOMES, wilson
+from sim.names import listed
 
 # The seed spelling lives in sim.seeds (the CLI reads it without pandas); still importable from here.
 from sim.seeds import SEED_LIMIT as SEED_LIMIT
@@ -224,9 +225,7 @@ def worst_transaction(result: Any) -> pd.Series | None:
         return None
     rank = {p: i for i, p in enumerate(dict.fromkeys(txns["protocol"]))}
     frame = txns.assign(
-        _reasons=txns["reasons"].fillna("").map(lambda r: sum(1 for x in str(r).split("; ") if x))
-        if "reasons" in txns.columns
-        else 0,
+        _reasons=txns["reasons"].map(lambda r: len(listed(r))) if "reasons" in txns.columns else 0,
         _protocol=txns["protocol"].map(rank),
     )
     tiebreak = ["started_at", "_protocol", "seed", "txn_id"]
@@ -310,7 +309,10 @@ def _frames(result: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
         folder = Path(result)
         if not (folder / "run.json").exists():
             raise SagasimError(f"{folder}: not a result folder (no run.json)")
-        return pd.read_parquet(folder / "transactions.parquet"), pd.read_parquet(folder / "summary.parquet")
+        from sim.dataset import load  # checks the schema version, reads list columns as lists
+
+        dataset = load(folder)
+        return dataset.transactions, dataset.summary
     return result.transactions, result.summary
 
 

@@ -35,6 +35,7 @@ from sim.errors import SagasimError
 from sim.metrics import FAULT_COLUMNS, TRANSACTION_COLUMNS, events_frame, faults_frame
 from sim.result import RESULT_MARKER
 from sim.scenario import Scenario, scenario_from_dict
+from sim.schema import check_version, parquet_version
 
 SWEEP_MARKER = "sweep.json"
 #: Written when a sweep starts, replaced by ``sweep.json`` when every run is in.
@@ -188,11 +189,13 @@ def load(path: str | Path) -> Dataset:
         raise SagasimError(f"{folder}: no such folder; {expected}")
     if (folder / SWEEP_MARKER).exists():
         meta = _json(folder / SWEEP_MARKER)
+        check_version(meta.get("schema"), folder / SWEEP_MARKER)
         _check_complete(folder, SWEEP_MARKER, ("summary.parquet", "transactions"))
         _check_run_files(folder, meta)
         return Dataset(folder, "sweep", meta, list(meta.get("axes", [])))
     if (folder / RESULT_MARKER).exists():
         meta = _json(folder / RESULT_MARKER)
+        check_version(meta.get("schema"), folder / RESULT_MARKER)
         _check_complete(folder, RESULT_MARKER, ("summary.parquet", "transactions.parquet", "faults.parquet"))
         return Dataset(folder, "result", meta, [])
     if (folder / SWEEP_PENDING).exists():
@@ -258,12 +261,23 @@ def _read_parquet(file: Path, *, pyarrow: bool = False) -> pd.DataFrame:
     if not file.exists():
         raise SagasimError(f"{file.parent}: damaged: {file.name} is missing")
     try:
-        if pyarrow:
-            # Without hive discovery (pandas would turn the folder name into a categorical column).
-            return pq.read_table(file, partitioning=None).to_pandas()
-        return pd.read_parquet(file)
+        # Without hive discovery (pandas would turn a sweep's folder name into a categorical column).
+        table = pq.read_table(file, partitioning=None)
     except (OSError, pa.ArrowException) as exc:
         raise SagasimError(f"{file}: damaged: cannot read it ({exc})") from None
+    version = parquet_version(table.schema.metadata)
+    if version is not None:  # a table without it is judged by its columns (run.json holds the folder's version)
+        check_version(version, file)
+    return _to_pandas(table)
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """A table as pandas, its list columns (``reasons``, ``anomalies``) as Python lists."""
+    frame = table.to_pandas()
+    for name in table.column_names:
+        if pa.types.is_list(table.schema.field(name).type):
+            frame[name] = pd.Series(table.column(name).to_pylist(), index=frame.index, dtype=object)
+    return frame
 
 
 def _json(file: Path) -> dict[str, Any]:

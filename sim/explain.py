@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
+from sim.world.trace import IN, OUT
+
 if TYPE_CHECKING:
     from sim.dataset import Dataset
     from sim.scenario import Scenario, StepSpec
@@ -105,7 +107,7 @@ def step_table(mine: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     events of each kind of :data:`STEP_KINDS` (columns) the transaction had:
     ``command`` is an attempt sent, ``effect`` an application, ``timeout`` a
     reply that did not come in time."""
-    with_step = mine[mine["step"] != ""]
+    with_step = mine[mine["step"].notna()]
     if with_step.empty:
         return pd.DataFrame(index=pd.Index([], name="step"))
     counts = with_step.pivot_table(index="step", columns="kind", values="time", aggfunc="count")
@@ -205,9 +207,9 @@ class _Story:
     def _dropped_while_down(self) -> list[str]:
         """Messages of the transaction that reached a crashed node: one sentence per node."""
         mine, said = self.mine, []
-        drops = mine[(mine["kind"] == "drop") & mine["detail"].str.startswith("node down")]
+        drops = mine[(mine["kind"] == "drop") & (mine["direction"] == IN)]
         for node, group in drops.groupby("node", sort=False):
-            codes = [str(d).rpartition(" ")[2] for d in group["detail"]]
+            codes = [str(code) for code in group["message"]]
             whats = [MESSAGES.get(code, code or "message") for code in codes]
             first, last = _fmt(group["time"].min() - self.t0), _fmt(group["time"].max() - self.t0)
             if len(group) == 1:
@@ -275,11 +277,12 @@ class _Story:
         mine = self.mine
         commands = mine[mine["kind"] == "command"]
         out = []
-        for drop in mine[(mine["kind"] == "drop") & mine["detail"].str.startswith("lost:")].itertuples():
-            what, _, peer = str(drop.detail).removeprefix("lost: ").partition(" to ")
+        lost = (mine["kind"] == "drop") & (mine["direction"] == OUT) & mine["detail"].str.startswith("lost:")
+        for drop in mine[lost].itertuples():
+            what, peer = str(drop.message), str(drop.peer)
             sent = commands[commands["time"] <= drop.time]
             if what == "req":
-                sent = sent[sent["detail"].str.endswith(f" to {peer}")]
+                sent = sent[sent["peer"] == peer]
             step = str(sent["step"].iloc[-1]) if what in ("req", "rep") and len(sent) else ""
             out.append(LostMessage(float(drop.time), MESSAGES.get(what, what), peer, step))
         return out
@@ -288,7 +291,7 @@ class _Story:
         mine, scenario = self.mine, self.scenario
         participant = scenario.participants[step.participant]
         if self.choreography:
-            deliveries = mine[(mine["kind"] == "deliver") & mine["detail"].str.startswith(f"to {step.participant} ")]
+            deliveries = mine[(mine["kind"] == "deliver") & (mine["peer"] == step.participant)]
             topics = list(dict.fromkeys(deliveries["step"]))
             stored = int((mine["kind"].eq("store") & mine["step"].isin(topics)).sum())
             why = (
@@ -300,7 +303,8 @@ class _Story:
             why = f"`{step.name}` was applied {times} times: the {self.believer} sent {attempts} attempt(s)"
             if attempts > 1 and self.believer == "orchestrator" and not scenario.orchestrator.idempotency_keys:
                 why += ", and with `orchestrator.idempotency_keys = false` each retry is a new request to the service"
-            duplicated = int(((mine["kind"] == "duplicate") & (mine["detail"] == f"req to {step.participant}")).sum())
+            duplicated = mine["kind"].eq("duplicate") & mine["message"].eq("req") & mine["peer"].eq(step.participant)
+            duplicated = int(duplicated.sum())
             if duplicated:
                 why += f"; the network duplicated the request {duplicated} time(s)"
         if not participant.idempotent:

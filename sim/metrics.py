@@ -175,7 +175,14 @@ def summary_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 def events_frame(events: Sequence[TraceEvent] | Iterable[Sequence[Any]]) -> pd.DataFrame:
-    return pd.DataFrame(list(events), columns=list(EVENT_COLUMNS))
+    """The trace as a table: ``txn_id`` and ``attempt`` nullable integers
+    (``Int64``: null for events of no transaction, or without an attempt),
+    ``step``, ``peer``, ``message``, ``direction`` null (None) where they do
+    not apply. Rows may stop after ``detail`` (the structured fields are then null)."""
+    width = len(EVENT_COLUMNS)
+    rows = [tuple(e) + (None,) * (width - len(e)) for e in events]
+    frame = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
+    return frame.astype({"time": "float64", "txn_id": "Int64", "attempt": "Int64"})
 
 
 def faults_frame(records: Sequence[FaultRecord] | Iterable[Sequence[Any]]) -> pd.DataFrame:

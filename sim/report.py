@@ -241,14 +241,14 @@ def replay_events(dataset: Dataset, run_id: str, txn_id: int, until: float | Non
 
 class _OneTransaction(list):  # type: ignore[type-arg]
     """A trace list that keeps the events of one transaction and those of no
-    transaction (txn_id -1: crashes, faults). The tracer only ever appends."""
+    transaction (txn_id None: crashes, faults). The tracer only ever appends."""
 
     def __init__(self, txn_id: int) -> None:
         super().__init__()
         self.txn_id = txn_id
 
     def append(self, event: Any) -> None:
-        if event[3] == self.txn_id or event[3] < 0:
+        if event[3] == self.txn_id or event[3] is None:
             super().append(event)
 
 

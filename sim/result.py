@@ -26,6 +26,7 @@ from sim.files import staged_folder
 from sim.metrics import events_frame, faults_frame, summary_frame, transactions_frame
 from sim.runner import RunOutput
 from sim.scenario import Scenario
+from sim.schema import SCHEMA_VERSION, write_parquet
 
 #: The file that marks a complete result folder (written last).
 RESULT_MARKER = "run.json"
@@ -94,6 +95,7 @@ class Result:
     def metadata(self) -> dict[str, Any]:
         """What ``run.json`` holds: enough to reproduce every run."""
         return {
+            "schema": SCHEMA_VERSION,
             "sagasim": package_versions()["sagasim"],
             "scenario": self.scenario.name,
             "config": self.scenario.effective(),
@@ -128,11 +130,11 @@ class Result:
         target = Path(folder)
         check_replaceable(target, overwrite)
         with staged_folder(target) as staging:
-            self.transactions.to_parquet(staging / "transactions.parquet", index=False)
-            self.summary.to_parquet(staging / "summary.parquet", index=False)
-            self.faults.to_parquet(staging / "faults.parquet", index=False)
+            write_parquet(self.transactions, staging / "transactions.parquet")
+            write_parquet(self.summary, staging / "summary.parquet")
+            write_parquet(self.faults, staging / "faults.parquet")
             if self.traced:
-                self.events.to_parquet(staging / "events.parquet", index=False)
+                write_parquet(self.events, staging / "events.parquet")
             # run.json last: its presence marks the folder complete.
             with open(staging / RESULT_MARKER, "w", encoding="utf-8") as fh:
                 json.dump(self.metadata(), fh, indent=2, default=str)

@@ -47,6 +47,7 @@ from sim.metrics import faults_frame, transactions_frame
 from sim.result import package_versions
 from sim.runner import run_once
 from sim.scenario import scenario_from_dict
+from sim.schema import SCHEMA_VERSION, check_version, write_parquet
 from sim.sweepfile import RunTask, Scalar, Sweep, SweepFileError, load_sweep, sweep_from_dict
 
 __all__ = [
@@ -174,7 +175,7 @@ class _Folder:
     def save(self, part: RunPart) -> None:
         """The run's tables first, its marker last: a marker means the run is complete."""
         for table, frame in (("transactions", part.transactions), ("faults", part.faults)):
-            atomic_file(self.part(table, part.task), lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
+            atomic_file(self.part(table, part.task), lambda tmp, frame=frame: write_parquet(frame, tmp))
         entry = {
             "run_id": part.task.run_id,
             "point": part.task.point,
@@ -209,6 +210,7 @@ def _json_default(value: Any) -> Any:
 def _plan(sweep: Sweep, out: Path) -> dict[str, Any]:
     return {
         "sweep": sweep.name,
+        "schema": SCHEMA_VERSION,
         "sagasim": package_versions()["sagasim"],
         "description": sweep.description,
         "source": sweep.source,
@@ -297,12 +299,14 @@ def _prepare(folder: _Folder, sweep: Sweep, resume: bool) -> None:
             raise SagasimError(f"--out {root}: already holds {what} choose another --out")
         if (root / SWEEP_MARKER).exists() and not pending.exists():
             existing = json.loads((root / SWEEP_MARKER).read_text(encoding="utf-8"))
+            check_version(existing.get("schema"), root / SWEEP_MARKER)
             if existing.get("fingerprint") != plan["fingerprint"]:
                 raise SagasimError(f"--out {root}: holds a complete sweep of a different plan; choose another --out")
             return
         if not pending.exists():
             raise SagasimError(f"--out {root}: not a sweep dataset (no {SWEEP_PENDING}); choose another --out")
         started = json.loads(pending.read_text(encoding="utf-8"))
+        check_version(started.get("schema"), pending)  # parts of two formats must not mix in one dataset
         if started.get("fingerprint") != plan["fingerprint"]:
             raise SagasimError(
                 f"--out {root}: was started by a different plan (another grid, scenario, seeds, protocols, "
@@ -323,7 +327,7 @@ def _finish(folder: _Folder, sweep: Sweep, tasks: list[RunTask], wall_time: floa
     summary = pd.DataFrame(rows)
     for axis in sweep.axes:  # one type per axis, as in the transactions files
         summary[axis.name] = pd.Series([row[axis.name] for row in rows], dtype=_dtype(axis.labels[0]))
-    atomic_file(folder.root / "summary.parquet", lambda tmp: summary.to_parquet(tmp, index=False))
+    atomic_file(folder.root / "summary.parquet", lambda tmp: write_parquet(summary, tmp))
     meta = _plan(sweep, folder.root) | {
         "runs": entries,
         "wall_time": wall_time,

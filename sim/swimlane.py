@@ -20,7 +20,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter
+
+from sim.world.trace import IN, OUT
 
 #: Shading of each fault kind, here and in the report's timeline.
 FAULT_COLORS: dict[str, str] = {
@@ -48,9 +50,6 @@ _DPI = 80
 _LANES_FIRST = ("client", "orchestrator", "coordinator", "broker")
 _LANES_LAST = ("tracker", "monitor")
 _NODE_KINDS = ("crash", "restart", "pause", "resume")
-_TO = re.compile(r"\bto (\S+)")
-_FROM = re.compile(r"\bfrom (\S+)")
-_SENDS_TO = ("command", "prepare", "decision", "answer", "deliver")
 
 
 @dataclass
@@ -66,6 +65,8 @@ class Message:
     #: sender's previous event), "receipt-inferred" (only its sending is traced).
     how: str = "traced"
     copies: int = 1
+    #: the kind of message on the wire (``req``, ``rep``, ``vote``...: see sim.world.trace)
+    message: str = ""
 
 
 # marker, colour, filled, legend text, annotate with the step
@@ -151,7 +152,7 @@ def plot_swimlane(
     messages = pair_messages(mine)
     lanes = _lane_order(mine, messages)
     lane_y = {name: -i for i, name in enumerate(lanes)}
-    nodes = frame[(frame["txn_id"] < 0) & frame["node"].isin(lanes) & frame["kind"].isin(_NODE_KINDS)]
+    nodes = frame[frame["txn_id"].isna() & frame["node"].isin(lanes) & frame["kind"].isin(_NODE_KINDS)]
     seen = nodes[(nodes["time"] >= t0) & (nodes["time"] <= t_end)]
     times = [*mine["time"], *seen["time"]]
     times += [m.received for m in messages if m.received == m.received]
@@ -311,94 +312,103 @@ def plot_swimlane(
     return fig  # type: ignore[return-value]
 
 
+class _Receipt(NamedTuple):
+    """A traced receiving end: at ``time`` ``node`` got ``message`` from ``src``
+    (``down``: it was down and dropped it); ``before`` is the time of the
+    sender's latest event so far (where a send that was not traced is drawn from)."""
+
+    time: float
+    node: str
+    src: str
+    step: str
+    message: str
+    kind: str
+    down: bool
+    before: float
+
+
 def pair_messages(mine: pd.DataFrame) -> list[Message]:
-    """Messages of one transaction from its trace: each traced send paired
-    with its traced receipt (same sender and receiver, and the same step
-    when both name one; first in, first out), losses from ``drop`` events,
-    and messages of which only one end is traced."""
+    """Messages of one transaction from its trace's structured fields: each
+    sending end (``direction`` out) paired with the receiving end (``in``)
+    of the same message (sender, receiver and message kind, and the same step
+    when both name one; first in, first out); losses from ``drop`` events,
+    copies from ``duplicate`` events, and messages of which only one end is
+    traced."""
     sends: list[Message] = []
-    last_from: dict[str, str] = {}  # node -> who last sent it something (replies go back there)
-    receipts: list[tuple[float, str, str | None, str, str]] = []  # time, node, src, step, kind ("down": dropped)
-    drops: list[tuple[float, str, str]] = []  # time, src, dst (lost on the way)
-    dups: list[tuple[float, str, str]] = []
+    receipts: list[_Receipt] = []
     previous: dict[str, float] = {}  # node -> time of its latest event so far
-    before: dict[int, float] = {}  # receipt index -> time of the sender's previous event
     for row in mine.itertuples(index=False):
-        kind, node, detail, step, t = row.kind, row.node, str(row.detail), str(row.step), float(row.time)
-        to, frm = _TO.search(detail), _FROM.search(detail)
-        dst: str | None = None
-        label = step
-        if kind in _SENDS_TO and to:
-            dst = to.group(1)
-            if kind == "command":
-                attempt = re.search(r"attempt (\d+)", detail)
-                label = step + (f" #{attempt.group(1)}" if attempt and attempt.group(1) != "1" else "")
-            elif kind == "prepare":
-                label = "prepare"
-            elif kind in ("decision", "answer"):
-                label = detail.split()[0]
-            elif kind == "deliver":
-                redelivery = re.search(r"delivery (\d+)", detail)
-                label = step + (f" #{redelivery.group(1)}" if redelivery and redelivery.group(1) != "1" else "")
-        elif kind == "respond" or (kind in ("vote", "query") and not frm):
-            dst = last_from.get(node)
-            label = {"respond": f"{step} {detail}", "vote": f"vote {detail}", "query": "query"}[kind]
-        elif kind == "publish":
-            dst = "broker"
-        elif kind == "drop":
-            where = re.match(r"(\S+): (\S+) to (\S+)", detail)
-            if where:
-                drops.append((t, node, where.group(3)))
-            elif detail.startswith("node down"):
-                receipts.append((t, node, None, "", "down"))
-        elif kind == "duplicate" and to:
-            dups.append((t, node, to.group(1)))
-        elif kind == "receive" or (kind in ("vote", "ack", "store") and frm) or kind in ("reply", "terminal"):
-            src = frm.group(1) if frm else ("broker" if kind == "terminal" else None)
-            if src is not None:
-                before[len(receipts)] = previous.get(src, t)
-            receipts.append((t, node, src, step, kind))
-        if dst is not None:
-            sends.append(Message(node, dst, t, step, label))
-            last_from[dst] = node
+        t, node, peer = float(row.time), str(row.node), _text(row.peer)
+        if peer and row.direction == OUT:
+            if row.kind in ("drop", "duplicate"):
+                _mark_send(sends, node, peer, t, lost=row.kind == "drop")
+            else:
+                sends.append(Message(node, peer, t, _text(row.step), _label(row), message=_text(row.message)))
+        elif peer and row.direction == IN:
+            down = row.kind == "drop"
+            receipts.append(
+                _Receipt(t, node, peer, _text(row.step), _text(row.message), str(row.kind), down, previous.get(peer, t))
+            )
         previous[node] = t
-    for t, src, dst in drops:
-        for m in sends:
-            if m.how == "traced" and m.src == src and m.dst == dst and abs(m.sent - t) < 1e-9:
-                m.how = "lost"
-                break
-    for t, src, dst in dups:
-        for m in sends:
-            if m.src == src and m.dst == dst and abs(m.sent - t) < 1e-9:
-                m.copies += 1
-                break
     used: dict[int, int] = {}
-    extra: list[Message] = []
-    for i, (t, node, src, step, what) in enumerate(receipts):
-        found = None
-        for j, m in enumerate(sends):
-            if m.dst != node or m.sent > t or used.get(j, 0) >= m.copies or m.how == "lost":
-                continue
-            if what != "down" and src is not None and m.src != src:
-                continue
-            if what != "down" and step and m.step and m.step != step:
-                continue
-            found = j
-            break
-        if found is not None:
-            used[found] = used.get(found, 0) + 1
-            m = sends[found]
-            if what == "down":
-                m.how, m.received = "lost", t
-            elif used[found] == 1:
-                m.received = t
-            continue
-        if what != "down" and src is not None:
-            extra.append(Message(src, node, before.get(i, t), step, step or what, t, "send-inferred"))
+    extra = [m for r in receipts if (m := _receive(sends, used, r)) is not None]
     for j, m in enumerate(sends):
         if m.how == "traced" and j not in used:
             m.how = "receipt-inferred"
     return sends + extra
+
+
+def _text(value: Any) -> str:
+    """A nullable text cell as text ("" for null)."""
+    return "" if value is None or value is pd.NA or (isinstance(value, float) and value != value) else str(value)
+
+
+def _label(row: Any) -> str:
+    """What an arrow says: the step (with the attempt beyond the first), the
+    reply's status, the vote, or the message kind."""
+    step, message, attempt = _text(row.step), _text(row.message), row.attempt
+    again = f" #{int(attempt)}" if attempt is not None and attempt is not pd.NA and int(attempt) > 1 else ""
+    if row.kind in ("command", "deliver"):
+        return step + again
+    if row.kind == "respond":
+        return f"{step} {row.detail}"
+    if row.kind == "vote":
+        return f"vote {row.detail}"
+    if row.kind == "prepare":
+        return "prepare"
+    if row.kind == "publish":
+        return step
+    return message
+
+
+def _mark_send(sends: list[Message], src: str, dst: str, t: float, *, lost: bool) -> None:
+    """The send at ``t`` from ``src`` to ``dst`` was lost on the way, or sent twice."""
+    for m in reversed(sends):
+        if m.src == src and m.dst == dst and abs(m.sent - t) < 1e-9 and (m.how == "traced" or not lost):
+            if lost:
+                m.how = "lost"
+            else:
+                m.copies += 1
+            return
+
+
+def _receive(sends: list[Message], used: dict[int, int], r: _Receipt) -> Message | None:
+    """Pair receipt ``r`` with the first send it can be the receipt of; a
+    message whose sending is not traced when there is none."""
+    for j, m in enumerate(sends):
+        if m.dst != r.node or m.src != r.src or m.sent > r.time or m.how == "lost" or used.get(j, 0) >= m.copies:
+            continue
+        if (m.message and r.message and m.message != r.message) or (r.step and m.step and m.step != r.step):
+            continue
+        used[j] = used.get(j, 0) + 1
+        if r.down:
+            m.how, m.received = "lost", r.time
+        elif used[j] == 1:
+            m.received = r.time
+        return None
+    if r.down:
+        return None
+    return Message(r.src, r.node, r.before, r.step, r.step or r.kind, r.time, "send-inferred", message=r.message)
 
 
 def _lane_order(mine: pd.DataFrame, messages: Sequence[Message]) -> list[str]:

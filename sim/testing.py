@@ -23,6 +23,7 @@ import pandas as pd
 from sim import compare
 from sim.api import run
 from sim.metrics import wilson
+from sim.names import joined
 from sim.result import Result
 from sim.scenario import Scenario
 
@@ -53,7 +54,7 @@ def describe(result: Result, rows: pd.DataFrame) -> str:
     """The first offending transactions, one per line, with how to replay them."""
     lines = []
     for _, row in rows.head(SHOWN).iterrows():
-        why = row["reasons"] or f"coordinator still {row['coordinator']}"
+        why = joined(row["reasons"]) or f"coordinator still {row['coordinator']}"
         lines.append(
             f"  - {row['outcome']}: transaction {row['txn_id']} of {row['run_id']} "
             f"(started at {row['started_at']:.3f} s): {why}\n"

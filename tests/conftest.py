@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from sim.cli import main
@@ -73,9 +74,9 @@ def trace_rows(overrides: dict[str, Any], *, seed: int = 1, world_events: bool =
 
     events = sim.run(order_scenario(overrides), seed=seed, trace=True).events
     return [
-        (round(e.time, 6), e.node, e.kind, e.step, e.detail)
+        (round(e.time, 6), e.node, e.kind, "" if pd.isna(e.step) else e.step, e.detail)  # no step (null): ""
         for e in events.itertuples()
-        if e.kind != "receive" and (world_events or e.txn_id >= 0)
+        if e.kind != "receive" and (world_events or not pd.isna(e.txn_id))
     ]
 
 

@@ -158,7 +158,7 @@ def test_without_an_inbox_a_redelivered_event_is_applied_again() -> None:
     # The same cut; inventory handles the redelivered charge.done again and
     # republishes reserve.done (the same event id), which shipping's inbox skips.
     row = one({**CUT, "participants.inventory.idempotent": False})
-    assert (row.outcome, row.anomalies, row.reasons) == ("inconsistent", "applied_twice", "reserve applied 2 times")
+    assert (row.outcome, row.anomalies, row.reasons) == ("inconsistent", ["applied_twice"], ["reserve applied 2 times"])
 
 
 # ------------------------------------------------------------------ counts, determinism
@@ -360,7 +360,7 @@ def test_dual_write_without_an_outbox_loses_events() -> None:
     assert len(stuck) > 0
     assert s["inconsistent"] == 0  # the inbox prevents double effects
     assert (~stuck["consistent"]).any()
-    assert stuck["reasons"].str.contains("never compensated|never applied although the pivot").any()
+    assert stuck["reasons"].map("; ".join).str.contains("never compensated|never applied although the pivot").any()
     assert stuck["flagged_at"].notna().all()  # the tracker saw every one
     # the same faults with an outbox: nothing is lost
     for name in ("payment", "inventory", "shipping"):
@@ -380,7 +380,7 @@ def test_without_an_inbox_duplicates_are_applied_twice() -> None:
     out = sim.run(order_scenario(overrides), seed=1)
     bad = out.transactions[out.transactions["outcome"] == "inconsistent"]
     assert len(bad) > 20
-    assert bad["anomalies"].str.contains("applied_twice").all()
+    assert bad["anomalies"].map(lambda codes: "applied_twice" in codes).all()
     assert out.summary["anomaly_applied_twice"].iloc[0] == len(bad)
 
 

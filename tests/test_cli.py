@@ -49,7 +49,9 @@ def test_run_prints_a_table_and_writes_a_complete_result(capsys, tmp_path: Path)
     assert meta["seeds"] == [4]
     assert meta["versions"]["simpy"]
     events = pd.read_parquet(out_dir / "events.parquet")
-    assert list(events.columns) == ["run_id", "time", "node", "kind", "txn_id", "step", "detail"]
+    assert list(events.columns) == [
+        "run_id", "time", "node", "kind", "txn_id", "step", "detail", "peer", "message", "direction", "attempt"
+    ]  # fmt: skip
 
 
 def test_fail_on_gives_status_1_and_names_the_first_offender(capsys, tmp_path: Path) -> None:

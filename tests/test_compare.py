@@ -190,7 +190,7 @@ def txn(protocol: str, seed: int, txn_id: int, outcome: str, **cols: object) -> 
         "latency": math.nan if outcome == "stuck" else 0.1 * (txn_id + 1),
         "time_to_consistency": 0.1 if outcome in ("committed", "compensated") else math.nan,
         "messages": 6,
-        "reasons": "",
+        "reasons": [],
     }
     row.update(cols)
     return row
@@ -244,9 +244,9 @@ def test_worst_is_the_inconsistent_one_with_most_reasons_then_earliest() -> None
     frame = pd.DataFrame(
         [
             txn("a", 1, 5, "stuck"),
-            txn("a", 1, 9, "inconsistent", reasons="charge applied 2 times; ship applied 2 times"),
-            txn("a", 1, 3, "inconsistent", reasons="charge applied 2 times"),
-            txn("a", 2, 7, "inconsistent", reasons="refund never applied; reserve applied 2 times"),
+            txn("a", 1, 9, "inconsistent", reasons=["charge applied 2 times", "ship applied 2 times"]),
+            txn("a", 1, 3, "inconsistent", reasons=["charge applied 2 times"]),
+            txn("a", 2, 7, "inconsistent", reasons=["refund never applied", "reserve applied 2 times"]),
             txn("a", 2, 1, "committed"),
         ]
     )
@@ -350,7 +350,7 @@ def test_compare_naive_prints_the_table_and_a_replay_that_reproduces(capsys, tmp
     assert code == 0
     txns = pd.read_parquet(replay / "transactions.parquet").set_index("txn_id")
     assert txns.loc[worst["txn_id"], "outcome"] == worst["outcome"]
-    assert txns.loc[worst["txn_id"], "reasons"] == worst["reasons"]
+    assert list(txns.loc[worst["txn_id"], "reasons"]) == list(worst["reasons"])
     events = pd.read_parquet(replay / "events.parquet")
     assert (events["txn_id"] == worst["txn_id"]).any()
 

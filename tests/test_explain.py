@@ -4,6 +4,7 @@ trace and its scenario; the same from a replay as from a recorded trace."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -11,7 +12,7 @@ import pytest
 import sim
 import sim.report as report_module
 from sim.explain import Explanation, events_of, explain, explain_transaction, step_table
-from sim.metrics import EVENT_COLUMNS
+from sim.metrics import events_frame
 from sim.report import build_report
 from sim.scenario import load_scenario
 
@@ -46,7 +47,7 @@ def test_the_story_follows_the_trace(folders: dict[str, Path]) -> None:
     assert story.outcome == row["outcome"] == "inconsistent"  # the naive scenario leaves some: the worst is one
     assert story.chosen.startswith("the worst transaction: inconsistent")
     assert story.sentences[0].startswith(f"The orchestrator believed the transaction **{row['coordinator']}**")
-    assert f"the checker says **{row['outcome']}**: {row['reasons']}" in story.sentences[0]
+    assert f"the checker says **{row['outcome']}**: {'; '.join(row['reasons'])}" in story.sentences[0]
     events = pd.read_parquet(folders["traced"] / "events.parquet")
     mine = events_of(events, story.txn_id)
     effects = mine[mine["kind"] == "effect"]
@@ -55,16 +56,15 @@ def test_the_story_follows_the_trace(folders: dict[str, Path]) -> None:
         said = [s for s in story.sentences if s.startswith(f"`{step}` was applied")]
         assert said == ([f"`{step}` was applied {n} times" + said[0].partition(" times")[2]] if n > 1 else [])
     # The step table counts the same events.
-    assert story.steps["effect"].sum() == len(effects[effects["step"] != ""])
+    assert story.steps["effect"].sum() == len(effects[effects["step"].notna()])
     assert story.markdown().splitlines() == [f"- {s}" for s in story.sentences]
     assert all("`" not in s and "**" not in s for s in story.plain())
 
 
-def events(*rows: tuple[float, str, str, str, str]) -> pd.DataFrame:
-    """A trace of transaction 7: (time, node, kind, step, detail) per event."""
-    return pd.DataFrame(
-        [(t, node, kind, 7, step, detail) for t, node, kind, step, detail in rows], columns=list(EVENT_COLUMNS)
-    )
+def events(*rows: tuple[Any, ...]) -> pd.DataFrame:
+    """A trace of transaction 7: (time, node, kind, step, detail[, peer, message, direction, attempt])
+    per event; a step "" is none (null)."""
+    return events_frame([(t, node, kind, 7, step or None, *rest) for t, node, kind, step, *rest in rows])
 
 
 def row(**values: object) -> pd.Series:
@@ -105,7 +105,7 @@ def test_settings_are_blamed_only_when_they_are_set(path: Path, blamed: bool) ->
         (1.6, "payment", "effect", "charge", "forward"),
         (1.7, "orchestrator", "crash", "", ""),
     )
-    crash = trace.iloc[[-1]].assign(txn_id=-1)
+    crash = trace.iloc[[-1]].assign(txn_id=pd.NA)
     story = explain_transaction(row(), pd.concat([trace.iloc[:-1], crash]), scenario)
     text = " ".join(story.sentences)
     assert "`charge` was applied 2 times: the orchestrator sent 2 attempt(s)" in text
@@ -123,7 +123,7 @@ def test_a_crash_after_the_last_event_counts_only_for_a_transaction_that_never_e
         (1.7, "orchestrator", "crash", "", ""),
         (1.9, "orchestrator", "crash", "", ""),
     )
-    crash = trace[trace["kind"] == "crash"].assign(txn_id=-1)
+    crash = trace[trace["kind"] == "crash"].assign(txn_id=pd.NA)
     story = explain_transaction(row(), pd.concat([trace[trace["kind"] != "crash"], crash]), load_scenario(NAIVE))
     crashes = [s for s in story.sentences if "crashed" in s]
     assert crashes == (["The orchestrator crashed at +700.0 ms; " + crashes[0].split("; ", 1)[1]] if said else [])
@@ -133,7 +133,7 @@ def test_a_crash_after_the_last_event_counts_only_for_a_transaction_that_never_e
 def test_messages_dropped_at_a_down_node_make_one_sentence_per_node(copies: int) -> None:
     trace = events(
         (1.0, "orchestrator", "begin", "", ""),
-        *[(1.1 + i / 10, "orchestrator", "drop", "", "node down: rep") for i in range(copies)],
+        *[(1.1 + i / 10, "orchestrator", "drop", "", "node down: rep", "payment", "rep", "in") for i in range(copies)],
     )
     story = explain_transaction(row(), trace, load_scenario(NAIVE))
     dropped = [s for s in story.sentences if "while it was down" in s]

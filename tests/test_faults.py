@@ -70,7 +70,7 @@ def test_without_recovery_a_saga_forgotten_mid_way_stays_half_done() -> None:
     charging = stuck[((stuck.started_at > 4.5) & (stuck.started_at < 5.0)) | (stuck.started_at > 11.5)]
     assert len(charging) >= 20
     assert (charging["steps_applied"] == 1).all()
-    assert (charging["reasons"] == "charge never compensated (refund missing)").all()
+    assert (charging["reasons"].map(tuple) == ("charge never compensated (refund missing)",)).all()
 
 
 def test_a_participant_crash_loses_its_work_and_retries_finish_it() -> None:
@@ -445,7 +445,9 @@ def test_a_pause_that_outlasts_a_crash_keeps_the_restarted_node_paused() -> None
     started = result.transactions["started_at"]
     assert not ((started >= 10.0) & (started < 14.0)).any()
     assert started[started >= 14.0].min() < 14.2
-    kinds = result.events.query("node == 'orchestrator' and time >= 10 and time <= 14.0 and txn_id == -1")
+    kinds = result.events.query(
+        "node == 'orchestrator' and time >= 10 and time <= 14.0 and txn_id.isna()", engine="python"
+    )
     assert kinds[["time", "kind"]].values.tolist() == [
         [10.0, "crash"],
         [11.0, "pause"],
@@ -575,5 +577,7 @@ def test_a_node_down_and_paused_at_the_end_of_the_workload_comes_back_running() 
     ]
     result = sim.run(order_scenario({"run.duration": 10.0, "faults": faults}), seed=1, trace=True)
     assert (result.transactions["outcome"] != "stuck").all()
-    kinds = result.events.query("node == 'payment' and txn_id == -1")[["time", "kind"]].values.tolist()
+    kinds = result.events.query("node == 'payment' and txn_id.isna()", engine="python")[
+        ["time", "kind"]
+    ].values.tolist()
     assert kinds == [[8.0, "crash"], [8.5, "pause"], [10.0, "restart"]]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import sim
@@ -39,7 +40,7 @@ def test_an_interrupted_write_leaves_no_folder(
     def boom(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
+    monkeypatch.setattr(pq, "write_table", boom)
     with pytest.raises(KeyboardInterrupt):
         result.save(tmp_path / "out")
     assert list(tmp_path.iterdir()) == []

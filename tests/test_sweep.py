@@ -318,6 +318,24 @@ def test_resume_refuses_another_plan(tmp_path: Path) -> None:
         run_sweep(small(seeds=[1, 2, 3]), out, workers=1, resume=True)
 
 
+def test_resume_refuses_a_sweep_started_with_another_schema(tmp_path: Path) -> None:
+    """Parts of two result formats must not mix in one dataset: an unfinished
+    sweep written before the schema version (schema 1) is not resumed."""
+    out = tmp_path / "out"
+
+    def stop(done: int, total: int, failed: int, last: object) -> None:
+        if done == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_sweep(small(), out, workers=1, progress=stop)
+    pending = json.loads((out / SWEEP_PENDING).read_text())
+    del pending["schema"]
+    (out / SWEEP_PENDING).write_text(json.dumps(pending))
+    with pytest.raises(SagasimError, match=r"sweep.pending.json: written with result schema 1 by an older sagasim"):
+        run_sweep(small(), out, workers=1, resume=True)
+
+
 def test_a_failing_run_is_reported_and_loses_nothing(
     inline: sim.dataset.Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -240,7 +240,7 @@ def assert_clean(out: RunOutput) -> None:
     assert set(cols["outcome"]) <= {"committed", "compensated"}
     assert all(cols["consistent"])
     assert cols["coordinator"] == cols["outcome"]  # belief matches the checker's verdict
-    assert all(r == "" for r in cols["anomalies"])
+    assert all(r == [] for r in cols["anomalies"])
 
 
 def assert_mean_close(values: np.ndarray, theory: float, what: str) -> None:

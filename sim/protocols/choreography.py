@@ -79,7 +79,11 @@ from sim.world.network import command_role, reply_role
 from sim.world.node import Node
 from sim.world.participant import FAIL, HANG, REFUSE, SUCCEED
 from sim.world.timers import DeadlineQueue
+from sim.world.trace import OUT
 from sim.world.tracker import TRACKER, SagaTracker
+
+#: The structured fields of a publish's trace event (its first try: resends are not traced).
+_PUBLISH: dict[str, Any] = {"peer": BROKER, "message": "pub", "direction": OUT, "attempt": 1}
 
 if TYPE_CHECKING:
     from sim.scenario import BrokerSpec, ChoreographySpec, TransactionSpec
@@ -245,7 +249,7 @@ class Publisher:
                 entry = _entry(txn, topic, started, ack, deadline, False)
                 self._replace(eid, old, entry)  # before the publish's draw: it may draw an ack's
             if world.tracer.on:
-                world.tracer.emit(now, self.name, "publish", txn, self.protocol.labels[topic])
+                world.tracer.emit(now, self.name, "publish", txn, self.protocol.labels[topic], **_PUBLISH)
             world.messages[txn] += sent
             up = self._up()
             if once and ack is None and up < delay:
@@ -278,7 +282,7 @@ class Publisher:
             self._replace(eid, old, entry)
         pending[eid] = entry
         if world.tracer.on:
-            world.tracer.emit(now, self.name, "publish", txn, self.protocol.labels[topic])
+            world.tracer.emit(now, self.name, "publish", txn, self.protocol.labels[topic], **_PUBLISH)
         if sent != 1:
             world.messages[txn] += sent - 1
         self._send(eid, entry)
@@ -410,8 +414,9 @@ class Publisher:
             self.dropped += 1
             if self.world.tracer.on:
                 self.world.tracer.emit(
-                    self.world.now, self.name, "publish-gave-up", entry[0], self.protocol.labels[entry[1]]
-                )
+                    self.world.now, self.name, "publish-gave-up", entry[0], self.protocol.labels[entry[1]],
+                    peer=BROKER, message="pub", attempt=entry[3],
+                )  # fmt: skip
             return
         self.world.at(self.backoff.wait(entry[3] + 1), self._resend, item)
 
@@ -455,8 +460,9 @@ class Publisher:
             if self.world.tracer.on:
                 for entry in self.pending.values():
                     self.world.tracer.emit(
-                        self.world.now, self.name, "publish-lost", entry[0], self.protocol.labels[entry[1]]
-                    )
+                        self.world.now, self.name, "publish-lost", entry[0], self.protocol.labels[entry[1]],
+                        peer=BROKER, message="pub", attempt=entry[3],
+                    )  # fmt: skip
         self.pending.clear()
         self.deadlines.clear()
 

@@ -50,6 +50,7 @@ from sim.world.network import command_role
 from sim.world.node import Node
 from sim.world.participant import ERROR, OK, REFUSED
 from sim.world.timers import DeadlineQueue
+from sim.world.trace import IN, OUT
 
 if TYPE_CHECKING:
     from sim.scenario import OrchestratorSpec, TransactionSpec
@@ -150,6 +151,7 @@ class Orchestrator(Node):
             self.world.tracer.emit(
                 self.world.now, self.name, "command", saga.txn, self.labels[step][op],
                 f"attempt {saga.attempt} to {self.targets[step]}",
+                peer=self.targets[step], message="req", direction=OUT, attempt=saga.attempt,
             )  # fmt: skip
         msg = ("req", self.name, saga.txn, step, op, key, saga.token)
         self.network.send(self.name, self.targets[step], msg, command_role(step, op), saga.attempt)
@@ -166,7 +168,10 @@ class Orchestrator(Node):
         saga.token += 1  # the attempt is answered: its deadline and duplicates go stale
         status = msg[5]
         if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, self.name, "reply", saga.txn, self.labels[msg[3]][msg[4]], status)
+            self.world.tracer.emit(
+                self.world.now, self.name, "reply", saga.txn, self.labels[msg[3]][msg[4]], status,
+                peer=msg[1], message="rep", direction=IN, attempt=saga.attempt,
+            )  # fmt: skip
         if saga.phase == RUNNING_FORWARD:
             if status == OK:
                 saga.confirmed |= 1 << saga.step
@@ -203,7 +208,14 @@ class Orchestrator(Node):
         if self.world.tracer.on:
             step = saga.step if saga.phase == RUNNING_FORWARD else saga.plan[saga.pos]
             self.world.tracer.emit(
-                self.world.now, self.name, "timeout", saga.txn, self.labels[step][saga.phase], f"attempt {saga.attempt}"
+                self.world.now,
+                self.name,
+                "timeout",
+                saga.txn,
+                self.labels[step][saga.phase],
+                f"attempt {saga.attempt}",
+                peer=self.targets[step],
+                attempt=saga.attempt,
             )
         self._attempt_failed(saga)
 
@@ -277,7 +289,7 @@ class Orchestrator(Node):
         saga.finished = self.world.env._now
         saga.belief = belief
         if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, self.name, "end", saga.txn, "", belief)
+            self.world.tracer.emit(self.world.now, self.name, "end", saga.txn, None, belief)
 
     # ------------------------------------------------------------ crashes
 

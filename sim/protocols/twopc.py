@@ -50,6 +50,7 @@ from sim.world.locks import LockTable
 from sim.world.node import Node
 from sim.world.participant import HANG, REFUSE, SUCCEED
 from sim.world.timers import DeadlineQueue
+from sim.world.trace import IN, OUT
 
 if TYPE_CHECKING:
     from sim.scenario import TransactionSpec, TwoPCSpec
@@ -118,8 +119,8 @@ class Coordinator(Node):
         self.resends = 0
         self.recovered = 0
 
-    def _trace(self, kind: str, txn: int, detail: str = "") -> None:
-        self.world.tracer.emit(self.world.now, self.name, kind, txn, "", detail)
+    def _trace(self, kind: str, txn: int, detail: str = "", **fields: Any) -> None:
+        self.world.tracer.emit(self.world.now, self.name, kind, txn, None, detail, **fields)
 
     # ------------------------------------------------------------ phase one
 
@@ -133,7 +134,7 @@ class Coordinator(Node):
             self._trace("begin", txn)
         for name in self.participants:
             if tracing:
-                self._trace("prepare", txn, f"to {name}")
+                self._trace("prepare", txn, f"to {name}", peer=name, message="prep", direction=OUT)
             self.network.send(self.name, name, ("prep", self.name, txn))
         self.vote_deadlines.add((rec, rec.token))
         return True
@@ -157,7 +158,14 @@ class Coordinator(Node):
             if rec is None or rec.state != COLLECTING or rec.epoch != self.epoch:
                 return  # late: the decision is taken
             if self.world.tracer.on:
-                self._trace("vote", rec.txn, f"{'yes' if msg[3] else 'no'} from {msg[1]}")
+                self._trace(
+                    "vote",
+                    rec.txn,
+                    f"{'yes' if msg[3] else 'no'} from {msg[1]}",
+                    peer=msg[1],
+                    message="vote",
+                    direction=IN,
+                )
             if msg[3]:
                 rec.yes.add(msg[1])
                 if len(rec.yes) == len(self.participants):
@@ -170,7 +178,7 @@ class Coordinator(Node):
                 return
             rec.acked.add(msg[1])
             if self.world.tracer.on:
-                self._trace("ack", rec.txn, f"from {msg[1]}")
+                self._trace("ack", rec.txn, f"from {msg[1]}", peer=msg[1], message="ack", direction=IN)
             if len(rec.acked) >= len(rec.targets):
                 self._end(rec)
         elif kind == "query":
@@ -179,7 +187,7 @@ class Coordinator(Node):
             # A durable decision, or (presumed abort) no record of one: abort.
             decision = rec.decision if rec is not None and rec.decision else "abort"
             if self.world.tracer.on:
-                self._trace("answer", msg[2], f"{decision} to {msg[1]}")
+                self._trace("answer", msg[2], f"{decision} to {msg[1]}", peer=msg[1], message=decision, direction=OUT)
             self.network.send(self.name, msg[1], (decision, self.name, msg[2]))
 
     # ------------------------------------------------------------ phase two
@@ -229,7 +237,9 @@ class Coordinator(Node):
 
     def _send_decision(self, rec: Record, name: str) -> None:
         if self.world.tracer.on:
-            self._trace("decision", rec.txn, f"{rec.decision} to {name}")
+            self._trace(
+                "decision", rec.txn, f"{rec.decision} to {name}", peer=name, message=rec.decision, direction=OUT
+            )
         self.network.send(self.name, name, (rec.decision, self.name, rec.txn))
 
     def _awaiting(self, item: tuple[Record, int]) -> bool:
@@ -352,8 +362,8 @@ class TwoPCParticipant:
         self.queries = 0
         participant.twopc = self
 
-    def _trace(self, kind: str, txn: int, detail: str = "") -> None:
-        self.world.tracer.emit(self.world.now, self.name, kind, txn, self.label, detail)
+    def _trace(self, kind: str, txn: int, detail: str = "", **fields: Any) -> None:
+        self.world.tracer.emit(self.world.now, self.name, kind, txn, self.label, detail, **fields)
 
     def _send(self, dst: str, msg: tuple[Any, ...]) -> None:
         self.network.send(self.name, dst, msg)
@@ -363,7 +373,7 @@ class TwoPCParticipant:
     def handle(self, msg: tuple[Any, ...]) -> None:
         kind, src, txn = msg[0], msg[1], msg[2]
         if self.world.tracer.on:
-            self._trace("receive", txn, f"{kind} from {src}")
+            self._trace("receive", txn, f"{kind} from {src}", peer=src, message=kind, direction=IN)
         state = self.table.get(txn)
         if kind == "prep":
             if state is not None:
@@ -501,7 +511,7 @@ class TwoPCParticipant:
 
     def _vote(self, txn: int, yes: bool) -> None:
         if self.world.tracer.on:
-            self._trace("vote", txn, "yes" if yes else "no")
+            self._trace("vote", txn, "yes" if yes else "no", peer=COORDINATOR, message="vote", direction=OUT)
         self._send(COORDINATOR, ("vote", self.name, txn, yes))
 
     # ------------------------------------------------------------ phase two
@@ -559,6 +569,9 @@ class TwoPCParticipant:
                 "query",
                 txn,
                 "in doubt: asking " + ", ".join([COORDINATOR, *self.peers] if self.cooperative else [COORDINATOR]),
+                peer=COORDINATOR,
+                message="query",
+                direction=OUT,
             )
         msg = ("query", self.name, txn)
         self._send(COORDINATOR, msg)

@@ -84,6 +84,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
+from sim.world.trace import IN, OUT
 
 if TYPE_CHECKING:
     from sim.scenario import BrokerSpec
@@ -269,7 +270,10 @@ class Broker(Node):
         if self.deduplicate:
             if eid in self.seen:
                 if tracer.on:
-                    tracer.emit(world.now, self.name, "dedup", txn, self.labels[topic], f"from {src}")
+                    tracer.emit(
+                        world.now, self.name, "dedup", txn, self.labels[topic], f"from {src}",
+                        peer=src, message="pub", direction=IN,
+                    )  # fmt: skip
                 self._confirm(src, txn, eid, topic, started, quiet)
                 return
             self.seen.add(eid)
@@ -277,7 +281,9 @@ class Broker(Node):
         self.stored = seq = self.stored + 1
         now = world.env._now
         if tracer.on:
-            tracer.emit(now, self.name, "store", txn, self.labels[topic], f"from {src}")
+            tracer.emit(
+                now, self.name, "store", txn, self.labels[topic], f"from {src}", peer=src, message="pub", direction=IN
+            )
         if topic in self.terminal_topics and txn not in self.terminal:
             self.terminal[txn] = (now, topic)
         confirmer = self.confirmers.get(src)  # _confirm(), inlined for speed
@@ -313,7 +319,15 @@ class Broker(Node):
                     self.deliveries += 1
                     count += 2
                     if tracer.on:
-                        tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
+                        tracer.emit(
+                            now,
+                            self.name,
+                            "deliver",
+                            txn,
+                            self.labels[topic],
+                            f"to {group} (delivery 1)",
+                            **_delivery(group, 1),
+                        )
                     acked = self._lean_take(txn, topic, now, deadline, entry)
                     if acked >= deadline:
                         self._late(seq, txn, eid, topic, started, group, acked)
@@ -338,7 +352,15 @@ class Broker(Node):
                 self.deliveries += 1
                 count += 1
                 if tracer.on:
-                    tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
+                    tracer.emit(
+                        now,
+                        self.name,
+                        "deliver",
+                        txn,
+                        self.labels[topic],
+                        f"to {group} (delivery 1)",
+                        **_delivery(group, 1),
+                    )
                 arrives = now + direct[0]()
                 heappush(
                     world._queue,
@@ -371,7 +393,9 @@ class Broker(Node):
         only if its ack is late. The caller counts the delivery and the ack."""
         self.deliveries += 1
         if self.world.tracer.on:
-            self.world.tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
+            self.world.tracer.emit(
+                now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)", **_delivery(group, 1)
+            )
         deadline = now + self.deadlines.delay
         acked = self._lean_take(txn, topic, now, deadline, self._lean_table.get(txn))
         if acked >= deadline:
@@ -507,7 +531,7 @@ class Broker(Node):
         if self.world.tracer.on:
             self.world.tracer.emit(
                 self.world.now, self.name, "deliver", copy.txn, self.labels[copy.topic],
-                f"to {copy.group} (delivery {copy.deliveries})",
+                f"to {copy.group} (delivery {copy.deliveries})", **_delivery(copy.group, copy.deliveries),
             )  # fmt: skip
         direct = self.direct.get(copy.group)
         if direct is not None:  # what Network.send does on a steady link
@@ -562,7 +586,8 @@ class Broker(Node):
         if self.world.tracer.on:
             self.world.tracer.emit(
                 self.world.now, self.name, "dead-letter", copy.txn, self.labels[copy.topic],
-                f"to {copy.group} after {copy.deliveries} deliveries",
+                f"to {copy.group} after {copy.deliveries} deliveries", peer=copy.group, message="evt",
+                attempt=copy.deliveries,
             )  # fmt: skip
         self._next(copy)
 
@@ -682,3 +707,8 @@ class Broker(Node):
         else:
             for copy in list(self.pending.values()):
                 self._deliver(copy)
+
+
+def _delivery(group: str, number: int) -> dict[str, Any]:
+    """The structured fields of a delivery's trace event: the copy to ``group``, its ``number``-th."""
+    return {"peer": group, "message": "evt", "direction": OUT, "attempt": number}

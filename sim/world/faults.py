@@ -210,7 +210,7 @@ class Faults:
 
     def _heal_all(self, _arg: Any = None) -> None:
         if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, "faults", "heal-all", -1, "", "workload over")
+            self.world.tracer.emit(self.world.now, "faults", "heal-all", None, None, "workload over")
         self.network.heal_all()
         for participant in self.participants.values():
             participant.end_gray_failures()

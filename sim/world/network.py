@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sim.world.fates import BLOCK, RETRY_BLOCK, KeyedDraws, uniform
+from sim.world.trace import OUT
 
 if TYPE_CHECKING:
     from sim.scenario import NetworkSpec
@@ -167,8 +168,7 @@ class Network:
                 if fault.cut or (fault.loss and self._draw(_FAULT_LOSS, role, attempt, msg[2]) < fault.loss):
                     self.lost += 1
                     if tracer.on:
-                        why = "partition" if fault.cut else "lost"
-                        tracer.emit(world.now, src, "drop", msg[2], "", f"{why}: {msg[0]} to {dst}")
+                        self._trace("drop", src, dst, msg, role, attempt, "partition: " if fault.cut else "lost: ")
                     return
                 if fault.delay is not None:
                     extra += fault.delay()
@@ -177,7 +177,7 @@ class Network:
         if link.loss and self._draw(_LOSS, role, attempt, msg[2]) < link.loss:
             self.lost += 1
             if tracer.on:
-                tracer.emit(world.now, src, "drop", msg[2], "", f"lost: {msg[0]} to {dst}")
+                self._trace("drop", src, dst, msg, role, attempt, "lost: ")
             return
         receive = self._receivers[dst]
         world.at(link.latency() + extra, receive, msg)
@@ -185,8 +185,16 @@ class Network:
             world.messages[msg[2]] += 1
             self.duplicated += 1
             if tracer.on:
-                tracer.emit(world.now, src, "duplicate", msg[2], "", f"{msg[0]} to {dst}")
+                self._trace("duplicate", src, dst, msg, role, attempt, "")
             world.at(link.latency() + extra, receive, msg)
+
+    def _trace(self, kind: str, src: str, dst: str, msg: tuple[Any, ...], role: int, attempt: int, why: str) -> None:
+        """Trace a message the network dropped or duplicated, at its sender's end
+        (``attempt`` only for messages that have one: a role)."""
+        self.world.tracer.emit(
+            self.world.now, src, kind, msg[2], None, f"{why}{msg[0]} to {dst}",
+            peer=dst, message=msg[0], direction=OUT, attempt=attempt if role >= 0 else None,
+        )  # fmt: skip
 
     def _draw(self, kind: int, role: int, attempt: int, txn: int) -> float:
         """A uniform draw deciding a loss or a duplication: in order from the
@@ -250,14 +258,14 @@ class Network:
                 )
         self._faults.append(fault)
         if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, "network", "fault", -1, "", fault.label)
+            self.world.tracer.emit(self.world.now, "network", "fault", None, None, fault.label)
         return fault
 
     def remove_fault(self, fault: LinkFault) -> None:
         if fault in self._faults:
             self._faults.remove(fault)
             if self.world.tracer.on:
-                self.world.tracer.emit(self.world.now, "network", "heal", -1, "", fault.label)
+                self.world.tracer.emit(self.world.now, "network", "heal", None, None, fault.label)
 
     def cut(self, groups: Sequence[Iterable[str]], one_way: bool = False) -> LinkFault:
         """Cut the links between every pair of groups; returns the cut.

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from heapq import heapify, heappop, heappush
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from sim.world.trace import IN
+
 if TYPE_CHECKING:
     from sim.world.core import World
     from sim.world.timers import DeadlineQueue
@@ -198,11 +200,14 @@ class Node:
         else:
             self.dropped += 1
             if self.world.tracer.on:
-                self.world.tracer.emit(self.world.now, self.name, "drop", msg[2], "", f"node down: {msg[0]}")
+                self.world.tracer.emit(
+                    self.world.now, self.name, "drop", msg[2], None, f"node down: {msg[0]}",
+                    peer=msg[1], message=msg[0], direction=IN,
+                )  # fmt: skip
 
     def _note(self, kind: str, detail: str = "") -> None:
         if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, self.name, kind, -1, "", detail)
+            self.world.tracer.emit(self.world.now, self.name, kind, None, None, detail)
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         raise NotImplementedError

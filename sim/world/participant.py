@@ -39,6 +39,7 @@ from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.fates import Counter, Fate
 from sim.world.network import reply_role
 from sim.world.node import Node
+from sim.world.trace import IN, OUT
 
 if TYPE_CHECKING:
     from sim.protocols.choreography import ChoreographyParticipant
@@ -121,7 +122,7 @@ class Participant(Node):
             return
         if self.world.tracer.on:
             queued = f", queued behind {len(self.queue)}" if self.busy >= self.workers else ""
-            self._trace(msg, "receive", f"attempt token {msg[6]}{queued}")
+            self._trace(msg, "receive", f"attempt token {msg[6]}{queued}", peer=msg[1], message="req", direction=IN)
         if self.busy < self.workers:
             self._start(msg)
         else:
@@ -204,7 +205,7 @@ class Participant(Node):
         else:
             status = self._forward(msg, outcome) if msg[4] == FORWARD else self._compensate(msg, outcome)
             if self.world.tracer.on:
-                self._trace(msg, "respond", status)
+                self._trace(msg, "respond", status, peer=msg[1], message="rep", direction=OUT)
             self._reply(msg, status)
         self.busy -= 1
         if self.queue:
@@ -271,9 +272,9 @@ class Participant(Node):
         names = self.step_names.get(msg[3], ("?", "?"))
         return names[msg[4]]
 
-    def _trace(self, msg: tuple[Any, ...], kind: str, detail: str = "") -> None:
+    def _trace(self, msg: tuple[Any, ...], kind: str, detail: str = "", **fields: Any) -> None:
         if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, self.name, kind, msg[2], self._label(msg), detail)
+            self.world.tracer.emit(self.world.now, self.name, kind, msg[2], self._label(msg), detail, **fields)
 
     # ------------------------------------------------------------ gray failures
 
@@ -324,7 +325,7 @@ class Participant(Node):
 
     def _trace_fault(self, kind: str, detail: str) -> None:
         if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, self.name, kind, -1, "", detail)
+            self.world.tracer.emit(self.world.now, self.name, kind, None, None, detail)
 
     def end_gray_failures(self) -> None:
         """End every gray failure (the workload is over)."""

@@ -31,6 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
+from sim.world.trace import IN
+
+#: A terminal event's copy, as the tracker receives it.
+_FROM_BROKER: dict[str, Any] = {"peer": "broker", "message": "evt", "direction": IN}
 
 if TYPE_CHECKING:
     from sim.world.broker import Broker, Copy
@@ -67,7 +71,7 @@ class Watchdog:
     def _flag(self, txn: int) -> None:
         self.flagged[txn] = self.world.env._now
         if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, "monitor", "alert", txn, "", "no terminal state")
+            self.world.tracer.emit(self.world.now, "monitor", "alert", txn, None, "no terminal state")
 
     def flagged_at(self, txn: int) -> float:
         return self.flagged.get(txn, math.nan)
@@ -170,7 +174,7 @@ class SagaTracker(Node):
             entry[1] = seen
             if self.world.tracer.on:
                 if seen == now:
-                    self.world.tracer.emit(now, self.name, "terminal", txn, self.labels[topic])
+                    self.world.tracer.emit(now, self.name, "terminal", txn, self.labels[topic], **_FROM_BROKER)
                 else:
                     self.world.at(seen - now, self._trace_terminal, (txn, topic, seen))
         return entry
@@ -178,7 +182,7 @@ class SagaTracker(Node):
     def _trace_terminal(self, item: tuple[int, int, float]) -> None:
         txn, topic, seen = item
         if self.table[txn][1] == seen:
-            self.world.tracer.emit(seen, self.name, "terminal", txn, self.labels[topic])
+            self.world.tracer.emit(seen, self.name, "terminal", txn, self.labels[topic], **_FROM_BROKER)
 
     def _pending(self, txn: int) -> bool:
         # not seen a terminal event yet (nan: none at all; a time: seen then)
@@ -206,7 +210,7 @@ class SagaTracker(Node):
     def _alert(self, txn: int, now: float) -> None:
         self.flagged[txn] = now
         if self.world.tracer.on:
-            self.world.tracer.emit(now, self.name, "alert", txn, "", "no terminal event")
+            self.world.tracer.emit(now, self.name, "alert", txn, None, "no terminal event")
 
     def _check(self, item: tuple[int, int]) -> None:
         txn, epoch = item
