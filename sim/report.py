@@ -65,6 +65,7 @@ from sim.errors import SagasimError
 from sim.files import staged_folder
 from sim.metrics import OUTCOMES, events_frame, format_interval, format_rate, wilson
 from sim.palette import OUTCOME_COLOURS, protocol_colour
+from sim.protocols import registry
 from sim.sweep import point_table
 from sim.swimlane import FAULT_COLORS, fmt_seconds, nice_step, plot_swimlane
 
@@ -97,6 +98,11 @@ _MAX_PANELS = 4
 _CURVE_POINTS = 512
 #: Sharp on a high-density screen and in print; text sizes are chosen for it.
 _DPI = 150
+#: The protocols whose transactions can end aborted, and the one whose
+#: per-transaction lock and blocking columns the report draws (the owner of
+#: ``lock_held`` in the registry: two-phase commit).
+_ABORTING = frozenset(p.name for p in registry.protocols() if p.aborts)
+_LOCKING = next(p.name for p in registry.protocols() if "lock_held" in p.transaction_columns)
 #: The rates the comparison pairs: those sagasim compare prints, after the committed share.
 _COMPARED: tuple[str, ...] = ("committed_rate", *PAIRED_METRICS)
 #: The edge of the hatched band of rejected arrivals.
@@ -522,7 +528,7 @@ class _Page:
         summary = ds.summary
         # A panel per outcome that happened somewhere; the others are named below, not drawn empty.
         outcomes = [o for o in OUTCOMES if int(summary[o].sum()) > 0]
-        never = [o for o in OUTCOMES if o not in outcomes and (o != "aborted" or "2pc" in self.protocols)]
+        never = [o for o in OUTCOMES if o not in outcomes and (o != "aborted" or _ABORTING & set(self.protocols))]
         axes = ds.axes
         fig = Figure(figsize=(2.6 * len(outcomes), 2.4 * len(axes) + 0.7), dpi=_DPI, layout="constrained")
         grid = fig.subplots(len(axes), len(outcomes), squeeze=False)
@@ -780,7 +786,7 @@ class _Page:
                 "2PC transactions. A curve that starts above zero means that share of transactions had none "
                 "(no wait, no blocking). Sagas take no locks and are never in doubt."
             )
-        elif "2pc" not in self.protocols:
+        elif _LOCKING not in self.protocols:
             section.paragraphs.append("No two-phase commit run: no lock or blocked time to show.")
         if self.empty_twopc:
             names = {"lock_held": "locks held", "lock_wait": "lock wait", "blocked": "blocked in doubt"}
@@ -845,9 +851,9 @@ class _Page:
 
     def _twopc_figure(self, panels: list[tuple[str, pd.DataFrame]]) -> tuple[_Image, _Table] | None:
         columns = [c for c in ("lock_held", "lock_wait", "blocked") if c in self.txns.columns]
-        if not columns or "2pc" not in set(self.txns["protocol"]):
+        if not columns or _LOCKING not in set(self.txns["protocol"]):
             return None
-        twopc = self.txns[self.txns["protocol"] == "2pc"]
+        twopc = self.txns[self.txns["protocol"] == _LOCKING]
         # A panel of zeros (no lock wait without contention) says nothing a sentence cannot.
         self.empty_twopc = [c for c in columns if not (pd.to_numeric(twopc[c], errors="coerce").fillna(0) > 0).any()]
         columns = [c for c in columns if c not in self.empty_twopc]
@@ -855,18 +861,20 @@ class _Page:
             return None
         fig, grid = self._figure(1, len(columns), width=3.4 * len(columns), height=2.8)
         rows: list[list[tuple[str, str]]] = []
-        colour, styles = protocol_colour("2pc"), ["-", "--", ":", "-."]
+        colour, styles = protocol_colour(_LOCKING), ["-", "--", ":", "-."]
         for c, column in enumerate(columns):
             ax = grid[0][c]
             log = _heavy_tailed(pd.to_numeric(self.txns[column], errors="coerce"))
             for i, (title, txns) in enumerate(panels):
                 values = np.sort(
-                    pd.to_numeric(txns.loc[txns["protocol"] == "2pc", column], errors="coerce").dropna().to_numpy(float)
+                    pd.to_numeric(txns.loc[txns["protocol"] == _LOCKING, column], errors="coerce")
+                    .dropna()
+                    .to_numpy(float)
                 )
                 if values.size == 0:
                     continue
                 xs, ys = _curve(values)
-                ax.step(xs, ys, where="post", color=colour, ls=styles[i % len(styles)], label=title or "2pc")
+                ax.step(xs, ys, where="post", color=colour, ls=styles[i % len(styles)], label=title or _LOCKING)
                 rows.append(
                     [
                         (title, ""),

@@ -82,6 +82,7 @@ from sim.world.timers import DeadlineQueue
 from sim.world.tracker import TRACKER, SagaTracker
 
 if TYPE_CHECKING:
+    from sim.runner import Model
     from sim.scenario import BrokerSpec, ChoreographySpec, TransactionSpec
     from sim.world.core import World
     from sim.world.network import Network
@@ -709,6 +710,9 @@ class ChoreographyParticipant:
     def on_crash(self) -> None:
         self.publisher.on_crash()
 
+    def relies_on_fault_plan(self) -> bool:
+        return bool(self.publisher.lazy)
+
     def on_restart(self) -> None:
         for eid, (txn, topic, started) in list(self.outbox.items()):
             self.publisher.publish(eid, txn, topic, started, None)
@@ -780,7 +784,7 @@ class ChoreographyProtocol:
         self.sides: dict[str, ChoreographyParticipant] = {}
         for name in dict.fromkeys(s.participant for s in steps):
             side = ChoreographyParticipant(participants[name], network, spec, self)
-            participants[name].choreo = side
+            participants[name].side = side
             self.sides[name] = side
         for topic in labels:
             if topic in self.routes:
@@ -873,3 +877,11 @@ class ChoreographyProtocol:
             "inbox_dedups": sum(s.dedups for s in sides),
             "gave_up": sum(s.gave_up for s in sides),
         }
+
+
+def build(model: Model) -> ChoreographyProtocol:
+    """The protocol on a run's model (see :mod:`sim.protocols.registry`)."""
+    s = model.scenario
+    return ChoreographyProtocol(
+        model.world, model.network, s.broker, s.choreography, s.transaction, model.participants, s.monitor.stuck_after
+    )

@@ -52,6 +52,7 @@ from sim.world.participant import HANG, REFUSE, SUCCEED
 from sim.world.timers import DeadlineQueue
 
 if TYPE_CHECKING:
+    from sim.runner import Model
     from sim.scenario import TransactionSpec, TwoPCSpec
     from sim.world.core import World
     from sim.world.network import Network
@@ -350,7 +351,7 @@ class TwoPCParticipant:
         self.lock_timeouts = 0
         self.unilateral_aborts = 0
         self.queries = 0
-        participant.twopc = self
+        participant.side = self
 
     def _trace(self, kind: str, txn: int, detail: str = "") -> None:
         self.world.tracer.emit(self.world.now, self.name, kind, txn, self.label, detail)
@@ -578,6 +579,9 @@ class TwoPCParticipant:
         prepared = {t for t, s in self.table.items() if s == P_PREPARED}
         self.locks.crash(prepared)
 
+    def relies_on_fault_plan(self) -> bool:
+        return False
+
     def on_restart(self) -> None:
         for txn, state in self.table.items():
             if state == P_PREPARED:
@@ -672,3 +676,11 @@ class TwoPCProtocol:
             "decision_resends": coordinator.resends,
             "recovered": coordinator.recovered,
         }
+
+
+def build(model: Model) -> TwoPCProtocol:
+    """The protocol on a run's model (see :mod:`sim.protocols.registry`)."""
+    s = model.scenario
+    return TwoPCProtocol(
+        model.world, model.network, s.twopc, s.transaction, model.participants, model.keys, s.run.duration
+    )
