@@ -144,7 +144,7 @@ class Participant(Node):
         self.busy += 1
         self.attempts += 1
         outcome, duration = self.draw_attempt(msg[2], msg[3], msg[4])
-        self.world.at(duration, self._finish, (msg, outcome, self.epoch))
+        self.after(duration, self._finish, (msg, outcome))
 
     def draw_attempt(self, txn: int, step: int, op: int) -> tuple[int, float]:
         """One attempt of a forward operation or a compensation (``op``) of
@@ -204,13 +204,8 @@ class Participant(Node):
                 self.busy_time -= end - instant
         self._ends.clear()
 
-    def _finish(self, job: tuple[tuple[Any, ...], int, int]) -> None:
-        msg, outcome, epoch = job
-        if epoch != self.epoch:
-            return  # the node crashed meanwhile: this work is lost
-        if self.paused:
-            self.hold(self._finish, job)
-            return
+    def _finish(self, job: tuple[tuple[Any, ...], int]) -> None:
+        msg, outcome = job
         if outcome == HANG:
             if self.world.tracer.on:
                 self.world.tracer.emit(self.world.now, self.name, "hang", msg[2], self._label(msg))

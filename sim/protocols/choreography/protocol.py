@@ -665,16 +665,10 @@ class ChoreographyParticipant:
     def _retry(self, job: list[Any], backoff: Backoff) -> None:
         job[1] += 1
         self.protocol.retry(job[0][2])
-        self.world.at(backoff.wait(job[1]), self._again, (job, self.p.epoch))
+        self.p.after(backoff.wait(job[1]), self._again, job)
 
-    def _again(self, item: tuple[list[Any], int]) -> None:
-        job, epoch = item
+    def _again(self, job: list[Any]) -> None:
         p = self.p
-        if epoch != p.epoch:
-            return
-        if p.paused:
-            p.hold(self._again, item)
-            return
         if p.busy < p.workers:
             self._start(job)
         else:

@@ -473,16 +473,11 @@ class TwoPCParticipant:
         p.attempts += 1
         # (one prepare covers every step this participant runs: its fate is the first's)
         outcome, duration = p.draw_attempt(work.txn, self.steps[0], FORWARD)
-        self.world.at(duration, self._done, (work, outcome, p.epoch))
+        p.after(duration, self._done, (work, outcome))
 
-    def _done(self, job: tuple[_Work, int, int]) -> None:
-        work, outcome, epoch = job
+    def _done(self, job: tuple[_Work, int]) -> None:
+        work, outcome = job
         p = self.p
-        if epoch != p.epoch:
-            return  # the node crashed meanwhile: this work is lost
-        if p.paused:
-            p.hold(self._done, job)
-            return
         txn = work.txn
         if self.working.get(txn) is work:
             if outcome == SUCCEED:
