@@ -266,8 +266,11 @@ class Broker(Node):
         _, src, txn, eid, topic, started, quiet = msg
         world = self.world
         tracer = world.tracer
-        if self.deduplicate and self._seen_before(msg):
-            return
+        if self.deduplicate:
+            if eid in self.seen:
+                self._again_published(msg)
+                return
+            self.seen.add(eid)
         # one number per store: a copy is known by its group and this number
         self.stored = seq = self.stored + 1
         now = world.env._now
@@ -275,11 +278,19 @@ class Broker(Node):
             tracer.emit(now, self.name, "store", txn, self.labels[topic], f"from {src}")
         if topic in self.terminal_topics and txn not in self.terminal:
             self.terminal[txn] = (now, topic)
-        self._confirm(src, txn, eid, topic, started, quiet)
+        confirmer = self.confirmers.get(src)  # _confirm(), inlined for speed
+        if confirmer is None:
+            self.network.send(BROKER, src, ("conf", BROKER, txn, eid))
+            count = 0  # the messages accounted for here without an event, counted at the end
+        else:
+            count = 1
+            latency = confirmer[0]()
+            if now + latency >= quiet:  # else the publisher needs nothing from it
+                confirmer[1](txn, eid, topic, started, latency, quiet)
         if not self.ordered:
+            self.world.messages[txn] += count
             self._store_unordered(seq, txn, eid, topic, started, now)
             return
-        count = 0  # the messages accounted for here without an event, counted at the end
         if not seq % SWEEP_EVERY:
             self._sweep(now)
         lean = self._lean
@@ -287,11 +298,16 @@ class Broker(Node):
         for group in self.groups.get(topic, ()):
             if group == lean:
                 entry = self._lean_table.get(txn)
-                if entry is None or (entry[2] <= now and not entry[3]):
-                    self._take(seq, txn, eid, topic, started, group, now)
+                if entry is None or (entry[2] <= now and not entry[3]):  # _take, inlined for speed
+                    self.deliveries += 1
                     count += 2
-                else:
-                    count += self._lean_wait(seq, txn, eid, topic, started, group, now, entry)
+                    if tracer.on:
+                        tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
+                    acked = self._lean_take(txn, topic, now, deadline, entry)
+                    if acked >= deadline:
+                        self._late(seq, txn, eid, topic, started, group, acked)
+                    continue
+                count += self._lean_wait(seq, txn, eid, topic, started, group, now, entry)
                 continue
             direct = self.direct.get(group)
             if direct is not None:
@@ -303,47 +319,38 @@ class Broker(Node):
                     and self._behind(head, flights, seq, txn, eid, topic, started, group, now)
                 ):
                     continue
-                self._deliver_direct(direct, Copy(seq, txn, eid, topic, started, group), now, deadline)
+                # A first delivery, straight to the consumer (_deliver and
+                # World.at, inlined for speed), with no partition.
+                copy = Copy(seq, txn, eid, topic, started, group)
+                copy.deliveries = 1
+                flights[txn] = copy
+                self.deliveries += 1
                 count += 1
+                if tracer.on:
+                    tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
+                arrives = now + direct[0]()
+                heappush(
+                    world._queue,
+                    (
+                        arrives, 1, next(world._eid), direct[1],
+                        ("evt", BROKER, txn, eid, topic, started, group, seq, 1, copy),
+                    ),
+                )  # fmt: skip
+                if arrives < deadline:
+                    copy.due = deadline  # no ack timer unless its consumer asks: see arm()
+                    copy.order = self.deliveries
+                else:
+                    self.deadlines.add((copy, 1, self.epoch, self.deliveries))
                 continue
             self._store_through_network(seq, txn, eid, topic, started, group, now)
         world.messages[txn] += count
 
-    def _deliver_direct(self, direct: Any, copy: Copy, now: float, deadline: float) -> None:
-        """A first delivery, straight to the consumer (_deliver and World.at,
-        inlined for speed), with no partition. The caller counts the message."""
-        world = self.world
-        txn, topic, group = copy.txn, copy.topic, copy.group
-        copy.deliveries = 1
-        direct[2][txn] = copy
-        self.deliveries += 1
-        if world.tracer.on:
-            world.tracer.emit(now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)")
-        arrives = now + direct[0]()
-        heappush(
-            world._queue,
-            (
-                arrives, 1, next(world._eid), direct[1],
-                ("evt", BROKER, txn, copy.eid, topic, copy.started, group, copy.seq, 1, copy),
-            ),
-        )  # fmt: skip
-        if arrives < deadline:
-            copy.due = deadline  # no ack timer unless its consumer asks: see arm()
-            copy.order = self.deliveries
-        else:
-            self.deadlines.add((copy, 1, self.epoch, self.deliveries))
-
-    def _seen_before(self, msg: tuple[Any, ...]) -> bool:
-        """Whether a publish is a repeat of a stored event (deduplication): it is
-        confirmed again and not stored; else its id is remembered."""
+    def _again_published(self, msg: tuple[Any, ...]) -> None:
+        """A publish of an event already stored (deduplication): confirmed again, not stored."""
         _, src, txn, eid, topic, started, quiet = msg
-        if eid not in self.seen:
-            self.seen.add(eid)
-            return False
         if self.world.tracer.on:
             self.world.tracer.emit(self.world.now, self.name, "dedup", txn, self.labels[topic], f"from {src}")
         self._confirm(src, txn, eid, topic, started, quiet)
-        return True
 
     def _store_unordered(self, seq: int, txn: int, eid: int, topic: int, started: float, now: float) -> None:
         """Deliver a stored event to each group, without per-transaction order."""
