@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-__all__ = ["ProtocolInfo", "all_nodes", "get", "names", "protocols", "reserved_nodes"]
+__all__ = ["ProtocolInfo", "all_nodes", "get", "names", "protocols", "reexport", "reserved_nodes"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,23 @@ class ProtocolInfo:
     def checker_class(self) -> Callable[[Any], Any]:
         """The checker's class: called with the transaction's steps."""
         return _resolve(self.checker)
+
+
+def reexport(package: str) -> Callable[[str], Any]:
+    """A ``__getattr__`` for a protocol package's ``__init__.py``: its code's
+    names (in its module ``protocol``), imported on first use, so that
+    ``from sim.protocols.<name> import X`` works and listing protocols stays light."""
+
+    def __getattr__(attr: str) -> Any:
+        protocol = importlib.import_module(f"{package}.protocol")
+        if attr == "protocol":
+            return protocol
+        try:
+            return getattr(protocol, attr)
+        except AttributeError:
+            raise AttributeError(f"module {package!r} has no attribute {attr!r}") from None
+
+    return __getattr__
 
 
 def _resolve(ref: str) -> Any:

@@ -1,16 +1,12 @@
 """The orchestration saga: a central orchestrator drives each transaction's steps.
 
-The code is in :mod:`sim.protocols.orchestration.protocol`; this module registers the
-protocol (see :mod:`sim.protocols.registry`) and stays light, so that listing
-protocols imports nothing heavy. Its public names are imported on first use.
+Registered here (:mod:`sim.protocols.registry`); the code is in
+:mod:`sim.protocols.orchestration.protocol`.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from sim.protocols.registry import ProtocolInfo
+from sim.protocols.registry import ProtocolInfo, reexport
 
 PROTOCOL = ProtocolInfo(
     name="orchestration",
@@ -28,12 +24,5 @@ PROTOCOL = ProtocolInfo(
 )
 
 
-def __getattr__(attr: str) -> Any:
-    # ``from sim.protocols.orchestration import X`` keeps working for the code's names.
-    protocol = importlib.import_module(f"{__name__}.protocol")
-    if attr == "protocol":
-        return protocol
-    try:
-        return getattr(protocol, attr)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}") from None
+#: ``from sim.protocols.orchestration import X`` keeps working for the code's names.
+__getattr__ = reexport(__name__)
