@@ -37,8 +37,8 @@ def run(
     - ``scenario``: a scenario file's path (``str`` or ``Path``), a loaded
       :class:`~sim.scenario.Scenario`, or the scenario as a dict (the parsed
       TOML).
-    - ``protocol``: one name or several (``"orchestration"``, ``"2pc"``,
-      ``"choreography"``); default: the scenario's ``run.protocols``.
+    - ``protocol``: one name or several, each a registered protocol
+      (:data:`sim.names.PROTOCOLS`); default: the scenario's ``run.protocols``.
     - ``seed``: one whole number or several, each in ``[0, 2**63)``; default:
       the scenario's ``run.seeds``. Repeats run once.
     - ``overrides``: ``--set`` values, as ``{"dotted.key": value}``, a list of

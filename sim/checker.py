@@ -7,7 +7,7 @@ means. Everything else, the outcome included, comes from effects: a
 coordinator that believes it compensated a saga whose refund never landed
 does not make the saga compensated.
 
-Outcomes (see ``DESIGN.md``):
+Outcomes (see ``docs/architecture.md``):
 
 * ``committed``: every step applied exactly once, nothing compensated;
 * ``compensated``: every applied step undone exactly once, net effect zero;

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
+from sim.protocols import registry
 from sim.world.trace import IN, OUT
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from sim.scenario import Scenario, StepSpec
 
 __all__ = ["STEP_KINDS", "Explanation", "events_of", "explain", "explain_transaction", "step_table"]
+
+#: Protocols without a coordinator: a chain of events, read by the saga tracker.
+_COORDINATOR_FREE = frozenset(p.name for p in registry.protocols() if p.coordinator_free)
 
 #: Event kinds counted per step by :func:`step_table`, in column order.
 STEP_KINDS: tuple[str, ...] = (
@@ -185,7 +189,7 @@ class _Story:
         begins = mine.loc[mine["kind"] == "begin", "node"]
         # Choreography has no coordinator: the tracker reads the end of the chain.
         self.believer = str(begins.iloc[0]) if len(begins) else "tracker"
-        self.choreography = str(row.get("protocol", "")) == "choreography" or (
+        self.choreography = str(row.get("protocol", "")) in _COORDINATOR_FREE or (
             mine["kind"].isin(["publish", "deliver"]).any()
         )
         self.effects = mine[mine["kind"] == "effect"]

@@ -1,4 +1,4 @@
-"""Results as tidy pandas tables (column names are public API, see DESIGN.md).
+"""Results as tidy pandas tables (column names are public API, see docs/architecture.md).
 
 Rows are gathered as flat records during the run and turned into a DataFrame
 once. Tally statistics (one value per transaction: latency) and level
@@ -16,6 +16,7 @@ import pandas as pd
 
 from sim.checker import ANOMALIES
 from sim.names import OUTCOMES as OUTCOMES  # defined without pandas/pydantic for the CLI
+from sim.protocols import registry
 from sim.world.faults import FaultRecord
 from sim.world.trace import TraceEvent
 
@@ -27,9 +28,12 @@ TRANSACTION_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 #: Extra columns: the coordinator's belief, the checker's reasons and anomaly codes.
 TRANSACTION_EXTRA: tuple[str, ...] = ("time_to_consistency", "coordinator", "reasons", "anomalies", "flagged_at")
-#: Protocol columns (two-phase commit: locks and blocking), present when any
-#: run of the frame has them, NaN on the rows of runs without them.
-TRANSACTION_PROTOCOL: tuple[str, ...] = ("lock_held", "lock_wait", "blocked")
+#: Protocol columns (each registered protocol's, e.g. two-phase commit's locks
+#: and blocking), present when any run of the frame has them, NaN on the rows
+#: of runs without them.
+TRANSACTION_PROTOCOL: tuple[str, ...] = tuple(
+    dict.fromkeys(c for p in registry.protocols() for c in p.transaction_columns)
+)
 EVENT_COLUMNS: tuple[str, ...] = TraceEvent._fields
 FAULT_COLUMNS: tuple[str, ...] = FaultRecord._fields
 

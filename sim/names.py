@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-#: Protocols a scenario may ask for.
-PROTOCOLS: tuple[str, ...] = ("orchestration", "2pc", "choreography")
+from sim.protocols import registry
+
+#: Protocols a scenario may ask for: every registered one (:mod:`sim.protocols.registry`).
+PROTOCOLS: tuple[str, ...] = registry.names()
 
 #: What the checker can say of a transaction, in the order tables show them.
 OUTCOMES: tuple[str, ...] = ("committed", "compensated", "aborted", "inconsistent", "stuck")

@@ -1,23 +1,20 @@
 """One colour per protocol and per outcome, for every chart sagasim draws.
 
 The report (:mod:`sim.report`), the swimlane and the notebooks read these, so
-a protocol looks the same wherever it is plotted. There is no protocol
-registry yet; when there is one, its entries should carry their colour and
-:data:`PROTOCOL_COLOURS` be built from it.
+a protocol looks the same wherever it is plotted. A protocol's colour is in
+its registration (:mod:`sim.protocols.registry`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sim.protocols import registry
+
 __all__ = ["OUTCOME_COLOURS", "PROTOCOL_COLOURS", "protocol_colour"]
 
-#: The protocols sagasim knows (see ``sim.scenario.PROTOCOLS``), each its own colour.
-PROTOCOL_COLOURS: dict[str, str] = {
-    "orchestration": "#1f77b4",
-    "choreography": "#ff7f0e",
-    "2pc": "#9467bd",
-}
+#: The protocols sagasim knows, each its own colour (from the registry).
+PROTOCOL_COLOURS: dict[str, str] = {p.name: p.colour for p in registry.protocols()}
 #: Outcomes of a transaction: good ones green and blue, bad ones red and orange.
 OUTCOME_COLOURS: dict[str, str] = {
     "committed": "#2e7d32",

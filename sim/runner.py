@@ -10,10 +10,8 @@ from typing import Any, NamedTuple
 from sim.checker import Checker, TwoPCChecker
 from sim.errors import SagasimError
 from sim.metrics import TRANSACTION_COLUMNS, TRANSACTION_EXTRA, TRANSACTION_PROTOCOL, summarize
-from sim.protocols.base import TransactionProtocol
-from sim.protocols.choreography import ChoreographyProtocol
-from sim.protocols.orchestration import KEY_STRIDE, OrchestrationProtocol
-from sim.protocols.twopc import TwoPCProtocol
+from sim.protocols import registry
+from sim.protocols.base import KEY_STRIDE, TransactionProtocol
 from sim.scenario import PROTOCOLS, Scenario
 from sim.world.core import EventBudgetExceeded, World
 from sim.world.faults import FaultRecord, Faults, Planned, plan_nemesis, plan_timeline
@@ -82,32 +80,9 @@ def run_id(scenario: str, protocol: str, seed: int) -> str:
     return f"{scenario}/{protocol}/{seed}"
 
 
-def _orchestration(model: Model) -> TransactionProtocol:
-    s = model.scenario
-    return OrchestrationProtocol(model.world, model.network, s.orchestrator, s.transaction)
-
-
-def _twopc(model: Model) -> TransactionProtocol:
-    s = model.scenario
-    return TwoPCProtocol(
-        model.world, model.network, s.twopc, s.transaction, model.participants, model.keys, s.run.duration
-    )
-
-
-def _choreography(model: Model) -> TransactionProtocol:
-    s = model.scenario
-    return ChoreographyProtocol(
-        model.world, model.network, s.broker, s.choreography, s.transaction, model.participants, s.monitor.stuck_after
-    )
-
-
-#: How to build each protocol on a model's world, network and participants.
-#: Every name in ``sim.scenario.PROTOCOLS`` has an entry.
-BUILDERS: dict[str, Callable[[Model], TransactionProtocol]] = {
-    "orchestration": _orchestration,
-    "2pc": _twopc,
-    "choreography": _choreography,
-}
+def build_protocol(model: Model) -> TransactionProtocol:
+    """The model's protocol, built by its registration (:mod:`sim.protocols.registry`)."""
+    return registry.get(model.protocol_name).builder()(model)  # type: ignore[no-any-return]
 
 
 class _Watched:
@@ -170,7 +145,7 @@ class Model:
             self.participants[name] = node
             self.network.attach(node)
         self.keys = TxnKeys(self.world, scenario.workload.keys, len(txn.steps))
-        self.protocol: TransactionProtocol = BUILDERS[protocol](self)
+        self.protocol: TransactionProtocol = build_protocol(self)
         self.nodes: dict[str, Node] = {n.name: n for n in self.protocol.nodes()}
         self.nodes.update(self.participants)
         until = scenario.run.duration
@@ -207,7 +182,7 @@ class Model:
             starter,
             self.keys if scenario.workload.keys is not None else None,
         )
-        self.checker: Checker | TwoPCChecker = TwoPCChecker(txn.steps) if protocol == "2pc" else Checker(txn.steps)
+        self.checker: Checker | TwoPCChecker = registry.get(protocol).checker_class()(txn.steps)
 
     @property
     def end(self) -> float:

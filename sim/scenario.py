@@ -33,18 +33,17 @@ from pydantic import (
 from sim.errors import ScenarioError, did_you_mean, show_value
 from sim.files import InputFileError, read_input_text
 from sim.names import PROTOCOLS as PROTOCOLS  # defined without pandas/pydantic for the CLI
+from sim.protocols import registry
 from sim.world import distributions as dists
 
-#: Every node of each protocol beyond the participants (choreography: the
-#: broker and the saga tracker).
-PROTOCOL_ALL_NODES: dict[str, tuple[str, ...]] = {
-    "orchestration": ("orchestrator",),
-    "2pc": ("coordinator",),
-    "choreography": ("broker", "tracker"),
-}
+#: Every node of each protocol beyond the participants, from the registry.
+PROTOCOL_ALL_NODES: dict[str, tuple[str, ...]] = registry.all_nodes()
 
 #: Node names the harness itself uses; participants may not take them.
-RESERVED_NODES: tuple[str, ...] = ("orchestrator", "coordinator", "broker", "tracker", "client")
+RESERVED_NODES: tuple[str, ...] = registry.reserved_nodes()
+
+#: A protocol's name, as the scenario and sweep files spell it: one of the registered ones.
+ProtocolName = Literal[PROTOCOLS]  # type: ignore[valid-type]
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 NodeName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", max_length=64)]
@@ -106,9 +105,7 @@ class RunSpec(_Model):
     duration: float = Field(60.0, gt=0)
     drain: float = Field(60.0, ge=0)
     seeds: list[Annotated[int, Field(ge=0, lt=2**63)]] = Field(default_factory=lambda: [1], min_length=1)
-    protocols: list[Literal["orchestration", "2pc", "choreography"]] = Field(
-        default_factory=lambda: ["orchestration"], min_length=1
-    )
+    protocols: list[ProtocolName] = Field(default_factory=lambda: [PROTOCOLS[0]], min_length=1)
     trace: bool = False
 
     @field_validator("seeds", "protocols")
@@ -359,6 +356,18 @@ class _FaultSettings(_Model):
         return value
 
     def _check_kind(self, kind: str) -> None:
+        self._check_keys(kind)
+        if self.groups is not None and len(self.groups) < 2:
+            raise ValueError(f"a {kind} fault needs at least two groups")
+        if self.target is not None and self.groups is not None:
+            raise ValueError(f"a {kind} fault takes 'target' or 'groups', not both")
+        if kind == "partition" and self.target is None and self.groups is None:
+            raise ValueError("a partition needs 'groups' (or 'target': nodes to cut off from all others)")
+        if kind == "failure_rate":
+            self._check_failure_rates()
+
+    def _check_keys(self, kind: str) -> None:
+        """The kind's required settings are given, and no setting it does not take."""
         required, optional = FAULT_KEYS[kind]
         for key in _SETTINGS:
             value = getattr(self, key)
@@ -367,22 +376,17 @@ class _FaultSettings(_Model):
             if value is not None and key not in required and key not in optional:
                 allowed = ", ".join(repr(k) for k in (*required, *optional)) or "nothing else"
                 raise ValueError(f"a {kind} fault does not take {key!r} (it takes {allowed})")
-        if self.groups is not None and len(self.groups) < 2:
-            raise ValueError(f"a {kind} fault needs at least two groups")
-        if self.target is not None and self.groups is not None:
-            raise ValueError(f"a {kind} fault takes 'target' or 'groups', not both")
-        if kind == "partition" and self.target is None and self.groups is None:
-            raise ValueError("a partition needs 'groups' (or 'target': nodes to cut off from all others)")
-        if kind == "failure_rate" and self.business_failure is None and self.transient_failure is None:
+
+    def _check_failure_rates(self) -> None:
+        if self.business_failure is None and self.transient_failure is None:
             raise ValueError("a failure_rate fault needs 'business_failure' or 'transient_failure' (or both)")
-        if kind == "failure_rate":
-            # The same rule as a participant's own rates: exclusive outcomes of one attempt.
-            total = (self.business_failure or 0.0) + (self.transient_failure or 0.0)
-            if total > 1.0 + 1e-12:
-                raise ValueError(
-                    "business_failure + transient_failure must be <= 1 "
-                    f"(they are per-attempt probabilities of exclusive outcomes), got {total:g}"
-                )
+        # The same rule as a participant's own rates: exclusive outcomes of one attempt.
+        total = (self.business_failure or 0.0) + (self.transient_failure or 0.0)
+        if total > 1.0 + 1e-12:
+            raise ValueError(
+                "business_failure + transient_failure must be <= 1 "
+                f"(they are per-attempt probabilities of exclusive outcomes), got {total:g}"
+            )
 
     def targets(self, nodes: Iterable[str]) -> list[str]:
         """The target names, ``*`` expanded to ``nodes``."""
@@ -773,18 +777,28 @@ def _strip(annotation: Any) -> Any:
 # ---------------------------------------------------------------- references
 
 
-def _check_references(s: Scenario) -> list[str]:
-    problems: list[str] = []
-    participants = list(s.participants)
-    nodes = s.nodes()
+class _Problems(list[str]):
+    """The problems found so far, in the order they are reported."""
 
-    def unknown(path: str, name: str, known: list[str], what: str) -> None:
-        problems.append(
+    def unknown(self, path: str, name: str, known: list[str], what: str) -> None:
+        self.append(
             f"{path} = {show_value(name)}: no {what} of that name{did_you_mean(name, known)} "
             f"(known: {', '.join(known)})"
         )
 
-    for name in participants:
+
+def _check_references(s: Scenario) -> list[str]:
+    problems = _Problems()
+    _check_names(s, problems)
+    _check_workload_refs(s, problems)
+    _check_links(s, problems)
+    _check_fault_refs(s, problems)
+    return problems
+
+
+def _check_names(s: Scenario, problems: _Problems) -> None:
+    """Participants take no reserved name; every step's participant exists."""
+    for name in s.participants:
         if name in RESERVED_NODES:
             problems.append(
                 f"participants.{name}: {name!r} is a name the harness uses itself; "
@@ -793,48 +807,63 @@ def _check_references(s: Scenario) -> list[str]:
     for tname, txn in s.transactions.items():
         for i, step in enumerate(txn.steps):
             if step.participant not in s.participants:
-                unknown(
+                problems.unknown(
                     f"transactions.{tname}.steps[{i}].participant",
                     step.participant,
-                    participants,
+                    list(s.participants),
                     "participant",
                 )
+
+
+def _check_workload_refs(s: Scenario, problems: _Problems) -> None:
     if s.workload.transaction is None and len(s.transactions) > 1:
         problems.append(
             "workload.transaction: required when there is more than one transaction "
             f"(known: {', '.join(s.transactions)})"
         )
     elif s.workload.transaction is not None and s.workload.transaction not in s.transactions:
-        unknown("workload.transaction", s.workload.transaction, list(s.transactions), "transaction")
+        problems.unknown("workload.transaction", s.workload.transaction, list(s.transactions), "transaction")
+
+
+def _check_links(s: Scenario, problems: _Problems) -> None:
+    nodes = s.nodes()
     for i, link in enumerate(s.network.links):
         for end in ("src", "dst"):
             name = getattr(link, end)
             if name not in nodes:
-                unknown(f"network.links[{i}].{end}", name, nodes, "node")
-    located: list[tuple[str, str, _FaultSettings]] = [(f"faults[{i}]", f.kind, f) for i, f in enumerate(s.faults)]
-    located += [(f"nemesis.{kind}", kind, spec) for kind, spec in s.nemesis.kinds()]
+                problems.unknown(f"network.links[{i}].{end}", name, nodes, "node")
+
+
+def _check_fault_refs(s: Scenario, problems: _Problems) -> None:
+    """Faults start before the workload ends and name known targets and groups."""
     for i, fault in enumerate(s.faults):
         if fault.at >= s.run.duration:
             problems.append(
                 f"faults[{i}].at = {fault.at:g}: must be before the end of the workload "
                 f"(run.duration = {s.run.duration:g}); faults are healed when it ends"
             )
+    located: list[tuple[str, str, _FaultSettings]] = [(f"faults[{i}]", f.kind, f) for i, f in enumerate(s.faults)]
+    located += [(f"nemesis.{kind}", kind, spec) for kind, spec in s.nemesis.kinds()]
+    nodes, participants = s.nodes(), list(s.participants)
     for where, kind, fault in located:
         known = nodes if kind in NODE_FAULTS else participants
         what = "node" if kind in NODE_FAULTS else "participant"
         targets = fault.target if isinstance(fault.target, list) else [fault.target]
         for name in targets:
             if name is not None and name != "*" and name not in known:
-                unknown(f"{where}.target", str(name), known, what)
-        seen: list[str] = []
-        for g, group in enumerate(fault.groups or []):
-            for name in group:
-                if name not in nodes:
-                    unknown(f"{where}.groups[{g}]", name, nodes, "node")
-                if name in seen:
-                    problems.append(f"{where}.groups: {name!r} is in more than one group")
-                seen.append(name)
-    return problems
+                problems.unknown(f"{where}.target", str(name), known, what)
+        _check_groups(where, fault.groups or [], nodes, problems)
+
+
+def _check_groups(where: str, groups: list[list[str]], nodes: list[str], problems: _Problems) -> None:
+    seen: list[str] = []
+    for g, group in enumerate(groups):
+        for name in group:
+            if name not in nodes:
+                problems.unknown(f"{where}.groups[{g}]", name, nodes, "node")
+            if name in seen:
+                problems.append(f"{where}.groups: {name!r} is in more than one group")
+            seen.append(name)
 
 
 # ---------------------------------------------------------------- work

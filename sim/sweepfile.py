@@ -20,7 +20,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
@@ -36,13 +36,15 @@ from sim.metrics import (
     TRANSACTION_PROTOCOL,
     summarize,
 )
+from sim.protocols import registry
 from sim.result import package_versions
-from sim.scenario import PROTOCOLS, Scenario, parse_overrides, scenario_from_dict
+from sim.scenario import PROTOCOLS, ProtocolName, Scenario, parse_overrides, scenario_from_dict
 
 Scalar = bool | int | float | str
 
-#: Summary columns beyond the outcome figures: the runner's and the protocols'.
-#: (A new one missing here is still caught when the first run returns.)
+#: Summary columns beyond the outcome figures: the runner's, then every
+#: registered protocol's. (A new one missing here is still caught when the
+#: first run returns.)
 _SUMMARY_EXTRA = [
     "duration",
     "drain",
@@ -63,26 +65,7 @@ _SUMMARY_EXTRA = [
     "alerts_hidden_dead_lettered",
     "detection_delay_mean",
     "detection_delay_max",
-    "timeouts",
-    "gave_up",
-    "recovered",
-    "dead_lettered",
-    "deliveries",
-    "redeliveries",
-    "events_stored",
-    "inbox_dedups",
-    "publish_resends",
-    "publishes_dropped",
-    "decision_resends",
-    "in_doubt_at_end",
-    "in_doubt_queries",
-    "lock_acquisitions",
-    "lock_hold_mean",
-    "lock_timeouts",
-    "lock_waits",
-    "locks_held_mean",
-    "unilateral_aborts",
-    "vote_timeouts",
+    *sorted({c for p in registry.protocols() for c in p.summary_columns}),
 ]
 #: Names a named axis may not take: the columns of the run tables it joins.
 RESERVED_COLUMNS: frozenset[str] = frozenset(
@@ -134,7 +117,7 @@ class _SweepFile(BaseModel):
     description: str = ""
     scenario: str
     seeds: list[Annotated[StrictInt, Field(ge=0, lt=2**63)]] | str | None = None
-    protocols: list[Literal["orchestration", "2pc", "choreography"]] | None = None
+    protocols: list[ProtocolName] | None = None
     set: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any] | dict[str, dict[str, Any]]] = Field(default_factory=dict)
 

@@ -759,7 +759,7 @@ def test_publishes_confirmed_in_time_are_swept_from_pending(monkeypatch: pytest.
     }
     runs = []
     for every in (5, 10_000):
-        monkeypatch.setattr(sim.protocols.choreography, "SWEEP_EVERY", every)
+        monkeypatch.setattr(sim.protocols.choreography.protocol, "SWEEP_EVERY", every)
         out, model = _run(overrides, 1, elide=True, trace=False)
         protocol = model.protocol
         assert out.summary["committed"] > 30 and protocol.client.publisher.lazy  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import sim
-import sim.report as report_module
+import sim.report.page
 from sim.explain import Explanation, events_of, explain, explain_transaction, step_table
 from sim.metrics import events_frame
 from sim.report import build_report
@@ -203,7 +203,7 @@ def test_explain_command_refuses_what_is_not_a_result(capsys: pytest.CaptureFixt
 def test_the_report_tells_the_story_of_its_transaction(
     folders: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(report_module, "SECTIONS", ("swimlane",))
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("swimlane",))
     page = build_report(folders["traced"], tmp_path / "report").read_text()
     story = explain(folders["traced"])
     assert f"What happened (sagasim explain): {story.plain()[0]}" in page.replace("&#39;", "'")

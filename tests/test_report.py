@@ -24,6 +24,12 @@ import sim
 import sim.metrics
 import sim.palette
 import sim.report as report_module
+import sim.report.cells
+import sim.report.page
+import sim.report.parts
+import sim.report.plots
+import sim.report.sections.summary
+import sim.report.sections.timeline
 import sim.scenario
 from sim.dataset import Dataset, load
 from sim.errors import SagasimError
@@ -140,7 +146,7 @@ def result_report(result_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture
 def summary_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Build only the summary: for tests of the folder, not of the plots."""
-    monkeypatch.setattr(report_module, "SECTIONS", ("summary",))
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("summary",))
 
 
 # ------------------------------------------------------------------ the page
@@ -202,7 +208,7 @@ def test_time_to_consistency_leaves_out_and_counts_the_transactions_that_never_b
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A short retry storm: many orders stuck, most with nothing applied.
-    monkeypatch.setattr(report_module, "SECTIONS", ("summary", "consistency"))
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("summary", "consistency"))
     storm = sim.run(
         ROOT / "scenarios" / "retry-storm.toml", seed=1, overrides={"run.duration": 30.0, "run.drain": 10.0}
     )
@@ -215,7 +221,7 @@ def test_time_to_consistency_leaves_out_and_counts_the_transactions_that_never_b
     assert f"orchestration 1 {len(txns):,}" in text
     assert f" {never:,} " in text  # the summary's never consistent count
     # the survival curves' table: the share that never became consistent
-    share = report_module.format_rate(never / len(txns))
+    share = sim.metrics.format_rate(never / len(txns))
     assert f"orchestration {len(txns):,} {share}" in text
 
 
@@ -247,8 +253,8 @@ def test_a_traced_result_draws_from_its_trace(
     def no_replay(*args: Any, **kwargs: Any) -> pd.DataFrame:
         raise AssertionError("a traced result needs no replay")
 
-    monkeypatch.setattr(report_module, "replay_events", no_replay)
-    monkeypatch.setattr(report_module, "SECTIONS", ("swimlane",))
+    monkeypatch.setattr(sim.report.sections.timeline, "replay_events", no_replay)
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("swimlane",))
     page = read(build_report(traced_dir, tmp_path / "traced", txn="3"))
     assert page.sections == ["swimlane"]
     assert page.headings == ["One transaction: transaction 3 of test-order/orchestration/1"]
@@ -272,7 +278,7 @@ def test_a_bool_axis_is_drawn_as_categories(tmp_path: Path, monkeypatch: pytest.
         return save(self, fig, name, alt)
 
     monkeypatch.setattr(report_module._Page, "_save", keep)
-    monkeypatch.setattr(report_module, "SECTIONS", ("summary", "rates"))
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("summary", "rates"))
     page = read(build_report(dataset, tmp_path / "report"))
     assert page.sections == ["summary", "rates"]
     assert f"swept {IDEMPOTENT} true, false" in page.all_text
@@ -286,7 +292,7 @@ def test_a_bool_axis_is_drawn_as_categories(tmp_path: Path, monkeypatch: pytest.
 def test_rate_bands_are_the_wilson_intervals_of_metrics() -> None:
     hits = np.array([0, 1, 5, 50, 50, 0])
     n = np.array([50, 50, 50, 50, 1000, 0])
-    low, high = report_module._wilson_arrays(hits, n)
+    low, high = sim.report.plots._wilson_arrays(hits, n)
     for i in range(len(n) - 1):
         # scipy's Wilson interval: an implementation independent of ours
         ci = stats.binomtest(int(hits[i]), int(n[i])).proportion_ci(method="wilson")
@@ -303,8 +309,8 @@ def test_summary_writes_a_dash_for_nan(result_dir: Path, tmp_path: Path, monkeyp
         table.loc[0, numbers] = np.nan
         return table
 
-    monkeypatch.setattr(report_module, "protocol_table", with_nan)
-    monkeypatch.setattr(report_module, "SECTIONS", ("summary",))
+    monkeypatch.setattr(sim.report.sections.summary, "protocol_table", with_nan)
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("summary",))
     page = read(build_report(result_dir, tmp_path / "nan"))
     assert not re.search(r"\bnan\b", page.all_text, re.IGNORECASE)
     assert "orchestration 1 " in page.all_text and " - - - - - - - " in page.all_text
@@ -346,7 +352,7 @@ class Kept:
 def test_rejected_arrivals_are_a_share_beside_the_outcomes(
     crash_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(report_module, "SECTIONS", ("summary",))
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("summary",))
     summary = load(crash_dir).summary
     txns = load(crash_dir).transactions
     page = read(build_report(crash_dir, tmp_path / "r"))
@@ -363,7 +369,7 @@ def test_rejected_arrivals_are_a_share_beside_the_outcomes(
         started = int((txns["protocol"] == protocol).sum())
         assert rejected > started / 4  # the crash is a third of the workload
         low, high = sim.metrics.wilson(rejected, rejected + started)
-        share = f"{report_module.format_rate(rejected / (rejected + started))} {sim.metrics.format_interval(low, high)}"
+        share = f"{sim.metrics.format_rate(rejected / (rejected + started))} {sim.metrics.format_interval(low, high)}"
         assert f"{protocol} 2 {rejected + started:,} {share} {started:,}" in page.all_text
     total = int(summary["rejected"].sum())
     assert f"Here {total:,} of {total + len(txns):,} arrivals" in page.all_text
@@ -372,10 +378,10 @@ def test_rejected_arrivals_are_a_share_beside_the_outcomes(
 def test_rejected_arrivals_sit_in_the_gaps_of_the_transaction_ids() -> None:
     txns = pd.DataFrame({"txn_id": [0, 1, 4, 5], "started_at": [0.0, 1.0, 4.0, 5.0]})
     # ids 2 and 3 between the starts of 1 and 4; two more after the last one, before the end (10 s).
-    times = report_module._rejected_times(txns, 4, 10.0)
+    times = sim.report.cells._rejected_times(txns, 4, 10.0)
     assert times == pytest.approx([2.0, 3.0, 5 + 5 / 3, 5 + 10 / 3])
-    assert report_module._rejected_times(txns, 0, 10.0).size == 0
-    assert report_module._rejected_times(txns.iloc[0:0], 2, 9.0) == pytest.approx([3.0, 6.0])
+    assert sim.report.cells._rejected_times(txns, 0, 10.0).size == 0
+    assert sim.report.cells._rejected_times(txns.iloc[0:0], 2, 9.0) == pytest.approx([3.0, 6.0])
 
 
 def test_the_timeline_bands_rejected_arrivals_inside_the_crash(
@@ -384,12 +390,12 @@ def test_the_timeline_bands_rejected_arrivals_inside_the_crash(
     dataset = load(crash_dir)
     for run_id, txns in dataset.transactions.groupby("run_id"):
         rejected = int(dataset.summary.set_index("run_id").loc[run_id, "rejected"])
-        times = report_module._rejected_times(txns, rejected, 6.0)
+        times = sim.report.cells._rejected_times(txns, rejected, 6.0)
         assert times.size == rejected > 0
         # The coordinator is down from 1 s to 3 s: every rejected arrival falls there (to within an arrival gap).
         assert times.min() > 0.9 and times.max() < 3.1, run_id
     kept = Kept(monkeypatch)
-    monkeypatch.setattr(report_module, "SECTIONS", ("timeline",))
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("timeline",))
     page = read(build_report(crash_dir, tmp_path / "r"))
     legend = kept.figures["timeline.png"].legends[0]
     assert "arrivals rejected (coordinator down)" in [t.get_text() for t in legend.get_texts()]
@@ -408,11 +414,11 @@ def test_comparison_embeds_the_paired_differences_and_the_seeds(
     from sim.compare import format_points, paired_differences
 
     kept = Kept(monkeypatch)
-    monkeypatch.setattr(report_module, "SECTIONS", ("comparison",))
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("comparison",))
     page = read(build_report(crash_dir, tmp_path / "r"))
     assert page.sections == ["comparison"]
     assert page.table_headers[0] == ["A - B", "rate", "mean", "95% interval", "seeds", "w/b/s"]
-    pairs = paired_differences(load(crash_dir).summary, ["orchestration", "2pc"], report_module._COMPARED)
+    pairs = paired_differences(load(crash_dir).summary, ["orchestration", "2pc"], sim.report.parts._COMPARED)
     for row in pairs.itertuples():
         interval = (
             f"[{format_points(row.ci_low)}, {format_points(row.ci_high)}]" if row.ci_low == row.ci_low else row.note
@@ -421,7 +427,7 @@ def test_comparison_embeds_the_paired_differences_and_the_seeds(
         expected = f"orchestration - 2pc {name} {format_points(row.mean)} {interval} 2 {row.a_worse}/{row.a_better}/{row.equal}"
         assert expected in page.all_text
     # A panel per rate that was not 0 everywhere; a dot per seed in it, a diamond for the mean.
-    drawn = [m for m in report_module._COMPARED if (load(crash_dir).summary[m] > 0).any()]
+    drawn = [m for m in sim.report.parts._COMPARED if (load(crash_dir).summary[m] > 0).any()]
     axes = kept.figures["comparison.png"].axes
     assert [ax.get_xlabel().split(":")[0] for ax in axes] == [m.removesuffix("_rate") for m in drawn]
     dots = [line for line in axes[0].get_lines() if line.get_marker() == "o"]
@@ -445,12 +451,12 @@ def test_a_difference_is_red_only_when_the_seeds_show_a_worse(metric: str, low: 
         protocol_a="a", protocol_b="b", metric=metric, mean=(low + high) / 2, ci_low=low, ci_high=high, seeds=3
     )
     pair.__dict__.update(a_worse=2, a_better=1, equal=0, note="")
-    cells = report_module._pair_cells("", pair)
+    cells = sim.report.cells._pair_cells("", pair)
     assert cells[3][1] == ("num bad" if red else "num")
 
 
 def test_one_protocol_has_nothing_to_pair(traced_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report_module, "SECTIONS", ("comparison",))
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("comparison",))
     page = read(build_report(traced_dir, tmp_path / "r"))
     assert page.sections == []
     assert "paired differences: one protocol (orchestration): nothing to pair" in page.all_text
@@ -459,8 +465,8 @@ def test_one_protocol_has_nothing_to_pair(traced_dir: Path, tmp_path: Path, monk
 def test_a_zero_count_draws_its_upper_bound_as_a_line_not_a_band() -> None:
     fig = Figure()
     ax = fig.add_subplot()
-    line = report_module._RateLine(np.array([0.0, 1.0, 2.0]), np.array([0.0, 5.0, 6.0]), np.array([100.0] * 3))
-    report_module._draw_rates(ax, line, "#123456", "-", joined=True, hollow=False)
+    line = sim.report.plots._RateLine(np.array([0.0, 1.0, 2.0]), np.array([0.0, 5.0, 6.0]), np.array([100.0] * 3))
+    sim.report.plots._draw_rates(ax, line, "#123456", "-", joined=True, hollow=False)
     bound = [ln for ln in ax.get_lines() if ln.get_marker() == "v"]
     assert len(bound) == 1
     upper = sim.metrics.wilson(0, 100)[1]
@@ -471,7 +477,7 @@ def test_a_zero_count_draws_its_upper_bound_as_a_line_not_a_band() -> None:
 
     fig = Figure()
     ax = fig.add_subplot()
-    report_module._draw_rates(ax, line, "#123456", "-", joined=False, hollow=False)
+    sim.report.plots._draw_rates(ax, line, "#123456", "-", joined=False, hollow=False)
     tips = [ln for ln in ax.get_lines() if ln.get_marker() == "v"]
     assert list(tips[0].get_xdata()) == [0.0] and tips[0].get_ydata()[0] == pytest.approx(upper)
 
@@ -480,7 +486,7 @@ def test_rate_panels_with_nothing_in_them_are_left_out(
     sweep_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kept = Kept(monkeypatch)
-    monkeypatch.setattr(report_module, "SECTIONS", ("rates",))
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("rates",))
     page = read(build_report(sweep_dataset, tmp_path / "r"))
     summary = sweep_dataset.summary
     happened = [o for o in sim.metrics.OUTCOMES if summary[o].sum() > 0]
@@ -495,7 +501,7 @@ def test_messages_are_bars_and_empty_lock_panels_are_left_out(
     result_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kept = Kept(monkeypatch)
-    monkeypatch.setattr(report_module, "SECTIONS", ("messages",))
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("messages",))
     page = read(build_report(result_dir, tmp_path / "r"))
     ax = kept.figures["messages.png"].axes[0]
     assert not ax.get_lines()  # no zig-zag line between counts
@@ -516,7 +522,7 @@ def test_latency_and_messages_are_drawn_against_the_swept_setting(
     sweep_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kept = Kept(monkeypatch)
-    monkeypatch.setattr(report_module, "SECTIONS", ("latency", "messages"))
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("latency", "messages"))
     build_report(sweep_dataset, tmp_path / "r")
     txns = sweep_dataset.transactions
     p99 = kept.figures["latency-against.png"].axes[1]
@@ -540,7 +546,7 @@ def test_one_colour_per_protocol_from_the_palette(
     from sim.palette import PROTOCOL_COLOURS, protocol_colour
 
     kept = Kept(monkeypatch)
-    monkeypatch.setattr(report_module, "SECTIONS", ("latency", "messages"))
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("latency", "messages"))
     build_report(result_dir, tmp_path / "r")
     for name in ("latency.png", "messages.png"):
         handles, labels = kept.figures[name].axes[0].get_legend_handles_labels()
@@ -735,7 +741,7 @@ def test_an_interrupted_build_leaves_no_report(
     def broken(self: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(report_module, "SECTIONS", ("summary", "latency"))
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("summary", "latency"))
     monkeypatch.setattr(report_module._Page, "_latency", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         build_report(result_dir, tmp_path / "new")
@@ -801,7 +807,7 @@ def test_an_unreadable_table_is_a_damaged_dataset(result_dir: Path, tmp_path: Pa
 def test_cli_writes_the_report_and_prints_its_path(
     capsys: pytest.CaptureFixture[str], result_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(report_module, "SECTIONS", ("summary", "swimlane"))
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("summary", "swimlane"))
     monkeypatch.chdir(tmp_path)
     code, out, err = sagasim(capsys, "report", result_dir, "--txn", "test-order/orchestration/1:2")
     assert code == 0, err

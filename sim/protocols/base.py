@@ -6,6 +6,9 @@ from typing import Any, NamedTuple, Protocol
 
 from sim.world.node import Node
 
+#: Idempotency keys are ``txn * KEY_STRIDE + step``; a transaction has at most this many steps.
+KEY_STRIDE = 64
+
 
 class CoordinatorView(NamedTuple):
     """What the coordinator believes about one transaction at the end of a run.

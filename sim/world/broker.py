@@ -269,12 +269,7 @@ class Broker(Node):
         tracer = world.tracer
         if self.deduplicate:
             if eid in self.seen:
-                if tracer.on:
-                    tracer.emit(
-                        world.now, self.name, "dedup", txn, self.labels[topic], f"from {src}",
-                        peer=src, message="pub", direction=IN,
-                    )  # fmt: skip
-                self._confirm(src, txn, eid, topic, started, quiet)
+                self._again_published(msg)
                 return
             self.seen.add(eid)
         # one number per store: a copy is known by its group and this number
@@ -296,17 +291,8 @@ class Broker(Node):
             if now + latency >= quiet:  # else the publisher needs nothing from it
                 confirmer[1](txn, eid, topic, started, latency, quiet)
         if not self.ordered:
-            lean = self._lean
-            for group in self.groups.get(topic, ()):
-                if group == lean:
-                    self._take(seq, txn, eid, topic, started, group, now)
-                    count += 2
-                else:
-                    copy = Copy(seq, txn, eid, topic, started, group)
-                    if self.indexed:
-                        self.pending[(group, seq)] = copy
-                    self._deliver(copy)
-            world.messages[txn] += count
+            self.world.messages[txn] += count
+            self._store_unordered(seq, txn, eid, topic, started, now)
             return
         if not seq % SWEEP_EVERY:
             self._sweep(now)
@@ -375,18 +361,48 @@ class Broker(Node):
                 else:
                     self.deadlines.add((copy, 1, self.epoch, self.deliveries))
                 continue
-            # a consumer reached through the network (the full path)
-            key = (group, txn)
-            queue = self._queue_of(key, now)
-            copy = Copy(seq, txn, eid, topic, started, group)
-            if self.indexed:
-                self.pending[(group, seq)] = copy
-            if queue is None:
-                self.partitions[key] = [copy]
-                self._deliver(copy)
-            else:
-                self._wait(queue, copy, now)
+            self._store_through_network(seq, txn, eid, topic, started, group, now)
         world.messages[txn] += count
+
+    def _again_published(self, msg: tuple[Any, ...]) -> None:
+        """A publish of an event already stored (deduplication): confirmed again, not stored."""
+        _, src, txn, eid, topic, started, quiet = msg
+        if self.world.tracer.on:
+            self.world.tracer.emit(
+                self.world.now, self.name, "dedup", txn, self.labels[topic], f"from {src}",
+                peer=src, message="pub", direction=IN,
+            )  # fmt: skip
+        self._confirm(src, txn, eid, topic, started, quiet)
+
+    def _store_unordered(self, seq: int, txn: int, eid: int, topic: int, started: float, now: float) -> None:
+        """Deliver a stored event to each group, without per-transaction order."""
+        count = 0
+        lean = self._lean
+        for group in self.groups.get(topic, ()):
+            if group == lean:
+                self._take(seq, txn, eid, topic, started, group, now)
+                count += 2
+            else:
+                copy = Copy(seq, txn, eid, topic, started, group)
+                if self.indexed:
+                    self.pending[(group, seq)] = copy
+                self._deliver(copy)
+        self.world.messages[txn] += count
+
+    def _store_through_network(
+        self, seq: int, txn: int, eid: int, topic: int, started: float, group: str, now: float
+    ) -> None:
+        """A copy for a consumer reached through the network (the full path)."""
+        key = (group, txn)
+        queue = self._queue_of(key, now)
+        copy = Copy(seq, txn, eid, topic, started, group)
+        if self.indexed:
+            self.pending[(group, seq)] = copy
+        if queue is None:
+            self.partitions[key] = [copy]
+            self._deliver(copy)
+        else:
+            self._wait(queue, copy, now)
 
     def _take(self, seq: int, txn: int, eid: int, topic: int, started: float, group: str, now: float) -> None:
         """Deliver a copy to the lean group (its first delivery); store it

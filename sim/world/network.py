@@ -162,18 +162,10 @@ class Network:
         extra = 0.0
         duplicate = link.duplicate
         if self._faults:
-            for fault in self._faults:
-                if fault.pairs is not None and (src, dst) not in fault.pairs:
-                    continue
-                if fault.cut or (fault.loss and self._draw(_FAULT_LOSS, role, attempt, msg[2]) < fault.loss):
-                    self.lost += 1
-                    if tracer.on:
-                        self._trace("drop", src, dst, msg, role, attempt, "partition: " if fault.cut else "lost: ")
-                    return
-                if fault.delay is not None:
-                    extra += fault.delay()
-                if fault.duplicate and self._draw(_FAULT_DUPLICATE, role, attempt, msg[2]) < fault.duplicate:
-                    duplicate = 1.0
+            faulted = self._through_faults(src, dst, msg, role, attempt)
+            if faulted is None:
+                return
+            extra, duplicate = faulted[0], max(duplicate, faulted[1])
         if link.loss and self._draw(_LOSS, role, attempt, msg[2]) < link.loss:
             self.lost += 1
             if tracer.on:
@@ -195,6 +187,27 @@ class Network:
             self.world.now, src, kind, msg[2], None, f"{why}{msg[0]} to {dst}",
             peer=dst, message=msg[0], direction=OUT, attempt=attempt if role >= 0 else None,
         )  # fmt: skip
+
+    def _through_faults(
+        self, src: str, dst: str, msg: tuple[Any, ...], role: int, attempt: int
+    ) -> tuple[float, float] | None:
+        """The active network faults on ``msg``: ``None`` if one dropped it, else
+        the extra delay and 1.0 if one duplicates it (0.0 if none does)."""
+        extra = 0.0
+        duplicate = 0.0
+        for fault in self._faults:
+            if fault.pairs is not None and (src, dst) not in fault.pairs:
+                continue
+            if fault.cut or (fault.loss and self._draw(_FAULT_LOSS, role, attempt, msg[2]) < fault.loss):
+                self.lost += 1
+                if self.world.tracer.on:
+                    self._trace("drop", src, dst, msg, role, attempt, "partition: " if fault.cut else "lost: ")
+                return None
+            if fault.delay is not None:
+                extra += fault.delay()
+            if fault.duplicate and self._draw(_FAULT_DUPLICATE, role, attempt, msg[2]) < fault.duplicate:
+                duplicate = 1.0
+        return extra, duplicate
 
     def _draw(self, kind: int, role: int, attempt: int, txn: int) -> float:
         """A uniform draw deciding a loss or a duplication: in order from the

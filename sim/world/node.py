@@ -170,6 +170,22 @@ class Node:
             self._replay = None
             self.replaying_at = None
 
+    def after(self, delay: float, fn: Callable[[Any], None], arg: Any = None) -> None:
+        """Call ``fn(arg)`` in ``delay`` simulated seconds, unless the node
+        crashed since (the work is lost with its memory); while the node is
+        paused then, the call is held and runs when it resumes. The one place
+        that guard is written."""
+        self.world.at(delay, self._after, (self.epoch, fn, arg))
+
+    def _after(self, job: tuple[int, Callable[[Any], None], Any]) -> None:
+        epoch, fn, arg = job
+        if epoch != self.epoch:
+            return  # the node crashed meanwhile: this work is lost
+        if self.paused:
+            self.hold(self._after, job)
+            return
+        fn(arg)
+
     def hold(self, fn: Callable[[Any], None], arg: Any, rank: int = NORMAL) -> None:
         """Run ``fn(arg)`` when the node resumes (it is paused now), in the
         order of the instant it is held at."""

@@ -21,19 +21,18 @@ the durable table maps each (transaction, step) key to what happened to it:
 Without idempotency every forward attempt that succeeds applies its effect
 again, and every compensation attempt applies its undo, whatever came before.
 
-Two-phase commit messages (anything but a saga ``req``) go to the
-participant's 2PC side (``sim.protocols.twopc.TwoPCParticipant``), attached
-as ``twopc`` when a run uses that protocol; broker messages of a
-choreography go to its choreography side
-(``sim.protocols.choreography.ChoreographyParticipant``), attached as
-``choreo``.
+Messages of another protocol (anything but a saga ``req``: a two-phase
+commit's prepare or decision, a choreography's broker deliveries) go to the
+participant's protocol side, a :class:`ProtocolSide` the protocol attaches as
+``side`` when it is built. This module knows no protocol: the side tells it
+what a crash and a restart mean for it.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from heapq import heappop, heappush
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.fates import Counter, Fate
@@ -42,11 +41,26 @@ from sim.world.node import Node
 from sim.world.trace import IN, OUT
 
 if TYPE_CHECKING:
-    from sim.protocols.choreography import ChoreographyParticipant
-    from sim.protocols.twopc import TwoPCParticipant
     from sim.scenario import ParticipantSpec
     from sim.world.core import World
     from sim.world.network import Network
+
+
+class ProtocolSide(Protocol):
+    """A protocol's part at a participant (its 2PC or choreography side)."""
+
+    def handle(self, msg: tuple[Any, ...]) -> None:
+        """Take a message of the protocol addressed to the participant."""
+
+    def on_crash(self) -> None:
+        """The participant crashed: drop what was in memory."""
+
+    def on_restart(self) -> None:
+        """The participant restarted: recover from the durable state."""
+
+    def relies_on_fault_plan(self) -> bool:
+        """Whether the side took shortcuts that only hold for faults planned before the run."""
+
 
 # Reply statuses.
 OK = "ok"
@@ -109,16 +123,15 @@ class Participant(Node):
         # When each attempt booked in busy_time ends (a heap): the part of an
         # attempt past a crash or past the end of the run was never worked.
         self._ends: list[float] = []
-        #: the 2PC side, when the run's protocol is two-phase commit
-        self.twopc: TwoPCParticipant | None = None
-        #: the choreography side, when the run's protocol is a choreography
-        self.choreo: ChoreographyParticipant | None = None
+        #: the protocol's side, when the run's protocol has one (two-phase
+        #: commit, choreography); the orchestration saga's is this node itself
+        self.side: ProtocolSide | None = None
 
     # ------------------------------------------------------------ queueing
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         if msg[0] != "req":
-            (self.twopc or self.choreo).handle(msg)  # type: ignore[union-attr]
+            self.side.handle(msg)  # type: ignore[union-attr]
             return
         if self.world.tracer.on:
             queued = f", queued behind {len(self.queue)}" if self.busy >= self.workers else ""
@@ -132,7 +145,7 @@ class Participant(Node):
         self.busy += 1
         self.attempts += 1
         outcome, duration = self.draw_attempt(msg[2], msg[3], msg[4])
-        self.world.at(duration, self._finish, (msg, outcome, self.epoch))
+        self.after(duration, self._finish, (msg, outcome))
 
     def draw_attempt(self, txn: int, step: int, op: int) -> tuple[int, float]:
         """One attempt of a forward operation or a compensation (``op``) of
@@ -192,13 +205,8 @@ class Participant(Node):
                 self.busy_time -= end - instant
         self._ends.clear()
 
-    def _finish(self, job: tuple[tuple[Any, ...], int, int]) -> None:
-        msg, outcome, epoch = job
-        if epoch != self.epoch:
-            return  # the node crashed meanwhile: this work is lost
-        if self.paused:
-            self.hold(self._finish, job)
-            return
+    def _finish(self, job: tuple[tuple[Any, ...], int]) -> None:
+        msg, outcome = job
         if outcome == HANG:
             if self.world.tracer.on:
                 self.world.tracer.emit(self.world.now, self.name, "hang", msg[2], self._label(msg))
@@ -341,16 +349,12 @@ class Participant(Node):
         self.lost_in_crash += self.busy + len(self.queue)
         self.busy = 0
         self.queue.clear()
-        if self.twopc is not None:
-            self.twopc.on_crash()
-        if self.choreo is not None:
-            self.choreo.on_crash()
+        if self.side is not None:
+            self.side.on_crash()
 
     def relies_on_fault_plan(self) -> bool:
-        return self.choreo is not None and self.choreo.publisher.lazy
+        return self.side is not None and self.side.relies_on_fault_plan()
 
     def on_restart(self) -> None:
-        if self.twopc is not None:
-            self.twopc.on_restart()
-        if self.choreo is not None:
-            self.choreo.on_restart()
+        if self.side is not None:
+            self.side.on_restart()

@@ -212,13 +212,7 @@ class SagaTracker(Node):
         if self.world.tracer.on:
             self.world.tracer.emit(now, self.name, "alert", txn, None, "no terminal event")
 
-    def _check(self, item: tuple[int, int]) -> None:
-        txn, epoch = item
-        if epoch != self.epoch:
-            return
-        if self.paused:
-            self.hold(self._check, item)
-            return
+    def _check(self, txn: int) -> None:
         if self._pending(txn):
             self._alert(txn, self.world.env._now)
 
@@ -257,4 +251,4 @@ class SagaTracker(Node):
         now = self.world.env._now
         for txn, (first, *_) in self.table.items():
             if self._pending(txn):
-                self.world.at(max(0.0, first + self.stuck_after - now), self._check, (txn, self.epoch))
+                self.after(max(0.0, first + self.stuck_after - now), self._check, txn)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from sim.protocols.base import TransactionProtocol
     from sim.scenario import KeysSpec, WorkloadSpec
     from sim.world.core import World
+
+
+class Starter(Protocol):
+    """What the workload starts transactions with (a protocol, or the runner's wrapper of one)."""
+
+    def start(self, txn: int) -> bool:
+        """Start transaction ``txn``; False if it was turned away."""
 
 
 class TxnKeys:
@@ -66,7 +72,7 @@ class Workload:
         world: World,
         spec: WorkloadSpec,
         duration: float,
-        protocol: TransactionProtocol,
+        protocol: Starter,
         keys: TxnKeys | None = None,
     ) -> None:
         self.world = world

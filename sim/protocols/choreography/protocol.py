@@ -86,7 +86,8 @@ from sim.world.tracker import TRACKER, SagaTracker
 _PUBLISH: dict[str, Any] = {"peer": BROKER, "message": "pub", "direction": OUT, "attempt": 1}
 
 if TYPE_CHECKING:
-    from sim.scenario import BrokerSpec, ChoreographySpec, TransactionSpec
+    from sim.runner import Model
+    from sim.scenario import BrokerSpec, ChoreographySpec, StepSpec, TransactionSpec
     from sim.world.core import World
     from sim.world.network import Network
     from sim.world.participant import Participant
@@ -670,16 +671,10 @@ class ChoreographyParticipant:
     def _retry(self, job: list[Any], backoff: Backoff) -> None:
         job[1] += 1
         self.protocol.retry(job[0][2])
-        self.world.at(backoff.wait(job[1]), self._again, (job, self.p.epoch))
+        self.p.after(backoff.wait(job[1]), self._again, job)
 
-    def _again(self, item: tuple[list[Any], int]) -> None:
-        job, epoch = item
+    def _again(self, job: list[Any]) -> None:
         p = self.p
-        if epoch != p.epoch:
-            return
-        if p.paused:
-            p.hold(self._again, item)
-            return
         if p.busy < p.workers:
             self._start(job)
         else:
@@ -715,9 +710,38 @@ class ChoreographyParticipant:
     def on_crash(self) -> None:
         self.publisher.on_crash()
 
+    def relies_on_fault_plan(self) -> bool:
+        return bool(self.publisher.lazy)
+
     def on_restart(self) -> None:
         for eid, (txn, topic, started) in list(self.outbox.items()):
             self.publisher.publish(eid, txn, topic, started, None)
+
+
+def _topic_labels(steps: list[StepSpec]) -> dict[int, str]:
+    """Every topic's name: ``start`` and each step's done, failed and undone event."""
+    labels = {START: "start"}
+    for i, s in enumerate(steps):
+        labels[done(i)] = f"{s.name}.done"
+        labels[failed(i)] = f"{s.name}.failed"
+        labels[undone(i)] = f"{s.compensation or s.name}.done"
+    return labels
+
+
+def _routes(kinds: list[str]) -> dict[int, tuple[int, int]]:
+    """Topic -> the (step, operation) that reacts to it; a topic absent is terminal."""
+    n = len(kinds)
+    routes: dict[int, tuple[int, int]] = {START: (0, FORWARD)}
+    for i in range(n):
+        if i + 1 < n:
+            routes[done(i)] = (i + 1, FORWARD)
+        earlier = [k for k in range(i) if kinds[k] == "compensatable"]
+        if earlier and kinds[i] != "retriable":
+            # (a retriable step's failed is terminal: past the pivot
+            # nothing may be compensated)
+            routes[failed(i)] = (earlier[-1], COMPENSATE)
+            routes[undone(i)] = (earlier[-1], COMPENSATE)
+    return routes
 
 
 class ChoreographyProtocol:
@@ -748,28 +772,10 @@ class ChoreographyProtocol:
         self.kinds = [s.kind for s in steps]
         self.step_participants = [s.participant for s in steps]
         self.op_labels = [(s.name, s.compensation or "") for s in steps]
-        labels = {START: "start"}
-        for i, s in enumerate(steps):
-            labels[done(i)] = f"{s.name}.done"
-            labels[failed(i)] = f"{s.name}.failed"
-            labels[undone(i)] = f"{s.compensation or s.name}.done"
+        labels = _topic_labels(steps)
         self.labels = labels
-
-        def before(i: int) -> int | None:
-            earlier = [k for k in range(i) if self.kinds[k] == "compensatable"]
-            return earlier[-1] if earlier else None
-
         #: topic -> (step, op) that reacts to it; topics absent here are terminal
-        self.routes: dict[int, tuple[int, int]] = {START: (0, FORWARD)}
-        for i in range(n):
-            if i + 1 < n:
-                self.routes[done(i)] = (i + 1, FORWARD)
-            j = before(i)
-            if j is not None and self.kinds[i] != "retriable":
-                # (a retriable step's failed is terminal: past the pivot
-                # nothing may be compensated)
-                self.routes[failed(i)] = (j, COMPENSATE)
-                self.routes[undone(i)] = (j, COMPENSATE)
+        self.routes: dict[int, tuple[int, int]] = _routes(self.kinds)
         self.terminal_topics = {t for t in labels if t not in self.routes}
         #: the terminal failed events of retriable steps (a refusal there is final)
         self.cannot_complete_topics = {failed(i) for i in range(n) if self.kinds[i] == "retriable"}
@@ -786,21 +792,25 @@ class ChoreographyProtocol:
         self.sides: dict[str, ChoreographyParticipant] = {}
         for name in dict.fromkeys(s.participant for s in steps):
             side = ChoreographyParticipant(participants[name], network, spec, self)
-            participants[name].choreo = side
+            participants[name].side = side
             self.sides[name] = side
-        for topic in labels:
-            if topic in self.routes:
-                participant = steps[self.routes[topic][0]].participant
-                self.broker.subscribe(topic, participant, participant)
-                # the delivery that asks a participant to run a step: what an
-                # orchestrator's command for that step is (paired fates)
-                self.broker.delivery_roles[(participant, topic)] = command_role(*self.routes[topic])
-            self.broker.subscribe(topic, "tracker", "tracker")
+        self._subscribe()
         #: topic -> the role of publishing it: what a participant's reply
         #: about the step and operation that emits it is (the client's start has none)
         self.publish_roles = {done(i): reply_role(i, FORWARD) for i in range(n)}
         self.publish_roles.update({failed(i): reply_role(i, FORWARD) for i in range(n)})
         self.publish_roles.update({undone(i): reply_role(i, COMPENSATE) for i in range(n)})
+
+    def _subscribe(self) -> None:
+        """Each topic's reacting participant, and the tracker, subscribe to it."""
+        for topic in self.labels:
+            if topic in self.routes:
+                participant = self.step_participants[self.routes[topic][0]]
+                self.broker.subscribe(topic, participant, participant)
+                # the delivery that asks a participant to run a step: what an
+                # orchestrator's command for that step is (paired fates)
+                self.broker.delivery_roles[(participant, topic)] = command_role(*self.routes[topic])
+            self.broker.subscribe(topic, "tracker", "tracker")
 
     def retry(self, txn: int) -> None:
         self.retries[txn] = self.retries.get(txn, 0) + 1
@@ -879,3 +889,11 @@ class ChoreographyProtocol:
             "inbox_dedups": sum(s.dedups for s in sides),
             "gave_up": sum(s.gave_up for s in sides),
         }
+
+
+def build(model: Model) -> ChoreographyProtocol:
+    """The protocol on a run's model (see :mod:`sim.protocols.registry`)."""
+    s = model.scenario
+    return ChoreographyProtocol(
+        model.world, model.network, s.broker, s.choreography, s.transaction, model.participants, s.monitor.stuck_after
+    )

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sim.protocols.base import CoordinatorView
+from sim.protocols.base import KEY_STRIDE, CoordinatorView
 from sim.protocols.retry import Backoff
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.network import command_role
@@ -53,6 +53,7 @@ from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN, OUT
 
 if TYPE_CHECKING:
+    from sim.runner import Model
     from sim.scenario import OrchestratorSpec, TransactionSpec
     from sim.world.core import World
     from sim.world.network import Network
@@ -64,9 +65,6 @@ DONE = 2
 _COMPENSATABLE = "compensatable"
 _PIVOT = "pivot"
 _RETRIABLE = "retriable"
-
-#: Idempotency keys are ``txn * KEY_STRIDE + step``; at most this many steps.
-KEY_STRIDE = 64
 
 
 class Saga:
@@ -339,3 +337,9 @@ class OrchestrationProtocol:
             "recovered": orchestrator.recovered,
             "gave_up": sum(s.gave_up for s in orchestrator.log.values()),
         }
+
+
+def build(model: Model) -> OrchestrationProtocol:
+    """The protocol on a run's model (see :mod:`sim.protocols.registry`)."""
+    s = model.scenario
+    return OrchestrationProtocol(model.world, model.network, s.orchestrator, s.transaction)

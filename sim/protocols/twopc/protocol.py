@@ -53,6 +53,7 @@ from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN, OUT
 
 if TYPE_CHECKING:
+    from sim.runner import Model
     from sim.scenario import TransactionSpec, TwoPCSpec
     from sim.world.core import World
     from sim.world.network import Network
@@ -155,40 +156,49 @@ class Coordinator(Node):
         kind = msg[0]
         rec = self.log.get(msg[2])
         if kind == "vote":
-            if rec is None or rec.state != COLLECTING or rec.epoch != self.epoch:
-                return  # late: the decision is taken
-            if self.world.tracer.on:
-                self._trace(
-                    "vote",
-                    rec.txn,
-                    f"{'yes' if msg[3] else 'no'} from {msg[1]}",
-                    peer=msg[1],
-                    message="vote",
-                    direction=IN,
-                )
-            if msg[3]:
-                rec.yes.add(msg[1])
-                if len(rec.yes) == len(self.participants):
-                    self._decide(rec, "commit")
-            else:
-                rec.no.add(msg[1])
-                self._decide(rec, "abort")
+            self._on_vote(msg, rec)
         elif kind == "ack":
-            if rec is None or rec.state not in (COMMITTING, ABORTING) or rec.epoch != self.epoch:
-                return
-            rec.acked.add(msg[1])
-            if self.world.tracer.on:
-                self._trace("ack", rec.txn, f"from {msg[1]}", peer=msg[1], message="ack", direction=IN)
-            if len(rec.acked) >= len(rec.targets):
-                self._end(rec)
+            self._on_ack(msg, rec)
         elif kind == "query":
-            if rec is not None and rec.state in (COLLECTING, FORCING) and rec.epoch == self.epoch:
-                return  # undecided: the decision will be sent when it is taken
-            # A durable decision, or (presumed abort) no record of one: abort.
-            decision = rec.decision if rec is not None and rec.decision else "abort"
-            if self.world.tracer.on:
-                self._trace("answer", msg[2], f"{decision} to {msg[1]}", peer=msg[1], message=decision, direction=OUT)
-            self.network.send(self.name, msg[1], (decision, self.name, msg[2]))
+            self._on_query(msg, rec)
+
+    def _on_vote(self, msg: tuple[Any, ...], rec: Record | None) -> None:
+        if rec is None or rec.state != COLLECTING or rec.epoch != self.epoch:
+            return  # late: the decision is taken
+        if self.world.tracer.on:
+            self._trace(
+                "vote",
+                rec.txn,
+                f"{'yes' if msg[3] else 'no'} from {msg[1]}",
+                peer=msg[1],
+                message="vote",
+                direction=IN,
+            )
+        if msg[3]:
+            rec.yes.add(msg[1])
+            if len(rec.yes) == len(self.participants):
+                self._decide(rec, "commit")
+        else:
+            rec.no.add(msg[1])
+            self._decide(rec, "abort")
+
+    def _on_ack(self, msg: tuple[Any, ...], rec: Record | None) -> None:
+        if rec is None or rec.state not in (COMMITTING, ABORTING) or rec.epoch != self.epoch:
+            return
+        rec.acked.add(msg[1])
+        if self.world.tracer.on:
+            self._trace("ack", rec.txn, f"from {msg[1]}", peer=msg[1], message="ack", direction=IN)
+        if len(rec.acked) >= len(rec.targets):
+            self._end(rec)
+
+    def _on_query(self, msg: tuple[Any, ...], rec: Record | None) -> None:
+        if rec is not None and rec.state in (COLLECTING, FORCING) and rec.epoch == self.epoch:
+            return  # undecided: the decision will be sent when it is taken
+        # A durable decision, or (presumed abort) no record of one: abort.
+        decision = rec.decision if rec is not None and rec.decision else "abort"
+        if self.world.tracer.on:
+            self._trace("answer", msg[2], f"{decision} to {msg[1]}", peer=msg[1], message=decision, direction=OUT)
+        self.network.send(self.name, msg[1], (decision, self.name, msg[2]))
 
     # ------------------------------------------------------------ phase two
 
@@ -360,7 +370,7 @@ class TwoPCParticipant:
         self.lock_timeouts = 0
         self.unilateral_aborts = 0
         self.queries = 0
-        participant.twopc = self
+        participant.side = self
 
     def _trace(self, kind: str, txn: int, detail: str = "", **fields: Any) -> None:
         self.world.tracer.emit(self.world.now, self.name, kind, txn, self.label, detail, **fields)
@@ -381,33 +391,42 @@ class TwoPCParticipant:
             elif txn not in self.working:
                 self._prepare(txn)
         elif kind == "commit":
-            if state == P_PREPARED:
-                self._commit(txn)
-            elif state == P_COMMITTED:
-                self._send(COORDINATOR, ("ack", self.name, txn))
-            elif self.world.tracer.on:
-                self._trace("conflict", txn, "commit for a transaction not prepared here")
+            self._on_commit(txn, state)
         elif kind == "abort":
-            if state == P_PREPARED or txn in self.working:
-                self._abort(txn, f"abort from {src}", unilateral=False)
-            elif state is None:
-                self.table[txn] = P_ABORTED  # never started: remember, refuse a late PREPARE
-            elif state == P_COMMITTED and self.world.tracer.on:
-                self._trace("conflict", txn, "abort for a committed transaction")
-            if not self.presumed_abort and src == COORDINATOR and self.table.get(txn) == P_ABORTED:
-                self._send(COORDINATOR, ("ack", self.name, txn))
+            self._on_abort(src, txn, state)
         elif kind == "query":  # a peer in doubt (cooperative termination)
-            if state == P_COMMITTED:
-                self._send(src, ("commit", self.name, txn))
-            elif state == P_ABORTED:
-                self._send(src, ("abort", self.name, txn))
-            elif state is None:
-                # Not voted: abort on our own, so the answer is certain.
-                if txn in self.working:
-                    self._abort(txn, f"asked by {src} before voting", unilateral=True)
-                else:
-                    self.table[txn] = P_ABORTED
-                self._send(src, ("abort", self.name, txn))
+            self._on_query(src, txn, state)
+
+    def _on_commit(self, txn: int, state: int | None) -> None:
+        if state == P_PREPARED:
+            self._commit(txn)
+        elif state == P_COMMITTED:
+            self._send(COORDINATOR, ("ack", self.name, txn))
+        elif self.world.tracer.on:
+            self._trace("conflict", txn, "commit for a transaction not prepared here")
+
+    def _on_abort(self, src: str, txn: int, state: int | None) -> None:
+        if state == P_PREPARED or txn in self.working:
+            self._abort(txn, f"abort from {src}", unilateral=False)
+        elif state is None:
+            self.table[txn] = P_ABORTED  # never started: remember, refuse a late PREPARE
+        elif state == P_COMMITTED and self.world.tracer.on:
+            self._trace("conflict", txn, "abort for a committed transaction")
+        if not self.presumed_abort and src == COORDINATOR and self.table.get(txn) == P_ABORTED:
+            self._send(COORDINATOR, ("ack", self.name, txn))
+
+    def _on_query(self, src: str, txn: int, state: int | None) -> None:
+        if state == P_COMMITTED:
+            self._send(src, ("commit", self.name, txn))
+        elif state == P_ABORTED:
+            self._send(src, ("abort", self.name, txn))
+        elif state is None:
+            # Not voted: abort on our own, so the answer is certain.
+            if txn in self.working:
+                self._abort(txn, f"asked by {src} before voting", unilateral=True)
+            else:
+                self.table[txn] = P_ABORTED
+            self._send(src, ("abort", self.name, txn))
 
     # ------------------------------------------------------------ phase one
 
@@ -464,16 +483,11 @@ class TwoPCParticipant:
         p.attempts += 1
         # (one prepare covers every step this participant runs: its fate is the first's)
         outcome, duration = p.draw_attempt(work.txn, self.steps[0], FORWARD)
-        self.world.at(duration, self._done, (work, outcome, p.epoch))
+        p.after(duration, self._done, (work, outcome))
 
-    def _done(self, job: tuple[_Work, int, int]) -> None:
-        work, outcome, epoch = job
+    def _done(self, job: tuple[_Work, int]) -> None:
+        work, outcome = job
         p = self.p
-        if epoch != p.epoch:
-            return  # the node crashed meanwhile: this work is lost
-        if p.paused:
-            p.hold(self._done, job)
-            return
         txn = work.txn
         if self.working.get(txn) is work:
             if outcome == SUCCEED:
@@ -591,6 +605,9 @@ class TwoPCParticipant:
         prepared = {t for t, s in self.table.items() if s == P_PREPARED}
         self.locks.crash(prepared)
 
+    def relies_on_fault_plan(self) -> bool:
+        return False
+
     def on_restart(self) -> None:
         for txn, state in self.table.items():
             if state == P_PREPARED:
@@ -685,3 +702,11 @@ class TwoPCProtocol:
             "decision_resends": coordinator.resends,
             "recovered": coordinator.recovered,
         }
+
+
+def build(model: Model) -> TwoPCProtocol:
+    """The protocol on a run's model (see :mod:`sim.protocols.registry`)."""
+    s = model.scenario
+    return TwoPCProtocol(
+        model.world, model.network, s.twopc, s.transaction, model.participants, model.keys, s.run.duration
+    )

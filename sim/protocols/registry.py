@@ -1,0 +1,126 @@
+"""The protocol registry: what the rest of sagasim knows of each protocol.
+
+A protocol is a package under ``sim/protocols/`` whose ``__init__.py``
+defines ``PROTOCOL``, one :class:`ProtocolInfo`. This module finds those
+packages (it names none of them), so adding a protocol is adding a package:
+scenario validation, sweeps, the runner, the checker's choice, the report,
+compare and the swimlane read what is registered here.
+
+This module and every package's ``__init__.py`` stay light (no pandas,
+pydantic, simpy or numpy): the command line lists the protocols in its help
+text at start-up. The heavy parts (the builder, the checker) are named as
+``"module:attribute"`` and imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+__all__ = ["ProtocolInfo", "all_nodes", "get", "names", "protocols", "reexport", "reserved_nodes"]
+
+
+@dataclass(frozen=True)
+class ProtocolInfo:
+    """One protocol's registration.
+
+    ``sections`` are the scenario's tables that configure the protocol (their
+    pydantic specs are in :mod:`sim.scenario`); ``nodes`` are the nodes it adds
+    beyond the participants (fault targets, reserved node names); ``build`` is
+    ``"module:function"`` taking the run's :class:`sim.runner.Model` and
+    returning its :class:`~sim.protocols.base.TransactionProtocol`;
+    ``checker`` is ``"module:class"`` of the checker judging its transactions.
+    ``transaction_columns`` and ``summary_columns`` are the columns it adds to
+    ``transactions.parquet`` and ``summary.parquet``.
+    """
+
+    name: str
+    #: Place in every list of protocols (help text, tables, charts): smaller first.
+    order: int
+    label: str
+    colour: str
+    sections: tuple[str, ...]
+    nodes: tuple[str, ...]
+    build: str
+    checker: str
+    transaction_columns: tuple[str, ...] = ()
+    summary_columns: tuple[str, ...] = ()
+    #: Whether a transaction can end ``aborted`` (rolled back before any effect).
+    aborts: bool = False
+    #: Whether its transactions have no coordinator (a chain of events: the
+    #: tracker reads where it ended).
+    coordinator_free: bool = False
+
+    def builder(self) -> Callable[[Any], Any]:
+        """The function that builds the protocol on a run's model."""
+        return _resolve(self.build)
+
+    def checker_class(self) -> Callable[[Any], Any]:
+        """The checker's class: called with the transaction's steps."""
+        return _resolve(self.checker)
+
+
+def reexport(package: str) -> Callable[[str], Any]:
+    """A ``__getattr__`` for a protocol package's ``__init__.py``: its code's
+    names (in its module ``protocol``), imported on first use, so that
+    ``from sim.protocols.<name> import X`` works and listing protocols stays light."""
+
+    def __getattr__(attr: str) -> Any:
+        protocol = importlib.import_module(f"{package}.protocol")
+        if attr == "protocol":
+            return protocol
+        try:
+            return getattr(protocol, attr)
+        except AttributeError:
+            raise AttributeError(f"module {package!r} has no attribute {attr!r}") from None
+
+    return __getattr__
+
+
+def _resolve(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@cache
+def protocols() -> tuple[ProtocolInfo, ...]:
+    """Every registered protocol, in their ``order``."""
+    import sim.protocols as package
+
+    found = []
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.ispkg:
+            info = getattr(importlib.import_module(f"{package.__name__}.{module.name}"), "PROTOCOL", None)
+            if isinstance(info, ProtocolInfo):
+                found.append(info)
+    return tuple(sorted(found, key=lambda p: (p.order, p.name)))
+
+
+def names() -> tuple[str, ...]:
+    """The registered protocols' names, in order."""
+    return tuple(p.name for p in protocols())
+
+
+def get(name: str) -> ProtocolInfo:
+    """The registration of ``name``; :class:`KeyError` naming the allowed ones if none."""
+    for p in protocols():
+        if p.name == name:
+            return p
+    raise KeyError(f"unknown protocol {name!r}; allowed: {', '.join(names())}")
+
+
+def all_nodes() -> dict[str, tuple[str, ...]]:
+    """Per protocol, the nodes it adds beyond the participants."""
+    return {p.name: p.nodes for p in protocols()}
+
+
+def reserved_nodes() -> tuple[str, ...]:
+    """Node names participants may not take: every protocol's, and the harness's ``client``."""
+    seen: dict[str, None] = {}
+    for p in protocols():
+        seen.update(dict.fromkeys(p.nodes))
+    return (*seen, "client")
