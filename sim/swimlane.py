@@ -130,20 +130,8 @@ def plot_swimlane(
     Returns the figure (``ax.figure`` when ``ax`` is given). Raises
     :class:`ValueError` when the transaction has no events.
     """
-    frame = events
+    frame, faults, run_id = _one_run(events, txn_id, faults)
     mine = frame[frame["txn_id"] == txn_id]
-    run_id = None
-    if "run_id" in frame.columns and len(mine):
-        runs = list(dict.fromkeys(mine["run_id"]))
-        if len(runs) > 1:
-            raise ValueError(
-                f"transaction {txn_id} is in {len(runs)} runs of these events ({', '.join(map(str, runs[:4]))}); "
-                "keep one run: events[events['run_id'] == RUN_ID]"
-            )
-        run_id = runs[0]
-        frame = frame[frame["run_id"] == run_id]
-        if faults is not None and "run_id" in faults.columns:
-            faults = faults[faults["run_id"] == run_id]
     if mine.empty:
         raise ValueError(f"no events of transaction {txn_id}: was the run traced? (sagasim run --trace)")
     mine = mine.sort_values("time", kind="stable")
@@ -151,76 +139,145 @@ def plot_swimlane(
     t_end = float(mine["time"].iloc[-1])
     messages = pair_messages(mine)
     lanes = _lane_order(mine, messages)
-    lane_y = {name: -i for i, name in enumerate(lanes)}
     nodes = frame[frame["txn_id"].isna() & frame["node"].isin(lanes) & frame["kind"].isin(_NODE_KINDS)]
     seen = nodes[(nodes["time"] >= t0) & (nodes["time"] <= t_end)]
     times = [*mine["time"], *seen["time"]]
     times += [m.received for m in messages if m.received == m.received]
     scale = _TimeScale([t - t0 for t in times])
-    x = scale.forward
-    left, right = x(0.0), x(max(times) - t0)
+    left, right = scale.forward(0.0), scale.forward(max(times) - t0)
     pad = 0.03 * (right - left) or 1e-4
     lo, hi = t0 + scale.inverse(left - pad), t0 + scale.inverse(right + pad)
-    windows = _fault_windows(faults, nodes, lanes, lo, hi)
 
     if ax is None:
         fig = Figure(figsize=(11, 1.6 + 0.62 * len(lanes)), dpi=_DPI, layout="constrained")
         ax = fig.add_subplot()
     else:
         fig = ax.figure  # type: ignore[assignment]
-    ax.set_ylim(-len(lanes) + 0.45, 0.75)
-    ax.set_xlim(left - pad, right + pad)
-    for y in lane_y.values():
-        ax.axhline(y, color="#bdbdbd", lw=0.8, zorder=0)
-    ax.set_yticks(list(lane_y.values()), list(lane_y))
-    ax.tick_params(axis="y", length=0)
-    for side in ("top", "right", "left"):
-        ax.spines[side].set_visible(False)
-
+    canvas = _Canvas(ax, scale, t0, {name: -i for i, name in enumerate(lanes)}, {})
+    canvas.draw_lanes(left - pad, right + pad)
     # Faults first, under everything else.
-    legend: dict[str, Any] = {}
-    for kind, start, end, targets in windows:
-        colour = FAULT_COLORS.get(kind, "#9e9e9e")
-        a, b = x(max(start, lo) - t0), x(min(end, hi) - t0)
-        hit = [lane_y[t] for t in targets if t in lane_y]
-        if hit:
-            for y in hit:
-                ax.fill_between([a, b], y - 0.38, y + 0.38, color=colour, alpha=0.18, lw=0, zorder=0.5)
-        else:
-            ax.axvspan(a, b, color=colour, alpha=0.10, lw=0, zorder=0.5)
-        legend.setdefault(f"fault: {kind}", Patch(color=colour, alpha=0.3))
-    for start, end in scale.gaps:
-        a, b = x(start), x(end)
-        ax.axvspan(a, b, fc="none", hatch="///", ec="#d6d6d6", lw=0, zorder=0.6)
-        if b - a > 0.035 * (right - left):
-            ax.text(
-                (a + b) / 2,
-                0.5,
-                f"{fmt_seconds(end - start)}\nshrunk",
-                ha="center",
-                va="bottom",
-                fontsize=6,
-                color="#616161",
-            )
+    canvas.draw_faults(_fault_windows(faults, nodes, lanes, lo, hi), lo, hi)
+    canvas.draw_gaps(right - left)
+    canvas.draw_messages(messages, _compensation_steps(mine), pad)
+    canvas.draw_marks(pd.concat([mine, seen]).sort_values("time", kind="stable"))
+    canvas.finish(fig, f"transaction {txn_id}" + (f" of {run_id}" if run_id else ""))
+    return fig  # type: ignore[return-value]
 
-    compensations = _compensation_steps(mine)
-    typical = float(np.median([m.received - m.sent for m in messages if m.how == "traced"] or [pad]))
-    for m in messages:
-        if m.src not in lane_y or m.dst not in lane_y:
-            continue
-        colour = "#1565c0" if _is_compensation(m.step, compensations) else "#424242"
+
+def _one_run(
+    events: pd.DataFrame, txn_id: int, faults: pd.DataFrame | None
+) -> tuple[pd.DataFrame, pd.DataFrame | None, Any]:
+    """The events and faults of the one run that holds ``txn_id`` (all of
+    them when there is no ``run_id`` column), and that run's id (or None)."""
+    if "run_id" not in events.columns:
+        return events, faults, None
+    runs = list(dict.fromkeys(events.loc[events["txn_id"] == txn_id, "run_id"]))
+    if not runs:
+        return events, faults, None
+    if len(runs) > 1:
+        raise ValueError(
+            f"transaction {txn_id} is in {len(runs)} runs of these events ({', '.join(map(str, runs[:4]))}); "
+            "keep one run: events[events['run_id'] == RUN_ID]"
+        )
+    run_id = runs[0]
+    if faults is not None and "run_id" in faults.columns:
+        faults = faults[faults["run_id"] == run_id]
+    return events[events["run_id"] == run_id], faults, run_id
+
+
+#: How each kind of message is drawn (matplotlib line styles).
+_MESSAGE_STYLES = {"traced": "-", "lost": "-", "send-inferred": "--", "receipt-inferred": ":"}
+#: The legend's entries for messages drawn, by how they were found.
+_MESSAGE_LEGEND = (
+    ("traced", "message"),
+    ("send-inferred", "message, send not traced"),
+    ("receipt-inferred", "message, receipt not traced"),
+)
+
+
+@dataclass
+class _Canvas:
+    """One swimlane being drawn: the axes, the time scale (``x`` maps a time
+    since ``t0`` to the axis), each lane's height, and the legend so far."""
+
+    ax: Axes
+    scale: _TimeScale
+    t0: float
+    lane_y: dict[str, int]
+    legend: dict[str, Any]
+
+    def x(self, since_t0: float) -> float:
+        return self.scale.forward(since_t0)
+
+    def draw_lanes(self, xmin: float, xmax: float) -> None:
+        ax = self.ax
+        ax.set_ylim(-len(self.lane_y) + 0.45, 0.75)
+        ax.set_xlim(xmin, xmax)
+        for y in self.lane_y.values():
+            ax.axhline(y, color="#bdbdbd", lw=0.8, zorder=0)
+        ax.set_yticks(list(self.lane_y.values()), list(self.lane_y))
+        ax.tick_params(axis="y", length=0)
+        for side in ("top", "right", "left"):
+            ax.spines[side].set_visible(False)
+
+    def draw_faults(self, windows: list[Any], lo: float, hi: float) -> None:
+        """Shade each fault over the lanes it hit (the whole height when it hit
+        no lane shown)."""
+        for kind, start, end, targets in windows:
+            colour = FAULT_COLORS.get(kind, "#9e9e9e")
+            a, b = self.x(max(start, lo) - self.t0), self.x(min(end, hi) - self.t0)
+            hit = [self.lane_y[t] for t in targets if t in self.lane_y]
+            if hit:
+                for y in hit:
+                    self.ax.fill_between([a, b], y - 0.38, y + 0.38, color=colour, alpha=0.18, lw=0, zorder=0.5)
+            else:
+                self.ax.axvspan(a, b, color=colour, alpha=0.10, lw=0, zorder=0.5)
+            self.legend.setdefault(f"fault: {kind}", Patch(color=colour, alpha=0.3))
+
+    def draw_gaps(self, width: float) -> None:
+        """Hatch the quiet gaps the scale shrank, labelled when there is room."""
+        for start, end in self.scale.gaps:
+            a, b = self.x(start), self.x(end)
+            self.ax.axvspan(a, b, fc="none", hatch="///", ec="#d6d6d6", lw=0, zorder=0.6)
+            if b - a > 0.035 * width:
+                self.ax.text(
+                    (a + b) / 2,
+                    0.5,
+                    f"{fmt_seconds(end - start)}\nshrunk",
+                    ha="center",
+                    va="bottom",
+                    fontsize=6,
+                    color="#616161",
+                )
+
+    def draw_messages(self, messages: list[Message], compensations: set[str], pad: float) -> None:
+        """An arrow per message (a receipt not traced drawn at the median
+        latency of those traced), labelled when there are few, and their
+        legend entries."""
+        typical = float(np.median([m.received - m.sent for m in messages if m.how == "traced"] or [pad]))
+        for m in messages:
+            if m.src in self.lane_y and m.dst in self.lane_y:
+                self._draw_message(m, _is_compensation(m.step, compensations), typical, len(messages) <= 60)
+        for how, text in _MESSAGE_LEGEND:
+            if any(m.how == how for m in messages):
+                style = {"traced": "-"}.get(how, "--" if "send" in how else ":")
+                self.legend.setdefault(text, Line2D([], [], color="#424242", ls=style))
+        if any(_is_compensation(m.step, compensations) for m in messages):
+            self.legend.setdefault("compensation message", Line2D([], [], color="#1565c0"))
+
+    def _draw_message(self, m: Message, compensation: bool, typical: float, labelled: bool) -> None:
+        colour = "#1565c0" if compensation else "#424242"
         if m.how == "receipt-inferred":
             m.received = m.sent + typical
-        style = {"traced": "-", "lost": "-", "send-inferred": "--", "receipt-inferred": ":"}[m.how]
-        xa, xb = x(m.sent - t0), x(m.received - t0)
-        ya, yb = lane_y[m.src], lane_y[m.dst]
+        xa, xb = self.x(m.sent - self.t0), self.x(m.received - self.t0)
+        ya, yb = self.lane_y[m.src], self.lane_y[m.dst]
         if m.how == "lost":
             # A lost message stops half-way (or where the down node dropped it).
             if m.received != m.received:
-                xb, yb = (xa + x(m.sent - t0 + typical)) / 2, (ya + yb) / 2
-            ax.plot([xb], [yb], marker="x", color="#c62828", ms=7, mew=2, zorder=4)
-            legend.setdefault("message lost", Line2D([], [], color="#c62828", marker="x", ls="", mew=2))
-        ax.annotate(
+                xb, yb = (xa + self.x(m.sent - self.t0 + typical)) / 2, (ya + yb) / 2
+            self.ax.plot([xb], [yb], marker="x", color="#c62828", ms=7, mew=2, zorder=4)
+            self.legend.setdefault("message lost", Line2D([], [], color="#c62828", marker="x", ls="", mew=2))
+        self.ax.annotate(
             "",
             xy=(xb, yb),
             xytext=(xa, ya),
@@ -229,15 +286,15 @@ def plot_swimlane(
                 "arrowstyle": "-|>",
                 "color": colour,
                 "lw": 0.9,
-                "ls": style,
+                "ls": _MESSAGE_STYLES[m.how],
                 "shrinkA": 0,
                 "shrinkB": 0,
                 "mutation_scale": 8,
             },
         )
-        if len(messages) <= 60 and "tracker" not in (m.src, m.dst):
+        if labelled and "tracker" not in (m.src, m.dst):
             label = m.label + (" (x2)" if m.copies > 1 else "")
-            ax.text(
+            self.ax.text(
                 (xa + xb) / 2,
                 (ya + yb) / 2,
                 label,
@@ -248,68 +305,60 @@ def plot_swimlane(
                 zorder=3,
                 bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
             )
-    for how, text in (
-        ("traced", "message"),
-        ("send-inferred", "message, send not traced"),
-        ("receipt-inferred", "message, receipt not traced"),
-    ):
-        if any(m.how == how for m in messages):
-            legend.setdefault(
-                text, Line2D([], [], color="#424242", ls={"traced": "-"}.get(how, "--" if "send" in how else ":"))
-            )
-    if any(_is_compensation(m.step, compensations) for m in messages):
-        legend.setdefault("compensation message", Line2D([], [], color="#1565c0"))
 
-    flip: dict[str, int] = {}
-    for row in pd.concat([mine, seen]).sort_values("time", kind="stable").itertuples(index=False):
-        key = f"{row.kind}:{row.detail}" if row.kind == "effect" else row.kind
-        mark = _MARKS.get(key)
-        if mark is None or row.node not in lane_y:
-            continue
-        marker, colour, filled, text, annotate = mark
-        y = lane_y[row.node]
-        xs = x(float(row.time) - t0)
-        ax.plot(
-            [xs],
-            [y],
-            marker=marker,
-            ms=8 if marker == "|" else 6,
-            color=colour,
-            ls="",
-            mfc=colour if filled else "white",
-            mec=colour,
-            zorder=5,
-        )
-        legend.setdefault(text, Line2D([], [], marker=marker, color=colour, ls="", mfc=colour if filled else "white"))
-        if annotate:
-            word = _annotation(row)
-            n = flip[row.node] = flip.get(row.node, 0) + 1
-            ax.annotate(
-                word,
-                (xs, y),
-                xytext=(2, 7 if n % 2 else -11),
-                textcoords="offset points",
-                fontsize=6.5,
+    def draw_marks(self, rows: pd.DataFrame) -> None:
+        """A marker per event worth one (effects, refusals, timeouts, crashes),
+        annotated above and below the lane in turn where it says something."""
+        flip: dict[str, int] = {}
+        for row in rows.itertuples(index=False):
+            key = f"{row.kind}:{row.detail}" if row.kind == "effect" else row.kind
+            mark = _MARKS.get(key)
+            if mark is None or row.node not in self.lane_y:
+                continue
+            marker, colour, filled, text, annotate = mark
+            y = self.lane_y[row.node]
+            xs = self.x(float(row.time) - self.t0)
+            self.ax.plot(
+                [xs],
+                [y],
+                marker=marker,
+                ms=8 if marker == "|" else 6,
                 color=colour,
-                zorder=6,
+                ls="",
+                mfc=colour if filled else "white",
+                mec=colour,
+                zorder=5,
             )
+            entry = Line2D([], [], marker=marker, color=colour, ls="", mfc=colour if filled else "white")
+            self.legend.setdefault(text, entry)
+            if annotate:
+                n = flip[row.node] = flip.get(row.node, 0) + 1
+                self.ax.annotate(
+                    _annotation(row),
+                    (xs, y),
+                    xytext=(2, 7 if n % 2 else -11),
+                    textcoords="offset points",
+                    fontsize=6.5,
+                    color=colour,
+                    zorder=6,
+                )
 
-    ticks = scale.ticks()
-    ax.xaxis.set_major_locator(FixedLocator([x(t) for t in ticks]))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_seconds(scale.inverse(v), signed=True)))
-    ax.tick_params(axis="x", labelsize=8)
-    ax.set_xlabel(f"time since the transaction started (at t = {t0:.6g} s, simulated)", fontsize=8)
-    title = f"transaction {txn_id}" + (f" of {run_id}" if run_id else "")
-    ax.set_title(title, fontsize=10, loc="left")
-    fig.legend(
-        handles=list(legend.values()),
-        labels=list(legend),
-        loc="outside lower center",
-        ncol=min(5, max(1, len(legend))),
-        fontsize=7,
-        frameon=False,
-    )
-    return fig  # type: ignore[return-value]
+    def finish(self, fig: Figure, title: str) -> None:
+        """The time axis, the title and the legend."""
+        ax, scale = self.ax, self.scale
+        ax.xaxis.set_major_locator(FixedLocator([self.x(t) for t in scale.ticks()]))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_seconds(scale.inverse(v), signed=True)))
+        ax.tick_params(axis="x", labelsize=8)
+        ax.set_xlabel(f"time since the transaction started (at t = {self.t0:.6g} s, simulated)", fontsize=8)
+        ax.set_title(title, fontsize=10, loc="left")
+        fig.legend(
+            handles=list(self.legend.values()),
+            labels=list(self.legend),
+            loc="outside lower center",
+            ncol=min(5, max(1, len(self.legend))),
+            fontsize=7,
+            frameon=False,
+        )
 
 
 class _Receipt(NamedTuple):
