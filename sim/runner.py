@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from sim.checker import Checker, TwoPCChecker
 from sim.errors import SagasimError
+from sim.keep import Keep
 from sim.metrics import TRANSACTION_COLUMNS, TRANSACTION_EXTRA, TRANSACTION_PROTOCOL, summarize
 from sim.protocols.base import TransactionProtocol
 from sim.protocols.choreography import ChoreographyProtocol
@@ -194,8 +195,18 @@ class Model:
             self.alert_due = self.protocol.alert_due  # type: ignore[attr-defined]
             self.blind_spots = self.protocol.blind_spots  # type: ignore[attr-defined]
         else:
-            protocol_ = self.protocol
-            watchdog = Watchdog(self.world, scenario.monitor.stuck_after, lambda t: protocol_.view(t).terminal)
+            protocol_, world = self.protocol, self.world
+
+            def terminal(txn: int) -> bool:
+                # a transaction judged as the run went is gone from the protocol's records
+                settle = world.settle
+                return (
+                    protocol_.view(txn).terminal
+                    if settle is None
+                    else (settle.is_forgotten(txn) or protocol_.view(txn).terminal)
+                )
+
+            watchdog = Watchdog(self.world, scenario.monitor.stuck_after, terminal)
             self.flagged_at = watchdog.flagged_at
             self.alert_due = watchdog.alert_due
             self.blind_spots = watchdog.blind_spots
@@ -241,6 +252,68 @@ class Model:
             "on purpose (e.g. --set limits.events=...)"
         )
 
+    def judge(self, txn: int, started_at: float, blind: str) -> tuple[dict[str, Any], Judged]:
+        """The row of ``transactions`` for ``txn`` (without the run's own
+        columns: run_id, scenario, protocol, seed) and what the summary needs
+        of it; ``blind`` is the monitor's blind spot for it, if any."""
+        world = self.world
+        view = self.protocol.view(txn)
+        effects = world.effects.of(txn)
+        verdict = self.checker.judge(effects, view, started_at)
+        flagged_at = self.flagged_at(txn)
+        row: dict[str, Any] = {
+            "txn_id": txn,
+            "started_at": started_at,
+            "finished_at": view.finished_at,
+            "outcome": verdict.outcome,
+            "consistent": verdict.consistent,
+            "consistent_at": verdict.consistent_at,
+            "latency": view.finished_at - started_at,
+            "steps_applied": verdict.steps_applied,
+            "compensations_applied": verdict.compensations_applied,
+            "retries": view.retries,
+            "messages": world.messages[txn],
+            "time_to_consistency": verdict.consistent_at - started_at,
+            "coordinator": view.belief,
+            "reasons": "; ".join(verdict.reasons),
+            "anomalies": ",".join(verdict.anomalies),
+            "flagged_at": flagged_at,
+        }
+        per_txn = getattr(self.protocol, "transaction_extra", None)
+        if per_txn is not None:
+            row.update(per_txn(txn))
+        alert = AlertFacts(
+            outcome=verdict.outcome,
+            flagged_at=flagged_at,
+            last_progress=effects[-1].time if effects else started_at,
+            due=self.alert_due(txn, started_at),
+            started_at=started_at,
+            blind=blind,
+        )
+        return row, Judged(verdict.anomalies, alert)
+
+    def run_figures(self, wall_time: float) -> dict[str, Any]:
+        """The summary's figures of the whole run (not of its transactions);
+        call once, at the end of the run."""
+        world = self.world
+        run = self.scenario.run
+        for p in self.participants.values():
+            p.book_until(self.end)  # work past the end of the run is not part of it
+        busy = {f"utilization_{name}": p.busy_time / (p.workers * self.end) for name, p in self.participants.items()}
+        return {
+            "duration": run.duration,
+            "drain": run.drain,
+            "rejected": self.workload.rejected,
+            "network_messages": sum(world.messages),
+            "network_lost": self.network.lost,
+            "network_duplicated": self.network.duplicated,
+            "crashes": sum(node.crashes for node in self.nodes.values()),
+            "dropped_at_down_nodes": sum(node.dropped for node in self.nodes.values()),
+            "lost_in_crashes": sum(p.lost_in_crash for p in self.participants.values()),
+            "wall_time": wall_time,
+            **busy,
+        }
+
     def collect(self, wall_time: float = 0.0) -> RunOutput:
         """Judge the transactions and gather the records."""
         scenario = self.scenario.name
@@ -254,63 +327,30 @@ class Model:
         per_txn = getattr(self.protocol, "transaction_extra", None)
         if per_txn is not None:
             cols.update({c: [] for c in TRANSACTION_PROTOCOL})
+        keep = Keep(self.scenario.run.keep, world.streams)
+        tally: dict[str, list[Any]] = {
+            "outcome": [],
+            "latency": [],
+            "time_to_consistency": [],
+            "messages": [],
+            "retries": [],
+        }
         for txn, started_at in self.workload.started:
-            view = self.protocol.view(txn)
-            effects = world.effects.of(txn)
-            verdict = self.checker.judge(effects, view, started_at)
-            cols["txn_id"].append(txn)
-            cols["started_at"].append(started_at)
-            cols["finished_at"].append(view.finished_at)
-            cols["outcome"].append(verdict.outcome)
-            cols["consistent"].append(verdict.consistent)
-            cols["consistent_at"].append(verdict.consistent_at)
-            cols["latency"].append(view.finished_at - started_at)
-            cols["steps_applied"].append(verdict.steps_applied)
-            cols["compensations_applied"].append(verdict.compensations_applied)
-            cols["retries"].append(view.retries)
-            cols["messages"].append(world.messages[txn])
-            cols["time_to_consistency"].append(verdict.consistent_at - started_at)
-            cols["coordinator"].append(view.belief)
-            cols["reasons"].append("; ".join(verdict.reasons))
-            cols["anomalies"].append(",".join(verdict.anomalies))
-            anomalies.append(verdict.anomalies)
-            flagged_at = self.flagged_at(txn)
-            cols["flagged_at"].append(flagged_at)
-            alerts.append(
-                AlertFacts(
-                    outcome=verdict.outcome,
-                    flagged_at=flagged_at,
-                    last_progress=effects[-1].time if effects else started_at,
-                    due=self.alert_due(txn, started_at),
-                    started_at=started_at,
-                    blind=blind.get(txn, ""),
-                )
-            )
-            if per_txn is not None:
-                for column, value in per_txn(txn).items():
+            row, fact = self.judge(txn, started_at, blind.get(txn, ""))
+            for column, values in tally.items():
+                values.append(row[column])
+            if keep(row):
+                for column, value in row.items():
                     cols[column].append(value)
+            anomalies.append(fact.anomalies)
+            alerts.append(fact.alert)
         n = len(cols["txn_id"])
         cols["run_id"] = [rid] * n
         cols["scenario"] = [scenario] * n
         cols["protocol"] = [protocol] * n
         cols["seed"] = [self.seed] * n
         run = self.scenario.run
-        for p in self.participants.values():
-            p.book_until(self.end)  # work past the end of the run is not part of it
-        busy = {f"utilization_{name}": p.busy_time / (p.workers * self.end) for name, p in self.participants.items()}
-        extra: dict[str, Any] = {
-            "duration": run.duration,
-            "drain": run.drain,
-            "rejected": self.workload.rejected,
-            "network_messages": sum(world.messages),
-            "network_lost": self.network.lost,
-            "network_duplicated": self.network.duplicated,
-            "crashes": sum(node.crashes for node in self.nodes.values()),
-            "dropped_at_down_nodes": sum(node.dropped for node in self.nodes.values()),
-            "lost_in_crashes": sum(p.lost_in_crash for p in self.participants.values()),
-            "wall_time": wall_time,
-            **busy,
-        }
+        extra = self.run_figures(wall_time)
         extra.update(alert_figures(alerts, self.end, self.scenario.monitor.stuck_after))
         extra.update(self.protocol.summary_extra())
         summary = summarize(
@@ -319,11 +359,11 @@ class Model:
             protocol=protocol,
             seed=self.seed,
             duration=run.duration,
-            outcomes=cols["outcome"],
-            latency=cols["latency"],
-            time_to_consistency=cols["time_to_consistency"],
-            messages=cols["messages"],
-            retries=cols["retries"],
+            outcomes=tally["outcome"],
+            latency=tally["latency"],
+            time_to_consistency=tally["time_to_consistency"],
+            messages=tally["messages"],
+            retries=tally["retries"],
             anomalies=anomalies,
             extra=extra,
         )
@@ -339,6 +379,13 @@ class Model:
             wall_time=wall_time,
             streams=world.streams.names,
         )
+
+
+class Judged(NamedTuple):
+    """What the summary needs of one judged transaction besides its row."""
+
+    anomalies: tuple[str, ...]
+    alert: AlertFacts
 
 
 class AlertFacts(NamedTuple):

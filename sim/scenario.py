@@ -110,6 +110,24 @@ class RunSpec(_Model):
         default_factory=lambda: ["orchestration"], min_length=1
     )
     trace: bool = False
+    #: which rows of the transactions table a run keeps: ``"all"``,
+    #: ``"violations"`` (inconsistent, stuck, or with an isolation anomaly),
+    #: or a fraction in (0, 1] of the others, drawn per transaction from the
+    #: named stream ``run.keep`` (violations are always kept; the summary
+    #: counts every transaction whatever is kept)
+    keep: Literal["all", "violations"] | float = "all"
+
+    @field_validator("keep", mode="before")
+    @classmethod
+    def _keep(cls, value: Any) -> Any:
+        allowed = 'allowed: "all", "violations", or a fraction greater than 0 and at most 1 (e.g. 0.01)'
+        if isinstance(value, str):
+            if value not in ("all", "violations"):
+                raise ValueError(f"{value!r} is not a choice; {allowed}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ValueError(f"{value!r} is not a choice; {allowed}")
+        return float(value)
 
     @field_validator("seeds", "protocols")
     @classmethod

@@ -180,13 +180,30 @@ class Network:
                 tracer.emit(world.now, src, "drop", msg[2], "", f"lost: {msg[0]} to {dst}")
             return
         receive = self._receivers[dst]
-        world.at(link.latency() + extra, receive, msg)
+        settle = world.settle
+        if settle is not None:
+            # Held until handled (sim.world.settle); the same heap entries in
+            # the same order, only the call goes through _deliver.
+            settle.hold(msg[2])
+            world.at(link.latency() + extra, self._deliver, (receive, msg))
+        else:
+            world.at(link.latency() + extra, receive, msg)
         if duplicate and (duplicate == 1.0 or self._draw(_DUPLICATE, role, attempt, msg[2]) < duplicate):
             world.messages[msg[2]] += 1
             self.duplicated += 1
             if tracer.on:
                 tracer.emit(world.now, src, "duplicate", msg[2], "", f"{msg[0]} to {dst}")
-            world.at(link.latency() + extra, receive, msg)
+            if settle is not None:
+                settle.hold(msg[2])
+                world.at(link.latency() + extra, self._deliver, (receive, msg))
+            else:
+                world.at(link.latency() + extra, receive, msg)
+
+    def _deliver(self, delivery: tuple[Callable[[tuple[Any, ...]], None], tuple[Any, ...]]) -> None:
+        """Hand a counted message to its receiver, then release it (judging as it goes)."""
+        receive, msg = delivery
+        receive(msg)
+        self.world.settle.release(msg[2])  # type: ignore[union-attr]
 
     def _draw(self, kind: int, role: int, attempt: int, txn: int) -> float:
         """A uniform draw deciding a loss or a duplication: in order from the

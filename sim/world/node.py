@@ -92,6 +92,11 @@ class Node:
             return
         self.up = False
         self.paused = False
+        settle = self.world.settle
+        if settle is not None:  # held messages are lost with the node
+            for held in self._held:
+                if held.fn == self._handle_held:
+                    settle.release(held.arg[2])
         self._held.clear()
         for timers in self.timers:  # their held wake-ups are gone with the rest
             timers.clear()
@@ -192,13 +197,23 @@ class Node:
         """A message arrives from the network (dropped while down, held while paused)."""
         if self.up:
             if self.paused:
-                self.hold(self.handle, msg)
+                settle = self.world.settle
+                if settle is not None:
+                    settle.hold(msg[2])  # still pending while held (sim.world.settle)
+                    self.hold(self._handle_held, msg)
+                else:
+                    self.hold(self.handle, msg)
             else:
                 self.handle(msg)
         else:
             self.dropped += 1
             if self.world.tracer.on:
                 self.world.tracer.emit(self.world.now, self.name, "drop", msg[2], "", f"node down: {msg[0]}")
+
+    def _handle_held(self, msg: tuple[Any, ...]) -> None:
+        """Handle a message held while paused, then release it (judging as it goes)."""
+        self.handle(msg)
+        self.world.settle.release(msg[2])  # type: ignore[union-attr]
 
     def _note(self, kind: str, detail: str = "") -> None:
         if self.world.tracer.on:

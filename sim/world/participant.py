@@ -32,6 +32,7 @@ choreography go to its choreography side
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +123,9 @@ class Participant(Node):
         if self.world.tracer.on:
             queued = f", queued behind {len(self.queue)}" if self.busy >= self.workers else ""
             self._trace(msg, "receive", f"attempt token {msg[6]}{queued}")
+        settle = self.world.settle
+        if settle is not None:
+            settle.hold(msg[2])  # a job, until it finishes or is lost (sim.world.settle)
         if self.busy < self.workers:
             self._start(msg)
         else:
@@ -194,6 +198,8 @@ class Participant(Node):
     def _finish(self, job: tuple[tuple[Any, ...], int, int]) -> None:
         msg, outcome, epoch = job
         if epoch != self.epoch:
+            if self.world.settle is not None:
+                self.world.settle.release(msg[2])
             return  # the node crashed meanwhile: this work is lost
         if self.paused:
             self.hold(self._finish, job)
@@ -206,6 +212,8 @@ class Participant(Node):
             if self.world.tracer.on:
                 self._trace(msg, "respond", status)
             self._reply(msg, status)
+        if self.world.settle is not None:
+            self.world.settle.release(msg[2])
         self.busy -= 1
         if self.queue:
             self._start(self.queue.popleft())
@@ -339,11 +347,22 @@ class Participant(Node):
         self.book_until(self.world.env._now)
         self.lost_in_crash += self.busy + len(self.queue)
         self.busy = 0
+        settle = self.world.settle
+        if settle is not None:  # the jobs in service are released when their _finish fires
+            for msg in self.queue:
+                settle.release(msg[2])
         self.queue.clear()
         if self.twopc is not None:
             self.twopc.on_crash()
         if self.choreo is not None:
             self.choreo.on_crash()
+
+    def forget(self, keys: Iterable[int]) -> None:
+        """Drop the durable idempotency entries ``keys`` of a settled
+        transaction: nothing can ask for them any more."""
+        table = self.table
+        for key in keys:
+            table.pop(key, None)
 
     def relies_on_fault_plan(self) -> bool:
         return self.choreo is not None and self.choreo.publisher.lazy

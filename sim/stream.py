@@ -1,0 +1,319 @@
+"""Long runs in constant memory: judge each transaction once it is settled,
+write its row to Parquet as the run goes, and forget it.
+
+A run here produces exactly the tables of :meth:`sim.runner.Model.run` (the
+rows in the order the transactions were judged, not by id), but memory grows
+with the transactions in flight, not with the run:
+
+* a transaction is judged as soon as it is *settled* (its coordinator is done
+  and no work for it is pending: :mod:`sim.world.settle`), by the same
+  :meth:`~sim.runner.Model.judge` the end-of-run path uses, and its records
+  are freed (its effects, the protocol's record, the participants'
+  idempotency entries). A protocol that does not declare ``settles`` has its
+  transactions judged at the end, as before;
+* rows go to ``transactions.parquet`` in row groups (:class:`RowWriter`),
+  into a hidden file renamed into place only when the run completed;
+* the summary is tallied as rows are judged (:class:`Tally`): counts and sums
+  as numbers, latencies as compact float arrays, so its quantiles are exact;
+* ``[run] keep`` chooses the rows written (:class:`Keep`); the summary counts
+  every transaction whatever is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from array import array
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sim.files import staged_folder
+from sim.keep import Keep, is_violation
+from sim.metrics import OUTCOMES, TRANSACTION_COLUMNS, TRANSACTION_EXTRA, summarize, transactions_frame
+from sim.protocols.orchestration import KEY_STRIDE
+from sim.runner import AlertFacts, Model, RunOutput, alert_figures, run_id
+from sim.world.core import EventBudgetExceeded
+from sim.world.settle import Settlement
+
+#: Rows per Parquet row group: large enough for fast reads, small enough
+#: that a buffer costs a few megabytes.
+ROW_GROUP = 65_536
+
+#: Simulated time between two looks for settled transactions, as a fraction
+#: of the run (and at most :data:`MAX_SLICE` seconds): the transactions that
+#: settled meanwhile wait at most this long in memory.
+SLICES = 1000
+MAX_SLICE = 1.0
+
+
+class RowWriter:
+    """Rows of one run's transactions table, written to ``path`` in row groups."""
+
+    def __init__(self, path: Path, constant: dict[str, Any]) -> None:
+        self.path = path
+        self.constant = constant
+        self.rows = 0
+        self._buffer: list[dict[str, Any]] = []
+        self._writer: pq.ParquetWriter | None = None
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._buffer.append(row)
+        if len(self._buffer) >= ROW_GROUP:
+            self.flush()
+
+    def _table(self, rows: list[dict[str, Any]]) -> pa.Table:
+        columns: dict[str, list[Any]] = {c: [r[c] for r in rows] for c in (rows[0] if rows else {})}
+        n = len(rows)
+        for column, value in self.constant.items():
+            columns[column] = [value] * n
+        if not rows:  # an empty table still has every contract column
+            columns = {c: [] for c in TRANSACTION_COLUMNS + TRANSACTION_EXTRA}
+        return pa.Table.from_pandas(transactions_frame(columns), preserve_index=False)
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        table = self._table(self._buffer)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema)
+        self._writer.write_table(table, row_group_size=ROW_GROUP)
+        self.rows += len(self._buffer)
+        self._buffer = []
+
+    def close(self) -> None:
+        self.flush()
+        if self._writer is None:
+            pq.write_table(self._table([]), self.path)
+        else:
+            self._writer.close()
+
+
+#: Slots a tally's arrays grow by (8 bytes each).
+_GROW = 65_536
+
+
+class Tally:
+    """The summary's inputs, gathered one judged transaction at a time:
+    outcome counts, sums, the latencies as compact float arrays indexed by
+    transaction id (exact quantiles, and the mean summed in the order of the
+    end-of-run path), and only the anomalies and alert facts that count."""
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(OUTCOMES, 0)
+        #: transactions judged
+        self.n = 0
+        self.latency = array("d")
+        self.time_to_consistency = array("d")
+        self.messages = 0
+        self.retries = 0
+        self.anomalies: list[tuple[str, ...]] = []
+        self.alerts: list[AlertFacts] = []
+
+    def add(self, row: dict[str, Any], anomalies: tuple[str, ...], alert: AlertFacts) -> None:
+        self.counts[row["outcome"]] += 1
+        self.n += 1
+        # At the place of its id, as the end-of-run path lists them: the mean
+        # is then summed in the same order, to the bit. Ids without a started
+        # transaction stay NaN, which the summary skips like a stuck one's.
+        txn = row["txn_id"]
+        if txn >= len(self.latency):
+            grow = array("d", [math.nan]) * (txn - len(self.latency) + _GROW)
+            self.latency.extend(grow)
+            self.time_to_consistency.extend(grow)
+        self.latency[txn] = row["latency"]
+        self.time_to_consistency[txn] = row["time_to_consistency"]
+        self.messages += row["messages"]
+        self.retries += row["retries"]
+        if anomalies:
+            self.anomalies.append(anomalies)
+        # Only alerted or stuck transactions move an alert figure.
+        if alert.flagged_at == alert.flagged_at or alert.outcome == "stuck":
+            self.alerts.append(alert)
+
+
+class Streamed(NamedTuple):
+    """A finished streamed run: its output (without the transactions' rows)
+    and how many rows were written."""
+
+    output: RunOutput
+    kept: int
+
+
+class Streamer:
+    """Runs one model, judging and writing its transactions as it goes."""
+
+    def __init__(self, model: Model, writer: RowWriter, keep: Keep) -> None:
+        self.model = model
+        self.writer = writer
+        self.keep = keep
+        self.tally = Tally()
+        #: started, not yet judged: transaction id -> start
+        self.open: dict[int, float] = {}
+        self.settles = bool(getattr(model.protocol, "settles", False))
+        if self.settles:
+            model.world.settle = Settlement()
+        self._forget: Callable[[int], None] | None = getattr(model.protocol, "forget", None)
+        steps = len(model.scenario.transaction.steps)
+        self._keys = range(steps)
+        #: transactions judged so far, and violations among them
+        self.judged = 0
+        self.violations = 0
+
+    def run(self, progress: Callable[[Streamer], None] | None = None) -> Streamed:
+        model = self.model
+        end = model.end
+        step = min(end / SLICES, MAX_SLICE)
+        now = 0.0
+        try:
+            while now < end:
+                now = min(end, now + step)
+                model.world.run(until=now)
+                self._gather()
+                if self.settles:
+                    self._judge_settled()
+                if progress is not None:
+                    progress(self)
+        except EventBudgetExceeded as exc:
+            from sim.runner import RunTooBusy
+
+            raise RunTooBusy(model._too_busy(exc)) from None
+        blind = model.blind_spots()
+        for txn in sorted(self.open):
+            self._judge(txn, blind.get(txn, ""))
+        self.open.clear()
+        self.writer.close()
+        return Streamed(self._output(), self.writer.rows)
+
+    def _gather(self) -> None:
+        started = self.model.workload.started
+        self.open.update(started)
+        started.clear()
+
+    def _judge_settled(self) -> None:
+        settle = self.model.world.settle
+        assert settle is not None
+        view = self.model.protocol.view
+        blind = self.model.blind_spots()
+        for txn in [t for t in self.open if settle.idle(t) and view(t).terminal]:
+            self._judge(txn, blind.get(txn, ""))
+            self._free(txn)
+
+    def _judge(self, txn: int, blind: str) -> None:
+        started_at = self.open.pop(txn) if txn in self.open else math.nan
+        row, judged = self.model.judge(txn, started_at, blind)
+        self.tally.add(row, judged.anomalies, judged.alert)
+        self.judged += 1
+        if is_violation(row):
+            self.violations += 1
+        if self.keep(row):
+            self.writer.add(row)
+
+    def _free(self, txn: int) -> None:
+        model = self.model
+        model.world.settle.forgotten(txn)  # type: ignore[union-attr]
+        model.world.effects.by_txn[txn] = None  # type: ignore[call-overload]  # a later effect would fail loudly
+        if self._forget is not None:
+            self._forget(txn)
+        base = txn * KEY_STRIDE
+        keys = [base + s for s in self._keys]
+        for participant in model.participants.values():
+            participant.forget(keys)
+
+    def _output(self) -> RunOutput:
+        """The run's output as :meth:`sim.runner.Model.collect` gathers it,
+        from the tally instead of the rows."""
+        model = self.model
+        tally = self.tally
+        s = model.scenario
+        extra = model.run_figures(0.0)
+        extra.update(alert_figures(tally.alerts, model.end, s.monitor.stuck_after))
+        extra.update(model.protocol.summary_extra())
+        rid = run_id(s.name, model.protocol_name, model.seed)
+        n = tally.n
+        summary = summarize(
+            run_id=rid,
+            scenario=s.name,
+            protocol=model.protocol_name,
+            seed=model.seed,
+            duration=s.run.duration,
+            outcomes=[],
+            outcome_counts=tally.counts,
+            latency=np.frombuffer(tally.latency, dtype=float) if n else [],
+            time_to_consistency=np.frombuffer(tally.time_to_consistency, dtype=float) if n else [],
+            messages=[tally.messages / n] if n else [],
+            retries=[tally.retries / n] if n else [],
+            anomalies=tally.anomalies,
+            extra=extra,
+        )
+        world = model.world
+        return RunOutput(
+            run_id=rid,
+            scenario=s.name,
+            protocol=model.protocol_name,
+            seed=model.seed,
+            transactions={"txn_id": []},
+            summary=summary,
+            events=world.tracer.events,
+            faults=model.faults.records,
+            streams=world.streams.names,
+        )
+
+
+def stream_run(
+    model: Model,
+    path: Path,
+    keep: str | float | None = None,
+    progress: Callable[[Streamer], None] | None = None,
+) -> Streamed:
+    """Run ``model`` to the end, writing its transactions table to ``path``
+    (a Parquet file) as it goes; ``keep`` defaults to the scenario's
+    ``[run] keep``."""
+    s = model.scenario
+    constant = {
+        "run_id": run_id(s.name, model.protocol_name, model.seed),
+        "scenario": s.name,
+        "protocol": model.protocol_name,
+        "seed": model.seed,
+    }
+    chosen = s.run.keep if keep is None else keep
+    streamer = Streamer(model, RowWriter(path, constant), Keep(chosen, model.world.streams))
+    return streamer.run(progress)
+
+
+def run_to_folder(
+    model: Model,
+    folder: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: Callable[[Streamer], None] | None = None,
+) -> Path:
+    """Run ``model`` and write its result folder (as :meth:`sim.result.Result.save`
+    writes one) with the transactions streamed to disk. The folder is staged
+    under a hidden name and renamed into place only when the run completed:
+    an interrupted run leaves nothing that looks like a result."""
+    from sim.result import RESULT_MARKER, Result, check_replaceable
+
+    target = Path(folder)
+    check_replaceable(target, overwrite)
+    with staged_folder(target) as staging:
+        done = stream_run(model, staging / "transactions.parquet", progress=progress)
+        result = Result(model.scenario, [done.output])
+        result.summary.to_parquet(staging / "summary.parquet", index=False)
+        result.faults.to_parquet(staging / "faults.parquet", index=False)
+        if result.traced:
+            result.events.to_parquet(staging / "events.parquet", index=False)
+        meta = result.metadata()
+        for run in meta["runs"]:
+            run["transactions"] = int(done.output.summary["transactions"])
+            run["kept"] = done.kept
+        with open(staging / RESULT_MARKER, "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, indent=2, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return target

@@ -1,0 +1,143 @@
+"""Judging as the run goes (sim.stream) against judging at the end
+(sim.runner.Model.run): every scenario file, every protocol, every table."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from golden.digests import ROOT, _scenario
+
+from sim.errors import SagasimError
+from sim.metrics import events_frame, faults_frame, transactions_frame
+from sim.runner import Model
+from sim.scenario import PROTOCOLS, load_scenario
+from sim.stream import ROW_GROUP, Streamer, run_to_folder, stream_run
+
+FILES = sorted((ROOT / "scenarios").glob("*.toml"))
+
+
+def _summary(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "wall_time"}
+
+
+def _same(a: dict, b: dict) -> list[str]:
+    """The keys whose values differ (NaN equals NaN)."""
+    return [
+        k for k in a.keys() | b.keys() if not (a.get(k) == b.get(k) or (a.get(k) != a.get(k) and b.get(k) != b.get(k)))
+    ]
+
+
+def _judged_into(counts: list[int]) -> Callable[[Streamer], None]:
+    return lambda streamer: counts.append(streamer.judged)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_judging_as_it_goes_gives_the_tables_of_judging_at_the_end(path: Path, tmp_path: Path) -> None:
+    scenario = _scenario(path)  # the golden digests' runs: 30 s + 30 s, traced
+    for protocol in PROTOCOLS:
+        at_end = Model(scenario, protocol, 1, trace=True).run()
+        model = Model(scenario, protocol, 1, trace=True)
+        early: list[int] = []
+        done = stream_run(model, tmp_path / f"{protocol}.parquet", keep="all", progress=_judged_into(early))
+        streamed = pd.read_parquet(tmp_path / f"{protocol}.parquet").sort_values("txn_id", ignore_index=True)
+        pd.testing.assert_frame_equal(streamed, transactions_frame(at_end.transactions), obj=f"{path.stem}/{protocol}")
+        assert _same(_summary(done.output.summary), _summary(at_end.summary)) == [], f"{path.stem}/{protocol}"
+        pd.testing.assert_frame_equal(events_frame(done.output.events), events_frame(at_end.events))
+        pd.testing.assert_frame_equal(faults_frame(done.output.faults), faults_frame(at_end.faults))
+        if getattr(model.protocol, "settles", False) and len(streamed) > 10:
+            # judged before the end: the test compares the early path, not the end one
+            assert early[-2] > 0, f"{path.stem}/{protocol}: nothing was judged before the end"
+
+
+def _reference(limit: int, keep: object = "all") -> Model:
+    scenario = load_scenario(
+        ROOT / "scenarios" / "happy-path.toml",
+        {
+            "workload.limit": limit,
+            "workload.interarrival.mean": 0.01,
+            "run.duration": limit * 0.012 + 10.0,  # room for `limit` arrivals
+            "run.drain": 10.0,
+            "run.keep": keep,
+        },
+    )
+    return Model(scenario, "orchestration", 1)
+
+
+def test_records_of_settled_transactions_are_freed_as_the_run_goes(tmp_path: Path) -> None:
+    model = _reference(3000)
+    in_memory: list[int] = []
+
+    def look(streamer: Streamer) -> None:
+        in_memory.append(len(model.protocol.orchestrator.log))  # type: ignore[attr-defined]
+
+    done = stream_run(model, tmp_path / "t.parquet", progress=look)
+    assert done.output.summary["transactions"] == 3000
+    # A few hundred in flight at most (100 arrivals/s, sagas of well under a
+    # second, judged at most a slice later), never the whole run.
+    assert max(in_memory) < 300, max(in_memory)
+    assert sum(e is not None for e in model.world.effects.by_txn) < 50
+
+
+def test_row_groups_are_written_as_the_run_goes(tmp_path: Path) -> None:
+    model = _reference(2 * ROW_GROUP + 10)
+    stream_run(model, tmp_path / "t.parquet")
+    assert pq.ParquetFile(tmp_path / "t.parquet").metadata.num_row_groups == 3
+
+
+@pytest.mark.parametrize("keep", ["violations", 0.25])
+def test_keep_writes_fewer_rows_but_the_summary_counts_every_transaction(keep: object, tmp_path: Path) -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "lost-replies-naive.toml", {"run.keep": keep})
+    everything = Model(
+        scenario.model_copy(update={"run": scenario.run.model_copy(update={"keep": "all"})}), "orchestration", 1
+    ).run()
+    done = stream_run(Model(scenario, "orchestration", 1), tmp_path / "t.parquet")
+    kept = pd.read_parquet(tmp_path / "t.parquet")
+    full = transactions_frame(everything.transactions)
+    violations = full[(full.outcome.isin(["inconsistent", "stuck"])) | ~full.consistent | (full.anomalies != "")]
+    assert len(violations) > 0  # the scenario has violations to keep
+    assert set(violations.txn_id) <= set(kept.txn_id)
+    assert _same(_summary(done.output.summary), _summary(everything.summary)) == []
+    if keep == "violations":
+        assert set(kept.txn_id) == set(violations.txn_id)
+    else:
+        others = len(full) - len(violations)
+        sampled = len(kept) - len(violations)
+        # Binomial(others, 0.25): within 5 standard deviations of its mean.
+        sd = math.sqrt(others * 0.25 * 0.75)
+        assert abs(sampled - 0.25 * others) < 5 * sd, (sampled, others)
+        again = Model(scenario, "orchestration", 1)
+        stream_run(again, tmp_path / "again.parquet")
+        assert pd.read_parquet(tmp_path / "again.parquet").equals(kept)  # the same sample every time
+
+
+def test_keep_applies_to_the_in_memory_table_too() -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "lost-replies-naive.toml", {"run.keep": "violations"})
+    out = Model(scenario, "orchestration", 1).run()
+    frame = transactions_frame(out.transactions)
+    assert out.summary["transactions"] > len(frame) > 0
+    assert ((frame.outcome.isin(["inconsistent", "stuck"])) | ~frame.consistent | (frame.anomalies != "")).all()
+
+
+def test_a_folder_appears_only_when_the_run_completes(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+
+    def interrupt(streamer: Streamer) -> None:
+        if streamer.judged > 100:
+            assert not target.exists()
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_to_folder(_reference(1000), target, progress=interrupt)
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    run_to_folder(_reference(1000), target)
+    meta = json.loads((target / "run.json").read_text())
+    assert meta["runs"][0]["transactions"] == meta["runs"][0]["kept"] == 1000
+    assert len(pd.read_parquet(target / "transactions.parquet")) == 1000
+    with pytest.raises(SagasimError, match="already exists"):
+        run_to_folder(_reference(10), target)
