@@ -26,6 +26,7 @@ import math
 import os
 from array import array
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,7 +39,9 @@ from sim.keep import Keep, is_violation
 from sim.metrics import OUTCOMES, TRANSACTION_COLUMNS, TRANSACTION_EXTRA, summarize, transactions_frame
 from sim.protocols.orchestration import KEY_STRIDE
 from sim.runner import AlertFacts, Model, RunOutput, alert_figures, run_id
+from sim.tracing import ChosenTracer
 from sim.world.core import EventBudgetExceeded
+from sim.world.fates import BLOCK, uniform
 from sim.world.settle import Settlement
 
 #: Rows per Parquet row group: large enough for fast reads, small enough
@@ -53,43 +56,50 @@ MAX_SLICE = 1.0
 
 
 class RowWriter:
-    """Rows of one run's transactions table, written to ``path`` in row groups."""
+    """Rows of one run's transactions table, written to ``path`` in row groups
+    (buffered as columns: a row group's worth costs a few megabytes)."""
 
     def __init__(self, path: Path, constant: dict[str, Any]) -> None:
         self.path = path
         self.constant = constant
         self.rows = 0
-        self._buffer: list[dict[str, Any]] = []
+        self._columns: dict[str, list[Any]] = {}
+        self._buffered = 0
         self._writer: pq.ParquetWriter | None = None
 
     def add(self, row: dict[str, Any]) -> None:
-        self._buffer.append(row)
-        if len(self._buffer) >= ROW_GROUP:
+        columns = self._columns
+        if not columns:
+            columns.update({c: [] for c in row})
+        for column, value in row.items():
+            columns[column].append(value)
+        self._buffered += 1
+        if self._buffered >= ROW_GROUP:
             self.flush()
 
-    def _table(self, rows: list[dict[str, Any]]) -> pa.Table:
-        columns: dict[str, list[Any]] = {c: [r[c] for r in rows] for c in (rows[0] if rows else {})}
-        n = len(rows)
+    def _table(self) -> pa.Table:
+        columns, n = self._columns, self._buffered
+        if not n:  # an empty table still has every contract column
+            columns = {c: [] for c in TRANSACTION_COLUMNS + TRANSACTION_EXTRA}
         for column, value in self.constant.items():
             columns[column] = [value] * n
-        if not rows:  # an empty table still has every contract column
-            columns = {c: [] for c in TRANSACTION_COLUMNS + TRANSACTION_EXTRA}
         return pa.Table.from_pandas(transactions_frame(columns), preserve_index=False)
 
     def flush(self) -> None:
-        if not self._buffer:
+        if not self._buffered:
             return
-        table = self._table(self._buffer)
+        table = self._table()
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, table.schema)
         self._writer.write_table(table, row_group_size=ROW_GROUP)
-        self.rows += len(self._buffer)
-        self._buffer = []
+        self.rows += self._buffered
+        self._columns = {}
+        self._buffered = 0
 
     def close(self) -> None:
         self.flush()
         if self._writer is None:
-            pq.write_table(self._table([]), self.path)
+            pq.write_table(self._table(), self.path)
         else:
             self._writer.close()
 
@@ -137,6 +147,26 @@ class Tally:
             self.alerts.append(alert)
 
 
+@dataclass
+class TraceChoice:
+    """Which transactions a streamed run traces: ``txns`` by id, the
+    ``violations``, and a ``sample`` fraction of the others (drawn per
+    transaction id from the named stream ``trace.sample``). Events of no
+    transaction (crashes, faults) are traced whenever any is chosen."""
+
+    txns: frozenset[int] = frozenset()
+    violations: bool = False
+    sample: float = 0.0
+    draw: Callable[[int], float] | None = None
+
+    @property
+    def any(self) -> bool:
+        return bool(self.txns) or self.violations or self.sample > 0
+
+    def sampled(self, txn: int) -> bool:
+        return self.draw is not None and self.draw(txn) < self.sample
+
+
 class Streamed(NamedTuple):
     """A finished streamed run: its output (without the transactions' rows)
     and how many rows were written."""
@@ -148,10 +178,18 @@ class Streamed(NamedTuple):
 class Streamer:
     """Runs one model, judging and writing its transactions as it goes."""
 
-    def __init__(self, model: Model, writer: RowWriter, keep: Keep) -> None:
+    def __init__(self, model: Model, writer: RowWriter, keep: Keep, trace: TraceChoice | None = None) -> None:
         self.model = model
         self.writer = writer
         self.keep = keep
+        self.trace = trace if trace is not None else TraceChoice()
+        #: the tracer keeping the chosen transactions' events, if any are chosen
+        self.chosen: ChosenTracer | None = None
+        if self.trace.any:
+            self.chosen = model.world.tracer = ChosenTracer(
+                self.trace.txns, self.trace.violations or self.trace.sample > 0
+            )
+            self.trace.draw = model.world.streams.keyed("trace.sample", uniform, BLOCK) if self.trace.sample else None
         self.tally = Tally()
         #: started, not yet judged: transaction id -> start
         self.open: dict[int, float] = {}
@@ -187,6 +225,8 @@ class Streamer:
         for txn in sorted(self.open):
             self._judge(txn, blind.get(txn, ""))
         self.open.clear()
+        if self.chosen is not None:
+            self.chosen.finish()
         self.writer.close()
         return Streamed(self._output(), self.writer.rows)
 
@@ -209,10 +249,13 @@ class Streamer:
         row, judged = self.model.judge(txn, started_at, blind)
         self.tally.add(row, judged.anomalies, judged.alert)
         self.judged += 1
-        if is_violation(row):
+        violation = is_violation(row)
+        if violation:
             self.violations += 1
         if self.keep(row):
             self.writer.add(row)
+        if self.chosen is not None:
+            self.chosen.judged(txn, (violation and self.trace.violations) or self.trace.sampled(txn))
 
     def _free(self, txn: int) -> None:
         model = self.model
@@ -270,10 +313,12 @@ def stream_run(
     path: Path,
     keep: str | float | None = None,
     progress: Callable[[Streamer], None] | None = None,
+    trace: TraceChoice | None = None,
 ) -> Streamed:
     """Run ``model`` to the end, writing its transactions table to ``path``
     (a Parquet file) as it goes; ``keep`` defaults to the scenario's
-    ``[run] keep``."""
+    ``[run] keep``. ``trace`` chooses transactions to trace (a model built
+    with tracing on traces them all)."""
     s = model.scenario
     constant = {
         "run_id": run_id(s.name, model.protocol_name, model.seed),
@@ -282,7 +327,7 @@ def stream_run(
         "seed": model.seed,
     }
     chosen = s.run.keep if keep is None else keep
-    streamer = Streamer(model, RowWriter(path, constant), Keep(chosen, model.world.streams))
+    streamer = Streamer(model, RowWriter(path, constant), Keep(chosen, model.world.streams), trace)
     return streamer.run(progress)
 
 
@@ -292,6 +337,7 @@ def run_to_folder(
     *,
     overwrite: bool = False,
     progress: Callable[[Streamer], None] | None = None,
+    trace: TraceChoice | None = None,
 ) -> Path:
     """Run ``model`` and write its result folder (as :meth:`sim.result.Result.save`
     writes one) with the transactions streamed to disk. The folder is staged
@@ -302,7 +348,7 @@ def run_to_folder(
     target = Path(folder)
     check_replaceable(target, overwrite)
     with staged_folder(target) as staging:
-        done = stream_run(model, staging / "transactions.parquet", progress=progress)
+        done = stream_run(model, staging / "transactions.parquet", progress=progress, trace=trace)
         result = Result(model.scenario, [done.output])
         result.summary.to_parquet(staging / "summary.parquet", index=False)
         result.faults.to_parquet(staging / "faults.parquet", index=False)

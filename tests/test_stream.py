@@ -17,7 +17,7 @@ from sim.errors import SagasimError
 from sim.metrics import events_frame, faults_frame, transactions_frame
 from sim.runner import Model
 from sim.scenario import PROTOCOLS, load_scenario
-from sim.stream import ROW_GROUP, Streamer, run_to_folder, stream_run
+from sim.stream import ROW_GROUP, Streamer, TraceChoice, run_to_folder, stream_run
 
 FILES = sorted((ROOT / "scenarios").glob("*.toml"))
 
@@ -141,3 +141,26 @@ def test_a_folder_appears_only_when_the_run_completes(tmp_path: Path) -> None:
     assert len(pd.read_parquet(target / "transactions.parquet")) == 1000
     with pytest.raises(SagasimError, match="already exists"):
         run_to_folder(_reference(10), target)
+
+
+def test_a_long_run_traces_the_chosen_transactions_and_the_violations_and_explain_reads_them(tmp_path: Path) -> None:
+    from sim.explain import explain
+
+    scenario = load_scenario(ROOT / "scenarios" / "lost-replies-naive.toml")
+    traced = Model(scenario, "orchestration", 1, trace=True).run()
+    full = events_frame(traced.events)
+    table = transactions_frame(traced.transactions)
+    violations = set(table[table.outcome.isin(["inconsistent", "stuck"]) | ~table.consistent].txn_id)
+    assert violations
+    chosen = int(table[~table.txn_id.isin(violations)].txn_id.iloc[3])
+    folder = run_to_folder(
+        Model(scenario, "orchestration", 1), tmp_path / "out", trace=TraceChoice(frozenset({chosen}), violations=True)
+    )
+    events = pd.read_parquet(folder / "events.parquet")
+    traced_txns = set(events.txn_id) - {-1}
+    assert traced_txns == violations | {chosen}
+    # each kept transaction's events, and the node events, are those of a fully traced run
+    wanted = full[full.txn_id.isin(traced_txns | {-1})].reset_index(drop=True)
+    pd.testing.assert_frame_equal(events.drop(columns=["run_id"]), wanted)
+    story = explain(folder, str(min(violations)))
+    assert str(min(violations)) in story.markdown()
