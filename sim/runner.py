@@ -15,7 +15,7 @@ from sim.protocols.base import TransactionProtocol
 from sim.protocols.choreography import ChoreographyProtocol
 from sim.protocols.orchestration import KEY_STRIDE, OrchestrationProtocol
 from sim.protocols.twopc import TwoPCProtocol
-from sim.scenario import PROTOCOLS, Scenario
+from sim.scenario import PROTOCOLS, Scenario, estimate_work
 from sim.world.core import EventBudgetExceeded, World
 from sim.world.faults import FaultRecord, Faults, Planned, plan_nemesis, plan_timeline
 from sim.world.network import Network
@@ -162,7 +162,7 @@ class Model:
         self.protocol_name = protocol
         self.seed = seed
         self.world = World(seed, scenario.run.trace if trace is None else trace)
-        self.world.max_events = scenario.limits.events
+        self.world.max_events = scenario.limits.event_budget(estimate_work(scenario).arrivals)
         self.network = Network(self.world, scenario.network)
         self.participants: dict[str, Participant] = {}
         for name, spec in scenario.participants.items():

@@ -520,11 +520,29 @@ class LimitsSpec(_Model):
     ``arrivals`` and ``nemesis_faults`` bound the *expected* number per run,
     estimated before it starts; ``events`` stops a run that processes more
     simulation events than that (a retry storm with zero back-off, say).
+    ``arrivals`` is what a run judged as it goes (``sagasim run --stream``)
+    may take; a run judged at the end keeps every transaction in memory and
+    is bounded by ``in_memory_arrivals``, a run that traces every event by
+    ``traced_arrivals`` (see :mod:`sim.limits`).
     """
 
-    arrivals: Annotated[int, Field(ge=1)] = 1_000_000
+    def event_budget(self, arrivals: float) -> int:
+        """The events a run of ``arrivals`` expected arrivals may process:
+        ``events`` when the scenario sets it, else the larger of its default
+        and ``events_per_arrival`` per expected arrival (a long run)."""
+        if "events" in self.model_fields_set:
+            return self.events
+        return max(self.events, int(min(arrivals, 1e15)) * self.events_per_arrival)
+
+    arrivals: Annotated[int, Field(ge=1)] = 20_000_000
+    in_memory_arrivals: Annotated[int, Field(ge=1)] = 1_000_000
+    traced_arrivals: Annotated[int, Field(ge=1)] = 1_000_000
     nemesis_faults: Annotated[int, Field(ge=1)] = 100_000
     events: Annotated[int, Field(ge=1)] = 20_000_000
+    #: unless ``events`` is set, a long run's budget grows with its expected
+    #: arrivals: the larger of ``events`` and this many events per expected
+    #: arrival (the busiest shipped scenario makes about 10)
+    events_per_arrival: Annotated[int, Field(ge=1)] = 100
 
 
 class Scenario(_Model):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -208,6 +209,7 @@ class Streamer:
         end = model.end
         step = min(end / SLICES, MAX_SLICE)
         now = 0.0
+        started = time.perf_counter()
         try:
             while now < end:
                 now = min(end, now + step)
@@ -228,7 +230,7 @@ class Streamer:
         if self.chosen is not None:
             self.chosen.finish()
         self.writer.close()
-        return Streamed(self._output(), self.writer.rows)
+        return Streamed(self._output(time.perf_counter() - started), self.writer.rows)
 
     def _gather(self) -> None:
         started = self.model.workload.started
@@ -268,13 +270,13 @@ class Streamer:
         for participant in model.participants.values():
             participant.forget(keys)
 
-    def _output(self) -> RunOutput:
+    def _output(self, wall_time: float) -> RunOutput:
         """The run's output as :meth:`sim.runner.Model.collect` gathers it,
         from the tally instead of the rows."""
         model = self.model
         tally = self.tally
         s = model.scenario
-        extra = model.run_figures(0.0)
+        extra = model.run_figures(wall_time)
         extra.update(alert_figures(tally.alerts, model.end, s.monitor.stuck_after))
         extra.update(model.protocol.summary_extra())
         rid = run_id(s.name, model.protocol_name, model.seed)
@@ -304,6 +306,7 @@ class Streamer:
             summary=summary,
             events=world.tracer.events,
             faults=model.faults.records,
+            wall_time=wall_time,
             streams=world.streams.names,
         )
 
@@ -338,6 +341,7 @@ def run_to_folder(
     overwrite: bool = False,
     progress: Callable[[Streamer], None] | None = None,
     trace: TraceChoice | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> Path:
     """Run ``model`` and write its result folder (as :meth:`sim.result.Result.save`
     writes one) with the transactions streamed to disk. The folder is staged
@@ -349,15 +353,14 @@ def run_to_folder(
     check_replaceable(target, overwrite)
     with staged_folder(target) as staging:
         done = stream_run(model, staging / "transactions.parquet", progress=progress, trace=trace)
-        result = Result(model.scenario, [done.output])
+        result = Result(model.scenario, [done.output], overrides or {}, done.output.wall_time)
         result.summary.to_parquet(staging / "summary.parquet", index=False)
         result.faults.to_parquet(staging / "faults.parquet", index=False)
         if result.traced:
             result.events.to_parquet(staging / "events.parquet", index=False)
         meta = result.metadata()
         for run in meta["runs"]:
-            run["transactions"] = int(done.output.summary["transactions"])
-            run["kept"] = done.kept
+            run["kept"] = done.kept  # the rows went to disk, not into the output
         with open(staging / RESULT_MARKER, "w", encoding="utf-8") as fh:
             json.dump(meta, fh, indent=2, default=str)
             fh.flush()

@@ -80,6 +80,10 @@ class World:
         self.effects.open(txn)
         return txn
 
+    def new_transaction_count(self) -> int:
+        """Transaction ids allocated so far (arrivals, started or rejected)."""
+        return len(self.messages)
+
     def run(self, until: float) -> None:
         """Process every event up to simulated time ``until`` (later than now).
 
