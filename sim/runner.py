@@ -219,6 +219,8 @@ class Model:
             self.keys if scenario.workload.keys is not None else None,
         )
         self.checker: Checker | TwoPCChecker = TwoPCChecker(txn.steps) if protocol == "2pc" else Checker(txn.steps)
+        # the protocol's own columns of a transaction's row, if it has any
+        self._per_txn: Callable[[int], dict[str, Any]] | None = getattr(self.protocol, "transaction_extra", None)
 
     @property
     def end(self) -> float:
@@ -252,36 +254,36 @@ class Model:
             "on purpose (e.g. --set limits.events=...)"
         )
 
-    def judge(self, txn: int, started_at: float, blind: str) -> tuple[dict[str, Any], Judged]:
-        """The row of ``transactions`` for ``txn`` (without the run's own
-        columns: run_id, scenario, protocol, seed) and what the summary needs
-        of it; ``blind`` is the monitor's blind spot for it, if any."""
+    def judge(self, txn: int, started_at: float, blind: str) -> Judged:
+        """Judge ``txn``: its row of ``transactions``, as values in the order
+        of :meth:`row_columns` (without the run's own columns: run_id,
+        scenario, protocol, seed), and what the summary needs of it;
+        ``blind`` is the monitor's blind spot for it, if any."""
         world = self.world
         view = self.protocol.view(txn)
         effects = world.effects.of(txn)
         verdict = self.checker.judge(effects, view, started_at)
         flagged_at = self.flagged_at(txn)
-        row: dict[str, Any] = {
-            "txn_id": txn,
-            "started_at": started_at,
-            "finished_at": view.finished_at,
-            "outcome": verdict.outcome,
-            "consistent": verdict.consistent,
-            "consistent_at": verdict.consistent_at,
-            "latency": view.finished_at - started_at,
-            "steps_applied": verdict.steps_applied,
-            "compensations_applied": verdict.compensations_applied,
-            "retries": view.retries,
-            "messages": world.messages[txn],
-            "time_to_consistency": verdict.consistent_at - started_at,
-            "coordinator": view.belief,
-            "reasons": "; ".join(verdict.reasons),
-            "anomalies": ",".join(verdict.anomalies),
-            "flagged_at": flagged_at,
-        }
-        per_txn = getattr(self.protocol, "transaction_extra", None)
-        if per_txn is not None:
-            row.update(per_txn(txn))
+        row: tuple[Any, ...] = (
+            txn,
+            started_at,
+            view.finished_at,
+            verdict.outcome,
+            verdict.consistent,
+            verdict.consistent_at,
+            view.finished_at - started_at,
+            verdict.steps_applied,
+            verdict.compensations_applied,
+            view.retries,
+            world.messages[txn],
+            verdict.consistent_at - started_at,
+            view.belief,
+            "; ".join(verdict.reasons),
+            ",".join(verdict.anomalies),
+            flagged_at,
+        )
+        if self._per_txn is not None:
+            row += tuple(self._per_txn(txn).values())
         alert = AlertFacts(
             outcome=verdict.outcome,
             flagged_at=flagged_at,
@@ -290,7 +292,11 @@ class Model:
             started_at=started_at,
             blind=blind,
         )
-        return row, Judged(verdict.anomalies, alert)
+        return Judged(row, verdict.anomalies, alert)
+
+    def row_columns(self) -> tuple[str, ...]:
+        """The columns of the rows :meth:`judge` returns, in order."""
+        return ROW_COLUMNS + (TRANSACTION_PROTOCOL if self._per_txn is not None else ())
 
     def run_figures(self, wall_time: float) -> dict[str, Any]:
         """The summary's figures of the whole run (not of its transactions);
@@ -328,22 +334,22 @@ class Model:
         if per_txn is not None:
             cols.update({c: [] for c in TRANSACTION_PROTOCOL})
         keep = Keep(self.scenario.run.keep, world.streams)
-        tally: dict[str, list[Any]] = {
-            "outcome": [],
-            "latency": [],
-            "time_to_consistency": [],
-            "messages": [],
-            "retries": [],
-        }
+        names = self.row_columns()
+        appends = [cols[c].append for c in names]
+        # The summary's columns: those of the table when every row is kept,
+        # else their own (the summary counts every transaction).
+        tally = cols if keep.all else {c: [] for c in _TALLIED}
+        tallied = [(names.index(c), tally[c].append) for c in _TALLIED]
         for txn, started_at in self.workload.started:
-            row, fact = self.judge(txn, started_at, blind.get(txn, ""))
-            for column, values in tally.items():
-                values.append(row[column])
-            if keep(row):
-                for column, value in row.items():
-                    cols[column].append(value)
-            anomalies.append(fact.anomalies)
-            alerts.append(fact.alert)
+            row, txn_anomalies, alert = self.judge(txn, started_at, blind.get(txn, ""))
+            if keep.all or keep(dict(zip(names, row, strict=True))):
+                for append, value in zip(appends, row, strict=True):
+                    append(value)
+            if tally is not cols:
+                for i, append in tallied:
+                    append(row[i])
+            anomalies.append(txn_anomalies)
+            alerts.append(alert)
         n = len(cols["txn_id"])
         cols["run_id"] = [rid] * n
         cols["scenario"] = [scenario] * n
@@ -381,9 +387,21 @@ class Model:
         )
 
 
-class Judged(NamedTuple):
-    """What the summary needs of one judged transaction besides its row."""
+#: The columns of a judged row (:meth:`Model.judge`), before the protocol's own.
+ROW_COLUMNS: tuple[str, ...] = (
+    "txn_id", "started_at", "finished_at", "outcome", "consistent", "consistent_at", "latency",
+    "steps_applied", "compensations_applied", "retries", "messages", "time_to_consistency",
+    "coordinator", "reasons", "anomalies", "flagged_at",
+)  # fmt: skip
+#: The columns of the transactions table the summary is made from.
+_TALLIED = ("outcome", "latency", "time_to_consistency", "messages", "retries")
 
+
+class Judged(NamedTuple):
+    """One judged transaction: its row and what the summary needs of it."""
+
+    #: the row's values, in the order of :meth:`Model.row_columns`
+    row: tuple[Any, ...]
     anomalies: tuple[str, ...]
     alert: AlertFacts
 

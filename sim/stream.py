@@ -198,6 +198,7 @@ class Streamer:
         if self.settles:
             model.world.settle = Settlement()
         self._forget: Callable[[int], None] | None = getattr(model.protocol, "forget", None)
+        self._names = model.row_columns()
         steps = len(model.scenario.transaction.steps)
         self._keys = range(steps)
         #: transactions judged so far, and violations among them
@@ -248,7 +249,8 @@ class Streamer:
 
     def _judge(self, txn: int, blind: str) -> None:
         started_at = self.open.pop(txn) if txn in self.open else math.nan
-        row, judged = self.model.judge(txn, started_at, blind)
+        judged = self.model.judge(txn, started_at, blind)
+        row = dict(zip(self._names, judged.row, strict=True))
         self.tally.add(row, judged.anomalies, judged.alert)
         self.judged += 1
         violation = is_violation(row)
