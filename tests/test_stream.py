@@ -19,6 +19,8 @@ from sim.runner import Model
 from sim.scenario import PROTOCOLS, load_scenario
 from sim.stream import ROW_GROUP, Streamer, TraceChoice, run_to_folder, stream_run
 
+from conftest import sagasim
+
 FILES = sorted((ROOT / "scenarios").glob("*.toml"))
 
 
@@ -164,3 +166,90 @@ def test_a_long_run_traces_the_chosen_transactions_and_the_violations_and_explai
     pd.testing.assert_frame_equal(events.drop(columns=["run_id"]), wanted)
     story = explain(folder, str(min(violations)))
     assert str(min(violations)) in story.markdown()
+
+
+# ------------------------------------------------------------------ the command line and the limits
+
+
+HAPPY = ROOT / "scenarios" / "happy-path.toml"
+NAIVE = ROOT / "scenarios" / "lost-replies-naive.toml"
+
+
+def test_run_stream_writes_the_folder_and_fail_on_reads_the_counts(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "soak"
+    code, _, err = sagasim(
+        capsys, "run", NAIVE, "--stream", "--seed", "1", "--out", out, "--set", 'run.keep="violations"',
+        "--trace-violations", "--fail-on", "inconsistent", "--quiet",
+    )  # fmt: skip
+    assert code == 1, err
+    summary = pd.read_parquet(out / "summary.parquet").iloc[0]
+    assert f"--fail-on inconsistent: {summary['inconsistent']} inconsistent" in " ".join(err.split())
+    kept = pd.read_parquet(out / "transactions.parquet")
+    assert len(kept) == json.loads((out / "run.json").read_text())["runs"][0]["kept"] < summary["transactions"]
+    assert set(pd.read_parquet(out / "events.parquet").txn_id) - {-1} == set(kept.txn_id)
+
+
+def test_run_stream_refuses_several_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = sagasim(capsys, "run", HAPPY, "--stream", "--seeds", "1..2", "--out", tmp_path / "x", "--quiet")
+    assert code == 2
+    assert "--stream: runs one protocol and one seed, got 1 protocols x 2 seeds" in " ".join(err.split())
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_run_judged_at_the_end_is_refused_above_in_memory_arrivals(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    big = ["--set", "run.duration=100", "--set", "limits.in_memory_arrivals=1999"]  # 20 arrivals/s: 2,000 expected
+    code, _, err = sagasim(capsys, "run", HAPPY, "--seed", "1", *big, "--out", tmp_path / "x", "--quiet")
+    assert code == 2
+    text = " ".join(err.split())
+    assert "about 2e+03 transactions per run, above limits.in_memory_arrivals = 1,999" in text
+    assert "run it with --stream" in text
+    code, _, err = sagasim(
+        capsys,
+        "run",
+        HAPPY,
+        "--seed",
+        "1",
+        *big[:2],
+        "--set",
+        "limits.in_memory_arrivals=2000",
+        "--out",
+        tmp_path / "y",
+        "--quiet",
+    )
+    assert code == 0, err  # at the limit: allowed
+    code, _, _ = sagasim(capsys, "run", HAPPY, "--seed", "1", "--stream", *big, "--out", tmp_path / "z", "--quiet")
+    assert code == 0  # streamed: not bounded by it
+
+
+def test_a_whole_trace_is_refused_above_traced_arrivals(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = sagasim(
+        capsys, "run", HAPPY, "--stream", "--seed", "1", "--trace", "--set", "run.duration=100",
+        "--set", "limits.traced_arrivals=1999", "--out", tmp_path / "x", "--quiet",
+    )  # fmt: skip
+    assert code == 2
+    assert "above limits.traced_arrivals = 1,999" in " ".join(err.split())
+
+
+def test_keep_all_needs_room_on_the_disk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import shutil
+
+    from sim import limits
+
+    scenario = load_scenario(HAPPY)  # 20 arrivals/s for 300 s: 6,000 expected
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(limits.shutil, "disk_usage", lambda _p: usage._replace(free=6000 * limits.ROW_BYTES - 1))
+    with pytest.raises(SagasimError, match="writes about 6e\\+03 rows"):
+        limits.check_disk(scenario, tmp_path / "out")
+    monkeypatch.setattr(limits.shutil, "disk_usage", lambda _p: usage._replace(free=6000 * limits.ROW_BYTES))
+    limits.check_disk(scenario, tmp_path / "out")
+
+
+def test_the_event_budget_grows_with_the_arrivals_unless_set() -> None:
+    scenario = load_scenario(HAPPY)
+    assert scenario.limits.event_budget(1e7) == 10**9  # 100 per arrival
+    assert scenario.limits.event_budget(10) == scenario.limits.events  # never below the default
+    assert load_scenario(HAPPY, {"limits.events": 5}).limits.event_budget(1e7) == 5
