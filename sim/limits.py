@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sim.errors import SagasimError
 
 if TYPE_CHECKING:
+    from sim.runner import Model
     from sim.scenario import Scenario
 
 #: Runs (grid points x protocols x seeds) one command may start unless ``--max-runs`` raises it.
@@ -85,4 +86,18 @@ def check_disk(s: Scenario, target: Path) -> None:
             f'--out {target}: run.keep = "all" writes about {_arrivals(s):.3g} rows, up to {need / 1e9:.1f} GB, '
             f'and only {free / 1e9:.1f} GB is free there; keep fewer rows (--set run.keep="violations" or a '
             "fraction), or choose another --out"
+        )
+
+
+def check_settles(model: Model) -> None:
+    """Refuse a streamed run of a protocol judged at the end (it does not
+    declare ``settles``: :mod:`sim.world.settle`) above ``limits.in_memory_arrivals``."""
+    s = model.scenario
+    arrivals = _arrivals(s)
+    if not getattr(model.protocol, "settles", False) and arrivals > s.limits.in_memory_arrivals:
+        raise SagasimError(
+            f"--stream --protocol {model.protocol_name}: about {arrivals:.3g} transactions per run, above "
+            f"limits.in_memory_arrivals = {s.limits.in_memory_arrivals:,}; this protocol's transactions are "
+            "still judged at the end of the run (its pending work is not counted yet), so they all stay in "
+            "memory. Run fewer transactions, or raise limits.in_memory_arrivals on purpose"
         )

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sim.errors import SagasimError
-from sim.limits import check_disk, check_traced
+from sim.limits import check_disk, check_settles, check_traced
 from sim.runner import Model
 from sim.scenario import Scenario, parse_overrides
 from sim.stream import Streamer, TraceChoice, run_to_folder
@@ -53,6 +53,7 @@ def run_streamed(
     check_traced(scenario, trace)
     check_disk(scenario, target)
     model = Model(scenario, protocols[0], seeds[0], trace or None)
+    check_settles(model)
     end = model.end
     show = not quiet and _err.is_terminal
     progress = Progress(

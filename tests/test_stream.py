@@ -253,3 +253,26 @@ def test_the_event_budget_grows_with_the_arrivals_unless_set() -> None:
     assert scenario.limits.event_budget(1e7) == 10**9  # 100 per arrival
     assert scenario.limits.event_budget(10) == scenario.limits.events  # never below the default
     assert load_scenario(HAPPY, {"limits.events": 5}).limits.event_budget(1e7) == 5
+
+
+@pytest.mark.parametrize("protocol", ["2pc", "choreography"])
+def test_a_streamed_run_of_a_protocol_judged_at_the_end_is_bounded_like_one_in_memory(
+    protocol: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    big = ["--set", "run.duration=100", "--set", "limits.in_memory_arrivals=1999"]  # 2,000 expected
+    code, _, err = sagasim(
+        capsys,
+        "run",
+        HAPPY,
+        "--stream",
+        "--seed",
+        "1",
+        "--protocol",
+        protocol,
+        *big,
+        "--out",
+        tmp_path / "x",
+        "--quiet",
+    )
+    assert code == 2
+    assert f"--stream --protocol {protocol}: about 2e+03 transactions per run" in " ".join(err.split())
