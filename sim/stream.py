@@ -28,6 +28,7 @@ import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -39,7 +40,7 @@ from sim.files import staged_folder
 from sim.keep import Keep, is_violation
 from sim.metrics import OUTCOMES, TRANSACTION_COLUMNS, TRANSACTION_EXTRA, summarize, transactions_frame
 from sim.protocols.orchestration import KEY_STRIDE
-from sim.runner import AlertFacts, Model, RunOutput, alert_figures, run_id
+from sim.runner import AlertFacts, Model, RunOutput, RunTooBusy, alert_figures, run_id
 from sim.tracing import ChosenTracer
 from sim.world.core import EventBudgetExceeded
 from sim.world.fates import BLOCK, uniform
@@ -54,6 +55,9 @@ ROW_GROUP = 65_536
 #: settled meanwhile wait at most this long in memory.
 SLICES = 1000
 MAX_SLICE = 1.0
+#: Slices between two looks at every open transaction (between them, only at
+#: those started in the last this many slices).
+RECENT = 64
 
 
 class RowWriter:
@@ -201,6 +205,8 @@ class Streamer:
         self._names = model.row_columns()
         steps = len(model.scenario.transaction.steps)
         self._keys = range(steps)
+        self._slices = 0
+        self._step = 0.0
         #: transactions judged so far, and violations among them
         self.judged = 0
         self.violations = 0
@@ -208,7 +214,7 @@ class Streamer:
     def run(self, progress: Callable[[Streamer], None] | None = None) -> Streamed:
         model = self.model
         end = model.end
-        step = min(end / SLICES, MAX_SLICE)
+        step = self._step = min(end / SLICES, MAX_SLICE)
         now = 0.0
         started = time.perf_counter()
         try:
@@ -221,8 +227,6 @@ class Streamer:
                 if progress is not None:
                     progress(self)
         except EventBudgetExceeded as exc:
-            from sim.runner import RunTooBusy
-
             raise RunTooBusy(model._too_busy(exc)) from None
         blind = model.blind_spots()
         for txn in sorted(self.open):
@@ -239,13 +243,25 @@ class Streamer:
         started.clear()
 
     def _judge_settled(self) -> None:
+        """Judge and free the open transactions that settled: each slice the
+        ones started in the last :data:`RECENT` slices, every
+        :data:`RECENT`-th slice all of them. A transaction that stays open
+        (stuck) is then looked at rarely, not once per slice; one judged a
+        little later is judged alike, since nothing about it changes."""
         settle = self.model.world.settle
         assert settle is not None
         view = self.model.protocol.view
+        self._slices += 1
+        if self._slices % RECENT == 0:
+            candidates = list(self.open)
+        else:
+            horizon = self.model.world.now - RECENT * self._step
+            candidates = list(takewhile(lambda t: self.open[t] >= horizon, reversed(self.open)))
         blind = self.model.blind_spots()
-        for txn in [t for t in self.open if settle.idle(t) and view(t).terminal]:
-            self._judge(txn, blind.get(txn, ""))
-            self._free(txn)
+        for txn in candidates:
+            if settle.idle(txn) and view(txn).terminal:
+                self._judge(txn, blind.get(txn, ""))
+                self._free(txn)
 
     def _judge(self, txn: int, blind: str) -> None:
         started_at = self.open.pop(txn) if txn in self.open else math.nan
