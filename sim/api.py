@@ -14,7 +14,7 @@ from typing import Any
 
 from sim.compare import SEED_LIMIT
 from sim.errors import SagasimError, show_value
-from sim.limits import MAX_RUNS, check_runs
+from sim.limits import MAX_RUNS, check_in_memory, check_runs
 from sim.result import Result
 from sim.runner import RunOutput, run_once
 from sim.scenario import PROTOCOLS, Scenario, load_scenario, parse_overrides, scenario_from_dict
@@ -58,6 +58,7 @@ def run(
     if trace is not None and not isinstance(trace, bool):
         raise SagasimError(f"trace = {show_value(trace)}: expected True, False or None")
     check_runs(len(protocols) * len(seeds), max_runs, f"{len(protocols)} protocols x {len(seeds)} seeds")
+    check_in_memory(loaded, bool(trace))
     started = time.perf_counter()
     runs = []
     for p in protocols:

@@ -27,7 +27,7 @@ from rich.table import Table
 # what it runs on.
 from sim.errors import SagasimError
 from sim.files import folder_problem
-from sim.limits import MAX_RUNS, check_runs
+from sim.limits import MAX_RUNS, check_in_memory, check_runs
 from sim.names import OUTCOMES, PROTOCOLS, joined, listed
 from sim.seeds import SEED_LIMIT, SEEDS_SPELLING, format_seeds, parse_seeds
 
@@ -169,6 +169,30 @@ def _chosen_seeds(seed: tuple[int, ...], seeds: tuple[str, ...], max_runs: int) 
 @_set_option
 @_out_option
 @click.option("--trace", is_flag=True, help="Record every event into events.parquet (slower).")
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="For long runs: judge each transaction once it is settled and write its row as the run goes, "
+    "in memory that grows with the transactions in flight (one protocol and one seed).",
+)
+@click.option(
+    "--trace-txn",
+    "trace_txns",
+    type=click.IntRange(min=0),
+    multiple=True,
+    metavar="ID",
+    help="Trace this transaction (repeatable); implies --stream.",
+)
+@click.option(
+    "--trace-violations", is_flag=True, help="Trace the inconsistent and stuck transactions; implies --stream."
+)
+@click.option(
+    "--trace-sample",
+    type=click.FloatRange(min=0.0, max=1.0, min_open=True),
+    default=None,
+    metavar="FRACTION",
+    help="Trace this fraction of the other transactions (drawn per transaction); implies --stream.",
+)
 @_fail_on_option
 @_quiet_option
 @_max_runs_option
@@ -180,12 +204,22 @@ def run_command(
     overrides: tuple[str, ...],
     out: Path | None,
     trace: bool,
+    stream: bool,
+    trace_txns: tuple[int, ...],
+    trace_violations: bool,
+    trace_sample: float | None,
     fail_on: str,
     quiet: bool,
     max_runs: int,
 ) -> None:
     """Run SCENARIO for each protocol and seed, print a table per protocol and
     write the result folder (transactions, summary, faults, events, run.json).
+
+    With --stream (for runs of millions of transactions) the run keeps only
+    the transactions in flight in memory; [run] keep in the scenario chooses
+    the rows written ("all", "violations" or a fraction), and --trace-txn,
+    --trace-violations and --trace-sample the transactions traced so that
+    `sagasim explain` can tell their story. See docs/results.md.
 
     Exit status: 0 when done, 1 when --fail-on matched, 2 on bad input.
     """
@@ -197,6 +231,15 @@ def run_command(
     chosen = _choose_protocols(loaded, protocols)
     chosen_seeds = given_seeds or list(loaded.run.seeds)
     check_runs(len(chosen) * len(chosen_seeds), max_runs, f"{len(chosen)} protocols x {len(chosen_seeds)} seeds")
+    if stream or trace_txns or trace_violations or trace_sample is not None:
+        from sim.longrun import TraceChoice, run_streamed
+
+        choice = TraceChoice(frozenset(trace_txns), trace_violations, trace_sample or 0.0)
+        target = _target_folder(loaded, out)
+        summary = run_streamed(loaded, chosen, chosen_seeds, target, trace, choice, quiet, list(overrides))
+        _exit_if_streamed_fail_on(summary, failing)
+        return
+    check_in_memory(loaded, trace)
     target = _target_folder(loaded, out)
 
     result = _run_with_progress(loaded, chosen, chosen_seeds, trace, list(overrides), quiet)
@@ -206,6 +249,15 @@ def run_command(
             _print_protocol_table(result, name)
     _err.print(f"results written to [bold]{escape(str(target))}[/bold]", soft_wrap=True)
     _exit_if_fail_on(result, failing)
+
+
+def _exit_if_streamed_fail_on(summary: dict[str, Any], failing: list[str]) -> None:
+    """Exit with status 1 when --fail-on matches the counts of a streamed run."""
+    counts = {o: int(summary[o]) for o in failing if int(summary[o])}
+    if counts:
+        detail = ", ".join(f"{k} {o}" for o, k in counts.items())
+        _err.print(f"[red]--fail-on {','.join(failing)}: {detail}[/red] (see transactions.parquet)", soft_wrap=True)
+        sys.exit(EXIT_FAIL_ON)
 
 
 def _choose_protocols(scenario: Scenario, protocols: tuple[str, ...]) -> list[str]:
@@ -404,6 +456,7 @@ def compare_command(
     check_runs(len(chosen) * len(chosen_seeds), max_runs, f"{len(chosen)} protocols x {len(chosen_seeds)} seeds")
     target = _target_folder(loaded, out)
 
+    check_in_memory(loaded, False)
     result = _run_with_progress(loaded, chosen, chosen_seeds, False, list(overrides), quiet)
     result.save(target)
     worst = worst_transaction(result)

@@ -144,9 +144,16 @@ class Dataset:
         return frame
 
     def _check_counts(self, txns: pd.DataFrame) -> None:
-        """Every run's transactions are there: as many rows as the summary counts."""
+        """Every run's transactions are there: as many rows as the summary
+        counts, or as ``run.json`` says were kept (``[run] keep``)."""
         summary = self.summary
         counted = int(summary["transactions"].sum())
+        runs = self.meta.get("runs", [])
+        if self.kind == "result" and runs and all("kept" in run for run in runs):
+            counted = sum(int(run["kept"]) for run in runs)
+        points = self.meta.get("points", [])
+        if self.kind != "result" and any(p["config"]["run"].get("keep", "all") != "all" for p in points):
+            return  # rows chosen by [run] keep: the summary counts every transaction
         if len(txns) != counted:
             where = self.path / ("transactions.parquet" if self.kind == "result" else "transactions")
             raise SagasimError(

@@ -114,9 +114,15 @@ def summarize(
     retries: Sequence[int],
     anomalies: Iterable[tuple[str, ...]],
     extra: dict[str, Any],
+    outcome_counts: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """One row of ``summary.parquet`` for one (scenario, protocol, seed)."""
-    n = len(outcomes)
+    """One row of ``summary.parquet`` for one (scenario, protocol, seed).
+
+    ``outcome_counts`` (outcome -> transactions) stands for ``outcomes`` when
+    the run tallied them as it went (:mod:`sim.stream`); the numeric columns
+    may be numpy arrays, and ``messages`` and ``retries`` are only averaged.
+    """
+    n = len(outcomes) if outcome_counts is None else sum(outcome_counts.values())
     row: dict[str, Any] = {
         "run_id": run_id,
         "scenario": scenario,
@@ -125,6 +131,8 @@ def summarize(
         "transactions": n,
     }
     counts = {o: 0 for o in OUTCOMES}
+    if outcome_counts is not None:
+        counts.update(outcome_counts)
     for outcome in outcomes:
         counts[outcome] += 1
     for outcome in OUTCOMES:
@@ -137,7 +145,7 @@ def summarize(
     # Over the transactions that became consistent; how many never did
     # (stuck or inconsistent: NaN) is said beside the percentiles.
     row.update(_percentiles("time_to_consistency", time_to_consistency))
-    became = sum(1 for t in time_to_consistency if not math.isnan(t))
+    became = int(np.count_nonzero(~np.isnan(np.asarray(time_to_consistency, dtype=float))))
     row["became_consistent"] = became
     row["never_consistent"] = n - became
     finished = n - counts["stuck"]
@@ -162,7 +170,8 @@ def summarize(
 
 
 def _percentiles(name: str, values: Sequence[float]) -> dict[str, float]:
-    data = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
+    data = np.asarray(values, dtype=float)
+    data = data[~np.isnan(data)]
     if data.size == 0:
         return {f"{name}_mean": math.nan, f"{name}_p50": math.nan, f"{name}_p95": math.nan, f"{name}_p99": math.nan}
     p50, p95, p99 = np.percentile(data, [50, 95, 99])

@@ -105,7 +105,9 @@ class Result:
                     "run_id": r.run_id,
                     "protocol": r.protocol,
                     "seed": r.seed,
-                    "transactions": len(r.transactions["txn_id"]),
+                    "transactions": int(r.summary["transactions"]),
+                    # rows in transactions.parquet ([run] keep): all unless chosen
+                    "kept": len(r.transactions["txn_id"]),
                     "wall_time": r.wall_time,
                     "random_streams": r.streams,
                 }

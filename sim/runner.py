@@ -9,10 +9,11 @@ from typing import Any, NamedTuple
 
 from sim.checker import Checker, TwoPCChecker
 from sim.errors import SagasimError
-from sim.metrics import TRANSACTION_COLUMNS, TRANSACTION_EXTRA, TRANSACTION_PROTOCOL, summarize
+from sim.keep import Keep
+from sim.metrics import TRANSACTION_COLUMNS, TRANSACTION_EXTRA, summarize
 from sim.protocols import registry
 from sim.protocols.base import KEY_STRIDE, TransactionProtocol
-from sim.scenario import PROTOCOLS, Scenario
+from sim.scenario import PROTOCOLS, Scenario, estimate_work
 from sim.world.core import EventBudgetExceeded, World
 from sim.world.faults import FaultRecord, Faults, Planned, plan_nemesis, plan_timeline
 from sim.world.network import Network
@@ -136,7 +137,7 @@ class Model:
         self.protocol_name = protocol
         self.seed = seed
         self.world = World(seed, scenario.run.trace if trace is None else trace)
-        self.world.max_events = scenario.limits.events
+        self.world.max_events = scenario.limits.event_budget(estimate_work(scenario).arrivals)
         self.network = Network(self.world, scenario.network)
         self.participants: dict[str, Participant] = {}
         for name, spec in scenario.participants.items():
@@ -169,8 +170,18 @@ class Model:
             self.alert_due = self.protocol.alert_due  # type: ignore[attr-defined]
             self.blind_spots = self.protocol.blind_spots  # type: ignore[attr-defined]
         else:
-            protocol_ = self.protocol
-            watchdog = Watchdog(self.world, scenario.monitor.stuck_after, lambda t: protocol_.view(t).terminal)
+            protocol_, world = self.protocol, self.world
+
+            def terminal(txn: int) -> bool:
+                # a transaction judged as the run went is gone from the protocol's records
+                settle = world.settle
+                return (
+                    protocol_.view(txn).terminal
+                    if settle is None
+                    else (settle.is_forgotten(txn) or protocol_.view(txn).terminal)
+                )
+
+            watchdog = Watchdog(self.world, scenario.monitor.stuck_after, terminal)
             self.flagged_at = watchdog.flagged_at
             self.alert_due = watchdog.alert_due
             self.blind_spots = watchdog.blind_spots
@@ -183,6 +194,9 @@ class Model:
             self.keys if scenario.workload.keys is not None else None,
         )
         self.checker: Checker | TwoPCChecker = registry.get(protocol).checker_class()(txn.steps)
+        # the protocol's own columns of a transaction's row, if it has any
+        self._per_txn: Callable[[int], dict[str, Any]] | None = getattr(self.protocol, "transaction_extra", None)
+        self._txn_columns = registry.get(protocol).transaction_columns
 
     @property
     def end(self) -> float:
@@ -216,64 +230,60 @@ class Model:
             "on purpose (e.g. --set limits.events=...)"
         )
 
-    def collect(self, wall_time: float = 0.0) -> RunOutput:
-        """Judge the transactions and gather the records."""
-        scenario = self.scenario.name
-        protocol = self.protocol_name
-        rid = run_id(scenario, protocol, self.seed)
+    def judge(self, txn: int, started_at: float, blind: str) -> Judged:
+        """Judge ``txn``: its row of ``transactions``, as values in the order
+        of :meth:`row_columns` (without the run's own columns: run_id,
+        scenario, protocol, seed), and what the summary needs of it;
+        ``blind`` is the monitor's blind spot for it, if any."""
         world = self.world
-        cols: dict[str, list[Any]] = {k: [] for k in TRANSACTION_COLUMNS + TRANSACTION_EXTRA}
-        anomalies: list[tuple[str, ...]] = []
-        alerts: list[AlertFacts] = []
-        blind = self.blind_spots()
-        per_txn = getattr(self.protocol, "transaction_extra", None)
-        if per_txn is not None:
-            cols.update({c: [] for c in TRANSACTION_PROTOCOL})
-        for txn, started_at in self.workload.started:
-            view = self.protocol.view(txn)
-            effects = world.effects.of(txn)
-            verdict = self.checker.judge(effects, view, started_at)
-            cols["txn_id"].append(txn)
-            cols["started_at"].append(started_at)
-            cols["finished_at"].append(view.finished_at)
-            cols["outcome"].append(verdict.outcome)
-            cols["consistent"].append(verdict.consistent)
-            cols["consistent_at"].append(verdict.consistent_at)
-            cols["latency"].append(view.finished_at - started_at)
-            cols["steps_applied"].append(verdict.steps_applied)
-            cols["compensations_applied"].append(verdict.compensations_applied)
-            cols["retries"].append(view.retries)
-            cols["messages"].append(world.messages[txn])
-            cols["time_to_consistency"].append(verdict.consistent_at - started_at)
-            cols["coordinator"].append(view.belief)
-            cols["reasons"].append(list(verdict.reasons))
-            cols["anomalies"].append(list(verdict.anomalies))
-            anomalies.append(verdict.anomalies)
-            flagged_at = self.flagged_at(txn)
-            cols["flagged_at"].append(flagged_at)
-            alerts.append(
-                AlertFacts(
-                    outcome=verdict.outcome,
-                    flagged_at=flagged_at,
-                    last_progress=effects[-1].time if effects else started_at,
-                    due=self.alert_due(txn, started_at),
-                    started_at=started_at,
-                    blind=blind.get(txn, ""),
-                )
-            )
-            if per_txn is not None:
-                for column, value in per_txn(txn).items():
-                    cols[column].append(value)
-        n = len(cols["txn_id"])
-        cols["run_id"] = [rid] * n
-        cols["scenario"] = [scenario] * n
-        cols["protocol"] = [protocol] * n
-        cols["seed"] = [self.seed] * n
+        view = self.protocol.view(txn)
+        effects = world.effects.of(txn)
+        verdict = self.checker.judge(effects, view, started_at)
+        flagged_at = self.flagged_at(txn)
+        row: tuple[Any, ...] = (
+            txn,
+            started_at,
+            view.finished_at,
+            verdict.outcome,
+            verdict.consistent,
+            verdict.consistent_at,
+            view.finished_at - started_at,
+            verdict.steps_applied,
+            verdict.compensations_applied,
+            view.retries,
+            world.messages[txn],
+            verdict.consistent_at - started_at,
+            view.belief,
+            list(verdict.reasons),
+            list(verdict.anomalies),
+            flagged_at,
+        )
+        if self._per_txn is not None:
+            extra = self._per_txn(txn)
+            row += tuple(extra[c] for c in self._txn_columns)
+        alert = AlertFacts(
+            outcome=verdict.outcome,
+            flagged_at=flagged_at,
+            last_progress=effects[-1].time if effects else started_at,
+            due=self.alert_due(txn, started_at),
+            started_at=started_at,
+            blind=blind,
+        )
+        return Judged(row, verdict.anomalies, alert)
+
+    def row_columns(self) -> tuple[str, ...]:
+        """The columns of the rows :meth:`judge` returns, in order."""
+        return ROW_COLUMNS + self._txn_columns
+
+    def run_figures(self, wall_time: float) -> dict[str, Any]:
+        """The summary's figures of the whole run (not of its transactions);
+        call once, at the end of the run."""
+        world = self.world
         run = self.scenario.run
         for p in self.participants.values():
             p.book_until(self.end)  # work past the end of the run is not part of it
         busy = {f"utilization_{name}": p.busy_time / (p.workers * self.end) for name, p in self.participants.items()}
-        extra: dict[str, Any] = {
+        return {
             "duration": run.duration,
             "drain": run.drain,
             "rejected": self.workload.rejected,
@@ -286,6 +296,42 @@ class Model:
             "wall_time": wall_time,
             **busy,
         }
+
+    def collect(self, wall_time: float = 0.0) -> RunOutput:
+        """Judge the transactions and gather the records."""
+        scenario = self.scenario.name
+        protocol = self.protocol_name
+        rid = run_id(scenario, protocol, self.seed)
+        world = self.world
+        cols: dict[str, list[Any]] = {k: [] for k in TRANSACTION_COLUMNS + TRANSACTION_EXTRA}
+        anomalies: list[tuple[str, ...]] = []
+        alerts: list[AlertFacts] = []
+        blind = self.blind_spots()
+        cols.update({c: [] for c in self._txn_columns})
+        keep = Keep(self.scenario.run.keep, world.streams)
+        names = self.row_columns()
+        appends = [cols[c].append for c in names]
+        # The summary's columns: those of the table when every row is kept,
+        # else their own (the summary counts every transaction).
+        tally = cols if keep.all else {c: [] for c in _TALLIED}
+        tallied = [(names.index(c), tally[c].append) for c in _TALLIED]
+        for txn, started_at in self.workload.started:
+            row, txn_anomalies, alert = self.judge(txn, started_at, blind.get(txn, ""))
+            if keep.all or keep(dict(zip(names, row, strict=True))):
+                for append, value in zip(appends, row, strict=True):
+                    append(value)
+            if tally is not cols:
+                for i, append in tallied:
+                    append(row[i])
+            anomalies.append(txn_anomalies)
+            alerts.append(alert)
+        n = len(cols["txn_id"])
+        cols["run_id"] = [rid] * n
+        cols["scenario"] = [scenario] * n
+        cols["protocol"] = [protocol] * n
+        cols["seed"] = [self.seed] * n
+        run = self.scenario.run
+        extra = self.run_figures(wall_time)
         extra.update(alert_figures(alerts, self.end, self.scenario.monitor.stuck_after))
         extra.update(self.protocol.summary_extra())
         summary = summarize(
@@ -294,11 +340,11 @@ class Model:
             protocol=protocol,
             seed=self.seed,
             duration=run.duration,
-            outcomes=cols["outcome"],
-            latency=cols["latency"],
-            time_to_consistency=cols["time_to_consistency"],
-            messages=cols["messages"],
-            retries=cols["retries"],
+            outcomes=tally["outcome"],
+            latency=tally["latency"],
+            time_to_consistency=tally["time_to_consistency"],
+            messages=tally["messages"],
+            retries=tally["retries"],
             anomalies=anomalies,
             extra=extra,
         )
@@ -314,6 +360,25 @@ class Model:
             wall_time=wall_time,
             streams=world.streams.names,
         )
+
+
+#: The columns of a judged row (:meth:`Model.judge`), before the protocol's own.
+ROW_COLUMNS: tuple[str, ...] = (
+    "txn_id", "started_at", "finished_at", "outcome", "consistent", "consistent_at", "latency",
+    "steps_applied", "compensations_applied", "retries", "messages", "time_to_consistency",
+    "coordinator", "reasons", "anomalies", "flagged_at",
+)  # fmt: skip
+#: The columns of the transactions table the summary is made from.
+_TALLIED = ("outcome", "latency", "time_to_consistency", "messages", "retries")
+
+
+class Judged(NamedTuple):
+    """One judged transaction: its row and what the summary needs of it."""
+
+    #: the row's values, in the order of :meth:`Model.row_columns`
+    row: tuple[Any, ...]
+    anomalies: tuple[str, ...]
+    alert: AlertFacts
 
 
 class AlertFacts(NamedTuple):

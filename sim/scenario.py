@@ -107,6 +107,24 @@ class RunSpec(_Model):
     seeds: list[Annotated[int, Field(ge=0, lt=2**63)]] = Field(default_factory=lambda: [1], min_length=1)
     protocols: list[ProtocolName] = Field(default_factory=lambda: [PROTOCOLS[0]], min_length=1)
     trace: bool = False
+    #: which rows of the transactions table a run keeps: ``"all"``,
+    #: ``"violations"`` (inconsistent, stuck, or with an isolation anomaly),
+    #: or a fraction in (0, 1] of the others, drawn per transaction from the
+    #: named stream ``run.keep`` (violations are always kept; the summary
+    #: counts every transaction whatever is kept)
+    keep: Literal["all", "violations"] | float = "all"
+
+    @field_validator("keep", mode="before")
+    @classmethod
+    def _keep(cls, value: Any) -> Any:
+        allowed = 'allowed: "all", "violations", or a fraction greater than 0 and at most 1 (e.g. 0.01)'
+        if isinstance(value, str):
+            if value not in ("all", "violations"):
+                raise ValueError(f"{value!r} is not a choice; {allowed}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ValueError(f"{value!r} is not a choice; {allowed}")
+        return float(value)
 
     @field_validator("seeds", "protocols")
     @classmethod
@@ -506,11 +524,29 @@ class LimitsSpec(_Model):
     ``arrivals`` and ``nemesis_faults`` bound the *expected* number per run,
     estimated before it starts; ``events`` stops a run that processes more
     simulation events than that (a retry storm with zero back-off, say).
+    ``arrivals`` is what a run judged as it goes (``sagasim run --stream``)
+    may take; a run judged at the end keeps every transaction in memory and
+    is bounded by ``in_memory_arrivals``, a run that traces every event by
+    ``traced_arrivals`` (see :mod:`sim.limits`).
     """
 
-    arrivals: Annotated[int, Field(ge=1)] = 1_000_000
+    def event_budget(self, arrivals: float) -> int:
+        """The events a run of ``arrivals`` expected arrivals may process:
+        ``events`` when the scenario sets it, else the larger of its default
+        and ``events_per_arrival`` per expected arrival (a long run)."""
+        if "events" in self.model_fields_set:
+            return self.events
+        return max(self.events, int(min(arrivals, 1e15)) * self.events_per_arrival)
+
+    arrivals: Annotated[int, Field(ge=1)] = 20_000_000
+    in_memory_arrivals: Annotated[int, Field(ge=1)] = 1_000_000
+    traced_arrivals: Annotated[int, Field(ge=1)] = 1_000_000
     nemesis_faults: Annotated[int, Field(ge=1)] = 100_000
     events: Annotated[int, Field(ge=1)] = 20_000_000
+    #: unless ``events`` is set, a long run's budget grows with its expected
+    #: arrivals: the larger of ``events`` and this many events per expected
+    #: arrival (the busiest shipped scenario makes about 10)
+    events_per_arrival: Annotated[int, Field(ge=1)] = 100
 
 
 class Scenario(_Model):

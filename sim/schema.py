@@ -20,18 +20,28 @@ PARQUET_KEY = b"sagasim.schema"
 LIST_COLUMNS: tuple[str, ...] = ("reasons", "anomalies")
 
 
-def write_parquet(frame: Any, path: str | Path) -> None:
-    """Write ``frame`` (a DataFrame) as Parquet, with the schema version in its metadata."""
+def arrow_table(frame: Any) -> Any:
+    """``frame`` (a DataFrame) as an Arrow table in this schema: the list
+    columns typed, the schema version in its metadata (a Parquet file written
+    from it carries both)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     for name in LIST_COLUMNS:
         if name in table.column_names:
             i = table.column_names.index(name)
-            table = table.set_column(i, name, table.column(name).cast(pa.list_(pa.string())))
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), PARQUET_KEY: str(SCHEMA_VERSION).encode()})
-    pq.write_table(table, path)
+            column = table.column(name)
+            if column.null_count == len(column):  # no rows (or none known): pandas typed it float
+                column = pa.nulls(len(column), pa.list_(pa.string()))
+            table = table.set_column(i, name, column.cast(pa.list_(pa.string())))
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), PARQUET_KEY: str(SCHEMA_VERSION).encode()})
+
+
+def write_parquet(frame: Any, path: str | Path) -> None:
+    """Write ``frame`` (a DataFrame) as Parquet, with the schema version in its metadata."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(arrow_table(frame), path)
 
 
 def parquet_version(metadata: dict[bytes, bytes] | None) -> int | str | None:

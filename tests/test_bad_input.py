@@ -83,12 +83,12 @@ def test_an_out_that_cannot_be_made_is_refused_before_simulating(
         ),
         (
             "run.duration=1e12",
-            "about 2e+13 transactions per run, above limits.arrivals = 1,000,000",
+            "about 2e+13 transactions per run, above limits.arrivals = 20,000,000",
         ),
         (
             'workload.interarrival={dist="exponential", mean=1e-9}',
             "mean 1e-09 s over run.duration = 300 s makes about 3e+11 transactions per run, "
-            "above limits.arrivals = 1,000,000; use a larger mean, a shorter run.duration or workload.limit, "
+            "above limits.arrivals = 20,000,000; use a larger mean, a shorter run.duration or workload.limit, "
             "or raise limits.arrivals on purpose",
         ),
         (

@@ -479,3 +479,13 @@ def test_bad_out_is_one_clear_error(tmp_path: Path) -> None:
         run_sweep(small(grid={}), afile, workers=1)
     with pytest.raises(SagasimError, match="cannot write a dataset there"):
         run_sweep(small(grid={}), afile / "sub", workers=1)
+
+
+def test_a_sweep_keeping_the_violations_loads_and_counts_every_transaction(tmp_path: Path) -> None:
+    kept = run_sweep(small(scenario=order_scenario({"run.keep": "violations"})), tmp_path / "v", workers=1)
+    every = run_sweep(small(), tmp_path / "all", workers=1)
+    assert kept.summary.drop(columns=["wall_time"]).equals(every.summary.drop(columns=["wall_time"]))
+    bad = every.transactions[
+        every.transactions.outcome.isin(["inconsistent", "stuck"]) | ~every.transactions.consistent
+    ]
+    assert len(kept.transactions) == len(bad) < len(every.transactions)

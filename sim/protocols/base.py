@@ -24,6 +24,15 @@ class CoordinatorView(NamedTuple):
 
 
 class TransactionProtocol(Protocol):
+    """A protocol as the runner drives it.
+
+    Optional, for judging as the run goes (:mod:`sim.world.settle`):
+    ``settles = True`` when every piece of work that can still change a
+    transaction after its coordinator is done is counted by the engine, and
+    ``forget(txn)`` to drop the records of a transaction already judged.
+    Without them a protocol's transactions are judged at the end of the run.
+    """
+
     name: str
 
     def start(self, txn: int) -> bool:

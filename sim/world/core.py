@@ -13,6 +13,7 @@ import simpy
 
 from sim.world.effects import EffectLog
 from sim.world.rng import Streams
+from sim.world.settle import Settlement
 from sim.world.trace import Tracer
 
 _URGENT = 0  # simpy.events.URGENT
@@ -57,6 +58,9 @@ class World:
         self.max_events: int | None = None
         #: events run so far (counted per chunk while running)
         self.events_run = 0
+        #: pending work per transaction, counted only when a run judges as it
+        #: goes (see :mod:`sim.world.settle`); ``None``: not counted
+        self.settle: Settlement | None = None
 
     @property
     def now(self) -> float:
@@ -75,6 +79,10 @@ class World:
         self.messages.append(0)
         self.effects.open(txn)
         return txn
+
+    def new_transaction_count(self) -> int:
+        """Transaction ids allocated so far (arrivals, started or rejected)."""
+        return len(self.messages)
 
     def run(self, until: float) -> None:
         """Process every event up to simulated time ``until`` (later than now).

@@ -172,13 +172,30 @@ class Network:
                 self._trace("drop", src, dst, msg, role, attempt, "lost: ")
             return
         receive = self._receivers[dst]
-        world.at(link.latency() + extra, receive, msg)
+        settle = world.settle
+        if settle is not None:
+            # Held until handled (sim.world.settle); the same heap entries in
+            # the same order, only the call goes through _deliver.
+            settle.hold(msg[2])
+            world.at(link.latency() + extra, self._deliver, (receive, msg))
+        else:
+            world.at(link.latency() + extra, receive, msg)
         if duplicate and (duplicate == 1.0 or self._draw(_DUPLICATE, role, attempt, msg[2]) < duplicate):
             world.messages[msg[2]] += 1
             self.duplicated += 1
             if tracer.on:
                 self._trace("duplicate", src, dst, msg, role, attempt, "")
-            world.at(link.latency() + extra, receive, msg)
+            if settle is not None:
+                settle.hold(msg[2])
+                world.at(link.latency() + extra, self._deliver, (receive, msg))
+            else:
+                world.at(link.latency() + extra, receive, msg)
+
+    def _deliver(self, delivery: tuple[Callable[[tuple[Any, ...]], None], tuple[Any, ...]]) -> None:
+        """Hand a counted message to its receiver, then release it (judging as it goes)."""
+        receive, msg = delivery
+        receive(msg)
+        self.world.settle.release(msg[2])  # type: ignore[union-attr]
 
     def _trace(self, kind: str, src: str, dst: str, msg: tuple[Any, ...], role: int, attempt: int, why: str) -> None:
         """Trace a message the network dropped or duplicated, at its sender's end

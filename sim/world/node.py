@@ -48,6 +48,16 @@ class Held(NamedTuple):
     arg: Any
 
 
+class Timed(NamedTuple):
+    """A call :meth:`Node.after` scheduled: ``fn(arg)`` if the node is still
+    in ``epoch`` when it comes due, else ``lost(arg)`` (when given)."""
+
+    epoch: int
+    fn: Callable[[Any], None]
+    arg: Any
+    lost: Callable[[Any], None] | None
+
+
 class Node:
     """A named simulated machine."""
 
@@ -94,6 +104,11 @@ class Node:
             return
         self.up = False
         self.paused = False
+        settle = self.world.settle
+        if settle is not None:  # held messages are lost with the node
+            for held in self._held:
+                if held.fn == self._handle_held:
+                    settle.release(held.arg[2])
         self._held.clear()
         for timers in self.timers:  # their held wake-ups are gone with the rest
             timers.clear()
@@ -170,21 +185,29 @@ class Node:
             self._replay = None
             self.replaying_at = None
 
-    def after(self, delay: float, fn: Callable[[Any], None], arg: Any = None) -> None:
+    def after(
+        self,
+        delay: float,
+        fn: Callable[[Any], None],
+        arg: Any = None,
+        lost: Callable[[Any], None] | None = None,
+    ) -> None:
         """Call ``fn(arg)`` in ``delay`` simulated seconds, unless the node
-        crashed since (the work is lost with its memory); while the node is
-        paused then, the call is held and runs when it resumes. The one place
-        that guard is written."""
-        self.world.at(delay, self._after, (self.epoch, fn, arg))
+        crashed since (the work is lost with its memory: ``lost(arg)`` is
+        called instead, when given, for whoever counts that work); while the
+        node is paused then, the call is held and runs when it resumes. The
+        one place that guard is written."""
+        self.world.at(delay, self._after, Timed(self.epoch, fn, arg, lost))
 
-    def _after(self, job: tuple[int, Callable[[Any], None], Any]) -> None:
-        epoch, fn, arg = job
-        if epoch != self.epoch:
+    def _after(self, job: Timed) -> None:
+        if job.epoch != self.epoch:
+            if job.lost is not None:
+                job.lost(job.arg)
             return  # the node crashed meanwhile: this work is lost
         if self.paused:
             self.hold(self._after, job)
             return
-        fn(arg)
+        job.fn(job.arg)
 
     def hold(self, fn: Callable[[Any], None], arg: Any, rank: int = NORMAL) -> None:
         """Run ``fn(arg)`` when the node resumes (it is paused now), in the
@@ -210,7 +233,12 @@ class Node:
         """A message arrives from the network (dropped while down, held while paused)."""
         if self.up:
             if self.paused:
-                self.hold(self.handle, msg)
+                settle = self.world.settle
+                if settle is not None:
+                    settle.hold(msg[2])  # still pending while held (sim.world.settle)
+                    self.hold(self._handle_held, msg)
+                else:
+                    self.hold(self.handle, msg)
             else:
                 self.handle(msg)
         else:
@@ -220,6 +248,11 @@ class Node:
                     self.world.now, self.name, "drop", msg[2], None, f"node down: {msg[0]}",
                     peer=msg[1], message=msg[0], direction=IN,
                 )  # fmt: skip
+
+    def _handle_held(self, msg: tuple[Any, ...]) -> None:
+        """Handle a message held while paused, then release it (judging as it goes)."""
+        self.handle(msg)
+        self.world.settle.release(msg[2])  # type: ignore[union-attr]
 
     def _note(self, kind: str, detail: str = "") -> None:
         if self.world.tracer.on:

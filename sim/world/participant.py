@@ -31,6 +31,7 @@ what a crash and a restart mean for it.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -136,6 +137,9 @@ class Participant(Node):
         if self.world.tracer.on:
             queued = f", queued behind {len(self.queue)}" if self.busy >= self.workers else ""
             self._trace(msg, "receive", f"attempt token {msg[6]}{queued}", peer=msg[1], message="req", direction=IN)
+        settle = self.world.settle
+        if settle is not None:
+            settle.hold(msg[2])  # a job, until it finishes or is lost (sim.world.settle)
         if self.busy < self.workers:
             self._start(msg)
         else:
@@ -145,7 +149,7 @@ class Participant(Node):
         self.busy += 1
         self.attempts += 1
         outcome, duration = self.draw_attempt(msg[2], msg[3], msg[4])
-        self.after(duration, self._finish, (msg, outcome))
+        self.after(duration, self._finish, (msg, outcome), self._lost if self.world.settle is not None else None)
 
     def draw_attempt(self, txn: int, step: int, op: int) -> tuple[int, float]:
         """One attempt of a forward operation or a compensation (``op``) of
@@ -205,6 +209,11 @@ class Participant(Node):
                 self.busy_time -= end - instant
         self._ends.clear()
 
+    def _lost(self, job: tuple[tuple[Any, ...], int]) -> None:
+        """A job in service when the node crashed: no longer pending (judging
+        as the run goes, :mod:`sim.world.settle`)."""
+        self.world.settle.release(job[0][2])  # type: ignore[union-attr]
+
     def _finish(self, job: tuple[tuple[Any, ...], int]) -> None:
         msg, outcome = job
         if outcome == HANG:
@@ -215,6 +224,8 @@ class Participant(Node):
             if self.world.tracer.on:
                 self._trace(msg, "respond", status, peer=msg[1], message="rep", direction=OUT)
             self._reply(msg, status)
+        if self.world.settle is not None:
+            self.world.settle.release(msg[2])
         self.busy -= 1
         if self.queue:
             self._start(self.queue.popleft())
@@ -348,9 +359,20 @@ class Participant(Node):
         self.book_until(self.world.env._now)
         self.lost_in_crash += self.busy + len(self.queue)
         self.busy = 0
+        settle = self.world.settle
+        if settle is not None:  # the jobs in service are released when their _finish fires
+            for msg in self.queue:
+                settle.release(msg[2])
         self.queue.clear()
         if self.side is not None:
             self.side.on_crash()
+
+    def forget(self, keys: Iterable[int]) -> None:
+        """Drop the durable idempotency entries ``keys`` of a settled
+        transaction: nothing can ask for them any more."""
+        table = self.table
+        for key in keys:
+            table.pop(key, None)
 
     def relies_on_fault_plan(self) -> bool:
         return self.side is not None and self.side.relies_on_fault_plan()

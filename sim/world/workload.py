@@ -81,6 +81,8 @@ class Workload:
         self.duration = duration
         self.limit = spec.limit if spec.limit is not None else -1
         self._gap = world.streams.sampler("workload.interarrival", spec.interarrival.built)
+        #: (transaction id, start) of the transactions started (and not yet
+        #: taken by a streamed run, :mod:`sim.stream`)
         self.started: list[tuple[int, float]] = []
         self.rejected = 0
         self._schedule_next()
@@ -101,5 +103,7 @@ class Workload:
             self.rejected += 1
             if world.tracer.on:
                 world.tracer.emit(world.now, "client", "rejected", txn)
-        if len(self.started) + self.rejected != self.limit:
+        # Every arrival takes the next id, started or rejected (a streamed
+        # run empties ``started`` as it goes: sim.stream).
+        if txn + 1 != self.limit:
             self._schedule_next()

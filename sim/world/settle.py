@@ -1,0 +1,73 @@
+"""When a transaction is settled: nothing about it can change any more.
+
+A run judges a transaction early (and frees its records) only once it is
+*settled*: its coordinator reached a terminal state and none of its work is
+still pending anywhere in the engine. The engine keeps one count per
+transaction of the work it knows to be pending for it:
+
+* a message in flight (:meth:`sim.world.network.Network.send` holds it until
+  its receiver has handled it);
+* a message held by a paused node (:meth:`sim.world.node.Node.receive`);
+* a participant's job, queued or in service, until it finishes or is lost
+  (:class:`sim.world.participant.Participant`).
+
+A monitor's check still due for a transaction judged and forgotten meanwhile
+finds it terminal through :meth:`Settlement.is_forgotten`.
+
+That is the whole hook: :meth:`Settlement.hold` when work for a transaction
+starts, :meth:`Settlement.release` when it ends. A protocol may judge early
+only if every piece of work that can change one of its transactions after its
+coordinator is done goes through those places; it says so with
+``settles = True`` (see :class:`sim.protocols.base.TransactionProtocol`).
+A protocol that keeps such work elsewhere (a broker's stored copies, an
+outbox, a participant's prepared state and locks) leaves it ``False`` and its
+transactions are judged at the end of the run, as before.
+
+Counting costs nothing when no one asks: the world has no settlement
+(``World.settle is None``) unless a run judges as it goes.
+"""
+
+from __future__ import annotations
+
+
+class Settlement:
+    """Pending work per transaction id."""
+
+    __slots__ = ("_judged", "pending")
+
+    def __init__(self) -> None:
+        #: transaction id -> pieces of work pending for it (absent: none)
+        self.pending: dict[int, int] = {}
+        # One bit per transaction id: judged and forgotten (a monitor that
+        # still has a check due for it then knows it is terminal).
+        self._judged = bytearray()
+
+    def hold(self, txn: int) -> None:
+        """One more piece of work is pending for ``txn``."""
+        pending = self.pending
+        pending[txn] = pending.get(txn, 0) + 1
+
+    def release(self, txn: int) -> None:
+        """One piece of work for ``txn`` ended (done, dropped or lost)."""
+        pending = self.pending
+        left = pending[txn] - 1
+        if left:
+            pending[txn] = left
+        else:
+            del pending[txn]
+
+    def idle(self, txn: int) -> bool:
+        """Whether no work is pending for ``txn``."""
+        return txn not in self.pending
+
+    def forgotten(self, txn: int) -> None:
+        """``txn`` was judged and its records freed: it is terminal for good."""
+        judged = self._judged
+        byte = txn >> 3
+        if byte >= len(judged):
+            judged.extend(bytes(byte - len(judged) + 4096))
+        judged[byte] |= 1 << (txn & 7)
+
+    def is_forgotten(self, txn: int) -> bool:
+        byte = txn >> 3
+        return byte < len(self._judged) and bool(self._judged[byte] >> (txn & 7) & 1)

@@ -1,0 +1,278 @@
+"""Judging as the run goes (sim.stream) against judging at the end
+(sim.runner.Model.run): every scenario file, every protocol, every table."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from golden.digests import ROOT, _scenario
+
+from sim.errors import SagasimError
+from sim.metrics import events_frame, faults_frame, transactions_frame
+from sim.runner import Model
+from sim.scenario import PROTOCOLS, load_scenario
+from sim.stream import ROW_GROUP, Streamer, TraceChoice, run_to_folder, stream_run
+
+from conftest import sagasim
+
+FILES = sorted((ROOT / "scenarios").glob("*.toml"))
+
+
+def _summary(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "wall_time"}
+
+
+def _same(a: dict, b: dict) -> list[str]:
+    """The keys whose values differ (NaN equals NaN)."""
+    return [
+        k for k in a.keys() | b.keys() if not (a.get(k) == b.get(k) or (a.get(k) != a.get(k) and b.get(k) != b.get(k)))
+    ]
+
+
+def _judged_into(counts: list[int]) -> Callable[[Streamer], None]:
+    return lambda streamer: counts.append(streamer.judged)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_judging_as_it_goes_gives_the_tables_of_judging_at_the_end(path: Path, tmp_path: Path) -> None:
+    scenario = _scenario(path)  # the golden digests' runs: 30 s + 30 s, traced
+    for protocol in PROTOCOLS:
+        at_end = Model(scenario, protocol, 1, trace=True).run()
+        model = Model(scenario, protocol, 1, trace=True)
+        early: list[int] = []
+        done = stream_run(model, tmp_path / f"{protocol}.parquet", keep="all", progress=_judged_into(early))
+        streamed = pd.read_parquet(tmp_path / f"{protocol}.parquet").sort_values("txn_id", ignore_index=True)
+        pd.testing.assert_frame_equal(streamed, transactions_frame(at_end.transactions), obj=f"{path.stem}/{protocol}")
+        assert _same(_summary(done.output.summary), _summary(at_end.summary)) == [], f"{path.stem}/{protocol}"
+        pd.testing.assert_frame_equal(events_frame(done.output.events), events_frame(at_end.events))
+        pd.testing.assert_frame_equal(faults_frame(done.output.faults), faults_frame(at_end.faults))
+        if getattr(model.protocol, "settles", False) and len(streamed) > 10:
+            # judged before the end: the test compares the early path, not the end one
+            assert early[-2] > 0, f"{path.stem}/{protocol}: nothing was judged before the end"
+
+
+def _reference(limit: int, keep: object = "all") -> Model:
+    scenario = load_scenario(
+        ROOT / "scenarios" / "happy-path.toml",
+        {
+            "workload.limit": limit,
+            "workload.interarrival.mean": 0.01,
+            "run.duration": limit * 0.012 + 10.0,  # room for `limit` arrivals
+            "run.drain": 10.0,
+            "run.keep": keep,
+        },
+    )
+    return Model(scenario, "orchestration", 1)
+
+
+def test_records_of_settled_transactions_are_freed_as_the_run_goes(tmp_path: Path) -> None:
+    model = _reference(3000)
+    in_memory: list[int] = []
+
+    def look(streamer: Streamer) -> None:
+        in_memory.append(len(model.protocol.orchestrator.log))  # type: ignore[attr-defined]
+
+    done = stream_run(model, tmp_path / "t.parquet", progress=look)
+    assert done.output.summary["transactions"] == 3000
+    # A few hundred in flight at most (100 arrivals/s, sagas of well under a
+    # second, judged at most a slice later), never the whole run.
+    assert max(in_memory) < 300, max(in_memory)
+    assert sum(e is not None for e in model.world.effects.by_txn) < 50
+
+
+def test_row_groups_are_written_as_the_run_goes(tmp_path: Path) -> None:
+    model = _reference(2 * ROW_GROUP + 10)
+    stream_run(model, tmp_path / "t.parquet")
+    assert pq.ParquetFile(tmp_path / "t.parquet").metadata.num_row_groups == 3
+
+
+@pytest.mark.parametrize("keep", ["violations", 0.25])
+def test_keep_writes_fewer_rows_but_the_summary_counts_every_transaction(keep: object, tmp_path: Path) -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "lost-replies-naive.toml", {"run.keep": keep})
+    everything = Model(
+        scenario.model_copy(update={"run": scenario.run.model_copy(update={"keep": "all"})}), "orchestration", 1
+    ).run()
+    done = stream_run(Model(scenario, "orchestration", 1), tmp_path / "t.parquet")
+    kept = pd.read_parquet(tmp_path / "t.parquet")
+    full = transactions_frame(everything.transactions)
+    violations = full[(full.outcome.isin(["inconsistent", "stuck"])) | ~full.consistent | (full.anomalies.map(len) > 0)]
+    assert len(violations) > 0  # the scenario has violations to keep
+    assert set(violations.txn_id) <= set(kept.txn_id)
+    assert _same(_summary(done.output.summary), _summary(everything.summary)) == []
+    if keep == "violations":
+        assert set(kept.txn_id) == set(violations.txn_id)
+    else:
+        others = len(full) - len(violations)
+        sampled = len(kept) - len(violations)
+        # Binomial(others, 0.25): within 5 standard deviations of its mean.
+        sd = math.sqrt(others * 0.25 * 0.75)
+        assert abs(sampled - 0.25 * others) < 5 * sd, (sampled, others)
+        again = Model(scenario, "orchestration", 1)
+        stream_run(again, tmp_path / "again.parquet")
+        assert pd.read_parquet(tmp_path / "again.parquet").equals(kept)  # the same sample every time
+
+
+def test_keep_applies_to_the_in_memory_table_too() -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "lost-replies-naive.toml", {"run.keep": "violations"})
+    out = Model(scenario, "orchestration", 1).run()
+    frame = transactions_frame(out.transactions)
+    assert out.summary["transactions"] > len(frame) > 0
+    assert ((frame.outcome.isin(["inconsistent", "stuck"])) | ~frame.consistent | (frame.anomalies.map(len) > 0)).all()
+
+
+def test_a_folder_appears_only_when_the_run_completes(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+
+    def interrupt(streamer: Streamer) -> None:
+        if streamer.judged > 100:
+            assert not target.exists()
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_to_folder(_reference(1000), target, progress=interrupt)
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    run_to_folder(_reference(1000), target)
+    meta = json.loads((target / "run.json").read_text())
+    assert meta["runs"][0]["transactions"] == meta["runs"][0]["kept"] == 1000
+    assert len(pd.read_parquet(target / "transactions.parquet")) == 1000
+    with pytest.raises(SagasimError, match="already exists"):
+        run_to_folder(_reference(10), target)
+
+
+def test_a_long_run_traces_the_chosen_transactions_and_the_violations_and_explain_reads_them(tmp_path: Path) -> None:
+    from sim.explain import explain
+
+    scenario = load_scenario(ROOT / "scenarios" / "lost-replies-naive.toml")
+    traced = Model(scenario, "orchestration", 1, trace=True).run()
+    full = events_frame(traced.events)
+    table = transactions_frame(traced.transactions)
+    violations = set(table[table.outcome.isin(["inconsistent", "stuck"]) | ~table.consistent].txn_id)
+    assert violations
+    chosen = int(table[~table.txn_id.isin(violations)].txn_id.iloc[3])
+    folder = run_to_folder(
+        Model(scenario, "orchestration", 1), tmp_path / "out", trace=TraceChoice(frozenset({chosen}), violations=True)
+    )
+    events = pd.read_parquet(folder / "events.parquet")
+    traced_txns = set(events.txn_id.dropna())
+    assert traced_txns == violations | {chosen}
+    # each kept transaction's events, and the node events, are those of a fully traced run
+    wanted = full[full.txn_id.isin(traced_txns) | full.txn_id.isna()].reset_index(drop=True)
+    pd.testing.assert_frame_equal(events.drop(columns=["run_id"]), wanted)
+    story = explain(folder, str(min(violations)))
+    assert str(min(violations)) in story.markdown()
+
+
+# ------------------------------------------------------------------ the command line and the limits
+
+
+HAPPY = ROOT / "scenarios" / "happy-path.toml"
+NAIVE = ROOT / "scenarios" / "lost-replies-naive.toml"
+
+
+def test_run_stream_writes_the_folder_and_fail_on_reads_the_counts(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "soak"
+    code, _, err = sagasim(
+        capsys, "run", NAIVE, "--stream", "--seed", "1", "--out", out, "--set", 'run.keep="violations"',
+        "--trace-violations", "--fail-on", "inconsistent", "--quiet",
+    )  # fmt: skip
+    assert code == 1, err
+    summary = pd.read_parquet(out / "summary.parquet").iloc[0]
+    assert f"--fail-on inconsistent: {summary['inconsistent']} inconsistent" in " ".join(err.split())
+    kept = pd.read_parquet(out / "transactions.parquet")
+    assert len(kept) == json.loads((out / "run.json").read_text())["runs"][0]["kept"] < summary["transactions"]
+    assert set(pd.read_parquet(out / "events.parquet").txn_id.dropna()) == set(kept.txn_id)
+
+
+def test_run_stream_refuses_several_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = sagasim(capsys, "run", HAPPY, "--stream", "--seeds", "1..2", "--out", tmp_path / "x", "--quiet")
+    assert code == 2
+    assert "--stream: runs one protocol and one seed, got 1 protocols x 2 seeds" in " ".join(err.split())
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_run_judged_at_the_end_is_refused_above_in_memory_arrivals(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    big = ["--set", "run.duration=100", "--set", "limits.in_memory_arrivals=1999"]  # 20 arrivals/s: 2,000 expected
+    code, _, err = sagasim(capsys, "run", HAPPY, "--seed", "1", *big, "--out", tmp_path / "x", "--quiet")
+    assert code == 2
+    text = " ".join(err.split())
+    assert "about 2e+03 transactions per run, above limits.in_memory_arrivals = 1,999" in text
+    assert "run it with --stream" in text
+    code, _, err = sagasim(
+        capsys,
+        "run",
+        HAPPY,
+        "--seed",
+        "1",
+        *big[:2],
+        "--set",
+        "limits.in_memory_arrivals=2000",
+        "--out",
+        tmp_path / "y",
+        "--quiet",
+    )
+    assert code == 0, err  # at the limit: allowed
+    code, _, _ = sagasim(capsys, "run", HAPPY, "--seed", "1", "--stream", *big, "--out", tmp_path / "z", "--quiet")
+    assert code == 0  # streamed: not bounded by it
+
+
+def test_a_whole_trace_is_refused_above_traced_arrivals(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = sagasim(
+        capsys, "run", HAPPY, "--stream", "--seed", "1", "--trace", "--set", "run.duration=100",
+        "--set", "limits.traced_arrivals=1999", "--out", tmp_path / "x", "--quiet",
+    )  # fmt: skip
+    assert code == 2
+    assert "above limits.traced_arrivals = 1,999" in " ".join(err.split())
+
+
+def test_keep_all_needs_room_on_the_disk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import shutil
+
+    from sim import limits
+
+    scenario = load_scenario(HAPPY)  # 20 arrivals/s for 300 s: 6,000 expected
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(limits.shutil, "disk_usage", lambda _p: usage._replace(free=6000 * limits.ROW_BYTES - 1))
+    with pytest.raises(SagasimError, match="writes about 6e\\+03 rows"):
+        limits.check_disk(scenario, tmp_path / "out")
+    monkeypatch.setattr(limits.shutil, "disk_usage", lambda _p: usage._replace(free=6000 * limits.ROW_BYTES))
+    limits.check_disk(scenario, tmp_path / "out")
+
+
+def test_the_event_budget_grows_with_the_arrivals_unless_set() -> None:
+    scenario = load_scenario(HAPPY)
+    assert scenario.limits.event_budget(1e7) == 10**9  # 100 per arrival
+    assert scenario.limits.event_budget(10) == scenario.limits.events  # never below the default
+    assert load_scenario(HAPPY, {"limits.events": 5}).limits.event_budget(1e7) == 5
+
+
+@pytest.mark.parametrize("protocol", ["2pc", "choreography"])
+def test_a_streamed_run_of_a_protocol_judged_at_the_end_is_bounded_like_one_in_memory(
+    protocol: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    big = ["--set", "run.duration=100", "--set", "limits.in_memory_arrivals=1999"]  # 2,000 expected
+    code, _, err = sagasim(
+        capsys,
+        "run",
+        HAPPY,
+        "--stream",
+        "--seed",
+        "1",
+        "--protocol",
+        protocol,
+        *big,
+        "--out",
+        tmp_path / "x",
+        "--quiet",
+    )
+    assert code == 2
+    assert f"--stream --protocol {protocol}: about 2e+03 transactions per run" in " ".join(err.split())
