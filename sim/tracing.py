@@ -16,6 +16,26 @@ from __future__ import annotations
 from sim.world.trace import TraceEvent, Tracer
 
 
+class _Chooser(list):  # type: ignore[type-arg]
+    """What a :class:`ChosenTracer` collects into while the run goes: the
+    tracer appends every event here, as any tracer does, and this keeps or
+    buffers it (so the one place an event is built stays ``Tracer.emit``)."""
+
+    def __init__(self, tracer: ChosenTracer) -> None:
+        super().__init__()
+        self.tracer = tracer
+
+    def append(self, event: TraceEvent) -> None:
+        tracer = self.tracer
+        tracer._seq += 1
+        entry = (tracer._seq, event)
+        txn_id = event.txn_id
+        if txn_id is None or txn_id in tracer.txns:
+            tracer._kept.append(entry)
+        elif tracer.decide_on_judging:
+            tracer._waiting.setdefault(txn_id, []).append(entry)
+
+
 class ChosenTracer(Tracer):
     """A tracer that keeps the events of chosen transactions only."""
 
@@ -27,28 +47,7 @@ class ChosenTracer(Tracer):
         self._kept: list[tuple[int, TraceEvent]] = []
         self._waiting: dict[int, list[tuple[int, TraceEvent]]] = {}
         self._seq = 0
-
-    def emit(
-        self,
-        time: float,
-        node: str,
-        kind: str,
-        txn_id: int | None = None,
-        step: str | None = None,
-        detail: str = "",
-        *,
-        peer: str | None = None,
-        message: str | None = None,
-        direction: str | None = None,
-        attempt: int | None = None,
-    ) -> None:
-        self._seq += 1
-        event = TraceEvent(time, node, kind, txn_id, step or None, detail, peer, message, direction, attempt)
-        entry = (self._seq, event)
-        if txn_id is None or txn_id in self.txns:
-            self._kept.append(entry)
-        elif self.decide_on_judging:
-            self._waiting.setdefault(txn_id, []).append(entry)
+        self.events = _Chooser(self)
 
     def judged(self, txn: int, keep: bool) -> None:
         """``txn`` was judged: keep its events or drop them."""
