@@ -319,3 +319,25 @@ def test_a_streamed_run_of_a_protocol_judged_at_the_end_is_bounded_like_one_in_m
     )
     assert code == 2
     assert f"--stream --protocol {protocol}: about 2e+03 transactions per run" in " ".join(err.split())
+
+
+@pytest.mark.parametrize("protocol", ["orchestration", "2pc"])
+def test_a_streamed_run_of_a_protocol_that_settles_is_not_bounded_by_in_memory_arrivals(
+    protocol: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    big = ["--set", "run.duration=100", "--set", "limits.in_memory_arrivals=1999"]  # 2,000 expected
+    code, _, err = sagasim(
+        capsys,
+        "run",
+        HAPPY,
+        "--stream",
+        "--seed",
+        "1",
+        "--protocol",
+        protocol,
+        *big,
+        "--out",
+        tmp_path / "x",
+        "--quiet",
+    )
+    assert code == 0, err
