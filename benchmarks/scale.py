@@ -5,9 +5,11 @@ Usage::
     .venv/bin/python benchmarks/scale.py                       # 100k and 1M transactions
     .venv/bin/python benchmarks/scale.py --sizes 100000,1000000,10000000
     .venv/bin/python benchmarks/scale.py --sizes 100000 --at-end   # the judge-at-the-end path, for comparison
+    .venv/bin/python benchmarks/scale.py --protocol 2pc            # another protocol that judges as it goes
 
 Each size runs the reference scenario of ``benchmarks/throughput.py`` (the
-order saga, orchestration, 1,000 arrivals per simulated second) in a fresh
+order saga, 1,000 arrivals per simulated second; orchestration unless
+``--protocol`` says otherwise) in a fresh
 child process, so that each peak is its own: the child streams the run to a
 result folder (``sim.stream.run_to_folder``, ``keep = "all"``: every row is
 written) and reports its wall time and its peak resident memory
@@ -38,13 +40,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from throughput import PROTOCOL  # noqa: E402
+
+from sim.scenario import PROTOCOLS  # noqa: E402
+
 GOAL_MB = 1024.0
 GOAL_GROWTH = 0.10
 
 
-def child(size: int, at_end: bool) -> dict[str, float]:
-    """One run of ``size`` transactions in this process; its figures."""
-    from throughput import PROTOCOL, reference
+def child(size: int, at_end: bool, protocol: str) -> dict[str, float]:
+    """One run of ``size`` transactions of ``protocol`` in this process; its figures."""
+    from throughput import reference
 
     from sim.result import Result
     from sim.runner import Model
@@ -55,7 +61,7 @@ def child(size: int, at_end: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         cpu0 = time.process_time()
-        model = Model(scenario, PROTOCOL, 1)
+        model = Model(scenario, protocol, 1)
         if at_end:
             Result(scenario, [model.run()]).save(Path(folder) / "result")
         else:
@@ -72,15 +78,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100000,1000000", help="transactions per run, comma-separated")
     parser.add_argument("--at-end", action="store_true", help="judge at the end (the path before issue 21)")
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=PROTOCOL,
+        help=f"the protocol run (default {PROTOCOL}); one that does not judge as it goes keeps every "
+        "transaction until the end",
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     if args.child is not None:
-        print(json.dumps(child(args.child, args.at_end)))
+        print(json.dumps(child(args.child, args.at_end, args.protocol)))
         return 0
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
-        cmd = [sys.executable, __file__, "--child", str(size)] + (["--at-end"] if args.at_end else [])
+        cmd = [sys.executable, __file__, "--child", str(size), "--protocol", args.protocol]
+        cmd += ["--at-end"] if args.at_end else []
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         row = json.loads(out.strip().splitlines()[-1])
         row["us_per_txn"] = row["wall"] / row["transactions"] * 1e6

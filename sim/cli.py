@@ -173,7 +173,8 @@ def _chosen_seeds(seed: tuple[int, ...], seeds: tuple[str, ...], max_runs: int) 
     "--stream",
     is_flag=True,
     help="For long runs: judge each transaction once it is settled and write its row as the run goes, "
-    "in memory that grows with the transactions in flight (one protocol and one seed).",
+    "in memory that grows with the transactions in flight (one protocol and one seed; orchestration and 2pc: "
+    "a choreography is still judged at the end).",
 )
 @click.option(
     "--trace-txn",

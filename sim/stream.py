@@ -203,6 +203,8 @@ class Streamer:
         if self.settles:
             model.world.settle = Settlement()
         self._forget: Callable[[int], None] | None = getattr(model.protocol, "forget", None)
+        #: the protocol's own look at what it still holds of a transaction, if it keeps any
+        self._quiet: Callable[[int], bool] | None = getattr(model.protocol, "quiet", None)
         self._names = model.row_columns()
         steps = len(model.scenario.transaction.steps)
         self._keys = range(steps)
@@ -258,9 +260,10 @@ class Streamer:
         else:
             horizon = self.model.world.now - RECENT * self._step
             candidates = list(takewhile(lambda t: self.open[t] >= horizon, reversed(self.open)))
+        quiet = self._quiet
         blind = self.model.blind_spots()
         for txn in candidates:
-            if settle.idle(txn) and view(txn).terminal:
+            if settle.idle(txn) and view(txn).terminal and (quiet is None or quiet(txn)):
                 self._judge(txn, blind.get(txn, ""))
                 self._free(txn)
 

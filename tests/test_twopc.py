@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 import sim
 from sim.checker import TwoPCChecker
 from sim.protocols.base import CoordinatorView
+from sim.protocols.twopc.protocol import P_PREPARED
 from sim.runner import Model
 from sim.scenario import load_scenario
 from sim.world.effects import ABORT, FORWARD, PREPARED, Effect
+from sim.world.settle import Settlement
 
 from conftest import order_scenario, trace_rows
 
@@ -517,3 +519,29 @@ def test_checker_2pc_verdicts() -> None:
     assert judge(history(*prepared), RUNNING, 0.0).outcome == "stuck"
     twice = judge(history(*prepared, (0, FORWARD), (0, FORWARD), (1, FORWARD), (2, FORWARD)), DONE, 0.0)
     assert twice.anomalies == ("applied_twice",)
+
+
+# ------------------------------------------------------------------ judging as the run goes
+
+
+def test_a_transaction_is_quiet_only_when_no_participant_can_still_change_it() -> None:
+    """What a 2PC participant keeps (work before the vote, a prepared record
+    in doubt) keeps the transaction open for judging as the run goes; once
+    every participant has committed it is quiet, and forgetting it drops
+    every record of it."""
+    model = Model(order_scenario({**ONE, "twopc.presumed_abort": True}), "2pc", 1)
+    model.world.settle = Settlement()
+    protocol = model.protocol
+    sides = protocol.sides.values()  # type: ignore[attr-defined]
+    model.world.run(until=1.005)  # PREPARE arrived at 1.001; the work ends at 1.011
+    assert all(s.working for s in sides)
+    assert not protocol.quiet(0)  # type: ignore[attr-defined]
+    model.world.run(until=1.0115)  # prepared and voted: in doubt until the decision
+    assert all(s.table == {0: P_PREPARED} for s in sides)
+    assert not protocol.quiet(0)  # type: ignore[attr-defined]
+    model.world.run(until=5.0)
+    assert protocol.view(0).terminal and model.world.settle.idle(0)
+    assert protocol.quiet(0)  # type: ignore[attr-defined]
+    protocol.forget(0)  # type: ignore[attr-defined]
+    assert protocol.coordinator.log == {}  # type: ignore[attr-defined]
+    assert all(not s.table and not s.blocked and not s.locks.txn_held for s in sides)

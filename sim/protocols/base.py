@@ -30,6 +30,10 @@ class TransactionProtocol(Protocol):
     ``settles = True`` when every piece of work that can still change a
     transaction after its coordinator is done is counted by the engine, and
     ``forget(txn)`` to drop the records of a transaction already judged.
+    A protocol whose participants keep state of their own that can still
+    change a transaction (2PC's prepared records, locks and in-doubt timers)
+    adds ``quiet(txn)``: whether none of it is left for ``txn``; the
+    transaction is settled only when that is true too.
     Without them a protocol's transactions are judged at the end of the run.
     """
 

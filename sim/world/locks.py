@@ -166,6 +166,11 @@ class LockTable:
             total += now - self.since[key]
         return total
 
+    def forget(self, txn: int) -> None:
+        """Drop the lock times of ``txn`` (it holds and waits for nothing)."""
+        self.txn_held.pop(txn, None)
+        self.txn_wait.pop(txn, None)
+
     def wait_time(self, txn: int, now: float) -> float:
         """Seconds ``txn`` waited for locks, a wait still going counted up to ``now``."""
         total = self.txn_wait.get(txn, 0.0)

@@ -19,9 +19,13 @@ starts, :meth:`Settlement.release` when it ends. A protocol may judge early
 only if every piece of work that can change one of its transactions after its
 coordinator is done goes through those places; it says so with
 ``settles = True`` (see :class:`sim.protocols.base.TransactionProtocol`).
-A protocol that keeps such work elsewhere (a broker's stored copies, an
-outbox, a participant's prepared state and locks) leaves it ``False`` and its
-transactions are judged at the end of the run, as before.
+A protocol whose participants keep state that can still change a
+transaction, state it can look at per transaction (2PC: work before the vote,
+a prepared record in doubt), says whether any is left with ``quiet(txn)``,
+asked before a transaction counted idle is judged. A protocol that keeps
+such work where it cannot be looked at cheaply (a broker's stored copies,
+an outbox, work scheduled without a count) leaves ``settles`` ``False`` and
+its transactions are judged at the end of the run, as before.
 
 Counting costs nothing when no one asks: the world has no settlement
 (``World.settle is None``) unless a run judges as it goes.

@@ -615,6 +615,27 @@ class TwoPCParticipant:
                     self._trace("recover", txn, "prepared: in doubt")
                 self._ask(txn)
 
+    # ------------------------------------------------------------ judging as the run goes
+
+    def quiet(self, txn: int) -> bool:
+        """Whether nothing here can still change ``txn`` (see
+        :meth:`TwoPCProtocol.quiet`): not prepared (in doubt: its query timer
+        or a recovery will ask about it, and its blocked time still grows)
+        and no work before the vote (its lock wait, vote timer and prepare
+        job act only while it is in ``working``). Locks are held or waited
+        for only in those two states (``_prepared`` moves a transaction from
+        one to the other, every way out of them releases its locks, and a
+        crash drops the waits and the locks of all but the prepared)."""
+        return self.table.get(txn) != P_PREPARED and txn not in self.working
+
+    def forget(self, txn: int) -> None:
+        """Drop the records of a settled transaction: its durable state (no
+        message about it can arrive any more: the engine counted none) and
+        its lock times."""
+        self.table.pop(txn, None)
+        self.blocked.pop(txn, None)
+        self.locks.forget(txn)
+
     # ------------------------------------------------------------ results
 
     def blocked_time(self, txn: int, now: float) -> float:
@@ -629,6 +650,9 @@ class TwoPCProtocol:
     """The runner's handle on two-phase commit."""
 
     name = "2pc"
+    #: judged as the run goes (sim.world.settle): every message is counted by
+    #: the network, and what the participants keep is looked at by quiet()
+    settles = True
 
     def __init__(
         self,
@@ -672,6 +696,23 @@ class TwoPCProtocol:
 
     def nodes(self) -> list[Node]:
         return [self.coordinator]
+
+    def quiet(self, txn: int) -> bool:
+        """Whether no participant keeps anything that can still change
+        ``txn``; asked only once its coordinator has ended it and the engine
+        counts no message for it. The coordinator's own timers and forced log
+        write are stale by then (an ended record's token moved on, and a
+        restart skips ended records); with presumed abort the coordinator ends
+        before the participants learn the decision, so a participant still
+        prepared (in doubt: it will ask) keeps the transaction open."""
+        return all(side.quiet(txn) for side in self.sides.values())
+
+    def forget(self, txn: int) -> None:
+        """Drop the coordinator's record and the participants' records of a
+        settled transaction (judged already)."""
+        del self.coordinator.log[txn]
+        for side in self.sides.values():
+            side.forget(txn)
 
     def transaction_extra(self, txn: int) -> dict[str, float]:
         """``lock_held``, ``lock_wait`` and ``blocked`` of one transaction,
