@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullLocator
 
@@ -246,3 +247,15 @@ def _drop_empty_first(
 def _pct_ticks() -> FuncFormatter:
     """Percent tick labels that stay readable on a log axis: 100%, 1%, 0.01%."""
     return FuncFormatter(lambda value, _pos: f"{value * 100:.2g}%" if value < 0.01 else f"{value * 100:g}%")
+
+
+def _legend_below(fig: Figure, legend: dict[str, Any], ncol: int, fontsize: float) -> None:
+    """The figure's one legend, under its panels, without a frame."""
+    fig.legend(
+        handles=list(legend.values()),
+        labels=list(legend),
+        loc="outside lower center",
+        ncol=ncol,
+        fontsize=fontsize,
+        frameon=False,
+    )

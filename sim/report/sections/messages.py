@@ -21,6 +21,7 @@ from sim.report.plots import (
     _decorate,
     _drop_empty_first,
     _heavy_tailed,
+    _legend_below,
     _log_x,
     _Measure,
     _pct_ticks,
@@ -150,14 +151,7 @@ class MessagesSections:
                 if r == 0:
                     ax.set_title(measure.label, fontsize=9, loc="left")
                 view.decorate(ax)
-        fig.legend(
-            handles=list(legend.values()),
-            labels=list(legend),
-            loc="outside lower center",
-            ncol=min(6, len(legend)),
-            fontsize=8,
-            frameon=False,
-        )
+        _legend_below(fig, legend, min(6, len(legend)), 8)
         image = self._save(fig, f"{name}-against.png", f"{name} against each swept parameter")
         text = (
             "Against each swept parameter: a point per value and protocol, pooled over seeds only"

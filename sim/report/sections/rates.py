@@ -21,6 +21,7 @@ from sim.report.plots import (
     _drop_empty_first,
     _heavy_tailed,
     _latency_quantile,
+    _legend_below,
     _log_x,
     _Measure,
     _pct_ticks,
@@ -68,14 +69,7 @@ class RatesSections:
                 if r == 0:
                     ax.set_title(outcome, fontsize=9, color=OUTCOME_COLORS[outcome])
                 view.decorate(ax)
-        fig.legend(
-            handles=list(legend.values()),
-            labels=list(legend),
-            loc="outside lower center",
-            ncol=min(6, len(legend)),
-            fontsize=8,
-            frameon=False,
-        )
+        _legend_below(fig, legend, min(6, len(legend)), 8)
         section = _Section("rates", TITLES["rates"])
         section.images.append(self._save(fig, "rates.png", "outcome rates against each swept parameter"))
         section.paragraphs.append(

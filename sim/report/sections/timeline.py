@@ -16,6 +16,7 @@ from sim.metrics import OUTCOMES
 from sim.report.cells import _reasons_text, _rejected_times, _replay_until
 from sim.report.parts import _DPI, _REJECTED, OUTCOME_COLORS, TITLES, _Section, _Skip
 from sim.report.pick import replay_events
+from sim.report.plots import _legend_below
 from sim.swimlane import FAULT_COLORS, fmt_seconds, nice_step, plot_swimlane
 
 
@@ -122,14 +123,7 @@ class TimelineSections:
             bottom.yaxis.set_major_formatter(PercentFormatter(1.0))
             bottom.set_xlabel("simulated time (s), arrivals binned by start", fontsize=8)
             described.append(run_id)
-        fig.legend(
-            handles=list(legend.values()),
-            labels=list(legend),
-            loc="outside lower center",
-            ncol=4,
-            fontsize=7,
-            frameon=False,
-        )
+        _legend_below(fig, legend, 4, 7)
         section = _Section("timeline", TITLES["timeline"])
         section.images.append(self._save(fig, "timeline.png", "outcomes and throughput over simulated time"))
         many = len(ds.summary) > len(chosen)
