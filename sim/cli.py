@@ -173,8 +173,8 @@ def _chosen_seeds(seed: tuple[int, ...], seeds: tuple[str, ...], max_runs: int) 
     "--stream",
     is_flag=True,
     help="For long runs: judge each transaction once it is settled and write its row as the run goes, "
-    "in memory that grows with the transactions in flight (one protocol and one seed; orchestration and 2pc: "
-    "a choreography is still judged at the end).",
+    "in memory that grows with the transactions in flight (one protocol and one seed; a protocol that does not "
+    "settle its transactions early is judged at the end: see docs/protocols.md).",
 )
 @click.option(
     "--trace-txn",

@@ -313,3 +313,20 @@ def test_only_a_streamed_run_judged_at_the_end_is_bounded_like_one_in_memory(
         assert f"--stream --protocol {protocol}: about 2e+03 transactions per run" in " ".join(err.split())
     else:
         assert code == 0, err
+
+
+def test_a_kept_fraction_keeps_a_row_whose_draw_is_below_it_and_no_other() -> None:
+    """``keep = f`` keeps a row with probability ``f``: its uniform draw in
+    [0, 1) must be below ``f``, so a draw equal to ``f`` is not kept (with
+    ``<=`` the share kept would be slightly above ``f``); violations are kept
+    whatever the draw."""
+    from sim.keep import Keep
+    from sim.world.rng import Streams
+
+    keep = Keep(0.25, Streams(1))
+    fine = {"txn_id": 7, "outcome": "committed", "consistent": True, "anomalies": []}
+    keep._draw = lambda txn: 0.25  # type: ignore[assignment]
+    assert not keep(fine)
+    assert keep({**fine, "outcome": "stuck"})
+    keep._draw = lambda txn: math.nextafter(0.25, 0.0)  # type: ignore[assignment]
+    assert keep(fine)
