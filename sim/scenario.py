@@ -19,22 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    field_validator,
-    model_serializer,
-    model_validator,
-)
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
 from sim.errors import ScenarioError, did_you_mean, show_value
 from sim.files import InputFileError, read_input_text
 from sim.names import PROTOCOLS as PROTOCOLS  # defined without pandas/pydantic for the CLI
 from sim.protocols import registry
-from sim.world import distributions as dists
+from sim.specs import DistSpec as DistSpec
+from sim.specs import RetrySpec as RetrySpec
+from sim.specs import SpecModel as _Model
+from sim.specs import constant as constant
+from sim.specs import exponential as exponential
 
 #: Every node of each protocol beyond the participants, from the registry.
 PROTOCOL_ALL_NODES: dict[str, tuple[str, ...]] = registry.all_nodes()
@@ -47,56 +42,6 @@ ProtocolName = Literal[PROTOCOLS]  # type: ignore[valid-type]
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 NodeName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", max_length=64)]
-
-
-class _Model(BaseModel):
-    # No inf or nan anywhere: a duration, timeout or rate of inf would run forever.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
-
-
-class DistSpec(_Model):
-    """A distribution in the scenario's spelling, e.g. ``{ dist = "exponential", mean = 0.01 }``."""
-
-    dist: Literal["constant", "exponential", "uniform", "lognormal", "empirical"]
-    value: float | None = None
-    mean: float | None = None
-    low: float | None = None
-    high: float | None = None
-    median: float | None = None
-    p99: float | None = None
-    samples: list[float] | None = None
-    _built: dists.Distribution = PrivateAttr()
-
-    @model_validator(mode="after")
-    def _build(self) -> DistSpec:
-        wanted = dists.PARAMETERS[self.dist]
-        given = {k for k in dists.PARAMETERS_ALL if getattr(self, k) is not None}
-        extra = sorted(given - set(wanted))
-        missing = [k for k in wanted if k not in given]
-        takes = " and ".join(repr(k) for k in wanted)
-        if extra:
-            raise ValueError(f"dist {self.dist!r} takes {takes}, not {', '.join(map(repr, extra))}")
-        if missing:
-            raise ValueError(f"dist {self.dist!r} needs {takes}")
-        self._built = dists.make(self.dist, **{k: getattr(self, k) for k in wanted})
-        return self
-
-    @property
-    def built(self) -> dists.Distribution:
-        """The validated distribution object."""
-        return self._built
-
-    @model_serializer
-    def _dump(self) -> dict[str, object]:
-        return self._built.describe()
-
-
-def constant(value: float) -> DistSpec:
-    return DistSpec(dist="constant", value=value)
-
-
-def exponential(mean: float) -> DistSpec:
-    return DistSpec(dist="exponential", mean=mean)
 
 
 class RunSpec(_Model):
@@ -239,92 +184,6 @@ class TransactionSpec(_Model):
         if problems:
             raise ValueError("; ".join(problems))
         return self
-
-
-class RetrySpec(_Model):
-    """Retries: ``attempts`` counts every attempt, the first included.
-
-    The wait before attempt ``k`` (k >= 2) is ``min(max, initial * multiplier**(k-2))``,
-    drawn uniformly from ``[0, that]`` when ``jitter`` is on ("full jitter").
-    """
-
-    attempts: Annotated[int, Field(ge=1)] | Literal["unlimited"] = 3
-    initial: float = Field(0.1, ge=0)
-    multiplier: float = Field(2.0, ge=1)
-    max: float = Field(5.0, ge=0)
-    jitter: bool = True
-
-    @field_validator("attempts", mode="before")
-    @classmethod
-    def _attempts(cls, value: object) -> object:
-        ok = value == "unlimited" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
-        if not ok:
-            raise ValueError('must be a whole number >= 1, or "unlimited"')
-        return value
-
-    @model_validator(mode="after")
-    def _cap(self) -> RetrySpec:
-        if self.max < self.initial:
-            raise ValueError(f"max ({self.max}) must be >= initial ({self.initial})")
-        return self
-
-    @property
-    def limit(self) -> float:
-        """The number of attempts as a number (``inf`` when unlimited)."""
-        return float("inf") if self.attempts == "unlimited" else float(self.attempts)
-
-
-class OrchestratorSpec(_Model):
-    """The saga orchestrator. The defaults are the robust design."""
-
-    timeout: float = Field(1.0, gt=0)
-    retry: RetrySpec = Field(default_factory=RetrySpec)
-    compensation_retry: RetrySpec = Field(default_factory=lambda: RetrySpec(attempts="unlimited"))
-    recovery: bool = True
-    idempotency_keys: bool = True
-    compensate_uncertain: bool = True
-
-
-class TwoPCSpec(_Model):
-    """The two-phase commit coordinator and its participants' side of it."""
-
-    vote_timeout: float = Field(1.0, gt=0)
-    ack_timeout: float = Field(1.0, gt=0)
-    in_doubt_timeout: float = Field(1.0, gt=0)
-    log_write: DistSpec = Field(default_factory=lambda: constant(0.0))
-    presumed_abort: bool = True
-    cooperative_termination: bool = False
-
-
-class BrokerSpec(_Model):
-    """The message broker of the choreography saga."""
-
-    ordering: Literal["per-key", "unordered"] = "per-key"
-    ack_timeout: float = Field(5.0, gt=0)
-    max_deliveries: Annotated[int, Field(ge=1)] | Literal["unlimited"] = 10
-    deduplicate: bool = False
-
-    @field_validator("max_deliveries", mode="before")
-    @classmethod
-    def _deliveries(cls, value: object) -> object:
-        ok = value == "unlimited" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
-        if not ok:
-            raise ValueError('must be a whole number >= 1, or "unlimited"')
-        return value
-
-    @property
-    def delivery_limit(self) -> float:
-        """``max_deliveries`` as a number (``inf`` when unlimited)."""
-        return float("inf") if self.max_deliveries == "unlimited" else float(self.max_deliveries)
-
-
-class ChoreographySpec(_Model):
-    """The choreography saga's services: local retries and publishing."""
-
-    retry: RetrySpec = Field(default_factory=RetrySpec)
-    compensation_retry: RetrySpec = Field(default_factory=lambda: RetrySpec(attempts="unlimited"))
-    publish_timeout: float = Field(1.0, gt=0)
-    publish_retry: RetrySpec = Field(default_factory=lambda: RetrySpec(attempts="unlimited"))
 
 
 class MonitorSpec(_Model):
@@ -549,25 +408,8 @@ class LimitsSpec(_Model):
     events_per_arrival: Annotated[int, Field(ge=1)] = 100
 
 
-class Scenario(_Model):
-    """A whole scenario file, validated."""
-
-    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
-    description: str = ""
-    run: RunSpec = Field(default_factory=RunSpec)
-    workload: WorkloadSpec = Field(default_factory=WorkloadSpec)
-    network: NetworkSpec = Field(default_factory=NetworkSpec)
-    participants: dict[NodeName, ParticipantSpec] = Field(min_length=1)
-    transactions: dict[NodeName, TransactionSpec] = Field(min_length=1)
-    orchestrator: OrchestratorSpec = Field(default_factory=OrchestratorSpec)
-    twopc: TwoPCSpec = Field(default_factory=TwoPCSpec)
-    broker: BrokerSpec = Field(default_factory=BrokerSpec)
-    choreography: ChoreographySpec = Field(default_factory=ChoreographySpec)
-    monitor: MonitorSpec = Field(default_factory=MonitorSpec)
-    faults: list[FaultSpec] = Field(default_factory=list)
-    nemesis: NemesisSpec = Field(default_factory=NemesisSpec)
-    expect: ExpectSpec = Field(default_factory=ExpectSpec)
-    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+class _ScenarioBase(_Model):
+    """What every scenario does; its fields are :data:`Scenario`'s."""
 
     @property
     def transaction(self) -> TransactionSpec:
@@ -607,6 +449,41 @@ class Scenario(_Model):
         if self.nemesis.failure_rate is not None:
             rate_faults.append(self.nemesis.failure_rate)
         return any((f.business_failure or 0) > 0 and participant in f.targets(self.participants) for f in rate_faults)
+
+
+def _fields() -> dict[str, Any]:
+    """The scenario file's tables, in the order a dump writes them: the
+    common ones, each registered protocol's own (in the registry's order),
+    then monitoring, faults and checks."""
+    head: dict[str, Any] = {
+        "name": (Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")], ...),
+        "description": (str, ""),
+        "run": (RunSpec, Field(default_factory=RunSpec)),
+        "workload": (WorkloadSpec, Field(default_factory=WorkloadSpec)),
+        "network": (NetworkSpec, Field(default_factory=NetworkSpec)),
+        "participants": (dict[NodeName, ParticipantSpec], Field(min_length=1)),
+        "transactions": (dict[NodeName, TransactionSpec], Field(min_length=1)),
+    }
+    for protocol in registry.protocols():
+        for section, spec in protocol.spec_classes().items():
+            head[section] = (spec, Field(default_factory=spec))
+    tail: dict[str, Any] = {
+        "monitor": (MonitorSpec, Field(default_factory=MonitorSpec)),
+        "faults": (list[FaultSpec], Field(default_factory=list)),
+        "nemesis": (NemesisSpec, Field(default_factory=NemesisSpec)),
+        "expect": (ExpectSpec, Field(default_factory=ExpectSpec)),
+        "limits": (LimitsSpec, Field(default_factory=LimitsSpec)),
+    }
+    clash = sorted(set(head) & set(tail))
+    if clash or len(head) != 7 + sum(len(p.specs) for p in registry.protocols()):
+        raise RuntimeError(f"a protocol's scenario section takes a name already taken: {clash or 'twice'}")
+    return {**head, **tail}
+
+
+#: A whole scenario file, validated: the common tables and every registered
+#: protocol's sections (e.g. ``scenario.twopc``), each with its defaults.
+Scenario = create_model("Scenario", __base__=_ScenarioBase, __module__=__name__, **_fields())
+Scenario.__doc__ = "A whole scenario file, validated."
 
 
 # ---------------------------------------------------------------- loading

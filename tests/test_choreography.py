@@ -24,8 +24,9 @@ from test_theory import (
 )
 
 import sim
+from sim.protocols.choreography.spec import ChoreographySpec
 from sim.runner import Model, run_once
-from sim.scenario import ChoreographySpec, RetrySpec
+from sim.specs import RetrySpec
 from sim.world.core import World
 from sim.world.network import Network
 

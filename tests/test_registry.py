@@ -101,3 +101,32 @@ def test_a_protocols_columns_are_registered(protocol: str) -> None:
 def test_the_registered_checker_judges(protocol: str) -> None:
     model = Model(order_scenario({"run.duration": 1.0}), protocol, 1)
     assert type(model.checker) is registry.get(protocol).checker_class()
+
+
+def test_each_protocols_sections_are_scenario_tables_from_its_package() -> None:
+    """A protocol's spec lives in its own package and becomes a table of
+    every scenario, defaulted, validated like the others."""
+    import sim.scenario
+
+    fields = sim.scenario.Scenario.model_fields
+    scenario = order_scenario()
+    for p in registry.protocols():
+        for section, spec in p.spec_classes().items():
+            assert spec.__module__.startswith("sim.protocols."), (p.name, section)
+            assert fields[section].annotation is spec
+            assert isinstance(getattr(scenario, section), spec)  # defaulted when the file leaves it out
+    section = registry.protocols()[0].sections[0]
+    with pytest.raises(ScenarioError, match=rf"{section}\.no_such_setting"):
+        scenario_from_dict({**order_dict(), section: {"no_such_setting": 1}})
+
+
+def test_two_protocols_cannot_take_one_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    import sim.scenario
+
+    first, *rest = registry.protocols()
+    clash = dataclasses.replace(rest[0], specs=first.specs)
+    monkeypatch.setattr(registry, "protocols", lambda: (first, clash, *rest[1:]))
+    with pytest.raises(RuntimeError, match="already taken"):
+        sim.scenario._fields()

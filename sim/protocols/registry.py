@@ -28,8 +28,11 @@ __all__ = ["ProtocolInfo", "all_nodes", "get", "names", "protocols", "reexport",
 class ProtocolInfo:
     """One protocol's registration.
 
-    ``sections`` are the scenario's tables that configure the protocol (their
-    pydantic specs are in :mod:`sim.scenario`); ``nodes`` are the nodes it adds
+    ``specs`` are the scenario's tables that configure the protocol, each
+    ``(section, "module:Class")``: the table's name in a scenario file and
+    its pydantic spec (a :class:`sim.specs.SpecModel`, usually in the
+    package's ``spec.py``), which :mod:`sim.scenario` adds to the scenario as
+    a field with every setting defaulted; ``nodes`` are the nodes it adds
     beyond the participants (fault targets, reserved node names); ``build`` is
     ``"module:function"`` taking the run's :class:`sim.runner.Model` and
     returning its :class:`~sim.protocols.base.TransactionProtocol`;
@@ -43,7 +46,7 @@ class ProtocolInfo:
     order: int
     label: str
     colour: str
-    sections: tuple[str, ...]
+    specs: tuple[tuple[str, str], ...]
     nodes: tuple[str, ...]
     build: str
     checker: str
@@ -54,6 +57,15 @@ class ProtocolInfo:
     #: Whether its transactions have no coordinator (a chain of events: the
     #: tracker reads where it ended).
     coordinator_free: bool = False
+
+    @property
+    def sections(self) -> tuple[str, ...]:
+        """The scenario tables that configure the protocol."""
+        return tuple(section for section, _ in self.specs)
+
+    def spec_classes(self) -> dict[str, Any]:
+        """Each section's pydantic spec class (imported on first use)."""
+        return {section: _resolve(ref) for section, ref in self.specs}
 
     def builder(self) -> Callable[[Any], Any]:
         """The function that builds the protocol on a run's model."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.scenario import RetrySpec
+from sim.specs import RetrySpec
 
 
 class Backoff:
-    """The wait before each retry of a :class:`~sim.scenario.RetrySpec`.
+    """The wait before each retry of a :class:`~sim.specs.RetrySpec`.
 
     ``wait(attempt)`` is the pause before attempt number ``attempt`` (2 for the
     first retry): ``min(max, initial * multiplier**(attempt - 2))``, scaled by

@@ -80,14 +80,13 @@ from collections.abc import Callable
 from heapq import heappush
 from itertools import islice, takewhile
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN, OUT
 
 if TYPE_CHECKING:
-    from sim.scenario import BrokerSpec
     from sim.world.core import World
     from sim.world.network import Network
 
@@ -98,6 +97,18 @@ INF = math.inf
 #: Stores between two sweeps of what the broker keeps of first deliveries to
 #: direct consumers (:meth:`Broker._sweep`).
 SWEEP_EVERY = 256
+
+
+class BrokerSettings(Protocol):
+    """What the broker reads of its configuration (the scenario's ``[broker]``
+    table, whose spec belongs to the protocol that runs a broker)."""
+
+    ordering: str
+    ack_timeout: float
+    deduplicate: bool
+
+    @property
+    def delivery_limit(self) -> float: ...
 
 
 class Copy:
@@ -139,7 +150,7 @@ _PARTED = Copy(0, -1, 0, 0, 0.0, "")
 class Broker(Node):
     """The broker node (its name is ``broker``)."""
 
-    def __init__(self, world: World, network: Network, spec: BrokerSpec, labels: dict[int, str]) -> None:
+    def __init__(self, world: World, network: Network, spec: BrokerSettings, labels: dict[int, str]) -> None:
         super().__init__(world, BROKER)
         self.network = network
         self.spec = spec

@@ -13,7 +13,10 @@ PROTOCOL = ProtocolInfo(
     order=2,
     label="choreography saga",
     colour="#ff7f0e",
-    sections=("choreography", "broker"),
+    specs=(
+        ("broker", "sim.protocols.choreography.spec:BrokerSpec"),
+        ("choreography", "sim.protocols.choreography.spec:ChoreographySpec"),
+    ),
     nodes=("broker", "tracker"),
     build="sim.protocols.choreography.protocol:build",
     checker="sim.checker:Checker",

@@ -86,8 +86,9 @@ from sim.world.tracker import TRACKER, SagaTracker
 _PUBLISH: dict[str, Any] = {"peer": BROKER, "message": "pub", "direction": OUT, "attempt": 1}
 
 if TYPE_CHECKING:
+    from sim.protocols.choreography.spec import BrokerSpec, ChoreographySpec
     from sim.runner import Model
-    from sim.scenario import BrokerSpec, ChoreographySpec, StepSpec, TransactionSpec
+    from sim.scenario import StepSpec, TransactionSpec
     from sim.world.core import World
     from sim.world.network import Network
     from sim.world.participant import Participant

@@ -53,8 +53,9 @@ from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN, OUT
 
 if TYPE_CHECKING:
+    from sim.protocols.orchestration.spec import OrchestratorSpec
     from sim.runner import Model
-    from sim.scenario import OrchestratorSpec, TransactionSpec
+    from sim.scenario import TransactionSpec
     from sim.world.core import World
     from sim.world.network import Network
 

@@ -53,8 +53,9 @@ from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN, OUT
 
 if TYPE_CHECKING:
+    from sim.protocols.twopc.spec import TwoPCSpec
     from sim.runner import Model
-    from sim.scenario import TransactionSpec, TwoPCSpec
+    from sim.scenario import TransactionSpec
     from sim.world.core import World
     from sim.world.network import Network
     from sim.world.participant import Participant
