@@ -156,7 +156,8 @@ def summarize(
     tally = {code: 0 for code in ANOMALIES}
     for codes in anomalies:
         for code in codes:
-            tally[code] += 1
+            if code in tally:  # (isolation anomalies are counted by the runner's isolation figures)
+                tally[code] += 1
     for code in ANOMALIES:
         row[f"anomaly_{code}"] = tally[code]
     if counts["inconsistent"]:

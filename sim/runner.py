@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sim.checker import Checker, TwoPCChecker
+from sim.checker import Checker, TwoPCChecker, Verdict
 from sim.errors import SagasimError
+from sim.isolation import ISOLATION_ANOMALIES, Found, IsolationChecker, end_violations
 from sim.keep import Keep
 from sim.metrics import TRANSACTION_COLUMNS, TRANSACTION_EXTRA, summarize
 from sim.protocols import registry
@@ -19,6 +21,7 @@ from sim.world.faults import FaultRecord, Faults, Planned, plan_nemesis, plan_ti
 from sim.world.network import Network
 from sim.world.node import Node
 from sim.world.participant import Participant
+from sim.world.records import Records
 from sim.world.trace import TraceEvent
 from sim.world.tracker import HIDDEN, TERMINAL_DEAD_LETTERED, Watchdog
 from sim.world.workload import TxnKeys, Workload
@@ -148,6 +151,8 @@ class Model:
             self.participants[name] = node
             self.network.attach(node)
         self.keys = TxnKeys(self.world, scenario.workload.keys, len(txn.steps))
+        if scenario.isolation is not None:
+            self.world.records = Records(self.world, scenario.isolation, txn.steps, self.keys)
         self.protocol: TransactionProtocol = build_protocol(self)
         self.nodes: dict[str, Node] = {n.name: n for n in self.protocol.nodes()}
         self.nodes.update(self.participants)
@@ -162,6 +167,10 @@ class Model:
         if runtime_faults:  # faults from Python while the run goes (sim.live): no link is steady
             self.faults.open()
         self.faults.schedule(self.planned_faults)
+        if self.world.records is not None and not runtime_faults:
+            # A step may wait for a pending record, so no attempt's end is
+            # known when it starts: no link is taken to be steady.
+            self.network.expect(self.nodes, [None])
         # The stuck alert: when it was raised, when it fell due, and the
         # monitor's blind spots (a choreography's tracker has its own).
         self.flagged_at: Callable[[int], float]
@@ -198,6 +207,8 @@ class Model:
             self.keys if scenario.workload.keys is not None else None,
         )
         self.checker: Checker | TwoPCChecker = registry.get(protocol).checker_class()(txn.steps)
+        #: isolation anomalies per transaction, found once the history is complete (:meth:`isolation`)
+        self._isolation: dict[int, list[Found]] | None = None
         # the protocol's own columns of a transaction's row, if it has any
         self._per_txn: Callable[[int], dict[str, Any]] | None = getattr(self.protocol, "transaction_extra", None)
         self._txn_columns = registry.get(protocol).transaction_columns
@@ -243,6 +254,8 @@ class Model:
         view = self.protocol.view(txn)
         effects = world.effects.of(txn)
         verdict = self.checker.judge(effects, view, started_at)
+        if world.records is not None:
+            verdict = _with_isolation(verdict, self.isolation().get(txn, ()))
         flagged_at = self.flagged_at(txn)
         row: tuple[Any, ...] = (
             txn,
@@ -274,6 +287,39 @@ class Model:
             blind=blind,
         )
         return Judged(row, verdict.anomalies, alert)
+
+    def isolation(self) -> dict[int, list[Found]]:
+        """The isolation anomalies of the run's transactions (records with
+        values only), judged from the whole history: call once the run is over."""
+        if self._isolation is None:
+            records = self.world.records
+            assert records is not None and self.scenario.isolation is not None
+            self._isolation = IsolationChecker(self.scenario.isolation, self.scenario.transaction.steps).check(
+                records.history
+            )
+        return self._isolation
+
+    def isolation_figures(self, anomalies: Iterable[tuple[str, ...]], n: int) -> dict[str, Any]:
+        """The summary's isolation columns, from the anomaly codes of the ``n``
+        transactions (those without any may be left out): transactions per
+        isolation anomaly, their rate, the countermeasures' costs and the
+        end-of-run invariants."""
+        records = self.world.records
+        assert records is not None and self.scenario.isolation is not None
+        tally = dict.fromkeys(ISOLATION_ANOMALIES, 0)
+        with_any = 0
+        for codes in anomalies:
+            hit = False
+            for code in codes:
+                if code in tally:
+                    tally[code] += 1
+                    hit = True
+            with_any += hit
+        out: dict[str, Any] = {f"anomaly_{code}": count for code, count in tally.items()}
+        out["isolation_anomaly_rate"] = with_any / n if n else float("nan")
+        out.update(records.summary())
+        out["invariant_end_violations"] = len(end_violations(self.scenario.isolation, records.drift()))
+        return out
 
     def row_columns(self) -> tuple[str, ...]:
         """The columns of the rows :meth:`judge` returns, in order."""
@@ -338,6 +384,8 @@ class Model:
         extra = self.run_figures(wall_time)
         extra.update(alert_figures(alerts, self.end, self.scenario.monitor.stuck_after))
         extra.update(self.protocol.summary_extra())
+        if self.world.records is not None:
+            extra.update(self.isolation_figures(anomalies, len(anomalies)))
         summary = summarize(
             run_id=rid,
             scenario=scenario,
@@ -459,6 +507,26 @@ def alert_figures(facts: Iterable[AlertFacts], end: float, stuck_after: float) -
         "detection_delay_mean": sum(delays) / len(delays) if delays else nan,
         "detection_delay_max": max(delays) if delays else nan,
     }
+
+
+def _with_isolation(verdict: Verdict, found: Iterable[Found]) -> Verdict:
+    """``verdict`` with the transaction's isolation anomalies: each a reason
+    and a code (once), and ``inconsistent`` unless it is ``stuck``."""
+    found = list(found)
+    if not found:
+        return verdict
+    codes = list(verdict.anomalies)
+    for f in found:
+        if f.code not in codes:
+            codes.append(f.code)
+    outcome = verdict.outcome if verdict.outcome == "stuck" else "inconsistent"
+    return verdict._replace(
+        outcome=outcome,
+        consistent=False,
+        consistent_at=math.nan,
+        reasons=verdict.reasons + tuple(f.reason for f in found),
+        anomalies=tuple(codes),
+    )
 
 
 def run_once(scenario: Scenario, protocol: str, seed: int, trace: bool | None = None) -> RunOutput:

@@ -99,6 +99,59 @@ class WorkloadSpec(_Model):
     keys: KeysSpec | None = None
 
 
+#: The countermeasures to a saga's lack of isolation (``[isolation]``, ``docs/isolation.md``).
+Countermeasure = Literal["none", "semantic-lock", "commutative-updates", "reread-value", "pessimistic-view"]
+
+
+class RecordSpec(_Model):
+    """The records a participant holds, one per key of ``[workload.keys]``:
+    their ``initial`` value and the invariants the user states for them."""
+
+    initial: float = 0.0
+    #: "never below": no write may leave a record below this (checked on every write)
+    min: float | None = None
+    #: "constant sum": once every transaction is done, the sum of this
+    #: participant's records equals their initial sum
+    conserved: bool = False
+
+
+class StepOpSpec(_Model):
+    """What one step does to its records (the keys it touches at its participant).
+
+    ``op``: ``add`` or ``subtract`` ``amount``, ``set`` the value ``amount``,
+    or ``read``. ``check_min``: refuse the step when the value it would leave
+    (for a read, the value read) is below it (``stock >= quantity`` is
+    ``op = "subtract"``, ``amount = quantity``, ``check_min = 0``).
+    ``compensation``: undo by ``delta`` (the opposite of the step's change)
+    or by ``value`` (restore the value the step saw). ``keys_of``: touch the
+    keys of that earlier step at the same participant instead of its own.
+    """
+
+    op: Literal["add", "subtract", "set", "read"]
+    amount: float = 0.0
+    check_min: float | None = None
+    compensation: Literal["delta", "value"] = "delta"
+    keys_of: NodeName | None = None
+    #: this step's countermeasure, instead of ``[isolation] countermeasure``
+    countermeasure: Countermeasure | None = None
+
+
+class IsolationSpec(_Model):
+    """Records with values, their operations and the countermeasure (``docs/isolation.md``)."""
+
+    countermeasure: Countermeasure = "none"
+    #: semantic lock: a step meeting a record another saga marked pending
+    #: ``wait``s for it (at most ``pending_timeout`` seconds, then is
+    #: refused) or is ``refuse``d at once
+    pending: Literal["wait", "refuse"] = "wait"
+    pending_timeout: float = Field(1.0, gt=0)
+    #: pessimistic view: the transaction to run instead of the workload's,
+    #: the same steps with the risky ones moved last
+    reordered: NodeName | None = None
+    records: dict[NodeName, RecordSpec] = Field(min_length=1)
+    steps: dict[NodeName, StepOpSpec] = Field(default_factory=dict)
+
+
 class LinkSpec(_Model):
     """Overrides of the network's settings between two nodes."""
 
@@ -413,8 +466,12 @@ class _ScenarioBase(_Model):
 
     @property
     def transaction(self) -> TransactionSpec:
-        """The transaction the workload runs."""
+        """The transaction the workload runs (with the pessimistic view, the
+        reordered one ``[isolation] reordered`` names)."""
         assert self.workload.transaction is not None
+        iso = self.isolation
+        if iso is not None and iso.countermeasure == "pessimistic-view" and iso.reordered is not None:
+            return self.transactions[iso.reordered]
         return self.transactions[self.workload.transaction]
 
     def nodes(self) -> list[str]:
@@ -463,6 +520,7 @@ def _fields() -> dict[str, Any]:
         "network": (NetworkSpec, Field(default_factory=NetworkSpec)),
         "participants": (dict[NodeName, ParticipantSpec], Field(min_length=1)),
         "transactions": (dict[NodeName, TransactionSpec], Field(min_length=1)),
+        "isolation": (IsolationSpec | None, None),
     }
     for protocol in registry.protocols():
         for section, spec in protocol.spec_classes().items():
@@ -475,7 +533,7 @@ def _fields() -> dict[str, Any]:
         "limits": (LimitsSpec, Field(default_factory=LimitsSpec)),
     }
     clash = sorted(set(head) & set(tail))
-    if clash or len(head) != 7 + sum(len(p.specs) for p in registry.protocols()):
+    if clash or len(head) != 8 + sum(len(p.specs) for p in registry.protocols()):
         raise RuntimeError(f"a protocol's scenario section takes a name already taken: {clash or 'twice'}")
     return {**head, **tail}
 
@@ -706,7 +764,66 @@ def _check_references(s: Scenario) -> list[str]:
     _check_workload_refs(s, problems)
     _check_links(s, problems)
     _check_fault_refs(s, problems)
+    if s.isolation is not None:
+        _check_isolation(s, problems)
     return problems
+
+
+def _check_isolation(s: Scenario, problems: _Problems) -> None:
+    """Records need keys; every step named exists, on a participant with
+    records; ``keys_of`` names an earlier step at the same participant; the
+    pessimistic view names a reordering of the same steps."""
+    iso = s.isolation
+    if s.workload.keys is None:
+        problems.append("isolation: records live under the keys of [workload.keys], which is missing")
+    for name in iso.records:
+        if name not in s.participants:
+            problems.unknown(f"isolation.records.{name}", name, list(s.participants), "participant")
+    main = s.transactions.get(s.workload.transaction or next(iter(s.transactions)))
+    steps = {st.name: (i, st) for i, st in enumerate(main.steps)} if main is not None else {}
+    for name, op in iso.steps.items():
+        where = f"isolation.steps.{name}"
+        if name not in steps:
+            problems.unknown(where, name, list(steps), "step")
+            continue
+        i, step = steps[name]
+        if step.participant not in iso.records:
+            problems.append(
+                f"{where}: its participant {step.participant!r} has no [isolation.records.{step.participant}]"
+            )
+        if op.op == "read" and op.compensation == "value":
+            problems.append(f'{where}.compensation = "value": a read writes nothing, so nothing is restored')
+        if op.keys_of is not None:
+            other = steps.get(op.keys_of)
+            if other is None or other[0] >= i or other[1].participant != step.participant:
+                problems.append(
+                    f"{where}.keys_of = {op.keys_of!r}: must name an earlier step of the transaction "
+                    f"at the same participant ({step.participant!r})"
+                )
+    _check_reordered(s, problems)
+
+
+def _check_reordered(s: Scenario, problems: _Problems) -> None:
+    iso = s.isolation
+    if iso.countermeasure != "pessimistic-view":
+        if iso.reordered is not None and iso.reordered not in s.transactions:
+            problems.unknown("isolation.reordered", iso.reordered, list(s.transactions), "transaction")
+        return
+    if iso.reordered is None:
+        problems.append(
+            'isolation.countermeasure = "pessimistic-view": needs isolation.reordered, the transaction '
+            "with the same steps, the risky ones moved last"
+        )
+    elif iso.reordered not in s.transactions:
+        problems.unknown("isolation.reordered", iso.reordered, list(s.transactions), "transaction")
+    elif (main := s.workload.transaction or next(iter(s.transactions))) in s.transactions:
+        mine = sorted(st.name for st in s.transactions[main].steps)
+        theirs = sorted(st.name for st in s.transactions[iso.reordered].steps)
+        if mine != theirs:
+            problems.append(
+                f"isolation.reordered = {iso.reordered!r}: must have the same steps as "
+                f"{main!r} in another order (it has {theirs}, not {mine})"
+            )
 
 
 def _check_names(s: Scenario, problems: _Problems) -> None:

@@ -199,7 +199,9 @@ class Streamer:
         self.tally = Tally()
         #: started, not yet judged: transaction id -> start
         self.open: dict[int, float] = {}
-        self.settles = bool(getattr(model.protocol, "settles", False))
+        # (a run with records is judged at the end: an isolation anomaly
+        # involves other transactions, judged from the whole history)
+        self.settles = bool(getattr(model.protocol, "settles", False)) and model.world.records is None
         if self.settles:
             model.world.settle = Settlement()
         self._forget: Callable[[int], None] | None = getattr(model.protocol, "forget", None)
@@ -303,6 +305,8 @@ class Streamer:
         extra.update(model.protocol.summary_extra())
         rid = run_id(s.name, model.protocol_name, model.seed)
         n = tally.n
+        if model.world.records is not None:
+            extra.update(model.isolation_figures(tally.anomalies, n))
         summary = summarize(
             run_id=rid,
             scenario=s.name,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 from heapq import heappop, heappush
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
@@ -15,6 +15,9 @@ from sim.world.effects import EffectLog
 from sim.world.rng import Streams
 from sim.world.settle import Settlement
 from sim.world.trace import Tracer
+
+if TYPE_CHECKING:
+    from sim.world.records import Records
 
 _URGENT = 0  # simpy.events.URGENT
 _NORMAL = 1  # simpy.events.NORMAL
@@ -61,6 +64,8 @@ class World:
         #: pending work per transaction, counted only when a run judges as it
         #: goes (see :mod:`sim.world.settle`); ``None``: not counted
         self.settle: Settlement | None = None
+        #: records with values (``[isolation]``, :mod:`sim.world.records`); ``None``: the scenario declares none
+        self.records: Records | None = None
 
     @property
     def now(self) -> float:

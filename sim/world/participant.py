@@ -40,6 +40,8 @@ from sim.world.fates import Counter, Fate
 from sim.world.network import reply_role
 from sim.world.node import Node
 from sim.world.pool import WorkerPool
+from sim.world.records import REFUSE as REFUSE_PENDING
+from sim.world.records import WAIT
 from sim.world.trace import IN, OUT
 
 if TYPE_CHECKING:
@@ -218,6 +220,15 @@ class Participant(Node):
 
     def _finish(self, job: tuple[tuple[Any, ...], int]) -> None:
         msg, outcome = job
+        records = self.world.records
+        if records is not None and outcome == SUCCEED and msg[4] == FORWARD:
+            # a record another saga marked pending (semantic lock): wait, holding the worker, or refuse
+            gate = records.gate(self, msg[2], msg[3], self._finish, job)
+            if gate == WAIT:
+                self.pool.release()  # it waits without a worker (resubmitted when the record is free)
+                return
+            if gate == REFUSE_PENDING:
+                outcome = REFUSE
         if outcome == HANG:
             if self.world.tracer.on:
                 self.world.tracer.emit(self.world.now, self.name, "hang", msg[2], self._label(msg))
@@ -261,6 +272,12 @@ class Participant(Node):
         if outcome == FAIL:
             self._trace(msg, "error", "transient")
             return ERROR
+        records = self.world.records
+        if records is not None and not records.forward(self.name, msg[2], msg[3]):
+            if keyed:
+                self.table[key] = REFUSED
+            self._trace(msg, "refuse", "by its records")
+            return REFUSED
         self.world.effects.apply(self.world.env._now, msg[2], msg[3], FORWARD, self.name)
         if keyed:
             self.table[key] = OK
@@ -282,6 +299,8 @@ class Participant(Node):
             if seen != OK:
                 self._trace(msg, "null-compensation", "nothing to undo")
                 return OK
+        if self.world.records is not None:
+            self.world.records.compensate(self.name, msg[2], msg[3])
         self.world.effects.apply(self.world.env._now, msg[2], msg[3], COMPENSATE, self.name)
         if self.world.tracer.on:
             self._trace(msg, "effect", "compensation")

@@ -78,6 +78,8 @@ from sim.world.fates import Counter
 from sim.world.network import command_role, reply_role
 from sim.world.node import Node
 from sim.world.participant import FAIL, HANG, REFUSE, SUCCEED
+from sim.world.records import REFUSE as REFUSE_PENDING
+from sim.world.records import WAIT
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import OUT
 from sim.world.tracker import TRACKER, SagaTracker
@@ -599,6 +601,11 @@ class ChoreographyParticipant:
         elif self.idempotent and msg[3] in self.inbox:
             self._dedup(msg)  # a concurrent copy got there first
         elif op == FORWARD:
+            if outcome == SUCCEED and self.world.records is not None:
+                outcome = self._records_forward(job, step)
+                if outcome == HANG:
+                    p.pool.release()  # waiting for a pending record, without a worker
+                    return
             if outcome == SUCCEED:  # the success of _forward, inlined for speed
                 txn = msg[2]
                 if self.idempotent:
@@ -613,6 +620,22 @@ class ChoreographyParticipant:
         else:
             self._compensate(job, step, outcome)
         p.pool.release()
+
+    def _records_forward(self, job: list[Any], step: int) -> int:
+        """A successful attempt meets its records (:mod:`sim.world.records`):
+        SUCCEED, REFUSE (a pending record, a failed check or a re-read that
+        found a change), or HANG when it waits for a pending record (it
+        resumes through :meth:`_finish`)."""
+        records = self.world.records
+        assert records is not None
+        txn = job[0][2]
+        gate = records.gate(self.p, txn, step, self._finish, job)
+        if gate == WAIT:
+            return HANG
+        if gate == REFUSE_PENDING or not records.forward(self.p.name, txn, step):
+            job[2] = REFUSE
+            return REFUSE
+        return SUCCEED
 
     def _forward(self, job: list[Any], step: int, outcome: int) -> None:
         """A forward attempt that did not succeed (a success is handled in :meth:`_finish`)."""
@@ -643,6 +666,8 @@ class ChoreographyParticipant:
             self.protocol.gave_up.add(txn)
             self._trace(txn, step, COMPENSATE, "give-up")
         else:
+            if self.world.records is not None:
+                self.world.records.compensate(self.p.name, txn, step)
             self.world.effects.apply(self.world.env._now, txn, step, COMPENSATE, self.p.name)
             self._trace(txn, step, COMPENSATE, "effect", "compensation")
         if self.idempotent:

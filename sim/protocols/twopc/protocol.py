@@ -488,6 +488,8 @@ class TwoPCParticipant:
         p = self.p
         txn = work.txn
         if self.working.get(txn) is work:
+            if outcome == SUCCEED and self.world.records is not None and not self._records_prepare(txn):
+                outcome = REFUSE  # its records refused it (a failed check)
             if outcome == SUCCEED:
                 self._prepared(txn)
             elif outcome == HANG:
@@ -497,6 +499,19 @@ class TwoPCParticipant:
                 self._abort(txn, "refused" if outcome == REFUSE else "transient error", unilateral=outcome != REFUSE)
                 self._vote(txn, False)
         p.pool.release()
+
+    def _records_prepare(self, txn: int) -> bool:
+        """Apply this participant's steps to their records, under the locks
+        held until the decision (:mod:`sim.world.records`); False, with
+        nothing left written, when one of them is refused."""
+        records = self.world.records
+        assert records is not None
+        for i, step in enumerate(self.steps):
+            if not records.forward(self.name, txn, step):
+                for done in reversed(self.steps[:i]):
+                    records.compensate(self.name, txn, done)
+                return False
+        return True
 
     def _prepared(self, txn: int) -> None:
         del self.working[txn]
@@ -545,6 +560,9 @@ class TwoPCParticipant:
             if unilateral:
                 self.unilateral_aborts += 1
         now = self.world.env._now
+        if self.world.records is not None and self.table.get(txn) == P_PREPARED:
+            for step in reversed(self.steps):  # the writes made at prepare are undone
+                self.world.records.compensate(self.name, txn, step)
         self.table[txn] = P_ABORTED
         apply = self.world.effects.apply
         for step in self.steps:

@@ -1,0 +1,360 @@
+"""Records with values: what participants hold under the keys of ``[workload.keys]``.
+
+Off unless a scenario declares ``[isolation]`` (``docs/isolation.md``): then
+each participant named in ``[isolation.records]`` holds one record per key
+(an account balance, a stock count), created with its initial value the
+first time it is touched. A step declared in ``[isolation.steps]`` reads and
+writes the records of the keys it touches when its participant applies it
+(:meth:`Records.forward`), and its compensation undoes that by delta or by
+value (:meth:`Records.compensate`). Every read and write is appended to
+``history`` with the value and the version of the record (a record's version
+counts its writes), so the isolation checker (:mod:`sim.isolation`) sees the
+whole history.
+
+The countermeasures that act at the participant live here too:
+
+* ``semantic-lock``: a step's writes mark its records *pending* until its
+  saga ends (its last step applied, or the step compensated); another saga's
+  step meeting a pending record waits for it (:meth:`Records.gate`) or is refused;
+* ``commutative-updates``: compensations by delta, whatever the step declares;
+* ``reread-value``: a step re-reads the records its saga read before and is
+  refused (the saga aborts) if one changed since; a compensation by value
+  that finds the record changed since its step undoes by delta instead (an
+  undo cannot abort: its saga is aborting already).
+
+This module knows no protocol: each protocol's participant side calls it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from sim.world.effects import COMPENSATE, FORWARD, EffectLog
+
+if TYPE_CHECKING:
+    from sim.scenario import IsolationSpec, StepSpec
+    from sim.world.core import World
+    from sim.world.participant import Participant
+    from sim.world.workload import TxnKeys
+
+#: Kinds of access in the history.
+READ = 0
+WRITE = 1
+
+#: What :meth:`Records.gate` answers.
+GO = 0
+WAIT = 1
+REFUSE = 2
+
+
+class Access(NamedTuple):
+    """One read or write of a record (an entry of :attr:`Records.history`)."""
+
+    time: float
+    txn: int
+    step: int
+    #: FORWARD (the step) or COMPENSATE (its compensation)
+    op: int
+    participant: str
+    key: int
+    #: READ or WRITE
+    kind: int
+    value: float
+    #: a read: the version seen; a write: the version it made
+    version: int
+    #: a write: the version its value was computed from (a compensation by
+    #: value: the version its step saw; else the version it replaced); a read: its version
+    based_on: int
+    #: a read after which the step was refused (it acted on nothing)
+    refused: bool
+
+
+class _Undo(NamedTuple):
+    """What a step wrote to one record, for its compensation."""
+
+    key: int
+    value_before: float
+    version_before: int
+    version_written: int
+    delta: float
+
+
+class _Waiter:
+    """A step waiting for a pending record (semantic lock, ``pending = "wait"``)."""
+
+    __slots__ = ("node", "epoch", "resume", "job", "since", "txn", "step", "key", "done")
+
+    def __init__(
+        self, node: Participant, resume: Callable[[Any], None], job: Any, txn: int, step: int, key: Any
+    ) -> None:
+        self.node = node
+        self.epoch = node.epoch
+        self.resume = resume
+        self.job = job
+        self.since = node.world.env._now
+        self.txn = txn
+        self.step = step
+        self.key = key
+        self.done = False
+
+
+class Records:
+    """Every participant's records, their history and the countermeasures."""
+
+    def __init__(self, world: World, spec: IsolationSpec, steps: Sequence[StepSpec], keys: TxnKeys) -> None:
+        self.world = world
+        self.spec = spec
+        self.keys = keys
+        self.initial = {name: r.initial for name, r in spec.records.items()}
+        index = {s.name: i for i, s in enumerate(steps)}
+        self.names = [(s.name, s.compensation or f"undo of {s.name}") for s in steps]
+        self.ops = [spec.steps.get(s.name) for s in steps]
+        self.key_step = [index[op.keys_of] if op is not None and op.keys_of else i for i, op in enumerate(self.ops)]
+        self.cm = [
+            op.countermeasure if op is not None and op.countermeasure else spec.countermeasure for op in self.ops
+        ]
+        self.last = len(steps) - 1
+        #: (participant, key) -> [value, version]
+        self.values: dict[tuple[str, int], list[Any]] = {}
+        #: every read and write, in the order they happened (:class:`Access` fields)
+        self.history: list[tuple[Any, ...]] = []
+        self._undo: dict[tuple[int, int], list[list[_Undo]]] = {}
+        self._seen: dict[tuple[int, str, int], int] = {}
+        self.pending: dict[tuple[str, int], int] = {}
+        #: per transaction, its marked records and how many of its steps' writes on each are not undone
+        self._marks: dict[int, dict[tuple[str, int], int]] = {}
+        self._waiters: dict[tuple[str, int], deque[_Waiter]] = {}
+        self._timed_out: set[tuple[int, int]] = set()
+        # counters (the summary's isolation_* columns)
+        self.waits = 0
+        self.wait_time = 0.0
+        self.pending_refusals = 0
+        self.pending_timeouts = 0
+        self.reread_aborts = 0
+        self.reread_fallbacks = 0
+        self.check_refusals = 0
+        world.effects = _ReleasingLog(world.effects, self)
+
+    # ------------------------------------------------------------ helpers
+
+    def declared(self, step: int) -> bool:
+        """Whether ``step`` reads or writes records."""
+        return self.ops[step] is not None
+
+    def _keys(self, txn: int, step: int) -> list[int]:
+        by_step = self.keys.of(txn)
+        return sorted(set(by_step[self.key_step[step]])) if by_step else []
+
+    def _record(self, participant: str, key: int) -> list[Any]:
+        rec = self.values.get((participant, key))
+        if rec is None:
+            rec = self.values[(participant, key)] = [self.initial[participant], 0]
+        return rec
+
+    def _log(self, txn: int, step: int, op: int, where: str, key: int, kind: int, value: float, version: int,
+             based_on: int, refused: bool = False) -> None:  # fmt: skip
+        now = self.world.env._now
+        self.history.append((now, txn, step, op, where, key, kind, value, version, based_on, refused))
+        tracer = self.world.tracer
+        if tracer.on:
+            what = "read" if kind == READ else "write"
+            note = ", refused" if refused else f" from v{based_on}" if kind == WRITE and based_on != version - 1 else ""
+            tracer.emit(now, where, what, txn, self.names[step][op], f"{where}[{key}] = {value:g} (v{version}{note})")
+
+    # ------------------------------------------------------------ semantic lock
+
+    def gate(self, node: Participant, txn: int, step: int, resume: Callable[[Any], None], job: Any) -> int:
+        """May ``txn``'s ``step`` touch its records at ``node`` now? GO; WAIT:
+        the caller frees its worker, and ``job`` is submitted to ``node``'s
+        pool again (``resume(job)`` when a worker takes it, through
+        ``node.after``: not if the node crashed meanwhile) when the record is
+        released or after ``pending_timeout``; or REFUSE (a pending record and
+        ``pending = "refuse"``, or the wait timed out)."""
+        if self.ops[step] is None:
+            return GO
+        if (txn, step) in self._timed_out:
+            self._timed_out.discard((txn, step))
+            self.pending_timeouts += 1
+            return REFUSE
+        pending = self.pending
+        for key in self._keys(txn, step):
+            holder = pending.get((node.name, key))
+            if holder is not None and holder != txn:
+                if self.world.tracer.on:
+                    self.world.tracer.emit(
+                        self.world.now, node.name, "pending", txn, self.names[step][0],
+                        f"{node.name}[{key}] pending for txn {holder}",
+                    )  # fmt: skip
+                if self.spec.pending == "refuse":
+                    self.pending_refusals += 1
+                    return REFUSE
+                waiter = _Waiter(node, resume, job, txn, step, (node.name, key))
+                self._waiters.setdefault((node.name, key), deque()).append(waiter)
+                self.waits += 1
+                self.world.at(self.spec.pending_timeout, self._expire, waiter)
+                return WAIT
+        return GO
+
+    def _wake(self, waiter: _Waiter) -> None:
+        waiter.done = True
+        self.wait_time += self.world.env._now - waiter.since
+        if waiter.node.epoch == waiter.epoch:  # (else the job was lost in a crash)
+            waiter.node.after(0.0, self._resubmit, waiter)
+
+    def _resubmit(self, waiter: _Waiter) -> None:
+        waiter.node.pool.submit(waiter.job, waiter.resume)
+
+    def _expire(self, waiter: _Waiter) -> None:
+        if waiter.done:
+            return
+        self._timed_out.add((waiter.txn, waiter.step))
+        self._waiters[waiter.key].remove(waiter)
+        self._wake(waiter)
+
+    def _unmark(self, txn: int, rec: tuple[str, int]) -> None:
+        if self.pending.get(rec) == txn:
+            del self.pending[rec]
+            queue = self._waiters.pop(rec, None)
+            while queue:
+                self._wake(queue.popleft())
+
+    def _undone(self, txn: int, recs: list[tuple[str, int]]) -> None:
+        """A compensation of ``txn`` undid its writes on ``recs``: a record
+        none of its other steps still holds a write on is no longer pending."""
+        marks = self._marks.get(txn)
+        if not marks:
+            return
+        for rec in recs:
+            left = marks.get(rec, 0) - 1
+            if left > 0:
+                marks[rec] = left
+            elif rec in marks:
+                del marks[rec]
+                self._unmark(txn, rec)
+        if not marks:
+            del self._marks[txn]
+
+    def ended(self, txn: int) -> None:
+        """``txn``'s last step was applied: its saga is over, its marks go."""
+        marks = self._marks.pop(txn, None)
+        for rec in marks or ():
+            self._unmark(txn, rec)
+
+    # ------------------------------------------------------------ operations
+
+    def forward(self, where: str, txn: int, step: int) -> bool:
+        """Apply ``step`` of ``txn`` to its records at ``where``; False when
+        the step is refused (its check failed, or a re-read found a change):
+        nothing written then."""
+        op = self.ops[step]
+        if op is None:
+            return True
+        keys = self._keys(txn, step)
+        recs = [self._record(where, key) for key in keys]
+        if self.cm[step] == "reread-value":
+            for key, rec in zip(keys, recs, strict=True):
+                seen = self._seen.get((txn, where, key))
+                if seen is not None and seen != rec[1]:
+                    self._log(txn, step, FORWARD, where, key, READ, rec[0], rec[1], rec[1], True)
+                    self.reread_aborts += 1
+                    return False
+        news = [_new_value(op.op, op.amount, rec[0]) for rec in recs]
+        refused = op.check_min is not None and any(new < op.check_min for new in news)
+        if op.op == "read" or refused:
+            for key, rec in zip(keys, recs, strict=True):
+                self._log(txn, step, FORWARD, where, key, READ, rec[0], rec[1], rec[1], refused)
+                self._seen[(txn, where, key)] = rec[1]
+            self.check_refusals += refused
+            return not refused
+        undo = []
+        lock = self.cm[step] == "semantic-lock"
+        for key, rec, new in zip(keys, recs, news, strict=True):
+            before, version = rec
+            if op.check_min is not None:  # the check read the value: the step acts on it
+                self._log(txn, step, FORWARD, where, key, READ, before, version, version)
+            rec[0], rec[1] = new, version + 1
+            self._log(txn, step, FORWARD, where, key, WRITE, new, version + 1, version)
+            self._seen[(txn, where, key)] = version + 1  # (it saw its own write)
+            undo.append(_Undo(key, before, version, version + 1, new - before))
+            if lock:
+                marks = self._marks.setdefault(txn, {})
+                marks[(where, key)] = marks.get((where, key), 0) + 1
+                self.pending.setdefault((where, key), txn)
+        self._undo.setdefault((txn, step), []).append(undo)
+        return True
+
+    def compensate(self, where: str, txn: int, step: int) -> None:
+        """Undo the last application of ``step`` of ``txn`` at ``where`` (nothing
+        if it wrote nothing), and release the records it marked pending."""
+        applied = self._undo.get((txn, step))
+        if not applied:
+            return
+        undo = applied.pop()
+        op = self.ops[step]
+        assert op is not None
+        cm = self.cm[step]
+        by_value = op.compensation == "value" and cm != "commutative-updates"
+        for u in undo:
+            rec = self._record(where, u.key)
+            value, version = rec
+            if by_value and cm == "reread-value" and version != u.version_written:
+                self.reread_fallbacks += 1
+                new, based = value - u.delta, version
+            elif by_value:
+                new, based = u.value_before, u.version_before
+            else:
+                new, based = value - u.delta, version
+            rec[0], rec[1] = new, version + 1
+            self._log(txn, step, COMPENSATE, where, u.key, WRITE, new, version + 1, based)
+        self._undone(txn, [(where, u.key) for u in undo])
+
+    # ------------------------------------------------------------ end of run
+
+    def drift(self) -> dict[str, float]:
+        """Per participant with records, the sum of its records' values minus
+        their initial sum (0 when the sum was conserved)."""
+        out = dict.fromkeys(self.initial, 0.0)
+        for (where, _key), rec in self.values.items():
+            out[where] += rec[0] - self.initial[where]
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """The run's isolation counters (the summary's ``isolation_*`` columns)."""
+        return {
+            "isolation_waits": self.waits,
+            "isolation_wait_time": self.wait_time,
+            "isolation_pending_refusals": self.pending_refusals,
+            "isolation_pending_timeouts": self.pending_timeouts,
+            "isolation_reread_aborts": self.reread_aborts,
+            "isolation_reread_fallbacks": self.reread_fallbacks,
+            "isolation_check_refusals": self.check_refusals,
+        }
+
+
+def _new_value(op: str, amount: float, value: float) -> float:
+    if op == "add":
+        return value + amount
+    if op == "subtract":
+        return value - amount
+    if op == "set":
+        return amount
+    return value  # read
+
+
+class _ReleasingLog(EffectLog):
+    """The effect log of a run with records: a transaction's last step
+    applied ends its saga, which releases its semantic locks."""
+
+    __slots__ = ("records",)
+
+    def __init__(self, log: EffectLog, records: Records) -> None:
+        super().__init__()
+        self.by_txn = log.by_txn
+        self.records = records
+
+    def apply(self, time: float, txn: int, step: int, op: int, participant: str) -> None:
+        self.by_txn[txn].append((time, step, op, participant))
+        if op == FORWARD and step == self.records.last:
+            self.records.ended(txn)
