@@ -13,6 +13,9 @@ and the PNGs beside it. Sections, each shown when the data allows it:
   (:func:`sim.compare.paired_differences`) and each seed's difference;
 - ``rates``: outcome rates against each swept parameter, with 95% bands (a
   dashed upper bound where the count is 0);
+- ``isolation``: with records with values only, the isolation anomaly rate
+  against the swept parameters, one line per countermeasure (or another
+  axis), per protocol, and what each costs (committed share, waits, latency);
 - ``latency``: latency CDFs per protocol, and for a sweep p50 and p99 against
   each swept parameter;
 - ``consistency``: time to consistency as survival curves;

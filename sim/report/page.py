@@ -19,13 +19,14 @@ from sim.dataset import Dataset
 from sim.report.cells import _fmt_value
 from sim.report.parts import _DPI, _MAX_PANELS, SECTIONS, TITLES, Progress, _Image, _Section, _Skip
 from sim.report.pick import Choice
+from sim.report.sections.isolation import IsolationSections, has_isolation
 from sim.report.sections.messages import MessagesSections
 from sim.report.sections.rates import RatesSections
 from sim.report.sections.summary import SummarySections
 from sim.report.sections.timeline import TimelineSections
 
 
-class _Page(SummarySections, RatesSections, MessagesSections, TimelineSections):
+class _Page(SummarySections, RatesSections, IsolationSections, MessagesSections, TimelineSections):
     """Builds the sections of one report into ``folder``."""
 
     def __init__(self, dataset: Dataset, folder: Path, choice: Choice, progress: Progress) -> None:
@@ -44,6 +45,7 @@ class _Page(SummarySections, RatesSections, MessagesSections, TimelineSections):
             "summary": self._summary,
             "comparison": self._comparison,
             "rates": self._rates,
+            "isolation": self._isolation,
             "latency": self._latency,
             "consistency": self._consistency,
             "messages": self._messages,
@@ -51,6 +53,8 @@ class _Page(SummarySections, RatesSections, MessagesSections, TimelineSections):
             "swimlane": self._swimlane,
         }
         for sid in SECTIONS:
+            if sid == "isolation" and not has_isolation(self.ds.summary):
+                continue  # (runs without records with values: not a section left out, one that does not apply)
             self.progress(TITLES[sid].lower())
             try:
                 if self.txns.empty and sid != "summary":
