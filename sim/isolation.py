@@ -10,8 +10,10 @@ witness). Per record (a participant's key), in the order the accesses happened:
   transaction wrote in between: that transaction's write is gone. Flagged on
   the transaction that overwrote.
 * ``dirty_read``: a step read (a read, or the check of a write) a value
-  holding another transaction's write that was compensated after the read:
-  it acted on a value that, in the end, never was. Flagged on the reader.
+  holding another transaction's write that was compensated after the read,
+  and its transaction then acted on it (it went through to its last step, or
+  wrote after the read): it acted on a value that, in the end, never was.
+  Flagged on the reader.
 * ``fuzzy_read``: a transaction read a record it had seen before at another
   version, another transaction having written it in between (a
   non-repeatable read). Flagged on the reader.
@@ -26,7 +28,7 @@ summary (``invariant_end_violations``): it belongs to no single transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence, Set
 from typing import TYPE_CHECKING, NamedTuple
 
 from sim.world.effects import COMPENSATE, FORWARD
@@ -57,19 +59,40 @@ class IsolationChecker:
     def _op(self, access: Access) -> str:
         return self.names[access.step][0 if access.op == FORWARD else 1]
 
-    def check(self, history: Sequence[tuple[object, ...]]) -> dict[int, list[Found]]:
-        """Every anomaly of the history, per transaction (first found first)."""
+    def check(self, history: Sequence[tuple[object, ...]], ended: Set[int] | None = None) -> dict[int, list[Found]]:
+        """Every anomaly of the history, per transaction (first found first).
+        ``ended``: the transactions that went through to their last step (a
+        dirty read counts when its reader then acted on it: it ended so, or
+        wrote after the read); ``None``: every transaction did."""
         found: dict[int, list[Found]] = {}
         by_record: dict[tuple[str, int], list[Access]] = {}
-        for raw in history:
+        at: dict[tuple[str, int], list[int]] = {}
+        last_write: dict[int, int] = {}  # txn -> its last forward write's place in the history
+        for i, raw in enumerate(history):
             access = Access._make(raw)
             by_record.setdefault((access.participant, access.key), []).append(access)
+            at.setdefault((access.participant, access.key), []).append(i)
+            if access.kind != READ and access.op == FORWARD:
+                last_write[access.txn] = i
+
+        def acted(txn: int, i: int) -> bool:
+            return ended is None or txn in ended or last_write.get(txn, -1) > i
+
         for (where, key), accesses in by_record.items():
-            self._record(f"{where}[{key}]", self.spec.records[where].min, accesses, found)
+            self._record(f"{where}[{key}]", self.spec.records[where].min, accesses, at[(where, key)], acted, found)
         return found
 
-    def _record(self, rec: str, floor: float | None, accesses: list[Access], found: dict[int, list[Found]]) -> None:
-        """The anomalies on one record, from its accesses in order."""
+    def _record(
+        self,
+        rec: str,
+        floor: float | None,
+        accesses: list[Access],
+        at: list[int],
+        acted: Callable[[int, int], bool],
+        found: dict[int, list[Found]],
+    ) -> None:
+        """The anomalies on one record, from its accesses in order (``at``:
+        their places in the whole history)."""
         writer: dict[int, Access] = {}  # version -> the write that made it
         undone_at: dict[tuple[int, int], int] = {}  # (txn, step) -> position of its last compensation here
         for pos, a in enumerate(accesses):
@@ -98,7 +121,7 @@ class IsolationChecker:
             if a.op != FORWARD or a.refused:
                 continue
             for source in doomed.values():
-                if source.txn != a.txn:
+                if source.txn != a.txn and acted(a.txn, at[pos]):
                     # the value read holds a write that is later undone
                     flag(
                         a.txn, "dirty_read", source.txn,

@@ -17,6 +17,7 @@ from sim.protocols import registry
 from sim.protocols.base import KEY_STRIDE, TransactionProtocol
 from sim.scenario import PROTOCOLS, Scenario, estimate_work
 from sim.world.core import EventBudgetExceeded, World
+from sim.world.effects import FORWARD
 from sim.world.faults import FaultRecord, Faults, Planned, plan_nemesis, plan_timeline
 from sim.world.network import Network
 from sim.world.node import Node
@@ -294,9 +295,14 @@ class Model:
         if self._isolation is None:
             records = self.world.records
             assert records is not None and self.scenario.isolation is not None
-            self._isolation = IsolationChecker(self.scenario.isolation, self.scenario.transaction.steps).check(
-                records.history
-            )
+            last = len(self.scenario.transaction.steps) - 1
+            ended = {
+                txn
+                for txn, effects in enumerate(self.world.effects.by_txn)
+                if any(e[1] == last and e[2] == FORWARD for e in effects)
+            }
+            checker = IsolationChecker(self.scenario.isolation, self.scenario.transaction.steps)
+            self._isolation = checker.check(records.history, ended)
         return self._isolation
 
     def isolation_figures(self, anomalies: Iterable[tuple[str, ...]], n: int) -> dict[str, Any]:

@@ -93,6 +93,18 @@ def test_dirty_read_of_a_write_later_compensated() -> None:
     assert found[2][0].other == 1 and "then txn 1 compensated it" in found[2][0].reason
 
 
+def test_a_dirty_read_counts_only_when_the_reader_acted_on_it() -> None:
+    history = [W(1, 1, 1, 90), R(2, 2, 1, 90), W(3, 1, 2, 100, op=COMPENSATE)]
+    s = _iso()
+    checker = IsolationChecker(s.isolation, s.transaction.steps)
+    assert checker.check(history, ended=set()) == {}  # txn 2 neither ended nor wrote after: it acted on nothing
+    assert [f.code for f in checker.check(history, ended={2})[2]] == ["dirty_read"]  # it went through
+    wrote = [*history[:2], (2.5, 2, 1, FORWARD, "payment", 7, WRITE, 1.0, 1, 0, False), history[2]]
+    assert [f.code for f in checker.check(wrote, ended=set())[2]] == ["dirty_read"]  # it wrote after the read
+    wrote_before = [(1.5, 2, 1, FORWARD, "payment", 7, WRITE, 1.0, 1, 0, False), *history]
+    assert checker.check(wrote_before, ended=set()) == {}  # (only a write after the read counts)
+
+
 def test_no_dirty_read_when_the_compensation_came_first_or_never() -> None:
     # read after the refund (the refund at the same instant, logged first): clean
     assert _check([W(1, 1, 1, 90), W(2, 1, 2, 100, op=COMPENSATE), R(2, 2, 2, 100)]) == {}
@@ -391,3 +403,45 @@ def test_unknown_step_in_isolation_exits_2(capsys: pytest.CaptureFixture[str], t
     path.write_text(text)
     code, out, err = sagasim(capsys, "validate", path)
     assert code == 2 and "isolation.steps.payy" in out + err and "did you mean 'pay'" in out + err
+
+
+# ---------------------------------------------------------------- the sweep and its report
+
+
+def test_the_sweep_and_its_report_show_the_anomaly_rate_against_the_skew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sim.report.page
+    from sim.report import build_report
+    from sim.sweep import load_sweep, run_sweep
+
+    s = load_sweep(
+        ROOT / "sweeps/isolation-countermeasures.toml",
+        seeds=[1],
+        protocols=["orchestration", "2pc"],
+        overrides={"run.duration": 5.0, "run.drain": 10.0},
+    )
+    ds = run_sweep(s, tmp_path / "out", workers=1)
+    summary = ds.summary.set_index(["isolation.countermeasure", "workload.keys.skew", "protocol"])
+    rate = summary["isolation_anomaly_rate"]
+    assert rate.xs("2pc", level="protocol").eq(0).all()
+    assert rate.xs("semantic-lock", level="isolation.countermeasure").eq(0).all()
+    assert rate[("none", 1.5, "orchestration")] > rate[("none", 0.0, "orchestration")]
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("summary", "isolation"))
+    page = build_report(ds, tmp_path / "report").read_text()
+    assert (tmp_path / "report" / "isolation.png").exists()
+    assert "Isolation anomalies and their cost" in page and "semantic-lock" in page
+
+
+def test_a_report_without_records_leaves_the_isolation_section_unlisted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sim.report.page
+    from sim.report import build_report
+
+    s = load_scenario(ROOT / "scenarios" / "twopc-hot-keys.toml", {"run.duration": 2.0, "run.drain": 2.0})
+    result = sim.run(s, protocol="orchestration", seed=1)
+    result.save(tmp_path / "result")
+    monkeypatch.setattr(sim.report.page, "SECTIONS", ("summary", "isolation"))
+    page = build_report(tmp_path / "result", tmp_path / "report").read_text()
+    assert "Isolation anomalies" not in page and not (tmp_path / "report" / "isolation.png").exists()

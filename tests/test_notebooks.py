@@ -31,7 +31,13 @@ SMALL: dict[str, dict[str, Any]] = {
     # and its faults are timed for its full duration.
     "incident-deep-dive.ipynb": {"SEED": 1},
     # Enough arrivals for each anomaly to appear; the grid at two skews.
-    "isolation.ipynb": {"SEED": 1, "DURATION": 4.0, "DRAIN": 10.0, "SKEWS": [0.0, 1.5], "PROTOCOLS": ["orchestration", "2pc"]},
+    "isolation.ipynb": {
+        "SEED": 1,
+        "DURATION": 4.0,
+        "DRAIN": 10.0,
+        "SKEWS": [0.0, 1.5],
+        "PROTOCOLS": ["orchestration", "2pc"],
+    },
 }
 CELL_TIMEOUT = 180  # seconds, per cell
 #: Where the notebooks write by default (their ``OUT``: ../results/notebooks from notebooks/).

@@ -220,20 +220,14 @@ class Participant(Node):
 
     def _finish(self, job: tuple[tuple[Any, ...], int]) -> None:
         msg, outcome = job
-        records = self.world.records
-        if records is not None and outcome == SUCCEED and msg[4] == FORWARD:
-            # a record another saga marked pending (semantic lock): wait, holding the worker, or refuse
-            gate = records.gate(self, msg[2], msg[3], self._finish, job)
-            if gate == WAIT:
-                self.pool.release()  # it waits without a worker (resubmitted when the record is free)
-                return
-            if gate == REFUSE_PENDING:
-                outcome = REFUSE
         if outcome == HANG:
             if self.world.tracer.on:
                 self.world.tracer.emit(self.world.now, self.name, "hang", msg[2], self._label(msg))
         else:
             status = self._forward(msg, outcome) if msg[4] == FORWARD else self._compensate(msg, outcome)
+            if status is None:  # waiting for a pending record (semantic lock), without a worker
+                self.pool.release()
+                return
             if self.world.tracer.on:
                 self._trace(msg, "respond", status, peer=msg[1], message="rep", direction=OUT)
             self._reply(msg, status)
@@ -255,7 +249,7 @@ class Participant(Node):
 
     # ------------------------------------------------------------ effects
 
-    def _forward(self, msg: tuple[Any, ...], outcome: int) -> str:
+    def _forward(self, msg: tuple[Any, ...], outcome: int) -> str | None:
         key = msg[5]
         keyed = self.idempotent and key is not None
         if keyed:
@@ -273,11 +267,17 @@ class Participant(Node):
             self._trace(msg, "error", "transient")
             return ERROR
         records = self.world.records
-        if records is not None and not records.forward(self.name, msg[2], msg[3]):
-            if keyed:
-                self.table[key] = REFUSED
-            self._trace(msg, "refuse", "by its records")
-            return REFUSED
+        if records is not None:
+            # a record another saga marked pending (semantic lock): wait (None) or refuse;
+            # then its operation, which its check or a re-read may refuse
+            gate = records.gate(self, msg[2], msg[3], self._finish, (msg, outcome))
+            if gate == WAIT:
+                return None
+            if gate == REFUSE_PENDING or not records.forward(self.name, msg[2], msg[3]):
+                if keyed:
+                    self.table[key] = REFUSED
+                self._trace(msg, "refuse", "by its records")
+                return REFUSED
         self.world.effects.apply(self.world.env._now, msg[2], msg[3], FORWARD, self.name)
         if keyed:
             self.table[key] = OK
