@@ -633,10 +633,8 @@ class Broker(Node):
             if at >= copy.acked:
                 return copy
             copy.acked = at
-        if copy.waited:  # _due(), inlined for speed (nothing to do if no copy waits)
-            queue = self.partitions.get((copy.group, copy.txn))
-            if queue is not None and len(queue) > 1 and queue[0] is copy:
-                self.world.at(at - self.world.env._now, self._acked, (copy, at))
+        if copy.waited:  # (nothing to do if no copy waits)
+            self._due(copy)
         return copy
 
     def arm(self, copy: Copy) -> None:
