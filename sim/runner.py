@@ -217,6 +217,14 @@ class Model:
         self._txn_columns = registry.get(protocol).transaction_columns
 
     @property
+    def settles(self) -> bool:
+        """Whether a streamed run judges transactions as it goes: its protocol
+        declares ``settles`` (:mod:`sim.world.settle`) and the scenario has no
+        records with values (an isolation anomaly involves other
+        transactions: judged from the whole history, at the end)."""
+        return bool(getattr(self.protocol, "settles", False)) and self.world.records is None
+
+    @property
     def end(self) -> float:
         return self.scenario.run.duration + self.scenario.run.drain
 

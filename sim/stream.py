@@ -199,9 +199,7 @@ class Streamer:
         self.tally = Tally()
         #: started, not yet judged: transaction id -> start
         self.open: dict[int, float] = {}
-        # (a run with records is judged at the end: an isolation anomaly
-        # involves other transactions, judged from the whole history)
-        self.settles = bool(getattr(model.protocol, "settles", False)) and model.world.records is None
+        self.settles = model.settles
         if self.settles:
             model.world.settle = Settlement()
         self._forget: Callable[[int], None] | None = getattr(model.protocol, "forget", None)

@@ -445,3 +445,25 @@ def test_a_report_without_records_leaves_the_isolation_section_unlisted(
     monkeypatch.setattr(sim.report.page, "SECTIONS", ("summary", "isolation"))
     page = build_report(tmp_path / "result", tmp_path / "report").read_text()
     assert "Isolation anomalies" not in page and not (tmp_path / "report" / "isolation.png").exists()
+
+
+def test_a_wait_lost_in_a_crash_leaves_no_refusal_behind() -> None:
+    s = load_scenario(
+        ROOT / "scenarios" / "isolation-dirty-read.toml",
+        {
+            **SHORT,
+            "isolation.countermeasure": "semantic-lock",
+            "workload.interarrival": {"dist": "constant", "value": 100.0},  # (no arrival: only the two below)
+        },
+    )
+    m = Model(s, "orchestration", 1, runtime_faults=True)
+    rec = m.world.records
+    wallet = m.participants["wallet"]
+    m.keys.by_txn[0] = ((1,), (1,), ())
+    m.keys.by_txn[1] = ((1,), (2,), ())
+    rec.forward("wallet", 0, 0)
+    assert rec.gate(wallet, 1, 0, print, "job") == 1
+    m.faults.start("crash", target="wallet", duration=0.5)
+    m.world.run(until=2.0)  # past pending_timeout (1 s)
+    assert rec.pending_timeouts == 0 and not rec._timed_out
+    assert rec.gate(wallet, 1, 0, print, "job") == 1  # a new attempt waits again, not refused

@@ -52,7 +52,7 @@ def test_judging_as_it_goes_gives_the_tables_of_judging_at_the_end(path: Path, t
         assert _same(_summary(done.output.summary), _summary(at_end.summary)) == [], f"{path.stem}/{protocol}"
         pd.testing.assert_frame_equal(events_frame(done.output.events), events_frame(at_end.events))
         pd.testing.assert_frame_equal(faults_frame(done.output.faults), faults_frame(at_end.faults))
-        if getattr(model.protocol, "settles", False):
+        if model.settles:
             # Judged before the end: the test compares the early path, not the
             # end one. The runs drain for 30 s and a transaction that ends
             # does so within seconds, so by the last look before the end all

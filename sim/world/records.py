@@ -209,7 +209,8 @@ class Records:
     def _expire(self, waiter: _Waiter) -> None:
         if waiter.done:
             return
-        self._timed_out.add((waiter.txn, waiter.step))
+        if waiter.node.epoch == waiter.epoch:  # (a job lost in a crash leaves no refusal behind)
+            self._timed_out.add((waiter.txn, waiter.step))
         self._waiters[waiter.key].remove(waiter)
         self._wake(waiter)
 
