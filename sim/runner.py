@@ -142,6 +142,7 @@ class Model:
         self.seed = seed
         self.world = World(seed, scenario.run.trace if trace is None else trace)
         self.world.max_events = scenario.limits.event_budget(estimate_work(scenario).arrivals)
+        self.world.horizon = scenario.run.duration + scenario.run.drain
         self.network = Network(self.world, scenario.network)
         self.participants: dict[str, Participant] = {}
         for name, spec in scenario.participants.items():
