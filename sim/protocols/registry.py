@@ -38,7 +38,11 @@ class ProtocolInfo:
     returning its :class:`~sim.protocols.base.TransactionProtocol`;
     ``checker`` is ``"module:class"`` of the checker judging its transactions.
     ``transaction_columns`` and ``summary_columns`` are the columns it adds to
-    ``transactions.parquet`` and ``summary.parquet``.
+    ``transactions.parquet`` and ``summary.parquet``. ``anomalies`` are the
+    anomaly codes its checker gives beyond the common ones
+    (:data:`sim.checker.ANOMALIES`): its summary counts each
+    (``anomaly_<code>``) and gives its share of the transactions
+    (``anomaly_<code>_share``); other protocols' summaries have neither.
     """
 
     name: str
@@ -52,6 +56,7 @@ class ProtocolInfo:
     checker: str
     transaction_columns: tuple[str, ...] = ()
     summary_columns: tuple[str, ...] = ()
+    anomalies: tuple[str, ...] = ()
     #: Whether a transaction can end ``aborted`` (rolled back before any effect).
     aborts: bool = False
     #: Whether its transactions have no coordinator (a chain of events: the
