@@ -550,7 +550,7 @@ class TCCParticipant:
         self.world.effects.apply(now, txn, step, RESERVED, self.name)
         self.reserved.setdefault((txn, step), []).append(now)
         self.reservations += 1
-        self._trace("reserve", txn, step)
+        self._trace("reserved", txn, step)
         if self.ttl is not None:
             self.p.after(self.ttl, self._expire, (txn, step, now))
         return OK
@@ -580,7 +580,7 @@ class TCCParticipant:
                 return EXPIRED_STATUS
             self.barrier[(txn, step)] = bits | B_CONFIRM
         self.world.effects.apply(self.world.env._now, txn, step, FORWARD, self.name)
-        self._trace("confirm", txn, step, "forward")
+        self._trace("confirmed", txn, step, "forward")
         if live:
             self._release(txn, step, live[0])
         return OK
@@ -603,7 +603,7 @@ class TCCParticipant:
                 self._trace("barrier", txn, step, "reservation gone: nothing released")
                 return OK
         self.world.effects.apply(self.world.env._now, txn, step, RELEASED, self.name)
-        self._trace("release", txn, step, "cancel")
+        self._trace("released", txn, step, "cancel")
         if live:
             self._release(txn, step, live[0])
         return OK
@@ -617,7 +617,7 @@ class TCCParticipant:
         if self.barrier_on:
             self.barrier[(txn, step)] = self.barrier.get((txn, step), 0) | B_EXPIRED
         self.world.effects.apply(self.world.env._now, txn, step, EXPIRED, self.name)
-        self._trace("expire", txn, step, f"after {self.ttl:g} s")
+        self._trace("expired", txn, step, f"after {self.ttl:g} s")
         self._release(txn, step, since)
 
     def _reply(self, msg: tuple[Any, ...], status: str) -> None:
