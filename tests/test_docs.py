@@ -182,7 +182,17 @@ def test_scenario_files_paired_variants_differ_only_in_the_design(a: str, b: str
     left = load_scenario(ROOT / "scenarios" / f"{a}.toml").effective()
     right = load_scenario(ROOT / "scenarios" / f"{b}.toml").effective()
     differ = PAIRS[(a, b)]
-    for key in ("run", "workload", "network", "participants", "transactions", "orchestrator", "tcc", "faults", "nemesis"):
+    for key in (
+        "run",
+        "workload",
+        "network",
+        "participants",
+        "transactions",
+        "orchestrator",
+        "tcc",
+        "faults",
+        "nemesis",
+    ):
         if key not in differ:
             assert left[key] == right[key], f"{a} and {b} differ in [{key}]"
     for key in differ:
