@@ -465,3 +465,15 @@ def test_the_same_seed_gives_the_same_tables() -> None:
     assert not a.transactions.outcome.equals(c.transactions.outcome) or not a.transactions.latency.equals(
         c.transactions.latency
     )
+
+
+def test_a_runaway_tcc_setting_is_named_among_the_likely_storms() -> None:
+    from sim.runner import likely_storms
+
+    storm = {"attempts": "unlimited", "initial": 0.0, "max": 0.0}
+    causes = likely_storms(order_scenario({"tcc.cancel_retry": storm, "tcc.timeout": 1e-9}))
+    assert causes == [
+        "a retry storm: tcc.cancel_retry retries without limit and with zero back-off (initial = 0)",
+        "tcc.timeout = 1e-09 s times out before any reply can arrive",
+    ]
+    assert likely_storms(order_scenario()) == []
