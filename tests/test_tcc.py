@@ -477,3 +477,15 @@ def test_a_runaway_tcc_setting_is_named_among_the_likely_storms() -> None:
         "tcc.timeout = 1e-09 s times out before any reply can arrive",
     ]
     assert likely_storms(order_scenario()) == []
+
+
+def test_the_report_draws_the_reservation_time(tmp_path: Path) -> None:
+    from sim.report import build_report
+
+    result = sim.run(order_scenario({"run.duration": 3.0, "run.drain": 2.0, "run.protocols": ["tcc", "2pc"]}), seed=1)
+    index = build_report(result.save(tmp_path / "run"), tmp_path / "report")
+    page = index.read_text()
+    assert (index.parent / "tcc-times.png").exists()
+    assert "TCC (try-confirm-cancel): time per transaction" in page
+    assert "reserved time" in page
+    assert (index.parent / "twopc.png").exists() or "two-phase commit" in page  # 2PC's own figure is kept
