@@ -489,3 +489,15 @@ def test_the_report_draws_the_reservation_time(tmp_path: Path) -> None:
     assert "TCC (try-confirm-cancel): time per transaction" in page
     assert "reserved time" in page
     assert (index.parent / "twopc.png").exists() or "two-phase commit" in page  # 2PC's own figure is kept
+
+
+def test_a_restarted_participant_rearms_its_expiry_timers() -> None:
+    # Inventory's Try is lost, so payment's reservation (1.011) waits for the
+    # Cancel (sent at 2.0); its expiry (ttl 0.5: due at 1.511) falls while
+    # payment is down (1.2 to 1.7) and is lost with its memory: the restart
+    # re-arms it, overdue, at once.
+    crash = {"kind": "crash", "target": "payment", "at": 1.2, "duration": 0.5}
+    rows = timeline({"tcc.reservation_ttl": 0.5, "faults": [*LOST_TRY, crash]})
+    assert (1.7, "payment", "expired", "charge", "after 0.5 s") in rows
+    assert (2.011, "payment", "barrier", "charge", "reservation gone: nothing released") in rows
+    assert one({"tcc.reservation_ttl": 0.5, "faults": [*LOST_TRY, crash]}).outcome == "aborted"

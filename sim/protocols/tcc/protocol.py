@@ -42,7 +42,6 @@ Ground truth goes to the effect log: :data:`RESERVED` when a Try applies,
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sim.protocols.base import CoordinatorView
@@ -380,8 +379,7 @@ class TCCParticipant:
         #: (without the barrier a duplicate Try makes a second one)
         self.reserved: dict[tuple[int, int], list[float]] = {}
         self.reserved_time: dict[int, float] = {}
-        # volatile
-        self.queue: deque[tuple[Any, ...]] = deque()
+        # volatile (the jobs waiting for a worker are in the participant's pool)
         self.waiting: dict[int, list[tuple[Any, ...]]] = {}  # txn -> Trys waiting for its keys
         self.trying: dict[int, int] = {}  # txn -> Trys that took its keys and have not finished
         self._answers = Counter()
@@ -490,22 +488,17 @@ class TCCParticipant:
     # ------------------------------------------------------------ work
 
     def _enqueue(self, msg: tuple[Any, ...]) -> None:
-        p = self.p
-        if p.busy < p.workers:
-            self._start(msg)
-        else:
-            self.queue.append(msg)
+        self.p.pool.submit(msg, self._start)
 
     def _start(self, msg: tuple[Any, ...]) -> None:
         p = self.p
-        p.busy += 1
         p.attempts += 1
         # A Try draws the step's forward fate; a Confirm or a Cancel, the
         # second-phase work, its compensation's (compensation_time and
         # compensation_failure), the saga's refund paired with TCC's cancel.
         op = FORWARD if msg[0] == TRY else COMPENSATE
         outcome, duration = p.draw_attempt(msg[2], msg[3], op)
-        p.after(duration, self._done, (msg, outcome))
+        p.pool.serve(duration, self._done, (msg, outcome))
 
     def _done(self, job: tuple[tuple[Any, ...], int]) -> None:
         msg, outcome = job
@@ -523,10 +516,7 @@ class TCCParticipant:
             txn = msg[2]
             self.trying[txn] -= 1
             self._maybe_release(txn)
-        p = self.p
-        p.busy -= 1
-        if self.queue and p.busy < p.workers:
-            self._start(self.queue.popleft())
+        self.p.pool.release()
 
     def _tried(self, msg: tuple[Any, ...], outcome: int) -> str:
         txn, step = msg[2], msg[3]
@@ -634,8 +624,7 @@ class TCCParticipant:
     # ------------------------------------------------------------ crashes
 
     def on_crash(self) -> None:
-        self.p.lost_in_crash += len(self.queue)
-        self.queue.clear()
+        # (the jobs in service and queued are lost with the worker pool)
         self.waiting.clear()
         self.trying.clear()
         self.lock_deadlines.clear()
