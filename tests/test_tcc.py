@@ -75,11 +75,11 @@ def test_a_happy_transaction_tries_everywhere_then_confirms_everywhere() -> None
         (1.0, "coordinator", "try", "charge", "to payment"),
         (1.0, "coordinator", "try", "reserve", "to inventory"),
         (1.0, "coordinator", "try", "ship", "to shipping"),
-        (1.011, "payment", "reserved", "charge", ""),
+        (1.011, "payment", "effect", "charge", "reserved"),
         (1.011, "payment", "respond", "charge", "try ok"),
-        (1.011, "inventory", "reserved", "reserve", ""),
+        (1.011, "inventory", "effect", "reserve", "reserved"),
         (1.011, "inventory", "respond", "reserve", "try ok"),
-        (1.011, "shipping", "reserved", "ship", ""),
+        (1.011, "shipping", "effect", "ship", "reserved"),
         (1.011, "shipping", "respond", "ship", "try ok"),
         (1.012, "coordinator", "reply", "charge", "try ok"),
         (1.012, "coordinator", "reply", "reserve", "try ok"),
@@ -88,11 +88,11 @@ def test_a_happy_transaction_tries_everywhere_then_confirms_everywhere() -> None
         (1.012, "coordinator", "confirm", "charge", "attempt 1 to payment"),
         (1.012, "coordinator", "confirm", "reserve", "attempt 1 to inventory"),
         (1.012, "coordinator", "confirm", "ship", "attempt 1 to shipping"),
-        (1.023, "payment", "confirmed", "charge", "forward"),
+        (1.023, "payment", "effect", "charge", "forward"),
         (1.023, "payment", "respond", "charge", "confirm ok"),
-        (1.023, "inventory", "confirmed", "reserve", "forward"),
+        (1.023, "inventory", "effect", "reserve", "forward"),
         (1.023, "inventory", "respond", "reserve", "confirm ok"),
-        (1.023, "shipping", "confirmed", "ship", "forward"),
+        (1.023, "shipping", "effect", "ship", "forward"),
         (1.023, "shipping", "respond", "ship", "confirm ok"),
         (1.024, "coordinator", "reply", "charge", "confirm ok"),
         (1.024, "coordinator", "reply", "reserve", "confirm ok"),
@@ -107,14 +107,14 @@ def test_a_happy_transaction_tries_everywhere_then_confirms_everywhere() -> None
 
 
 def test_sequential_tries_go_one_at_a_time_in_step_order() -> None:
-    rows = [r for r in timeline({"tcc.try_order": "sequential"}) if r[2] in ("try", "reserved", "decide")]
+    rows = [r for r in timeline({"tcc.try_order": "sequential"}) if r[2] in ("try", "decide") or r[4] == "reserved"]
     assert rows == [
         (1.0, "coordinator", "try", "charge", "to payment"),
-        (1.011, "payment", "reserved", "charge", ""),
+        (1.011, "payment", "effect", "charge", "reserved"),
         (1.012, "coordinator", "try", "reserve", "to inventory"),
-        (1.023, "inventory", "reserved", "reserve", ""),
+        (1.023, "inventory", "effect", "reserve", "reserved"),
         (1.024, "coordinator", "try", "ship", "to shipping"),
-        (1.035, "shipping", "reserved", "ship", ""),
+        (1.035, "shipping", "effect", "ship", "reserved"),
         (1.036, "coordinator", "decide", "", "confirm"),
     ]
     assert one({"tcc.try_order": "sequential"}).messages == 12
@@ -126,7 +126,7 @@ def test_a_refused_try_cancels_every_step_that_was_sent_a_try() -> None:
     rows = timeline({"participants.inventory.business_failure": 1.0})
     assert (1.011, "inventory", "refuse", "reserve", "") in rows
     assert (1.012, "coordinator", "decide", "", "cancel") in rows
-    assert [r[1] for r in rows if r[2] == "released"] == ["payment", "shipping"]
+    assert [r[1] for r in rows if r[4] == "released"] == ["payment", "shipping"]
     assert (1.023, "inventory", "barrier", "reserve", "null cancel: no try here, nothing released") in rows
     row = one({"participants.inventory.business_failure": 1.0})
     assert (row.outcome, row.messages, row.coordinator) == ("aborted", 12, "aborted")
@@ -138,7 +138,7 @@ def test_a_refused_try_cancels_every_step_that_was_sent_a_try() -> None:
 def test_null_compensation_without_the_barrier_releases_what_was_never_reserved() -> None:
     rows = timeline({"tcc.barrier": False, "faults": LOST_TRY})
     assert (2.0, "coordinator", "timeout", "", "no answer from reserve") in rows
-    assert (2.011, "inventory", "released", "reserve", "cancel") in rows
+    assert (2.011, "inventory", "effect", "reserve", "released") in rows
     row = one({"tcc.barrier": False, "faults": LOST_TRY})
     assert row.outcome == "inconsistent"
     assert list(row.anomalies) == ["null_compensation_applied"]
@@ -147,7 +147,7 @@ def test_null_compensation_without_the_barrier_releases_what_was_never_reserved(
 def test_null_compensation_with_the_barrier_changes_nothing() -> None:
     rows = timeline({"faults": LOST_TRY})
     assert (2.011, "inventory", "barrier", "reserve", "null cancel: no try here, nothing released") in rows
-    assert not [r for r in rows if r[1] == "inventory" and r[2] == "released"]
+    assert not [r for r in rows if r[1] == "inventory" and r[4] == "released"]
     assert one({"faults": LOST_TRY}).outcome == "aborted"
 
 
@@ -155,7 +155,7 @@ def test_hanging_without_the_barrier_a_try_after_its_cancel_reserves_for_ever() 
     rows = timeline({"tcc.barrier": False, "faults": LATE_TRY})
     assert rows[-3:] == [
         (2.012, "coordinator", "end", "", "aborted"),
-        (3.011, "inventory", "reserved", "reserve", ""),
+        (3.011, "inventory", "effect", "reserve", "reserved"),
         (3.011, "inventory", "respond", "reserve", "try ok"),
     ]
     row = one({"tcc.barrier": False, "faults": LATE_TRY})
@@ -175,9 +175,9 @@ def test_hanging_with_the_barrier_the_late_try_is_refused() -> None:
 
 def test_without_the_barrier_a_duplicate_confirm_confirms_twice() -> None:
     rows = timeline({"tcc.barrier": False, "faults": TWICE})
-    assert [r for r in rows if r[1] == "payment" and r[2] == "confirmed"] == [
-        (1.023, "payment", "confirmed", "charge", "forward"),
-        (1.023, "payment", "confirmed", "charge", "forward"),
+    assert [r for r in rows if r[1] == "payment" and r[4] == "forward"] == [
+        (1.023, "payment", "effect", "charge", "forward"),
+        (1.023, "payment", "effect", "charge", "forward"),
     ]
     row = one({"tcc.barrier": False, "faults": TWICE})
     assert (row.outcome, list(row.anomalies)) == ("inconsistent", ["confirmed_twice"])
@@ -185,8 +185,8 @@ def test_without_the_barrier_a_duplicate_confirm_confirms_twice() -> None:
 
 def test_with_the_barrier_a_duplicate_confirm_changes_nothing() -> None:
     rows = timeline({"faults": TWICE})
-    assert [r for r in rows if r[1] == "payment" and r[2] in ("confirmed", "barrier")] == [
-        (1.023, "payment", "confirmed", "charge", "forward"),
+    assert [r for r in rows if r[1] == "payment" and r[2] in ("effect", "barrier") and r[0] > 1.02] == [
+        (1.023, "payment", "effect", "charge", "forward"),
         (1.023, "payment", "barrier", "charge", "confirm again: nothing applied"),
     ]
     assert one({"faults": TWICE}).outcome == "committed"
@@ -216,9 +216,9 @@ EXPIRY = {
 
 def test_a_reservation_expired_under_a_confirm_in_flight_is_inconsistent() -> None:
     rows = timeline(EXPIRY)
-    assert (1.041, "payment", "expired", "charge", "after 0.03 s") in rows
+    assert (1.041, "payment", "effect", "charge", "expired after 0.03 s") in rows
     assert (1.063, "payment", "confirm-refused", "charge", "reservation expired") in rows
-    assert (1.054, "shipping", "confirmed", "ship", "forward") in rows
+    assert (1.054, "shipping", "effect", "ship", "forward") in rows
     row = one(EXPIRY)
     assert (row.outcome, list(row.anomalies), row.coordinator) == (
         "inconsistent",
@@ -498,6 +498,22 @@ def test_a_restarted_participant_rearms_its_expiry_timers() -> None:
     # re-arms it, overdue, at once.
     crash = {"kind": "crash", "target": "payment", "at": 1.2, "duration": 0.5}
     rows = timeline({"tcc.reservation_ttl": 0.5, "faults": [*LOST_TRY, crash]})
-    assert (1.7, "payment", "expired", "charge", "after 0.5 s") in rows
+    assert (1.7, "payment", "effect", "charge", "expired after 0.5 s") in rows
     assert (2.011, "payment", "barrier", "charge", "reservation gone: nothing released") in rows
     assert one({"tcc.reservation_ttl": 0.5, "faults": [*LOST_TRY, crash]}).outcome == "aborted"
+
+
+def test_explain_lists_reservations_and_releases(tmp_path: Path) -> None:
+    from sim.explain import explain
+
+    scenario = order_scenario({**ONE, "tcc.barrier": False, "faults": LATE_TRY})
+    folder = sim.run(scenario, protocol="tcc", seed=1, trace=True).save(tmp_path / "run")
+    story = explain(folder)
+    assert story.outcome == "inconsistent"
+    applied = next(s for s in story.sentences if s.startswith("Effects the participants applied"))
+    # (grouped by step and kind, in the order first applied: inventory's null
+    # cancel at 2.011 comes before its late Try's reservation at 3.011)
+    assert applied == (
+        "Effects the participants applied: `charge` x1 (reserved), `ship` x1 (reserved), `charge` x1 (released), "
+        "`reserve` x1 (released), `ship` x1 (released), `reserve` x1 (reserved)."
+    )

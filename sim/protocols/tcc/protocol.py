@@ -540,7 +540,7 @@ class TCCParticipant:
         self.world.effects.apply(now, txn, step, RESERVED, self.name)
         self.reserved.setdefault((txn, step), []).append(now)
         self.reservations += 1
-        self._trace("reserved", txn, step)
+        self._trace("effect", txn, step, "reserved")
         if self.ttl is not None:
             self.p.after(self.ttl, self._expire, (txn, step, now))
         return OK
@@ -570,7 +570,7 @@ class TCCParticipant:
                 return EXPIRED_STATUS
             self.barrier[(txn, step)] = bits | B_CONFIRM
         self.world.effects.apply(self.world.env._now, txn, step, FORWARD, self.name)
-        self._trace("confirmed", txn, step, "forward")
+        self._trace("effect", txn, step, "forward")
         if live:
             self._release(txn, step, live[0])
         return OK
@@ -593,7 +593,7 @@ class TCCParticipant:
                 self._trace("barrier", txn, step, "reservation gone: nothing released")
                 return OK
         self.world.effects.apply(self.world.env._now, txn, step, RELEASED, self.name)
-        self._trace("released", txn, step, "cancel")
+        self._trace("effect", txn, step, "released")
         if live:
             self._release(txn, step, live[0])
         return OK
@@ -607,7 +607,7 @@ class TCCParticipant:
         if self.barrier_on:
             self.barrier[(txn, step)] = self.barrier.get((txn, step), 0) | B_EXPIRED
         self.world.effects.apply(self.world.env._now, txn, step, EXPIRED, self.name)
-        self._trace("expired", txn, step, f"after {self.ttl:g} s")
+        self._trace("effect", txn, step, f"expired after {self.ttl:g} s")
         self._release(txn, step, since)
 
     def _reply(self, msg: tuple[Any, ...], status: str) -> None:
