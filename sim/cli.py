@@ -742,7 +742,7 @@ def _print_protocol_table(result: Result, protocol: str) -> None:
     for outcome in OUTCOMES:
         k = int(counts.get(outcome, 0))
         if outcome == "aborted" and k == 0:
-            continue  # only two-phase commit aborts
+            continue  # only the protocols that abort (2PC, TCC) have any
         low, high = wilson(k, n)
         style = "red" if outcome in ("inconsistent", "stuck") and k else ""
         rate = k / n if n else float("nan")
@@ -834,7 +834,7 @@ def _add_outcome_rows(grid: Table, table: pd.DataFrame, protocols: list[str]) ->
 
     for outcome in OUTCOMES:
         if outcome == "aborted" and not table["aborted"].any():
-            continue  # only two-phase commit aborts
+            continue  # only the protocols that abort (2PC, TCC) have any
         rates, intervals = [], []
         for name in protocols:
             row = table.loc[name]
