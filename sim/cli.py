@@ -29,6 +29,7 @@ from sim.errors import SagasimError
 from sim.files import folder_problem
 from sim.limits import MAX_RUNS, check_in_memory, check_runs
 from sim.names import OUTCOMES, PROTOCOLS, joined, listed
+from sim.protocols import registry
 from sim.seeds import SEED_LIMIT, SEEDS_SPELLING, format_seeds, parse_seeds
 
 if TYPE_CHECKING:
@@ -809,8 +810,9 @@ def _print_comparison(
     # The p99 above is over the transactions that became consistent: say how many did not.
     grid.add_row("  never consistent", *(str(int(x)) for x in table["never_consistent"]), style="dim")
     grid.add_row("messages/txn", *(f"{x:.2f}" if x == x else "-" for x in table["messages_per_txn"]))
-    if "blocked_mean" in table.columns:
-        grid.add_row("blocked time (mean)", *(_seconds(x) for x in table["blocked_mean"]))
+    for column, label in registry.compared():
+        if f"{column}_mean" in table.columns:
+            grid.add_row(f"{label} (mean)", *(_seconds(x) for x in table[f"{column}_mean"]))
     _out.print(grid)
 
     if len(protocols) < 2:

@@ -5,6 +5,7 @@ under random faults, and determinism."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -488,6 +489,7 @@ def test_the_report_draws_the_reservation_time(tmp_path: Path) -> None:
     assert (index.parent / "tcc-times.png").exists()
     assert "TCC (try-confirm-cancel): time per transaction" in page
     assert "reserved time" in page
+    assert "<th>reserved time (mean)</th>" in page and "<th>blocked (mean)</th>" in page  # the summary's columns
     assert (index.parent / "twopc.png").exists() or "two-phase commit" in page  # 2PC's own figure is kept
 
 
@@ -517,3 +519,14 @@ def test_explain_lists_reservations_and_releases(tmp_path: Path) -> None:
         "Effects the participants applied: `charge` x1 (reserved), `ship` x1 (reserved), `charge` x1 (released), "
         "`reserve` x1 (released), `ship` x1 (released), `reserve` x1 (reserved)."
     )
+
+
+def test_compare_shows_the_mean_reserved_time_beside_2pcs_blocked_time() -> None:
+    from sim.compare import protocol_table
+
+    result = sim.run(order_scenario({**ONE, "run.protocols": ["tcc", "2pc", "orchestration"]}))
+    table = protocol_table(result).set_index("protocol")
+    assert table.loc["tcc", "reserved_time_mean"] == pytest.approx(3 * 0.012)
+    assert table.loc["2pc", "blocked_mean"] > 0
+    assert math.isnan(table.loc["2pc", "reserved_time_mean"]) and math.isnan(table.loc["tcc", "blocked_mean"])
+    assert math.isnan(table.loc["orchestration", "reserved_time_mean"])

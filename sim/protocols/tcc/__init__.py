@@ -44,6 +44,7 @@ PROTOCOL = ProtocolInfo(
         "reservation_expired_before_confirm",
         "partial_confirm",
     ),
+    compared=(("reserved_time", "reserved time"),),
     aborts=True,
     coordinator_free=False,
 )
