@@ -530,3 +530,16 @@ def test_compare_shows_the_mean_reserved_time_beside_2pcs_blocked_time() -> None
     assert table.loc["2pc", "blocked_mean"] > 0
     assert math.isnan(table.loc["2pc", "reserved_time_mean"]) and math.isnan(table.loc["tcc", "blocked_mean"])
     assert math.isnan(table.loc["orchestration", "reserved_time_mean"])
+
+
+def test_the_swimlane_marks_reservations_releases_and_a_timeout_of_no_step() -> None:
+    from sim.swimlane import plot_swimlane
+
+    out = sim.run(order_scenario({**ONE, "tcc.barrier": False, "faults": LATE_TRY}), protocol="tcc", trace=True)
+    fig = plot_swimlane(out.events, 0)
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert "timeout" in texts and "nan" not in texts  # the try timeout names no one step
+    legend = [t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else []
+    legend += [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+    assert "reserved" in legend and "reservation released" in legend
