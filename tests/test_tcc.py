@@ -21,7 +21,7 @@ from sim.protocols.tcc.protocol import EXPIRED, RELEASED, RESERVED
 from sim.scenario import ScenarioError, load_scenario
 from sim.world.effects import FORWARD, Effect
 
-from conftest import order_scenario, trace_rows
+from conftest import order_scenario, sagasim, trace_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -543,3 +543,13 @@ def test_the_swimlane_marks_reservations_releases_and_a_timeout_of_no_step() -> 
     legend = [t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else []
     legend += [t.get_text() for lg in fig.legends for t in lg.get_texts()]
     assert "reserved" in legend and "reservation released" in legend
+
+
+def test_fail_on_inconsistent_exits_1_without_the_barrier_and_0_with_it(capsys, tmp_path: Path) -> None:
+    """What the issue asks of the two scenario files, as the command line runs them (seed 1)."""
+    for name, expected in (("tcc-no-barrier", 1), ("tcc-barrier", 0)):
+        code, _, err = sagasim(
+            capsys, "run", ROOT / "scenarios" / f"{name}.toml", "--seed", "1", "--out", tmp_path / name,
+            "--fail-on", "inconsistent", "--quiet",
+        )  # fmt: skip
+        assert code == expected, (name, err)
