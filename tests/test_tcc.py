@@ -553,3 +553,29 @@ def test_fail_on_inconsistent_exits_1_without_the_barrier_and_0_with_it(capsys, 
             "--fail-on", "inconsistent", "--quiet",
         )  # fmt: skip
         assert code == expected, (name, err)
+
+
+@pytest.mark.parametrize(
+    ("off", "shows"),
+    [
+        ("null_compensation", {"null_compensation_applied"}),
+        ("hanging", {"hanging_reservation"}),
+        # (a duplicate Try applied again is a second reservation nobody confirms: it hangs too)
+        ("idempotency", {"confirmed_twice", "hanging_reservation"}),
+        (None, set()),
+    ],
+)
+def test_each_anomaly_has_its_own_guard(off: str | None, shows: set[str]) -> None:
+    """The barrier's three checks are each on a switch (``tcc.guards``): with
+    one of them off, under the loss, delay and duplication of
+    tcc-no-barrier.toml, the anomaly it guards against appears, and only it."""
+    guards = [g for g in ("null_compensation", "hanging", "idempotency") if g != off]
+    result = sim.run(
+        ROOT / "scenarios" / "tcc-no-barrier.toml",
+        protocol="tcc",
+        seed=1,
+        overrides={"tcc.barrier": True, "tcc.guards": guards, "run.duration": 20.0},
+    )
+    row = result.summary.iloc[0]
+    codes = ("null_compensation_applied", "hanging_reservation", "confirmed_twice", "cancelled_twice")
+    assert {code for code in codes if row[f"anomaly_{code}"] > 0} == shows

@@ -367,6 +367,11 @@ class TCCParticipant:
         self.steps = steps
         self.keys = keys
         self.barrier_on = spec.barrier
+        guards = set(spec.guards) if spec.barrier else set()
+        #: the barrier's checks, each on its own switch (``[tcc] guards``)
+        self.null_guard = "null_compensation" in guards
+        self.hanging_guard = "hanging" in guards
+        self.idempotency_guard = "idempotency" in guards
         self.wait = spec.conflict == "wait"
         self.ttl = spec.reservation_ttl
         self.locks = LockTable(self.world, self._granted)
@@ -442,12 +447,12 @@ class TCCParticipant:
         """The barrier's check at arrival (done again when the Try applies):
         a Try after its Cancel is refused, a repeat answers as the first."""
         bits = self.barrier.get((msg[2], msg[3]), 0)
-        if bits & B_CANCEL:
+        if bits & B_CANCEL and self.hanging_guard:
             self.hanging_refused += 1
             self._trace("barrier", msg[2], msg[3], "try after its cancel: refused")
             self._reply(msg, REFUSED)
             return False
-        if bits & B_TRY:
+        if bits & B_TRY and self.idempotency_guard:
             self.duplicates += 1
             self._trace("barrier", msg[2], msg[3], "try again: nothing applied")
             self._reply(msg, OK)
@@ -528,13 +533,14 @@ class TCCParticipant:
             return ERROR
         if self.barrier_on:
             bits = self.barrier.get((txn, step), 0)
-            if bits & (B_TRY | B_CANCEL):  # its Cancel, or another copy, came first
-                if bits & B_CANCEL:
-                    self.hanging_refused += 1
-                else:
-                    self.duplicates += 1
-                self._trace("barrier", txn, step, "try after its cancel: refused" if bits & B_CANCEL else "try again")
-                return REFUSED if bits & B_CANCEL else OK
+            if bits & B_CANCEL and self.hanging_guard:  # its Cancel came first
+                self.hanging_refused += 1
+                self._trace("barrier", txn, step, "try after its cancel: refused")
+                return REFUSED
+            if bits & B_TRY and self.idempotency_guard:  # another copy came first
+                self.duplicates += 1
+                self._trace("barrier", txn, step, "try again")
+                return OK
             self.barrier[(txn, step)] = bits | B_TRY
         now = self.world.env._now
         self.world.effects.apply(now, txn, step, RESERVED, self.name)
@@ -559,11 +565,11 @@ class TCCParticipant:
         live = self.reserved.get((txn, step))
         if self.barrier_on:
             bits = self.barrier.get((txn, step), 0)
-            if bits & B_CONFIRM:
+            if bits & B_CONFIRM and self.idempotency_guard:
                 self.duplicates += 1
                 self._trace("barrier", txn, step, "confirm again: nothing applied")
                 return OK
-            if not live:  # expired (or never made): nothing to confirm
+            if not live and not bits & B_CONFIRM:  # expired (or never made): nothing to confirm
                 self._trace(
                     "confirm-refused", txn, step, "reservation expired" if bits & B_EXPIRED else "no reservation"
                 )
@@ -581,15 +587,17 @@ class TCCParticipant:
         if self.barrier_on:
             bits = self.barrier.get((txn, step), 0)
             self.barrier[(txn, step)] = bits | B_CANCEL
-            if bits & B_CANCEL:
+            if bits & B_CANCEL and self.idempotency_guard:
                 self.duplicates += 1
                 self._trace("barrier", txn, step, "cancel again: nothing applied")
                 return OK
             if not bits & B_TRY:
-                self.null_cancels += 1
-                self._trace("barrier", txn, step, "null cancel: no try here, nothing released")
-                return OK
-            if not live:  # expired already (a confirmed one is never cancelled)
+                if self.null_guard:
+                    self.null_cancels += 1
+                    self._trace("barrier", txn, step, "null cancel: no try here, nothing released")
+                    return OK
+                # (else the null Cancel applies its release: the anomaly the guard is for)
+            elif not live:  # expired already (a confirmed one is never cancelled)
                 self._trace("barrier", txn, step, "reservation gone: nothing released")
                 return OK
         self.world.effects.apply(self.world.env._now, txn, step, RELEASED, self.name)

@@ -24,6 +24,13 @@ class TCCSpec(SpecModel):
     recovery: bool = True
     #: the participants' barrier table (null compensation, hanging, idempotency)
     barrier: bool = True
+    #: which of the three anomalies the barrier guards against, each on its
+    #: own switch (with ``barrier = false``, none): a null Cancel changes
+    #: nothing (``null_compensation``), a Try after its Cancel is refused
+    #: (``hanging``), a repeated Try, Confirm or Cancel changes nothing (``idempotency``)
+    guards: list[Literal["null_compensation", "hanging", "idempotency"]] = Field(
+        default_factory=lambda: ["null_compensation", "hanging", "idempotency"]
+    )
     #: what a Try does on a key another transaction has reserved: ``"fail"``
     #: at once, or ``"wait"`` for it (FIFO, up to the participant's ``lock_timeout``)
     conflict: Literal["fail", "wait"] = "fail"
