@@ -303,9 +303,12 @@ def test_fuzzy_reads_and_the_reread(protocol: str) -> None:
     assert _summary("fuzzy-read", "semantic-lock", protocol).anomaly_fuzzy_read > 0
 
 
+@pytest.mark.parametrize("protocol", ["2pc", "tcc"])
 @pytest.mark.parametrize("name", ["dirty-read", "lost-update", "fuzzy-read"])
-def test_two_phase_commit_shows_none(name: str) -> None:
-    row = _summary(name, "none", "2pc")
+def test_two_phase_commit_and_tcc_show_none(name: str, protocol: str) -> None:
+    # 2PC: its writes are made at prepare under locks held until the decision;
+    # TCC: a Try takes (reserves) under its key conflicts, a credit waits for its Confirm
+    row = _summary(name, "none", protocol)
     assert row.isolation_anomaly_rate == 0 and row.invariant_end_violations == 0
     assert row.inconsistent == 0
 

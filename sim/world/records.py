@@ -143,6 +143,13 @@ class Records:
         """Whether ``step`` reads or writes records."""
         return self.ops[step] is not None
 
+    def adds(self, step: int) -> bool:
+        """Whether ``step`` adds to or sets its records (a credit), rather
+        than taking from or reading them: what a reservation (TCC's Try)
+        defers to its confirmation."""
+        op = self.ops[step]
+        return op is not None and op.op in ("add", "set")
+
     def _keys(self, txn: int, step: int) -> list[int]:
         by_step = self.keys.of(txn)
         return sorted(set(by_step[self.key_step[step]])) if by_step else []

@@ -542,6 +542,11 @@ class TCCParticipant:
                 self._trace("barrier", txn, step, "try again")
                 return OK
             self.barrier[(txn, step)] = bits | B_TRY
+        records = self.world.records
+        if records is not None and not records.adds(step) and not records.forward(self.name, txn, step):
+            # its records refuse the reservation (a failed check): nothing reserved
+            self._trace("refuse", txn, step, "by its records")
+            return REFUSED
         now = self.world.env._now
         self.world.effects.apply(now, txn, step, RESERVED, self.name)
         self.reserved.setdefault((txn, step), []).append(now)
@@ -575,6 +580,9 @@ class TCCParticipant:
                 )
                 return EXPIRED_STATUS
             self.barrier[(txn, step)] = bits | B_CONFIRM
+        records = self.world.records
+        if records is not None and records.adds(step):
+            records.forward(self.name, txn, step)  # a credit is applied when confirmed, never reserved
         self.world.effects.apply(self.world.env._now, txn, step, FORWARD, self.name)
         self._trace("effect", txn, step, "forward")
         if live:
@@ -600,6 +608,8 @@ class TCCParticipant:
             elif not live:  # expired already (a confirmed one is never cancelled)
                 self._trace("barrier", txn, step, "reservation gone: nothing released")
                 return OK
+        if self.world.records is not None:
+            self.world.records.compensate(self.name, txn, step)  # the reservation's take is given back
         self.world.effects.apply(self.world.env._now, txn, step, RELEASED, self.name)
         self._trace("effect", txn, step, "released")
         if live:
@@ -614,6 +624,8 @@ class TCCParticipant:
         self.expired += 1
         if self.barrier_on:
             self.barrier[(txn, step)] = self.barrier.get((txn, step), 0) | B_EXPIRED
+        if self.world.records is not None:
+            self.world.records.compensate(self.name, txn, step)
         self.world.effects.apply(self.world.env._now, txn, step, EXPIRED, self.name)
         self._trace("effect", txn, step, f"expired after {self.ttl:g} s")
         self._release(txn, step, since)
