@@ -484,11 +484,16 @@ class _Runner:
             self.pool.shutdown(cancel_futures=True)
 
 
-def _extensions(schedule: Schedule, facts: RunFacts, parent: RunFacts | None, settings: Settings) -> list[Point]:
-    """The points a schedule is extended at: later than its last fault, before
-    every transaction finished and before the faults are healed; only while
-    its last fault is active if that fault changed nothing (the reduction)."""
+def _extensions(
+    schedule: Schedule, facts: RunFacts, parent: RunFacts | None, settings: Settings, reduce: bool = True
+) -> list[Point]:
+    """The points a schedule is extended at: later than its last fault and
+    before the faults are healed; with ``reduce``, only before every
+    transaction finished, and only while its last fault is active if that
+    fault changed nothing."""
     last = schedule[-1] if schedule else None
+    if not reduce:
+        return [p for p in facts.points if p.at < settings.horizon and (last is None or p > last)]
     limit = min(facts.finished, settings.horizon)
     if last is not None and parent is not None and facts.signature == parent.signature:
         limit = min(limit, last.ends(settings))
@@ -510,9 +515,12 @@ def explore(
     workers: int = 1,
     budget: Budget | None = None,
     progress: Progress | None = None,
+    reduce: bool = True,
 ) -> Exploration:
     """Explore every schedule of up to ``depth`` faults; stop at the first
-    violation (in the search's order) and shrink it."""
+    violation (in the search's order) and shrink it. ``reduce=False`` runs
+    the naive search (every later point of every run), to measure the
+    reduction against."""
     budget = budget or Budget()
     started = time.perf_counter()
     result = Exploration(setup.protocol, depth)
@@ -534,7 +542,9 @@ def explore(
             naive = 0
             for schedule, facts, parent in frontier:
                 naive += _naive(schedule, facts, setup.settings)
-                todo.extend(((*schedule, p), facts) for p in _extensions(schedule, facts, parent, setup.settings))
+                todo.extend(
+                    ((*schedule, p), facts) for p in _extensions(schedule, facts, parent, setup.settings, reduce)
+                )
             result.naive.append(naive)
             result.reached.append(set())
             frontier = []

@@ -73,6 +73,10 @@ class World:
         # in place of an event object: see run().
         heappush(self._queue, (self.env._now + delay, _NORMAL, next(self._eid), fn, arg))
 
+    def next_event(self) -> float:
+        """When the next event is due (``inf`` when none is)."""
+        return self._queue[0][0] if self._queue else float("inf")
+
     def new_transaction(self) -> int:
         """Allocate the next transaction id (0, 1, 2, ...)."""
         txn = len(self.messages)
