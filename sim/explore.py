@@ -252,11 +252,14 @@ class Setup:
 
 def signature(events: Iterable[TraceEvent]) -> str:
     """A digest of a run's effects and messages (the faults' own events left out)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for e in events:
-        if e.message is not None or e.kind == "effect":
-            digest.update(repr((e.time, e.node, e.kind, e.txn_id, e.step, e.peer, e.message, e.direction)).encode())
-    return digest.hexdigest()
+    kept = [e[:5] + e[6:9] for e in events if e.message is not None or e.kind == "effect"]
+    return hashlib.blake2b(repr(kept).encode(), digest_size=16).hexdigest()
+
+
+_MESSAGE_KINDS = tuple((kind, KINDS.index(kind)) for kind in ("drop", "duplicate", "delay"))
+_FORWARD_KINDS = tuple((kind, KINDS.index(kind)) for kind in ("refuse", "fail", "hang"))
+_UNDO_KINDS = tuple((kind, KINDS.index(kind)) for kind in ("fail", "hang"))
+_NODE_KINDS = tuple((kind, KINDS.index(kind)) for kind in ("crash", "pause"))
 
 
 def points_of(
@@ -266,31 +269,35 @@ def points_of(
     ``compensations`` are the names of the transaction's compensations (a
     compensation attempt can fail, not be refused)."""
     found: dict[tuple[float, int, str], Point] = {}
-
-    def add(point: Point) -> None:
-        found.setdefault(point[:3], point)
-
-    instants: dict[str, list[float]] = {n: [] for n in nodes}
+    instants: dict[str, set[float]] = {n: set() for n in nodes}
     for e in events:
-        if e.node in instants and e.txn_id is not None:
-            instants[e.node].append(e.time)
-        if e.message is None or e.peer is None:
+        times = instants.get(e.node)
+        if times is not None and e.txn_id is not None:
+            times.add(e.time)
+        if e.message is None or e.peer is None or e.kind in _NETWORK_KINDS:
             continue
-        what = f"{e.message} of {e.step or 'txn'} (txn {e.txn_id})"
-        if e.direction == OUT and e.kind not in _NETWORK_KINDS:
-            for kind in ("drop", "duplicate", "delay"):
-                add(Point.make(e.time, kind, f"{e.node}->{e.peer}", what))
-        elif e.direction == IN and e.node in participants and e.kind not in _NETWORK_KINDS:
+        if e.direction == OUT:
+            target = f"{e.node}->{e.peer}"
+            if (e.time, 0, target) in found:
+                continue
+            what = f"{e.message} of {e.step or 'txn'} (txn {e.txn_id})"
+            for kind, rank in _MESSAGE_KINDS:
+                found[(e.time, rank, target)] = Point(e.time, rank, target, kind, what)
+        elif e.direction == IN and e.node in participants:
             undo = e.step in compensations
+            kinds = _UNDO_KINDS if undo else _FORWARD_KINDS
+            if (e.time, kinds[0][1], e.node) in found:
+                continue
             attempt = f"{COMPENSATION if undo else ''}{e.step} (txn {e.txn_id})"
-            for kind in ("fail", "hang") if undo else ("refuse", "fail", "hang"):
-                add(Point.make(e.time, kind, e.node, attempt))
+            for kind, rank in kinds:
+                found[(e.time, rank, e.node)] = Point(e.time, rank, e.node, kind, attempt)
     for node, times in instants.items():
-        distinct = sorted(set(times))
+        distinct = sorted(times)
         for before, after in itertools.pairwise(distinct):
             middle = (before + after) / 2
-            for kind in ("crash", "pause"):
-                add(Point.make(middle, kind, node, f"between its events at {before:.6g} s and {after:.6g} s"))
+            what = f"between its events at {before:.6g} s and {after:.6g} s"
+            for kind, rank in _NODE_KINDS:
+                found.setdefault((middle, rank, node), Point(middle, rank, node, kind, what))
     return [found[k] for k in sorted(found)]
 
 
