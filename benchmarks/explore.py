@@ -22,9 +22,11 @@ certified, or the violation is a finding to explain).
 
 ``random``: schedules and seconds to the first violation for explore,
 against runs of the same 2-transaction scenario under a random nemesis (every
-fault kind, each target, mean time between faults the transactions' time
-window, faults lasting half of it) and under a swarm of the same (seeds 1,
-2, ... until a violation, at most ``--max-runs``). One run is one schedule.
+fault kind, each target; faults lasting half the transactions' time window on
+average) and under a swarm of the same (seeds 1, 2, ... until a violation, at
+most ``--max-runs``). One run is one schedule. Two densities: each (kind,
+target) striking once per window on average (dozens of faults per run), and
+2 faults per run on average (what explore's depth 2 allows).
 
 A benchmark, not a test: it prints figures and exits 0. ``docs/performance.md``
 and ``docs/explore.md`` have them.
@@ -96,22 +98,31 @@ def speed(schedules: int) -> dict[str, Any]:
     return out
 
 
-def library(workers: int) -> dict[str, Any]:
+def library(workers: int, names: list[str] | None = None) -> dict[str, Any]:
+    """Every protocol of each scenario, as `sagasim explore` runs them."""
     out: dict[str, Any] = {}
-    for name in (*NAIVE, *ROBUST):
-        setup = prepare(SCENARIOS / f"{name}.toml", _protocol(name))
-        result = explore(setup, depth=2, workers=workers)
-        row = result.summary()
-        row["certificate"] = certificate(result)
-        out[name] = row
-        print(f"{name}: {row['certificate']} ({result.seconds:.1f} s)", flush=True)
-        if result.shrunk is not None:
-            print("   " + "; ".join(p.describe() for p in result.shrunk), flush=True)
+    for name in names or (*NAIVE, *ROBUST):
+        for protocol in tomllib.loads((SCENARIOS / f"{name}.toml").read_text())["run"]["protocols"]:
+            setup = prepare(SCENARIOS / f"{name}.toml", protocol)
+            result = explore(setup, depth=2, workers=workers)
+            row = result.summary()
+            row["certificate"] = certificate(result)
+            out[f"{name}/{protocol}"] = row
+            print(f"{name}: {row['certificate']} ({result.seconds:.1f} s)", flush=True)
+            if result.shrunk is not None:
+                print("   " + "; ".join(p.describe() for p in result.shrunk), flush=True)
     return out
 
 
-def _nemesis(setup: Any, window: float, swarm: bool) -> dict[str, Any]:
-    """A random nemesis with every kind, aimed at every node, in the transactions' window."""
+def _nemesis(setup: Any, window: float, swarm: bool, faults: float | None) -> dict[str, Any]:
+    """A random nemesis with every kind, aimed at every node, in the
+    transactions' window: each (kind, target) strikes once per window on
+    average, or, with ``faults``, the run meets that many faults on average."""
+    from sim.runner import Model
+
+    model = Model(setup.scenario, setup.protocol, setup.seed)
+    streams = 3 * len(model.nodes) + 3 + len(model.participants)  # crash, pause, partition; links; failure_rate
+    mtbf = window if faults is None else window * streams / faults
     duration = {"dist": "exponential", "mean": window / 2}
     kinds = {
         "crash": {"target": "*"},
@@ -122,7 +133,7 @@ def _nemesis(setup: Any, window: float, swarm: bool) -> dict[str, Any]:
         "delay": {"extra": {"dist": "constant", "value": setup.settings.delay}},
         "failure_rate": {"target": "*", "transient_failure": 0.5},
     }
-    return {"swarm": swarm, **{k: {**v, "mtbf": window, "duration": duration} for k, v in kinds.items()}}
+    return {"swarm": swarm, **{k: {**v, "mtbf": mtbf, "duration": duration} for k, v in kinds.items()}}
 
 
 def random_faults(max_runs: int) -> dict[str, Any]:
@@ -137,10 +148,15 @@ def random_faults(max_runs: int) -> dict[str, Any]:
         row: dict[str, Any] = {"explore": {"schedules": found.to_violation, "seconds": found.seconds_to_violation}}
         base = setup.run(())
         window = base.finished * 1.5
-        for label, swarm in (("nemesis", False), ("swarm", True)):
+        for label, swarm, faults in (
+            ("nemesis", False, None),
+            ("swarm", True, None),
+            ("nemesis_2_faults", False, 2.0),
+            ("swarm_2_faults", True, 2.0),
+        ):
             data = copy.deepcopy(setup.scenario_data(()))
             data["run"]["duration"] = window
-            data["nemesis"] = _nemesis(setup, window, swarm)
+            data["nemesis"] = _nemesis(setup, window, swarm, faults)
             scenario = scenario_from_dict(data)
             started = time.perf_counter()
             hit = None
@@ -168,13 +184,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--max-runs", type=int, default=2000)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--scenario", action="append", default=None, help="library: only these (repeatable)")
     args = parser.parse_args()
     figures: dict[str, Any] = {"python": platform.python_version(), "cores": default_workers()}
     if args.what in ("speed", "all"):
         figures["speed"] = speed(args.schedules)
         print(json.dumps(figures["speed"], indent=2), flush=True)
     if args.what in ("library", "all"):
-        figures["library"] = library(args.workers)
+        figures["library"] = library(args.workers, args.scenario)
     if args.what in ("random", "all"):
         figures["random"] = random_faults(args.max_runs)
     if args.json:
