@@ -78,23 +78,28 @@ def speed(schedules: int) -> dict[str, Any]:
     explore(setup, depth=1)  # warm: imports, memoised random blocks
     out: dict[str, Any] = {"schedules": schedules}
     for label, workers in (("one_core", 1), ("all_cores", default_workers())):
+        cpu = time.process_time()
         result = explore(setup, depth=2, workers=workers, budget=Budget(schedules=schedules))
+        cpu = time.process_time() - cpu
         out[label] = {"workers": workers, "schedules_per_s": result.explored / result.seconds}
+        if workers == 1:
+            # per second of this process's CPU: what one core gives when the
+            # machine is shared (wall time then counts the others' work too)
+            out[label]["schedules_per_cpu_s"] = result.explored / cpu
     # The hand-written baseline: the first schedules of the same search, each
     # through sim.run as a user script would.
     import sim
 
-    result = explore(setup, depth=1)
     base = setup.run(())
     points = [p for p in base.points if p.at < setup.settings.horizon][: min(300, schedules)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for point in points:
         ran = sim.run(setup.scenario_data((point,)))
         ran.transactions["outcome"].isin(["inconsistent", "stuck"]).any()
-    elapsed = time.perf_counter() - started
-    out["baseline_sim_run"] = {"schedules_per_s": len(points) / elapsed}
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    out["baseline_sim_run"] = {"schedules_per_s": len(points) / elapsed, "schedules_per_cpu_s": len(points) / cpu}
     out["goal_per_core"] = GOAL
-    out["met"] = out["one_core"]["schedules_per_s"] >= GOAL
+    out["met"] = out["one_core"]["schedules_per_cpu_s"] >= GOAL
     return out
 
 
