@@ -78,8 +78,9 @@ class SagaMachine(RuleBasedStateMachine):
         self.cuts: dict[tuple[str, str], _Fault] = {}
         self.timeline: list[_Fault] = []
         self.started: list[tuple[int, float]] = []
-        # a fault on one link until its next message has gone through it
-        self.armed: tuple[_Fault, str] | None = None
+        # a fault on one link until its next message has met it: the fault,
+        # the network's counter that says so, and its value when armed
+        self.armed: tuple[_Fault, str, int] | None = None
 
     @classmethod
     def _data(cls) -> dict[str, Any]:
@@ -119,21 +120,27 @@ class SagaMachine(RuleBasedStateMachine):
     def _room(self, dt: float) -> bool:
         return self.live.now + dt < self.live.workload_end
 
+    def _arm(self, entry: dict[str, Any], counter: str) -> None:
+        self.armed = (self._start(entry), counter, getattr(self.live.model.network, counter))
+
+    def _disarm_if_met(self) -> None:
+        """End the armed one-message fault now if a message has met it."""
+        if self.armed is not None:
+            fault, counter, armed_at = self.armed
+            if getattr(self.live.model.network, counter) != armed_at:
+                self._stop(fault)
+                self.armed = None
+
     def _advance(self, to: float) -> None:
         """Advance to ``to``; an armed one-message fault ends right after the
         instant its first message met it."""
         live = self.live
-        network = live.model.network
         while self.armed is not None:
-            fault, counter = self.armed
-            before = getattr(network, counter)
             due = live.next_event
             if due >= to:
                 break
             live.advance(_after(due))
-            if getattr(network, counter) != before:
-                self._stop(fault)
-                self.armed = None
+            self._disarm_if_met()
         if live.now < to:
             live.advance(to)
 
@@ -145,6 +152,7 @@ class SagaMachine(RuleBasedStateMachine):
         txn = self.live.start_transaction()
         if txn is not None:
             self.started.append((txn, self.live.now))
+        self._disarm_if_met()  # its first message may have met the armed fault
 
     @rule(dt=st.sampled_from(STEPS))
     def advance(self, dt: float) -> None:
@@ -192,8 +200,7 @@ class SagaMachine(RuleBasedStateMachine):
     def drop_next(self, a: int, b: int) -> None:
         link = self._link(a, b)
         if link is not None:
-            entry = {"kind": "partition", "groups": [[link[0]], [link[1]]], "one_way": True}
-            self.armed = (self._start(entry), "lost")
+            self._arm({"kind": "partition", "groups": [[link[0]], [link[1]]], "one_way": True}, "lost")
 
     @precondition(lambda self: self.armed is None)
     @rule(a=_NODE, b=_NODE)
@@ -201,7 +208,7 @@ class SagaMachine(RuleBasedStateMachine):
         link = self._link(a, b)
         if link is not None:
             entry = {"kind": "duplicate", "probability": 1.0, "groups": [[link[0]], [link[1]]], "one_way": True}
-            self.armed = (self._start(entry), "duplicated")
+            self._arm(entry, "duplicated")
 
     # ------------------------------------------------------------ invariants
 

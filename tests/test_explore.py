@@ -254,3 +254,21 @@ def test_points_order_by_instant_then_kind() -> None:
     b = Point.make(1.0, "crash", "x", "")
     c = Point.make(0.5, "hang", "x", "")
     assert sorted([a, b, c]) == [c, b, a]
+
+
+def test_the_reduced_extensions_stop_before_the_finish_and_after_a_no_op_fault() -> None:
+    """Boundaries of the reduction: a point at the finish instant is not
+    extended (`<`), and after a fault that changed nothing only points while
+    it is active are (`<` its end)."""
+    from sim.explore import RunFacts, Settings, _extensions
+
+    settings = Settings(restart_after=1.0, delay=2.0, horizon=10.0)
+    pause = Point.make(1.0, "pause", "payment", "")
+    points = tuple(Point.make(t, "drop", "a->b", "") for t in (0.5, 1.5, 2.0, 2.5, 3.0))
+    facts = RunFacts(("committed",), "same", points, finished=2.5)
+    parent = RunFacts(("committed",), "other", points, finished=2.5)
+    assert [p.at for p in _extensions((pause,), facts, parent, settings)] == [1.5, 2.0]
+    same = parent._replace(signature="same")
+    # the pause lasts until 2.0: 2.0 itself is after it ended
+    assert [p.at for p in _extensions((pause,), facts, same, settings)] == [1.5]
+    assert [p.at for p in _extensions((pause,), facts, parent, settings, reduce=False)] == [1.5, 2.0, 2.5, 3.0]

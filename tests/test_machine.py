@@ -111,3 +111,33 @@ def test_a_machine_without_a_scenario_says_so() -> None:
 
     with pytest.raises(SagasimError, match="set scenario ="):
         SagaMachine()
+
+
+def test_drop_next_drops_one_message_and_ends_at_its_instant() -> None:
+    """The armed one-way cut ends right after the instant its first message
+    met it: one message lost (the first command), the fault's window from
+    when it was armed to that instant; the retry after the timeout goes through."""
+    machine = _machine("robust-orchestrator")()
+    assert machine.nodes[:2] == ["orchestrator", "payment"]
+    machine.drop_next(0, 1)  # orchestrator -> payment, armed at 0 s
+    machine.advance(0.001)
+    machine.start_transaction()  # its first command meets the cut at 0.001 s
+    machine.advance(0.1)
+    network = machine.live.model.network
+    assert network.lost == 1 and machine.armed is None
+    record = machine.live.model.faults.records[-1]
+    assert record.start == 0.0 and record.end == pytest.approx(0.001)
+    machine.teardown()  # committed after a retry: consistent
+
+
+def test_an_armed_advance_stops_at_its_instant_without_running_what_is_due_then() -> None:
+    """Like LiveRun.advance: events due exactly at the target instant are not
+    run (flipping `due >= to` to `>` runs them and moves the clock past it)."""
+    machine = _machine("robust-orchestrator")()
+    machine.start_transaction()
+    machine.duplicate_next(1, 0)  # payment -> orchestrator: the first reply
+    due = machine.live.next_event
+    machine._advance(due)
+    assert machine.live.now == due and machine.live.next_event == due
+    assert machine.armed is not None  # nothing has met it yet
+    machine.teardown()
