@@ -1170,7 +1170,7 @@ def explore_command(
 
     loaded = load_scenario(scenario)
     chosen = _choose_protocols(loaded, protocols)
-    limit = Budget.parse(_seconds(budget))
+    limit = Budget.parse(_budget_text(budget))
     target = out if out is not None else Path("results") / loaded.name / "explore"
     problem = folder_problem(target)
     if problem:
@@ -1238,7 +1238,7 @@ def _ticker(progress: Progress, task: Any) -> Callable[[int, int], None]:
     return tick
 
 
-def _seconds(budget: str | None) -> str | None:
+def _budget_text(budget: str | None) -> str | None:
     """``--budget 10m`` as ``600s``; other spellings unchanged."""
     if budget and budget.endswith("m") and budget[:-1].replace(".", "", 1).isdigit():
         return f"{float(budget[:-1]) * 60:g}s"

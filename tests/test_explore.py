@@ -272,3 +272,12 @@ def test_the_reduced_extensions_stop_before_the_finish_and_after_a_no_op_fault()
     # the pause lasts until 2.0: 2.0 itself is after it ended
     assert [p.at for p in _extensions((pause,), facts, same, settings)] == [1.5]
     assert [p.at for p in _extensions((pause,), facts, parent, settings, reduce=False)] == [1.5, 2.0, 2.5, 3.0]
+
+
+def test_a_budget_in_minutes(capsys, tmp_path: Path) -> None:
+    code, out = _cli(
+        capsys, "explore", str(SCENARIOS / "happy-path.toml"), "--depth", "1", "--budget", "0.001m", "-w", "1",
+        "-o", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0, out
+    assert json.loads((tmp_path / "explore.json").read_text())["protocols"]["orchestration"]["budget_hit"]
