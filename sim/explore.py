@@ -277,20 +277,9 @@ def points_of(
         if e.message is None or e.peer is None or e.kind in _NETWORK_KINDS:
             continue
         if e.direction == OUT:
-            target = f"{e.node}->{e.peer}"
-            if (e.time, 0, target) in found:
-                continue
-            what = f"{e.message} of {e.step or 'txn'} (txn {e.txn_id})"
-            for kind, rank in _MESSAGE_KINDS:
-                found[(e.time, rank, target)] = Point(e.time, rank, target, kind, what)
+            _message_points(e, found)
         elif e.direction == IN and e.node in participants:
-            undo = e.step in compensations
-            kinds = _UNDO_KINDS if undo else _FORWARD_KINDS
-            if (e.time, kinds[0][1], e.node) in found:
-                continue
-            attempt = f"{COMPENSATION if undo else ''}{e.step} (txn {e.txn_id})"
-            for kind, rank in kinds:
-                found[(e.time, rank, e.node)] = Point(e.time, rank, e.node, kind, attempt)
+            _attempt_points(e, e.step in compensations, found)
     for node, times in instants.items():
         distinct = sorted(times)
         for before, after in itertools.pairwise(distinct):
@@ -299,6 +288,27 @@ def points_of(
             for kind, rank in _NODE_KINDS:
                 found.setdefault((middle, rank, node), Point(middle, rank, node, kind, what))
     return [found[k] for k in sorted(found)]
+
+
+def _message_points(e: TraceEvent, found: dict[tuple[float, int, str], Point]) -> None:
+    """The points of a message sent: drop, duplicate, delay it."""
+    target = f"{e.node}->{e.peer}"
+    if (e.time, _MESSAGE_KINDS[0][1], target) in found:
+        return
+    what = f"{e.message} of {e.step or 'txn'} (txn {e.txn_id})"
+    for kind, rank in _MESSAGE_KINDS:
+        found[(e.time, rank, target)] = Point(e.time, rank, target, kind, what)
+
+
+def _attempt_points(e: TraceEvent, undo: bool, found: dict[tuple[float, int, str], Point]) -> None:
+    """The points of a request a participant received: refuse (not a
+    compensation), fail, hang the attempt."""
+    kinds = _UNDO_KINDS if undo else _FORWARD_KINDS
+    if (e.time, kinds[0][1], e.node) in found:
+        return
+    attempt = f"{COMPENSATION if undo else ''}{e.step} (txn {e.txn_id})"
+    for kind, rank in kinds:
+        found[(e.time, rank, e.node)] = Point(e.time, rank, e.node, kind, attempt)
 
 
 def _timeouts(data: Any) -> list[float]:
