@@ -23,7 +23,8 @@ Reductions (each keeps the search sound; ``docs/explore.md`` argues it):
 
 - a fault point is an instant where something happens; points with the same
   fault at the same instant are one point;
-- no point after every transaction has finished in the run it extends;
+- no point after every transaction has finished in the run it extends (its
+  last event: points are read from events, so this holds by construction);
 - a schedule whose run has the same effects and the same messages as the run
   it extends (its last fault changed nothing anyone saw) is extended only at
   points while that fault is active: any later extension is equivalent to
@@ -168,7 +169,10 @@ class RunFacts(NamedTuple):
     signature: str
     #: every fault point of the run, by key
     points: tuple[Point, ...]
-    #: when every transaction had finished (inf if one never did)
+    #: when every transaction had finished: the last event of any
+    #: transaction (its last message, attempt or effect; a coordinator's
+    #: decision is not the end: its commits, acks and late copies are still
+    #: to come); inf when not computed
     finished: float
 
     @property
@@ -233,16 +237,14 @@ class Setup:
         except EventBudgetExceeded:
             return RunFacts(("too-busy",), "too-busy", (), math.inf)
         outcomes = []
-        finished = 0.0
         for txn, started_at in model.workload.started:
             view = model.protocol.view(txn)
             verdict = model.checker.judge(model.world.effects.of(txn), view, started_at)
             outcomes.append(verdict.outcome)
-            done = view.finished_at if view.terminal else math.inf
-            finished = max(finished, done if done == done else math.inf)
         if not points:
-            return RunFacts(tuple(outcomes), "", (), finished)
+            return RunFacts(tuple(outcomes), "", (), math.inf)
         events = model.world.tracer.events
+        finished = max((e.time for e in events if e.txn_id is not None), default=0.0)
         nodes = list(model.nodes)
         participants = set(model.participants)
         undo = {s.compensation for s in model.scenario.transaction.steps if s.compensation}
@@ -364,8 +366,7 @@ def prepare(
     # One transaction alone: its latency sets the gap between arrivals.
     workload = raw.setdefault("workload", {})
     workload.update(interarrival={"dist": "constant", "value": horizon / 4}, limit=1)
-    pilot = Setup(raw, protocol, seed, settings, []).run(())
-    gap = _pilot_gap(raw, protocol, seed, settings, pilot)
+    gap = _pilot_gap(Setup(raw, protocol, seed, settings, []))
     workload.update(interarrival={"dist": "constant", "value": gap}, limit=transactions)
     if gap * transactions >= horizon:
         raise SagasimError(f"--transactions {transactions}: they would not all arrive within {horizon:g} s")
@@ -385,9 +386,13 @@ def prepare(
     return marked
 
 
-def _pilot_gap(raw: dict[str, Any], protocol: str, seed: int, settings: Settings, pilot: RunFacts) -> float:
-    """Half the latency of a transaction alone (its first arrival is at ``horizon / 4``)."""
-    latency = pilot.finished - settings.horizon / 4
+def _pilot_gap(setup: Setup) -> float:
+    """Half the latency of one transaction alone, as its coordinator (or
+    tracker) saw it end; 0.01 s when it never ended."""
+    model = Model(setup.with_faults(()), setup.protocol, setup.seed)
+    model.world.run(until=model.end)
+    latencies = [model.protocol.view(txn).finished_at - at for txn, at in model.workload.started]
+    latency = latencies[0] if latencies else math.nan
     if not (latency > 0 and math.isfinite(latency)):
         return 0.01
     return latency / 2
@@ -512,7 +517,9 @@ def _extensions(
     if not reduce:
         return [p for p in facts.points if p.at < settings.horizon and (last is None or p > last)]
     limit = min(facts.finished, settings.horizon)
-    if last is not None and parent is not None and facts.signature == parent.signature:
+    # A crash loses volatile state (an in-memory table) without an event: it
+    # is never taken for a fault that changed nothing.
+    if last is not None and parent is not None and last.kind != "crash" and facts.signature == parent.signature:
         limit = min(limit, last.ends(settings))
     return [p for p in facts.points if p.at < limit and (last is None or p > last)]
 

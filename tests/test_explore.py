@@ -281,3 +281,14 @@ def test_a_budget_in_minutes(capsys, tmp_path: Path) -> None:
     )  # fmt: skip
     assert code == 0, out
     assert json.loads((tmp_path / "explore.json").read_text())["protocols"]["orchestration"]["budget_hit"]
+
+
+def test_a_crash_is_never_taken_for_a_fault_that_changed_nothing() -> None:
+    """Its lost volatile state shows only under a later fault: extended at every later point."""
+    from sim.explore import RunFacts, Settings, _extensions
+
+    settings = Settings(restart_after=1.0, delay=2.0, horizon=10.0)
+    crash = Point.make(1.0, "crash", "payment", "")
+    points = tuple(Point.make(t, "drop", "a->b", "") for t in (1.5, 2.0, 2.5))
+    facts = RunFacts(("committed",), "same", points, finished=3.0)
+    assert [p.at for p in _extensions((crash,), facts, facts, settings)] == [1.5, 2.0, 2.5]
