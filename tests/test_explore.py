@@ -292,3 +292,22 @@ def test_a_crash_is_never_taken_for_a_fault_that_changed_nothing() -> None:
     points = tuple(Point.make(t, "drop", "a->b", "") for t in (1.5, 2.0, 2.5))
     facts = RunFacts(("committed",), "same", points, finished=3.0)
     assert [p.at for p in _extensions((crash,), facts, facts, settings)] == [1.5, 2.0, 2.5]
+
+
+def test_a_counterexample_with_the_plan_marker_reproduces(tmp_path: Path) -> None:
+    """The choreography on a network that loses nothing takes shortcuts the
+    marker faults take away; the counterexample carries them and `sagasim
+    run` still reproduces it (duplicated events at consumers without an inbox)."""
+    data = tomllib.loads((SCENARIOS / "choreography-happy.toml").read_text())
+    for spec in data["participants"].values():
+        spec["idempotent"] = False
+    path = tmp_path / "fragile.toml"
+    path.write_text(to_toml(data))
+    setup = prepare(path, "choreography")
+    assert setup.marker
+    result = explore(setup, depth=1)
+    assert result.shrunk is not None and len(result.shrunk) == 1
+    written = write_counterexample(setup, result.shrunk, tmp_path / "out")
+    assert written.reproduced
+    faults = tomllib.loads(written.scenario.read_text())["faults"]
+    assert faults[: len(setup.marker)] == setup.marker
