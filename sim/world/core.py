@@ -77,6 +77,12 @@ class World:
         """When the next event is due (``inf`` when none is)."""
         return self._queue[0][0] if self._queue else float("inf")
 
+    def at_instant(self, instant: float, fn: Callable[[Any], None], arg: Any = None) -> None:
+        """Call ``fn(arg)`` at the simulated time ``instant`` (not before now),
+        exactly: ``at(instant - now)`` would add the difference back to now,
+        which does not always give the same float."""
+        heappush(self._queue, (instant, _NORMAL, next(self._eid), fn, arg))
+
     def new_transaction(self) -> int:
         """Allocate the next transaction id (0, 1, 2, ...)."""
         txn = len(self.messages)
