@@ -311,3 +311,14 @@ def test_a_counterexample_with_the_plan_marker_reproduces(tmp_path: Path) -> Non
     assert written.reproduced
     faults = tomllib.loads(written.scenario.read_text())["faults"]
     assert faults[: len(setup.marker)] == setup.marker
+
+
+def test_cli_explores_every_protocol_of_the_scenario(capsys, tmp_path: Path) -> None:
+    path = SCENARIOS / "twopc-participant-down.toml"
+    code, out = _cli(capsys, "explore", str(path), "--depth", "1", "-w", "1", "-o", str(tmp_path))
+    assert code == 0, out
+    protocols = tomllib.loads(path.read_text())["run"]["protocols"]
+    figures = json.loads((tmp_path / "explore.json").read_text())["protocols"]
+    assert list(figures) == protocols and len(protocols) > 1
+    for name in protocols:
+        assert f"{name}: " in out and (tmp_path / name).is_dir()
