@@ -430,7 +430,8 @@ class _ScenarioBase(_Model):
         """Every node name: the nodes of each protocol the scenario runs
         (``orchestrator``, ``coordinator``, ``broker`` and ``tracker``) and the
         participants."""
-        own = [n for p in PROTOCOLS if p in self.run.protocols for n in PROTOCOL_ALL_NODES[p]]
+        # (once each: two protocols may name their coordinator alike)
+        own = dict.fromkeys(n for p in PROTOCOLS if p in self.run.protocols for n in PROTOCOL_ALL_NODES[p])
         return [*own, *self.participants]
 
     def effective(self) -> dict[str, Any]:

@@ -67,7 +67,7 @@ it cannot crash, and only a restart reads them. ``ChoreographyProtocol.elide
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sim.protocols.base import CoordinatorView
 from sim.protocols.retry import Backoff
@@ -122,6 +122,20 @@ _REFUSED = "refused"
 
 # A pending publish: [txn, topic, started, attempt, ack, conf_at, deadline, token, timed]
 _ATTEMPT, _ACK, _CONF, _DEADLINE, _TOKEN, _TIMED = 3, 4, 5, 6, 7, 8
+#: ``timed`` of an entry whose timeout expired, its resend waiting for its back-off
+_RESENDING = "resending"
+
+
+class AckToken(NamedTuple):
+    """An ack accounted for ahead, without an event (:meth:`Publisher.ack_at`)."""
+
+    #: the broker's copy it acknowledges (``None``: no longer pending there)
+    copy: Any
+    #: when it reaches the broker
+    arrives: float
+    txn: int
+    #: whether it was counted (sent before the run ends)
+    counted: bool
 
 
 def _entry(
@@ -339,17 +353,18 @@ class Publisher:
                 world.at_instant(deadline, self._timeout, (eid, entry[_ATTEMPT], self.node.epoch, deadline))
         world.at(latency, self._receive, ("conf", BROKER, txn, eid))
 
-    def ack_at(self, msg: tuple[Any, ...], at: float) -> tuple[Any, float, int]:
-        """Acknowledge the delivered copy ``msg`` at ``at`` without an event;
-        returns a token for :meth:`_retract`."""
+    def ack_at(self, msg: tuple[Any, ...], at: float) -> AckToken:
+        """Acknowledge the delivered copy ``msg`` at ``at`` without an event
+        (counted if sent before the run ends); returns a token for :meth:`_retract`."""
         txn = msg[2]
-        self.world.messages[txn] += 1
+        counted = self.world.count_sent(txn, at)
         arrives = at + self._up()
-        return (self.broker.ack_at(msg[9], arrives), arrives, txn)  # type: ignore[union-attr]
+        return AckToken(self.broker.ack_at(msg[9], arrives), arrives, txn, counted)  # type: ignore[union-attr]
 
-    def _retract(self, token: tuple[Any, float, int]) -> None:
-        copy, arrives, txn = token
-        self.world.messages[txn] -= 1
+    def _retract(self, token: AckToken) -> None:
+        copy, arrives, txn, counted = token
+        if counted:
+            self.world.messages[txn] -= 1
         if copy is not None:
             self.broker.retract(copy, arrives)  # type: ignore[union-attr]
 
@@ -396,6 +411,11 @@ class Publisher:
     def _expired(self, item: tuple[int, int, int, float]) -> None:
         eid = item[0]
         entry = self.pending[eid]
+        if entry[_TIMED] is _RESENDING:
+            # A second timeout of this very publish: two publishes of the id
+            # at one instant, the second replacing the first's entry, left two
+            # equal timeouts. The publish is resent once (and one back-off drawn).
+            return
         if entry[3] >= self.backoff.limit:
             del self.pending[eid]
             self.dropped += 1
@@ -405,6 +425,7 @@ class Publisher:
                     peer=BROKER, message="pub", attempt=entry[3],
                 )  # fmt: skip
             return
+        entry[_TIMED] = _RESENDING  # (until the resend: _send sets it back)
         self.world.at(self.backoff.wait(entry[3] + 1), self._resend, item)
 
     def _resend(self, item: tuple[int, int, int, float]) -> None:
