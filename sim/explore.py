@@ -751,11 +751,15 @@ def write_counterexample(setup: Setup, schedule: Schedule, out: Path) -> Counter
     row = bad.iloc[0]
     txn_id = int(row["txn_id"])
     story = explain_transaction(row, result.events, result.scenario)
-    faults = "; ".join(p.describe() for p in schedule) or "no fault at all"
     reasons = "; ".join(row["reasons"]) or "it never finished"
+    if schedule:
+        faults = "; ".join(p.describe() for p in schedule)
+        lead = f"With {len(schedule)} fault{'s' if len(schedule) != 1 else ''} ({faults})"
+    else:
+        lead = f"Without any fault of the explorer's (the scenario's own randomness, seed {setup.seed})"
     paragraph = (
-        f"With {len(schedule)} fault{'s' if len(schedule) != 1 else ''} ({faults}), transaction {txn_id} "
-        f"under {setup.protocol} ends **{row['outcome']}**: {reasons}. " + " ".join(story.plain())
+        f"{lead}, transaction {txn_id} under {setup.protocol} ends **{row['outcome']}**: {reasons}. "
+        + " ".join(story.plain())
     )
     (out / "explanation.md").write_text(paragraph + "\n")
     swimlane = out / "swimlane.png"
