@@ -53,6 +53,7 @@ from sim.errors import SagasimError
 from sim.files import read_input_text
 from sim.runner import Model
 from sim.scenario import FaultSpec, Scenario, scenario_from_dict
+from sim.world import fates
 from sim.world.core import EventBudgetExceeded
 from sim.world.trace import IN, OUT, TraceEvent
 
@@ -77,6 +78,8 @@ COMPENSATION = "compensation "
 #: A hang: the participant's service time multiplied by this (the attempt
 #: would end long after any run does).
 HANG_FACTOR = 1e9
+#: Random blocks an exploring process keeps across its runs (about 64 kB each).
+MEMO_BLOCKS = 512
 #: The trace's kinds of the network's own ends of a message (not a send).
 _NETWORK_KINDS = frozenset(("drop", "duplicate"))
 #: The kinds of fault point, in the order they are tried at one instant.
@@ -341,6 +344,7 @@ def prepare(
     transaction, ``transactions`` arriving at a constant gap of half one
     transaction's latency (so they overlap), its own ``[[faults]]`` and
     ``[nemesis]`` left out (listed in :attr:`Setup.ignored`)."""
+    fates.remember(MEMO_BLOCKS)  # every schedule draws the same first blocks
     path = Path(source)
     try:
         raw = tomllib.loads(read_input_text(path, "scenario file"))
@@ -479,6 +483,7 @@ _WORKER_SETUP: Setup | None = None
 def _init_worker(setup: Setup) -> None:
     global _WORKER_SETUP
     _WORKER_SETUP = setup
+    fates.remember(MEMO_BLOCKS)
 
 
 def _run_in_worker(schedule: Schedule, points: bool) -> RunFacts:

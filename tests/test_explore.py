@@ -275,8 +275,9 @@ def test_the_reduced_extensions_stop_before_the_finish_and_after_a_no_op_fault()
 
 
 def test_a_budget_in_minutes(capsys, tmp_path: Path) -> None:
+    """0.005 min = 0.3 s: far less than the about 4,000 schedules of depth 2 take."""
     code, out = _cli(
-        capsys, "explore", str(SCENARIOS / "happy-path.toml"), "--depth", "1", "--budget", "0.001m", "-w", "1",
+        capsys, "explore", str(SCENARIOS / "happy-path.toml"), "--depth", "2", "--budget", "0.005m", "-w", "1",
         "-o", str(tmp_path),
     )  # fmt: skip
     assert code == 0, out
@@ -322,3 +323,23 @@ def test_cli_explores_every_protocol_of_the_scenario(capsys, tmp_path: Path) -> 
     assert list(figures) == protocols and len(protocols) > 1
     for name in protocols:
         assert f"{name}: " in out and (tmp_path / name).is_dir()
+
+
+def test_random_blocks_are_kept_across_runs_only_when_asked_and_change_no_run() -> None:
+    from sim.runner import run_once
+    from sim.world import fates
+
+    from conftest import order_scenario
+
+    scenario = order_scenario({"run.duration": 2.0, "participants.payment.business_failure": 0.2})
+    try:
+        fates.remember(0)
+        fates._memo.clear()
+        plain = run_once(scenario, "orchestration", 3).transactions
+        assert not fates._memo
+        fates.remember(3)
+        kept = [run_once(scenario, "orchestration", 3).transactions for _ in range(2)]
+        assert 0 < len(fates._memo) <= 3
+        assert kept[0] == plain and kept[1] == plain
+    finally:
+        fates.remember(0)

@@ -34,8 +34,9 @@ BLOCK = 2048
 RETRY_BLOCK = 64
 #: Blocks a stream holds at most (the oldest made is dropped first).
 KEEP = 8
-#: Blocks remembered across the runs of one process (see :func:`_made`).
-MEMO = 512
+#: Blocks remembered across the runs of one process: none unless asked for
+#: (:func:`remember`).
+MEMO = 0
 
 # Blocks made lately, by (seed, stream key, block number, size, draw): many
 # short runs of one scenario and seed (an exploration's schedules) draw the
@@ -43,6 +44,16 @@ MEMO = 512
 # reusing one never changes a run. The draw's owner (a distribution) is kept
 # in the value so that its id is not reused while the entry lives.
 _memo: dict[tuple[Any, ...], tuple[list[float], Any]] = {}
+
+
+def remember(blocks: int) -> None:
+    """Keep up to ``blocks`` blocks across the runs of this process (0: none).
+    For many short runs of one seed (``sagasim explore``); a long run reuses
+    no block, and each kept one costs about 64 kB."""
+    global MEMO
+    MEMO = blocks
+    while len(_memo) > blocks:
+        del _memo[next(iter(_memo))]
 
 
 def _made(key: tuple[Any, ...]) -> list[float] | None:
@@ -81,13 +92,14 @@ class KeyedDraws:
         draw = self._draw
         owner = getattr(draw, "__self__", None)
         memo_key = (self._seed, self._key, number, self._size, id(owner), getattr(draw, "__func__", draw))
-        values = _made(memo_key)
+        values = _made(memo_key) if MEMO else None
         if values is None:
             seq = np.random.SeedSequence(entropy=self._seed, spawn_key=(*self._key, number))
             values = draw(np.random.Generator(np.random.PCG64(seq)), self._size).tolist()
-            if len(_memo) >= MEMO:
-                del _memo[next(iter(_memo))]
-            _memo[memo_key] = (values, owner)
+            if MEMO:
+                if len(_memo) >= MEMO:
+                    del _memo[next(iter(_memo))]
+                _memo[memo_key] = (values, owner)
         blocks[number] = values
         return values
 
