@@ -1067,6 +1067,186 @@ def export_command(
     _out.print(f"wrote {escape(str(target))}", soft_wrap=True)
 
 
+_EXPLORE_EXAMPLES = """
+\b
+Examples:
+  sagasim explore scenarios/naive-orchestrator.toml
+  sagasim explore scenarios/robust-orchestrator.toml --depth 2 --workers 2
+  sagasim explore scenarios/robust-orchestrator.toml --depth 3 --budget 10m
+"""
+
+
+@cli.command("explore", epilog=_EXPLORE_EXAMPLES)
+@click.argument("scenario", type=click.Path(path_type=Path))
+@_protocol_option
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0, max=SEED_LIMIT - 1),
+    default=None,
+    metavar="N",
+    help="The seed of every schedule's run (default: the scenario's first).",
+)
+@click.option(
+    "--transactions",
+    "-n",
+    type=click.IntRange(min=1, max=20),
+    default=2,
+    show_default=True,
+    help="Transactions per schedule, arriving half a transaction's latency apart (they overlap).",
+)
+@click.option(
+    "--depth",
+    "-d",
+    type=click.IntRange(min=1, max=4),
+    default=2,
+    show_default=True,
+    help="Faults per schedule at most: 1 tries every single fault, 2 every pair too, ...",
+)
+@click.option(
+    "--workers",
+    "-w",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes running schedules. Default: every core.",
+)
+@click.option(
+    "--budget",
+    default=None,
+    metavar="N|SECONDS",
+    help="Stop after N schedules (5000) or seconds (30s, 10m); a cut search certifies nothing.",
+)
+@click.option(
+    "--restart-after",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds a crashed node stays down (and a paused one paused).",
+)
+@click.option(
+    "--delay",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help="Extra seconds of a delayed message. Default: twice the scenario's longest timeout.",
+)
+@_out_folder(
+    "Folder to write explore.json and, on a violation, counterexample.toml, swimlane.png and "
+    "explanation.md into (one subfolder per protocol when several). Default: results/<scenario>/explore."
+)
+@_quiet_option
+def explore_command(
+    scenario: Path,
+    protocols: tuple[str, ...],
+    seed: int | None,
+    transactions: int,
+    depth: int,
+    workers: int | None,
+    budget: str | None,
+    restart_after: float,
+    delay: float | None,
+    out: Path | None,
+    quiet: bool,
+) -> None:
+    """Run SCENARIO under every single fault, every pair, ... (up to --depth)
+    and look for an inconsistent or stuck transaction.
+
+    The scenario's services, transaction and protocols are kept; its workload
+    becomes a few overlapping transactions, and its own [[faults]] and
+    [nemesis] are left out. The run without faults gives the fault points:
+    each message (drop, duplicate, delay it past its timeout), each node
+    between two of its events (crash, pause), each participant attempt
+    (refusal, transient failure, hang); each faulted run gives the points of
+    the next fault. Every schedule is a run judged by the checker.
+
+    On a violation the schedule is shrunk (fewest faults, then earliest) and
+    written as counterexample.toml, a scenario that `sagasim run
+    counterexample.toml --fail-on inconsistent,stuck` reproduces, with the
+    failing transaction's swimlane and a one-paragraph explanation. Without
+    one, a certificate says what was explored. See docs/explore.md.
+
+    Exit status: 0 when no violation was found, 1 on a violation, 2 on bad input.
+    """
+    import json
+
+    from sim.explore import Budget, certificate, default_workers, explore, prepare, reachable, write_counterexample
+    from sim.scenario import load_scenario
+
+    loaded = load_scenario(scenario)
+    chosen = _choose_protocols(loaded, protocols)
+    limit = Budget.parse(_budget_text(budget))
+    target = out if out is not None else Path("results") / loaded.name / "explore"
+    problem = folder_problem(target)
+    if problem:
+        raise SagasimError(f"--out {target}: {problem}; choose another --out")
+    workers = workers or default_workers()
+    show = not quiet and _err.is_terminal
+    found = False
+    figures = {}
+    for name in chosen:
+        setup = prepare(scenario, name, seed, transactions, restart_after, delay)
+        gap = setup.raw["workload"]["interarrival"]["value"]
+        if not quiet:
+            ignored = f"; left out: {escape(', '.join(setup.ignored))}" if setup.ignored else ""
+            _out.print(
+                f"exploring [bold]{escape(loaded.name)}[/bold] under {name}: {transactions} transactions "
+                f"{gap:.3g} s apart, seed {setup.seed}, up to {depth} faults, {workers} workers{ignored}",
+                soft_wrap=True,
+            )
+        progress = Progress(
+            TextColumn(name),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} schedules"),
+            *_time_columns(),
+            console=_err,
+            transient=True,
+            disable=not show,
+        )
+        with progress:
+            task = progress.add_task(name, total=None)
+            result = explore(setup, depth, workers, limit, _ticker(progress, task))
+        folder = target if len(chosen) == 1 else target / name
+        folder.mkdir(parents=True, exist_ok=True)
+        figures[name] = result.summary()
+        if result.shrunk is None:
+            _out.print(certificate(result), soft_wrap=True)
+            for line in reachable(result):
+                _out.print(f"  {line}", soft_wrap=True)
+            continue
+        found = True
+        written = write_counterexample(setup, result.shrunk, folder)
+        figures[name]["counterexample"] = str(written.scenario)
+        figures[name]["reproduced"] = written.reproduced
+        _out.print(
+            f"[red]{name}: violation[/red] after {result.to_violation} schedules "
+            f"({result.seconds_to_violation:.2f} s), shrunk to {len(result.shrunk)} fault"
+            f"{'s' if len(result.shrunk) != 1 else ''}:",
+            soft_wrap=True,
+        )
+        _out.print(escape(written.paragraph.replace("**", "")), soft_wrap=True)
+        _out.print(
+            f"reproduce: sagasim run {escape(str(written.scenario))} --fail-on inconsistent,stuck", soft_wrap=True
+        )
+    (target / "explore.json").write_text(json.dumps({"scenario": loaded.name, "protocols": figures}, indent=2) + "\n")
+    _err.print(f"written to [bold]{escape(str(target))}[/bold]", soft_wrap=True)
+    if found:
+        sys.exit(EXIT_FAIL_ON)
+
+
+def _ticker(progress: Progress, task: Any) -> Callable[[int, int], None]:
+    """The exploration's progress callback for one bar."""
+
+    def tick(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return tick
+
+
+def _budget_text(budget: str | None) -> str | None:
+    """``--budget 10m`` as ``600s``; other spellings unchanged."""
+    if budget and budget.endswith("m") and budget[:-1].replace(".", "", 1).isdigit():
+        return f"{float(budget[:-1]) * 60:g}s"
+    return budget
+
+
 def main() -> None:
     """Entry point: turns bad input into one message and exit status 2."""
     try:

@@ -92,6 +92,26 @@ class LiveRun:
             self._finished = True
             raise RunTooBusy(self.model._too_busy(exc)) from None
 
+    @property
+    def next_event(self) -> float:
+        """When the next event is due (``inf`` when none is): advancing to
+        just past it runs the events of that instant and nothing later."""
+        return self.model.world.next_event()
+
+    def start_transaction(self) -> int | None:
+        """Start one transaction now, besides the scenario's workload; its id,
+        or None when the protocol turned it away (its coordinator is down or
+        paused). Before :attr:`workload_end` only, like every arrival."""
+        self._open()
+        if self.now >= self.workload_end:
+            raise SagasimError(
+                f"start_transaction() at {self.now:g} s: transactions arrive until {self.workload_end:g} s"
+            )
+        workload = self.model.workload
+        started = len(workload.started)
+        txn = workload.start_one()
+        return txn if len(workload.started) > started else None
+
     def start_fault(self, kind: str, *, duration: float | None = None, **settings: Any) -> RuntimeFault:
         """Start a fault now; ``kind`` and ``settings`` as in a ``[[faults]]``
         entry of a scenario file (``docs/scenarios.md``), e.g.

@@ -256,11 +256,14 @@ FAULT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "duplicate": (("probability",), ("target", "groups", "one_way")),
     "delay": (("extra",), ("target", "groups", "one_way")),
     "slow": (("target", "factor"), ()),
-    "failure_rate": (("target",), ("business_failure", "transient_failure")),
+    "failure_rate": (("target",), ("business_failure", "transient_failure", "compensation_failure")),
 }
 #: Kinds whose target is a node of any kind; the others' targets are participants.
 NODE_FAULTS = ("crash", "pause", "partition", "loss", "duplicate", "delay")
-_SETTINGS = ("target", "groups", "one_way", "probability", "extra", "factor", "business_failure", "transient_failure")
+_SETTINGS = (
+    "target", "groups", "one_way", "probability", "extra", "factor",
+    "business_failure", "transient_failure", "compensation_failure",
+)  # fmt: skip
 
 
 class _FaultSettings(_Model):
@@ -274,6 +277,7 @@ class _FaultSettings(_Model):
     factor: float | None = Field(None, gt=0)
     business_failure: Probability | None = None
     transient_failure: Probability | None = None
+    compensation_failure: Probability | None = None
 
     @field_validator("target", mode="before")
     @classmethod
@@ -308,8 +312,11 @@ class _FaultSettings(_Model):
                 raise ValueError(f"a {kind} fault does not take {key!r} (it takes {allowed})")
 
     def _check_failure_rates(self) -> None:
-        if self.business_failure is None and self.transient_failure is None:
-            raise ValueError("a failure_rate fault needs 'business_failure' or 'transient_failure' (or both)")
+        if self.business_failure is None and self.transient_failure is None and self.compensation_failure is None:
+            raise ValueError(
+                "a failure_rate fault needs 'business_failure', 'transient_failure' or 'compensation_failure' "
+                "(or several)"
+            )
         # The same rule as a participant's own rates: exclusive outcomes of one attempt.
         total = (self.business_failure or 0.0) + (self.transient_failure or 0.0)
         if total > 1.0 + 1e-12:
@@ -328,7 +335,9 @@ class _FaultSettings(_Model):
     def settings(self) -> dict[str, Any]:
         """The kind's own settings, for ``faults.parquet``."""
         out: dict[str, Any] = {}
-        for key in ("one_way", "probability", "factor", "business_failure", "transient_failure"):
+        for key in _SETTINGS[2:]:
+            if key == "extra":
+                continue
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         if self.extra is not None:

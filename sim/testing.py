@@ -110,3 +110,13 @@ def assert_expected(result: Result) -> None:
                     )
     if problems:
         raise AssertionError(f"{result.scenario.name}: expectation not met:\n" + "\n".join(problems))
+
+
+def __getattr__(name: str) -> object:
+    # The Hypothesis state machine needs Hypothesis (the "testing" extra):
+    # imported only when asked for.
+    if name == "SagaMachine":
+        from sim.machine import SagaMachine
+
+        return SagaMachine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -83,6 +83,10 @@ class World:
         # in place of an event object: see run().
         heappush(self._queue, (self.env._now + delay, _NORMAL, next(self._eid), fn, arg))
 
+    def next_event(self) -> float:
+        """When the next event is due (``inf`` when none is)."""
+        return self._queue[0][0] if self._queue else float("inf")
+
     def at_instant(self, instant: float, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``fn(arg)`` at the simulated time ``instant`` (not before now),
         exactly: ``at(instant - now)`` would add the difference back to now,

@@ -23,6 +23,7 @@ smaller blocks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,31 @@ BLOCK = 2048
 RETRY_BLOCK = 64
 #: Blocks a stream holds at most (the oldest made is dropped first).
 KEEP = 8
+#: Blocks remembered across the runs of one process: none unless asked for
+#: (:func:`remember`).
+MEMO = 0
+
+# Blocks made lately, by (seed, stream key, block number, size, draw): many
+# short runs of one scenario and seed (an exploration's schedules) draw the
+# same blocks again and again. A block is a pure function of its key, so
+# reusing one never changes a run. The draw's owner (a distribution) is kept
+# in the value so that its id is not reused while the entry lives.
+_memo: dict[tuple[Any, ...], tuple[list[float], Any]] = {}
+
+
+def remember(blocks: int) -> None:
+    """Keep up to ``blocks`` blocks across the runs of this process (0: none).
+    For many short runs of one seed (``sagasim explore``); a long run reuses
+    no block, and each kept one costs about 64 kB."""
+    global MEMO
+    MEMO = blocks
+    while len(_memo) > blocks:
+        del _memo[next(iter(_memo))]
+
+
+def _made(key: tuple[Any, ...]) -> list[float] | None:
+    found = _memo.get(key)
+    return None if found is None else found[0]
 
 
 class KeyedDraws:
@@ -63,8 +89,17 @@ class KeyedDraws:
         blocks = self._blocks
         if len(blocks) >= KEEP:
             del blocks[next(iter(blocks))]
-        seq = np.random.SeedSequence(entropy=self._seed, spawn_key=(*self._key, number))
-        values = self._draw(np.random.Generator(np.random.PCG64(seq)), self._size).tolist()
+        draw = self._draw
+        owner = getattr(draw, "__self__", None)
+        memo_key = (self._seed, self._key, number, self._size, id(owner), getattr(draw, "__func__", draw))
+        values = _made(memo_key) if MEMO else None
+        if values is None:
+            seq = np.random.SeedSequence(entropy=self._seed, spawn_key=(*self._key, number))
+            values = draw(np.random.Generator(np.random.PCG64(seq)), self._size).tolist()
+            if MEMO:
+                if len(_memo) >= MEMO:
+                    del _memo[next(iter(_memo))]
+                _memo[memo_key] = (values, owner)
         blocks[number] = values
         return values
 

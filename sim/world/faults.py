@@ -313,7 +313,7 @@ class Faults:
             return (lambda _: participant.slow_down(factor)), (lambda _: participant.speed_up(factor))
         if kind == "failure_rate":
             participant = self.participants[fault.targets[0]]
-            rates = (spec.business_failure, spec.transient_failure)
+            rates = (spec.business_failure, spec.transient_failure, spec.compensation_failure)
             return (lambda _: participant.override_rates(rates)), (lambda _: participant.restore_rates(rates))
         # link faults
         pairs = pairs_between(fault.groups, bool(spec.one_way)) if fault.groups else None

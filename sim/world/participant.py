@@ -103,13 +103,10 @@ class Participant(Node):
         self._answers = Counter()
         # Cumulative thresholds for one uniform draw per attempt (forward ones
         # set by _apply_rates below, which faults call again).
-        self._c_fail = spec.compensation_failure
-        self._c_hang = self._c_fail + spec.hang
-        self._c_draws = self._c_hang > 0.0
         # Gray failures (faults): a service-time factor and failure-rate overrides.
         self._slow = 1.0
         self._slowdowns: list[float] = []
-        self._rate_overrides: list[tuple[float | None, float | None]] = []
+        self._rate_overrides: list[tuple[float | None, float | None, float | None]] = []
         self._apply_rates()
         self.workers = spec.workers
         self.idempotent = spec.idempotent
@@ -334,14 +331,14 @@ class Participant(Node):
             slow *= factor
         self._slow = slow
 
-    def override_rates(self, rates: tuple[float | None, float | None]) -> None:
-        """Replace the business and/or transient failure rate (``None``: keep)
-        until :meth:`restore_rates`; the latest override wins."""
+    def override_rates(self, rates: tuple[float | None, float | None, float | None]) -> None:
+        """Replace the business, transient and/or compensation failure rate
+        (``None``: keep) until :meth:`restore_rates`; the latest override wins."""
         self._rate_overrides.append(rates)
         self._apply_rates()
         self._trace_fault("failure-rate", self._rates_text())
 
-    def restore_rates(self, rates: tuple[float | None, float | None]) -> None:
+    def restore_rates(self, rates: tuple[float | None, float | None, float | None]) -> None:
         if rates in self._rate_overrides:
             self._rate_overrides.remove(rates)
         self._apply_rates()
@@ -349,9 +346,14 @@ class Participant(Node):
 
     def _apply_rates(self) -> None:
         business, transient = self.spec.business_failure, self.spec.transient_failure
-        for b, t in self._rate_overrides:
+        compensation = self.spec.compensation_failure
+        for b, t, c in self._rate_overrides:
             business = business if b is None else b
             transient = transient if t is None else t
+            compensation = compensation if c is None else c
+        self._c_fail = compensation
+        self._c_hang = compensation + self.spec.hang
+        self._c_draws = self._c_hang > 0.0
         self._t_refuse = business
         self._t_fail = business + transient
         # A bad deploy can push the rates past 1 with the hang rate: cap the sum.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from sim.world.distributions import Distribution, batched
 from sim.world.fates import KeyedDraws
 
 
+@lru_cache(maxsize=4096)  # a pure function; many short runs take the same names
 def _spawn_key(name: str) -> tuple[int, ...]:
     digest = hashlib.sha256(name.encode("utf-8")).digest()
     return tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))

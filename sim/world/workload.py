@@ -93,6 +93,16 @@ class Workload:
             self.world.at(gap, self._arrive)
 
     def _arrive(self, _arg: Any = None) -> None:
+        txn = self.start_one()
+        # Every arrival takes the next id, started or rejected (a streamed
+        # run empties ``started`` as it goes: sim.stream).
+        if txn + 1 != self.limit:
+            self._schedule_next()
+
+    def start_one(self) -> int:
+        """One arrival now, apart from the arrival process (a live run starts
+        transactions on demand this way): its transaction id, started or
+        rejected (see :attr:`started` and :attr:`rejected`)."""
         world = self.world
         txn = world.new_transaction()
         if self.keys is not None:
@@ -103,7 +113,4 @@ class Workload:
             self.rejected += 1
             if world.tracer.on:
                 world.tracer.emit(world.now, "client", "rejected", txn)
-        # Every arrival takes the next id, started or rejected (a streamed
-        # run empties ``started`` as it goes: sim.stream).
-        if txn + 1 != self.limit:
-            self._schedule_next()
+        return txn
