@@ -811,6 +811,8 @@ def _print_comparison(
     grid.add_row("messages/txn", *(f"{x:.2f}" if x == x else "-" for x in table["messages_per_txn"]))
     if "blocked_mean" in table.columns:
         grid.add_row("blocked time (mean)", *(_seconds(x) for x in table["blocked_mean"]))
+        # The mean hides the few transactions a crash blocks: the worst one shows them.
+        grid.add_row("blocked time (max)", *(_seconds(x) for x in table["blocked_max"]))
     _out.print(grid)
 
     if len(protocols) < 2:

@@ -62,8 +62,9 @@ def protocol_table(result: Any) -> pd.DataFrame:
     ``_high`` of the pooled rate; ``latency_p50``, ``latency_p99`` (finished
     transactions), ``time_to_consistency_p99`` (over the transactions that
     became consistent), ``never_consistent`` (how many did not: stuck or
-    inconsistent), ``messages_per_txn``; and ``blocked_mean`` when the transactions have a
-    ``blocked`` column (two-phase commit), NaN for protocols without it.
+    inconsistent), ``messages_per_txn``; and ``blocked_mean`` and ``blocked_max`` when the
+    transactions have a ``blocked`` column (the protocols that lock: two-phase
+    commit, Paxos Commit), NaN for protocols without it.
 
     The pooled interval treats every transaction as an independent trial. The
     transactions of one seed share its faults, so the spread between seeds
@@ -97,13 +98,14 @@ def protocol_table(result: Any) -> pd.DataFrame:
         if has_blocked:
             blocked = pd.to_numeric(t["blocked"], errors="coerce").dropna()
             row["blocked_mean"] = float(blocked.mean()) if len(blocked) else math.nan
+            row["blocked_max"] = float(blocked.max()) if len(blocked) else math.nan
         rows.append(row)
     columns = ["protocol", "seeds", "transactions"]
     for outcome in OUTCOMES:
         columns += [outcome, f"{outcome}_rate", f"{outcome}_rate_low", f"{outcome}_rate_high"]
     columns += ["latency_p50", "latency_p99", "time_to_consistency_p99", "never_consistent", "messages_per_txn"]
     if has_blocked:
-        columns.append("blocked_mean")
+        columns += ["blocked_mean", "blocked_max"]
     return pd.DataFrame(rows, columns=columns)
 
 

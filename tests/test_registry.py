@@ -20,7 +20,7 @@ from conftest import order_dict, order_scenario
 
 SIM = Path(__file__).resolve().parent.parent / "sim"
 #: A protocol's name as a string literal: what only its own package may write.
-NAMED = re.compile(r"""["'](2pc|orchestration|choreography)["']""")
+NAMED = re.compile(r"""["'](2pc|orchestration|choreography|paxos-commit)["']""")
 
 
 def _sources(folder: Path) -> list[Path]:
@@ -64,13 +64,16 @@ def test_the_world_imports_no_protocol() -> None:
 
 
 def test_every_protocol_is_registered_once_in_order() -> None:
-    assert PROTOCOLS == registry.names() == ("orchestration", "2pc", "choreography")
+    assert PROTOCOLS == registry.names() == ("orchestration", "2pc", "choreography", "paxos-commit")
     assert len(set(p.name for p in registry.protocols())) == len(registry.protocols())
     assert {p.name: p.colour for p in registry.protocols()} == PROTOCOL_COLOURS
     assert PROTOCOL_ALL_NODES == {"orchestration": ("orchestrator",), "2pc": ("coordinator",),
-                                  "choreography": ("broker", "tracker")}  # fmt: skip
-    assert RESERVED_NODES == ("orchestrator", "coordinator", "broker", "tracker", "client")
-    with pytest.raises(KeyError, match="allowed: orchestration, 2pc, choreography"):
+                                  "choreography": ("broker", "tracker"),
+                                  "paxos-commit": ("leader", "acceptor-1", "acceptor-2", "acceptor-3")}  # fmt: skip
+    assert RESERVED_NODES == (
+        "orchestrator", "coordinator", "broker", "tracker", "leader", "acceptor-1", "acceptor-2", "acceptor-3", "client"
+    )  # fmt: skip
+    with pytest.raises(KeyError, match="allowed: orchestration, 2pc, choreography, paxos-commit"):
         registry.get("tcc")
 
 
@@ -78,7 +81,7 @@ def test_an_unknown_protocol_is_refused_with_the_registered_ones() -> None:
     raw = order_dict()
     raw["run"]["protocols"] = ["tcc"]
     with pytest.raises(
-        ScenarioError, match=r'run\.protocols\[0\] = "tcc": not allowed \(allowed: orchestration, 2pc, choreography\)'
+        ScenarioError, match=r'run\.protocols\[0\] = "tcc": not allowed \(allowed: orchestration, 2pc, choreography, paxos-commit\)'
     ):
         scenario_from_dict(raw, source="test")
 

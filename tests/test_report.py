@@ -241,7 +241,7 @@ def test_sweep_report_plots_rates_against_the_axis(sweep_dataset: Dataset, tmp_p
     for png in ("rates.png", "latency-against.png", "messages-against.png", "comparison.png"):
         assert_valid_png(index.parent / png)
     assert not (index.parent / "twopc.png").exists()
-    assert "No two-phase commit run" in page.all_text
+    assert "No two-phase commit or Paxos Commit run" in page.all_text
     assert page.table_headers[0][:3] == [FAILURE, "protocol", "seeds"]  # the axis is a column of the summary
     assert f"One panel per value of {FAILURE}" in page.all_text
     assert "Left out" not in page.all_text

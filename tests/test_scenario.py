@@ -40,7 +40,7 @@ def problems(overrides: dict) -> str:
         ),
         (
             {"run.protocols": ["orchestraton"]},
-            "did you mean 'orchestration'? (allowed: orchestration, 2pc, choreography)",
+            "did you mean 'orchestration'? (allowed: orchestration, 2pc, choreography, paxos-commit)",
         ),
         ({"run.seeds": [1, 1]}, "run.seeds = [1, 1]: must not repeat values; repeated: 1"),
         ({"run.seeds": []}, "run.seeds = []: list should have at least 1 item"),

@@ -22,7 +22,9 @@ records an abort for a transaction it had started or prepared.
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sim.world.effects import ABORT, FORWARD, PREPARED
@@ -31,10 +33,11 @@ from sim.world.participant import HANG, REFUSE, SUCCEED
 from sim.world.timers import DeadlineQueue
 
 if TYPE_CHECKING:
+    from sim.world.core import World
     from sim.world.participant import Participant
     from sim.world.workload import TxnKeys
 
-__all__ = ["P_ABORTED", "P_COMMITTED", "P_PREPARED", "LockingSide"]
+__all__ = ["P_ABORTED", "P_COMMITTED", "P_PREPARED", "LockWindow", "LockingSide", "lock_columns"]
 
 # Participant durable states.
 P_PREPARED = 1
@@ -310,3 +313,53 @@ class LockingSide:
         if voted is not None:
             total += now - voted
         return total
+
+
+# ------------------------------------------------------------ columns of the protocols that lock
+
+
+def lock_columns(sides: Iterable[LockingSide], txn: int, now: float) -> dict[str, float]:
+    """``lock_held``, ``lock_wait`` and ``blocked`` of one transaction,
+    summed over its participants' sides (still held or waiting: up to ``now``)."""
+    sides = list(sides)
+    return {
+        "lock_held": sum(s.locks.held_time(txn, now) for s in sides),
+        "lock_wait": sum(s.locks.wait_time(txn, now) for s in sides),
+        "blocked": sum(s.blocked_time(txn, now) for s in sides),
+    }
+
+
+class LockWindow:
+    """The lock level's integral and acquisitions over the workload window
+    (taken when the workload ends), and the lock figures of the summary."""
+
+    def __init__(self, world: World, sides: Iterable[LockingSide], duration: float) -> None:
+        self.world = world
+        self.sides = list(sides)
+        self.duration = duration
+        self.window: tuple[float, int] | None = None
+        world.at(duration, self._snapshot)
+
+    def _snapshot(self, _arg: Any = None) -> None:
+        now = self.world.env._now
+        self.window = (
+            sum(s.locks.area_until(now) for s in self.sides),
+            sum(s.locks.acquisitions for s in self.sides),
+        )
+
+    def figures(self) -> dict[str, Any]:
+        """``locks_held_mean``, ``lock_acquisitions``, ``lock_hold_mean``,
+        ``lock_waits``, ``lock_timeouts``, ``unilateral_aborts`` and
+        ``in_doubt_at_end`` (the participants still prepared)."""
+        sides = self.sides
+        area, acquired = self.window if self.window is not None else (math.nan, 0)
+        releases = sum(s.locks.releases for s in sides)
+        return {
+            "locks_held_mean": area / self.duration,
+            "lock_acquisitions": acquired,
+            "lock_hold_mean": sum(s.locks.hold_total for s in sides) / releases if releases else math.nan,
+            "lock_waits": sum(s.locks.waits for s in sides),
+            "lock_timeouts": sum(s.lock_timeouts for s in sides),
+            "unilateral_aborts": sum(s.unilateral_aborts for s in sides),
+            "in_doubt_at_end": sum(1 for s in sides for st in s.table.values() if st == P_PREPARED),
+        }
