@@ -81,7 +81,8 @@ def test_an_unknown_protocol_is_refused_with_the_registered_ones() -> None:
     raw = order_dict()
     raw["run"]["protocols"] = ["tcc"]
     with pytest.raises(
-        ScenarioError, match=r'run\.protocols\[0\] = "tcc": not allowed \(allowed: orchestration, 2pc, choreography, paxos-commit\)'
+        ScenarioError,
+        match=r'run\.protocols\[0\] = "tcc": not allowed \(allowed: orchestration, 2pc, choreography, paxos-commit\)',
     ):
         scenario_from_dict(raw, source="test")
 
