@@ -30,7 +30,11 @@ one it promised, and tells its sender the higher ballot (a leader whose
 ballot is refused gives it up; it starts a higher one when asked again).
 
 Acceptors' state is durable; the leaders' is not (a leader that restarts
-has forgotten every ballot it was running). Participants are those of 2PC:
+has forgotten every ballot it was running), except the leader's begin and
+end records: a restarted leader runs a ballot for every transaction it began
+and has not decided, and the leader runs a new ballot every ``vote_timeout``
+until it decides (so a transaction whose participants all aborted on their
+own, and so never suspect anyone, is decided too). Participants are those of 2PC:
 their prepared and decision records are durable, they hold their locks while
 in doubt, and a restarted participant in doubt asks at once. There is no
 acknowledgement: a participant that misses the decision suspects again.
@@ -282,6 +286,10 @@ class Leader(_Proposer):
 
     def __init__(self, world: World, network: Network, cluster: Cluster, spec: PaxosCommitSpec) -> None:
         super().__init__(world, network, LEADER, cluster, spec.takeover_timeout)
+        #: durable: the transactions it began and has not decided (a begin
+        #: record, dropped by an end record), so that a restarted leader
+        #: finishes them
+        self.begun: dict[int, None] = {}
         self.tallies: dict[int, Tally] = {}
         self.vote_deadlines = DeadlineQueue(world, spec.vote_timeout, self._undecided, self._vote_timeout, owner=self)
         self.vote_timeouts = 0
@@ -293,6 +301,7 @@ class Leader(_Proposer):
         cluster.records[txn] = Record(txn, self.world.env._now)
         tally = Tally(txn, len(cluster.participants))
         self.tallies[txn] = tally
+        self.begun[txn] = None
         if self.world.tracer.on:
             self._trace("begin", txn)
         for name in cluster.participants:
@@ -332,16 +341,27 @@ class Leader(_Proposer):
         return self.tallies.get(tally.txn) is tally and tally.txn not in self.decisions
 
     def _vote_timeout(self, tally: Tally) -> None:
+        """Undecided ``vote_timeout`` after the start (or the last ballot):
+        a ballot of its own, again every ``vote_timeout`` until decided."""
         self.vote_timeouts += 1
         self._recover(tally.txn, "votes missing")
+        self.vote_deadlines.add(tally)
 
     def _decide(self, txn: int, decision: str) -> None:
         super()._decide(txn, decision)
         self.tallies.pop(txn, None)
+        self.begun.pop(txn, None)
 
     def on_crash(self) -> None:
         super().on_crash()
         self.tallies.clear()
+
+    def on_restart(self) -> None:
+        """Finish what it began: a ballot for each transaction it has not decided."""
+        for txn in self.begun:
+            tally = self.tallies[txn] = Tally(txn, len(self.cluster.participants))
+            self._recover(txn, "leader restarted")
+            self.vote_deadlines.add(tally)
 
 
 class Acceptor(_Proposer):
@@ -390,7 +410,8 @@ class Acceptor(_Proposer):
                 accepted.append((instance, value))
         if accepted:
             if self.world.tracer.on:
-                self._trace("accept", txn, f"ballot {number}: " + ", ".join(v for _, v in accepted))
+                who = self.cluster.participants
+                self._trace("accept", txn, f"ballot {number}: " + ", ".join(f"{who[i]} {v}" for i, v in accepted))
             self._send(self.cluster.owner(number), ("p2b", self.name, txn, number, tuple(accepted)))
         elif number > 0:
             self._send(src, ("nack", self.name, txn, max(s.mbal for s in slots)))
