@@ -161,6 +161,22 @@ def test_a_participant_in_doubt_makes_an_acceptor_take_over() -> None:
     assert twopc["blocked"] >= 3 * 10.0
 
 
+def test_a_takeover_needs_f_plus_one_acceptors_not_all() -> None:
+    # acceptor-3 is down too: acceptor-1 and acceptor-2 are a quorum.
+    faults = [*LEADER_CRASH["faults"], {"kind": "crash", "target": "acceptor-3", "at": 0.5, "duration": 10.0}]
+    events = timeline({**LEADER_CRASH, "faults": faults})
+    assert [e for e in events if e[2] == "decide" and e[0] < 3] == [(2.016, "acceptor-1", "decide", "", "commit")]
+
+
+def test_a_duplicate_of_its_own_ballot_refused_does_not_stop_a_leader() -> None:
+    # Every message is delivered twice: the second copy of each phase 1a is
+    # refused (the acceptor promised that very ballot already), and the
+    # refusal names the leader's own ballot, which it keeps.
+    events = timeline({**LEADER_CRASH, "network.duplicate": 1.0})
+    taken = [e for e in events if e[2] in ("refused", "decide") and e[0] < 3]
+    assert taken == [(2.016, "acceptor-1", "decide", "", "commit")]
+
+
 def test_the_restarted_leader_finishes_what_it_began() -> None:
     # Its votes were lost with it, and its participants all aborted on their
     # own (nobody prepared, so nobody suspects it): its begin record makes it

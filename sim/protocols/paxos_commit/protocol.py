@@ -201,6 +201,8 @@ class _Proposer(Node):
         ballot.promised.add(acceptor)
         found = ballot.found
         for instance, bal, val in states:
+            # (Two reports of one ballot carry one value: a ballot has one
+            # proposer, and a participant votes once; so < and <= agree.)
             if instance not in found or found[instance][0] < bal:
                 found[instance] = (bal, val)
         if len(ballot.promised) < self.cluster.quorum:
