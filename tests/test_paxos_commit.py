@@ -156,6 +156,10 @@ def test_a_participant_in_doubt_makes_an_acceptor_take_over() -> None:
     assert (row["outcome"], row["coordinator"], row["finished_at"]) == ("committed", "committed", pytest.approx(2.016))
     # Blocked for the takeover timeout and six message delays, not for the crash.
     assert row["blocked"] == pytest.approx(3 * (2.017 - 1.011))
+    # 24 but the leader's 3 decisions, 3 suspicions, 3 each of phase 1a, 1b,
+    # 2a and 2b, 3 decisions (39); then the restarted leader's own ballot
+    # (12 and 3 decisions): two ballots above 0.
+    assert (row["messages"], row["retries"]) == (21 + 3 + 12 + 3 + 15, 2)
     # 2PC on the same crash blocks for all of it.
     twopc = one({**LEADER_CRASH, "faults": [{**LEADER_CRASH["faults"][0], "target": "coordinator"}]}, "2pc")
     assert twopc["blocked"] >= 3 * 10.0
