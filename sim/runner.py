@@ -127,7 +127,9 @@ class Model:
     :meth:`run`.
     """
 
-    def __init__(self, scenario: Scenario, protocol: str, seed: int, trace: bool | None = None) -> None:
+    def __init__(
+        self, scenario: Scenario, protocol: str, seed: int, trace: bool | None = None, runtime_faults: bool = False
+    ) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
         txn = scenario.transaction
@@ -157,6 +159,8 @@ class Model:
             self.nodes,
         )
         self.faults = Faults(self.world, self.network, self.nodes, self.participants, heal_at=until)
+        if runtime_faults:  # faults from Python while the run goes (sim.live): no link is steady
+            self.faults.open()
         self.faults.schedule(self.planned_faults)
         # The stuck alert: when it was raised, when it fell due, and the
         # monitor's blind spots (a choreography's tracker has its own).

@@ -297,7 +297,7 @@ def test_workers_bound_concurrency_and_the_rest_queue_in_order() -> None:
     for txn in range(5):
         model.world.new_transaction()
         request(model, FORWARD, txn * 64, txn=txn)
-    assert payment.busy == 2 and len(payment.queue) == 3
+    assert payment.pool.busy == 2 and len(payment.pool.queue) == 3
     model.world.run(until=1.0)
     done = sorted((e.time, txn) for txn in range(5) for e in model.world.effects.of(txn))
     assert [round(t, 9) for t, _ in done] == [0.1, 0.1, 0.2, 0.2, 0.3]

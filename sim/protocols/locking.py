@@ -23,7 +23,6 @@ records an abort for a transaction it had started or prepared.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +92,6 @@ class LockingSide:
         self.blocked: dict[int, float] = {}
         # volatile
         self.working: dict[int, _Work] = {}
-        self.queue: deque[_Work] = deque()
         # counters
         self.lock_timeouts = 0
         self.unilateral_aborts = 0
@@ -151,11 +149,11 @@ class LockingSide:
 
     def _locked(self, work: _Work) -> None:
         work.locked = True
-        p = self.p
-        if p.busy < p.workers:
-            self._start(work)
-        else:
-            self.queue.append(work)
+        self.p.pool.submit(work, self._start, self._wanted)
+
+    def _wanted(self, work: _Work) -> bool:
+        """Whether a prepare waiting for a worker is still to run (not aborted meanwhile)."""
+        return self.working.get(work.txn) is work
 
     def _lock_waiting(self, work: _Work) -> bool:
         return not work.locked and self.working.get(work.txn) is work
@@ -174,11 +172,10 @@ class LockingSide:
 
     def _start(self, work: _Work) -> None:
         p = self.p
-        p.busy += 1
         p.attempts += 1
         # (one prepare covers every step this participant runs: its fate is the first's)
         outcome, duration = p.draw_attempt(work.txn, self.steps[0], FORWARD)
-        p.after(duration, self._done, (work, outcome))
+        p.pool.serve(duration, self._done, (work, outcome))
 
     def _done(self, job: tuple[_Work, int]) -> None:
         work, outcome = job
@@ -193,17 +190,7 @@ class LockingSide:
             else:
                 self._abort(txn, "refused" if outcome == REFUSE else "transient error", unilateral=outcome != REFUSE)
                 self._vote(txn, False)
-        p.busy -= 1
-        if self.queue:
-            self._drain_queue()
-
-    def _drain_queue(self) -> None:
-        """Start the first queued work that is still wanted (aborted ones are skipped)."""
-        p = self.p
-        while self.queue and p.busy < p.workers:
-            nxt = self.queue.popleft()
-            if self.working.get(nxt.txn) is nxt:
-                self._start(nxt)
+        p.pool.release()
 
     def _prepared(self, txn: int) -> None:
         del self.working[txn]
@@ -252,8 +239,8 @@ class LockingSide:
         self._decided(txn)
         if self.world.tracer.on:
             self._trace("abort", txn, why)
-        if work is not None and self.queue:
-            self._drain_queue()
+        if work is not None and self.p.pool.queue:
+            self.p.pool.pump()
 
     # ------------------------------------------------------------ in doubt
 
@@ -265,9 +252,7 @@ class LockingSide:
         self.doubt_deadlines.add(txn)
 
     def on_crash(self) -> None:
-        self.p.lost_in_crash += len(self.queue)
-        self.working.clear()
-        self.queue.clear()
+        self.working.clear()  # (its queued prepares are lost with the worker pool)
         self.vote_deadlines.clear()
         self.lock_deadlines.clear()
         self.doubt_deadlines.clear()

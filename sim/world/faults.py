@@ -9,6 +9,17 @@ Faults happen only while transactions arrive. When the workload stops, every
 fault is healed and every node restarted, and the drain window runs without
 faults, so liveness (stuck) is judged apart from safety (inconsistent).
 
+**Faults at any moment.** A run opened to runtime faults
+(:meth:`Faults.open`, ``Model(..., runtime_faults=True)``, or
+:func:`sim.live.open_run`) takes the same faults from Python while it goes:
+:meth:`Faults.start` applies one now, with the kind and settings a
+``[[faults]]`` entry has, and :meth:`Faults.stop` ends it. They go through
+the same code as a planned fault (:func:`_instances`, :meth:`Faults._actions`),
+so a fault started at the instant a timeline fault would start, and stopped
+when it would end, gives the same run. Such a run has no steady link (the
+network cannot know what a later fault will touch), so no shortcut that
+relies on the plan is taken.
+
 The nemesis draws its whole schedule before the run starts, from streams of
 its own (one per kind and target), so the schedule depends on the scenario
 and the seed only: two protocols run with one seed meet the same faults at
@@ -136,6 +147,48 @@ def _instances(
     return [Planned(kind, start, end, (t,), (), spec, source) for t in targets]
 
 
+class RuntimeFault:
+    """A fault started while the run goes (:meth:`Faults.start`): a handle for :meth:`Faults.stop`."""
+
+    __slots__ = ("kind", "started", "stops", "rows", "ended")
+
+    def __init__(self, kind: str, started: float, stops: list[Callable[[Any], None]], rows: list[int]) -> None:
+        self.kind = kind
+        self.started = started
+        #: what ends each of its instances (one per target)
+        self.stops = stops
+        #: its rows in :attr:`Faults.records`
+        self.rows = rows
+        self.ended = False
+
+    def __repr__(self) -> str:
+        return f"<RuntimeFault {self.kind} from {self.started:g} s{' (ended)' if self.ended else ''}>"
+
+
+def _runtime_spec(kind: str, now: float, duration: float | None, settings: dict[str, Any], nodes: list[str]) -> Any:
+    """A runtime fault's settings, validated as a ``[[faults]]`` entry's."""
+    from pydantic import ValidationError  # (the world imports no pydantic until a runtime fault)
+
+    from sim.scenario import FaultSpec
+
+    try:
+        spec = FaultSpec.model_validate({"kind": kind, "at": now, "duration": duration, **settings})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            where = ".".join(str(part) for part in err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = f"not a fault setting (allowed: {', '.join(f for f in FaultSpec.model_fields if f != 'at')})"
+            problems.append(f"{where}: {message}" if where else message)
+        raise ValueError(f"fault {kind!r}: " + "; ".join(problems)) from None
+    named = [*spec.targets(nodes), *(n for g in spec.groups or [] for n in g)]
+    unknown = sorted({n for n in named if n not in nodes})
+    if unknown:
+        raise ValueError(f"fault {kind!r}: no node named {', '.join(unknown)}; the run's nodes: {', '.join(nodes)}")
+    return spec
+
+
 class Faults:
     """Applies planned faults to the world and heals them at the end of the workload."""
 
@@ -153,7 +206,69 @@ class Faults:
         self.participants = participants
         self.heal_at = heal_at
         self.records: list[FaultRecord] = []
+        #: whether faults may be started from Python while the run goes (see :meth:`open`)
+        self.runtime = False
+        # fault instances so far, planned and runtime: the number names a delay's stream
+        self._instances = 0
         world.at(heal_at, self._heal_all)
+
+    def open(self) -> None:
+        """Accept faults started while the run goes (:meth:`start`): tell the
+        network that any node may crash or pause and any link be touched, so
+        it takes no link to be steady. Call before the run starts."""
+        self.network.expect(self.nodes, [None])
+        self.runtime = True
+
+    def start(self, kind: str, *, duration: float | None = None, **settings: Any) -> RuntimeFault:
+        """Start a fault now: ``kind`` and ``settings`` as in a scenario's
+        ``[[faults]]`` entry (``target``, ``groups``, ``one_way``,
+        ``probability``, ``extra``, ``factor``, ``business_failure``,
+        ``transient_failure``), e.g. ``start("crash", target="payment")`` or
+        ``start("partition", groups=[["orchestrator"], ["payment"]])``.
+
+        It lasts ``duration`` simulated seconds, or until :meth:`stop`, or
+        until the workload ends (every fault is healed then). Raises
+        :class:`ValueError` naming the bad setting (the messages of a
+        scenario file's faults), or when the run was not opened to runtime
+        faults or the workload is over (the drain runs without faults)."""
+        now = self.world.env._now
+        if not self.runtime:
+            raise ValueError("this run takes no faults while it goes: build it with runtime_faults=True")
+        if now >= self.heal_at:
+            raise ValueError(
+                f"a fault at {now:g} s: faults happen while transactions arrive (until {self.heal_at:g} s); "
+                "the drain runs without faults"
+            )
+        spec = _runtime_spec(kind, now, duration, settings, list(self.nodes))
+        end = self.heal_at if duration is None else min(now + duration, self.heal_at)
+        parts = list(self.participants)
+        planned = _instances(kind, spec, now, end, list(self.nodes), parts, "runtime")
+        fault = RuntimeFault(kind, now, [], [])
+        for instance in planned:
+            start, stop = self._actions(instance, self._instances)
+            self._instances += 1
+            fault.stops.append(stop)
+            fault.rows.append(len(self.records))
+            self.records.append(self._record(instance))
+            start(None)
+        if end < self.heal_at:
+            self.world.at(end - now, self._stop_due, fault)
+        return fault
+
+    def stop(self, fault: RuntimeFault) -> None:
+        """End ``fault`` now (a crash's node restarts, a partition heals, ...);
+        nothing happens if it has ended already."""
+        if fault.ended:
+            return
+        fault.ended = True
+        now = self.world.env._now
+        for row in fault.rows:
+            self.records[row] = self.records[row]._replace(end=now)
+        for stop in fault.stops:
+            stop(None)
+
+    def _stop_due(self, fault: RuntimeFault) -> None:
+        self.stop(fault)
 
     def schedule(self, planned: list[Planned]) -> None:
         at_risk = [t for f in planned if f.kind in ("crash", "pause") for t in f.targets]
@@ -166,13 +281,17 @@ class Faults:
             self.world.at(fault.start, start)
             if fault.end < self.heal_at:
                 self.world.at(fault.end, stop)
-            target = ",".join(fault.targets) or (" | ".join(",".join(g) for g in fault.groups) or "*")
-            settings = fault.spec.settings()
-            if fault.groups and not fault.targets:
-                settings["groups"] = [list(g) for g in fault.groups]
-            self.records.append(
-                FaultRecord(fault.kind, target, fault.start, fault.end, fault.source, json.dumps(settings))
-            )
+            self.records.append(self._record(fault))
+        self._instances = len(planned)
+
+    @staticmethod
+    def _record(fault: Planned) -> FaultRecord:
+        """The row of ``faults.parquet`` of one fault instance."""
+        target = ",".join(fault.targets) or (" | ".join(",".join(g) for g in fault.groups) or "*")
+        settings = fault.spec.settings()
+        if fault.groups and not fault.targets:
+            settings["groups"] = [list(g) for g in fault.groups]
+        return FaultRecord(fault.kind, target, fault.start, fault.end, fault.source, json.dumps(settings))
 
     def _actions(self, fault: Planned, index: int) -> tuple[Callable[[Any], None], Callable[[Any], None]]:
         kind = fault.kind

@@ -58,6 +58,9 @@ class Timed(NamedTuple):
     lost: Callable[[Any], None] | None
 
 
+_new_tuple = tuple.__new__
+
+
 class Node:
     """A named simulated machine."""
 
@@ -197,17 +200,20 @@ class Node:
         called instead, when given, for whoever counts that work); while the
         node is paused then, the call is held and runs when it resumes. The
         one place that guard is written."""
-        self.world.at(delay, self._after, Timed(self.epoch, fn, arg, lost))
+        # (tuple.__new__ builds the record without the Python-level
+        # NamedTuple constructor: this runs once per service time of a run)
+        self.world.at(delay, self._after, _new_tuple(Timed, (self.epoch, fn, arg, lost)))
 
     def _after(self, job: Timed) -> None:
-        if job.epoch != self.epoch:
-            if job.lost is not None:
-                job.lost(job.arg)
+        epoch, fn, arg, lost = job
+        if epoch != self.epoch:
+            if lost is not None:
+                lost(arg)
             return  # the node crashed meanwhile: this work is lost
         if self.paused:
             self.hold(self._after, job)
             return
-        job.fn(job.arg)
+        fn(arg)
 
     def hold(self, fn: Callable[[Any], None], arg: Any, rank: int = NORMAL) -> None:
         """Run ``fn(arg)`` when the node resumes (it is paused now), in the

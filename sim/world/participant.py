@@ -1,7 +1,8 @@
 """Participants: services that apply effects.
 
 A participant runs at most ``workers`` operations at once; the rest wait in
-FIFO order. Each attempt draws one outcome (business failure, transient
+FIFO order (its :class:`~sim.world.pool.WorkerPool`, which every protocol's
+side at the participant uses). Each attempt draws one outcome (business failure, transient
 failure, hang, or success) when it starts and takes a service time. Effects
 are applied, and recorded as ground truth, at the instant the operation
 completes; the reply is sent then, and may be lost or arrive after the
@@ -30,7 +31,6 @@ what a crash and a restart mean for it.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,6 +39,7 @@ from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.fates import Counter, Fate
 from sim.world.network import reply_role
 from sim.world.node import Node
+from sim.world.pool import WorkerPool
 from sim.world.trace import IN, OUT
 
 if TYPE_CHECKING:
@@ -110,9 +111,8 @@ class Participant(Node):
         self._apply_rates()
         self.workers = spec.workers
         self.idempotent = spec.idempotent
-        # volatile
-        self.busy = 0
-        self.queue: deque[tuple[Any, ...]] = deque()
+        #: the workers, for whichever protocol side runs here (volatile)
+        self.pool = WorkerPool(self, spec.workers)
         # durable
         self.table: dict[int, str] = {}
         # counters (level and tally monitors are derived by metrics)
@@ -135,21 +135,19 @@ class Participant(Node):
             self.side.handle(msg)  # type: ignore[union-attr]
             return
         if self.world.tracer.on:
-            queued = f", queued behind {len(self.queue)}" if self.busy >= self.workers else ""
+            queued = f", queued behind {len(self.pool.queue)}" if self.pool.full() else ""
             self._trace(msg, "receive", f"attempt token {msg[6]}{queued}", peer=msg[1], message="req", direction=IN)
         settle = self.world.settle
         if settle is not None:
             settle.hold(msg[2])  # a job, until it finishes or is lost (sim.world.settle)
-        if self.busy < self.workers:
-            self._start(msg)
+            self.pool.submit(msg, self._start, lost=self._lost_waiting)
         else:
-            self.queue.append(msg)
+            self.pool.submit(msg, self._start)
 
     def _start(self, msg: tuple[Any, ...]) -> None:
-        self.busy += 1
         self.attempts += 1
         outcome, duration = self.draw_attempt(msg[2], msg[3], msg[4])
-        self.after(duration, self._finish, (msg, outcome), self._lost if self.world.settle is not None else None)
+        self.pool.serve(duration, self._finish, (msg, outcome), self._lost if self.world.settle is not None else None)
 
     def draw_attempt(self, txn: int, step: int, op: int) -> tuple[int, float]:
         """One attempt of a forward operation or a compensation (``op``) of
@@ -214,6 +212,10 @@ class Participant(Node):
         as the run goes, :mod:`sim.world.settle`)."""
         self.world.settle.release(job[0][2])  # type: ignore[union-attr]
 
+    def _lost_waiting(self, msg: tuple[Any, ...]) -> None:
+        """A request waiting for a worker when the node crashed (judging as the run goes)."""
+        self.world.settle.release(msg[2])  # type: ignore[union-attr]
+
     def _finish(self, job: tuple[tuple[Any, ...], int]) -> None:
         msg, outcome = job
         if outcome == HANG:
@@ -226,9 +228,7 @@ class Participant(Node):
             self._reply(msg, status)
         if self.world.settle is not None:
             self.world.settle.release(msg[2])
-        self.busy -= 1
-        if self.queue:
-            self._start(self.queue.popleft())
+        self.pool.release()
 
     def _reply(self, msg: tuple[Any, ...], status: str) -> None:
         reply = ("rep", self.name, msg[2], msg[3], msg[4], status, msg[6])
@@ -357,13 +357,7 @@ class Participant(Node):
 
     def on_crash(self) -> None:
         self.book_until(self.world.env._now)
-        self.lost_in_crash += self.busy + len(self.queue)
-        self.busy = 0
-        settle = self.world.settle
-        if settle is not None:  # the jobs in service are released when their _finish fires
-            for msg in self.queue:
-                settle.release(msg[2])
-        self.queue.clear()
+        self.lost_in_crash += self.pool.crash()
         if self.side is not None:
             self.side.on_crash()
 

@@ -546,12 +546,7 @@ class ChoreographyParticipant:
         if self.idempotent and msg[3] in self.inbox:
             self._dedup(msg)
             return
-        job = [msg, 1, SUCCEED, 0]  # see _start
-        p = self.p
-        if p.busy < p.workers:
-            self._start(job)
-        else:
-            p.queue.append(job)  # type: ignore[arg-type]
+        self.p.pool.submit([msg, 1, SUCCEED, 0.0], self._start)  # (a job: see _start)
 
     def consume_direct(self, msg: tuple[Any, ...]) -> None:
         """A copy of an event arrives straight from the broker (a steady
@@ -564,24 +559,16 @@ class ChoreographyParticipant:
         if self.idempotent and msg[3] in self.inbox:
             self._dedup(msg)  # (its ack accounted for now)
             return
-        p = self.p
-        if p.busy < p.workers:  # _start, inlined for speed
-            p.busy += 1
-            p.attempts += 1
-            outcome, duration = p.draw_attempt(msg[2], *self.routes[msg[4]])
-            world = self.world  # World.at, inlined for speed
-            end = world.env._now + duration
-            heappush(world._queue, (end, 1, next(world._eid), self._finish, [msg, 1, outcome, p.epoch]))
-            copy = msg[9]
-            if (
-                end >= copy.due
-                or not self.outbox_on
-                or (outcome != SUCCEED and (outcome != REFUSE or msg[4] not in self.refusal_topics))
-            ):
-                self.protocol.broker.arm(copy)
-        else:
-            p.queue.append([msg, 1, SUCCEED, 0])  # type: ignore[arg-type]
-            self.protocol.broker.arm(msg[9])
+        job = [msg, 1, SUCCEED, 0.0]
+        started = self.p.pool.submit(job, self._start)
+        copy = msg[9]
+        if (
+            not started  # it waits for a worker
+            or job[3] >= copy.due
+            or not self.outbox_on
+            or (job[2] != SUCCEED and (job[2] != REFUSE or msg[4] not in self.refusal_topics))
+        ):
+            self.protocol.broker.arm(copy)
 
     def _dedup(self, msg: tuple[Any, ...]) -> None:
         self.dedups += 1
@@ -592,24 +579,19 @@ class ChoreographyParticipant:
 
     def _start(self, job: list[Any]) -> None:
         """Start an attempt of ``job``: ``[event, attempt number, outcome,
-        epoch]``, the last two those of the attempt under way (or of the
-        retry's wait: see :meth:`_retry`)."""
+        end]``, the last two those of the attempt under way (``end``: when it
+        ends). If the participant crashes meanwhile, the work is lost and the
+        event stays unacknowledged (:meth:`WorkerPool.serve`)."""
         p = self.p
-        p.busy += 1
         p.attempts += 1
         msg = job[0]
         job[2], duration = p.draw_attempt(msg[2], *self.routes[msg[4]])
-        job[3] = p.epoch
-        self.world.at(duration, self._finish, job)
+        job[3] = self.world.env._now + duration
+        p.pool.serve(duration, self._finish, job)
 
     def _finish(self, job: list[Any]) -> None:
-        msg, _, outcome, epoch = job
+        msg, _, outcome, _ = job
         p = self.p
-        if epoch != p.epoch:
-            return  # the participant crashed meanwhile: the work is lost, the event unacked
-        if p.paused:
-            p.hold(self._finish, job)
-            return
         step, op = self.routes[msg[4]]
         if outcome == HANG:
             if self.world.tracer.on:
@@ -630,9 +612,7 @@ class ChoreographyParticipant:
                 self._forward(job, step, outcome)
         else:
             self._compensate(job, step, outcome)
-        p.busy -= 1
-        if p.queue:
-            self._start(p.queue.popleft())  # type: ignore[arg-type]
+        p.pool.release()
 
     def _forward(self, job: list[Any], step: int, outcome: int) -> None:
         """A forward attempt that did not succeed (a success is handled in :meth:`_finish`)."""
@@ -675,11 +655,7 @@ class ChoreographyParticipant:
         self.p.after(backoff.wait(job[1]), self._again, job)
 
     def _again(self, job: list[Any]) -> None:
-        p = self.p
-        if p.busy < p.workers:
-            self._start(job)
-        else:
-            p.queue.append(job)  # type: ignore[arg-type]
+        self.p.pool.submit(job, self._start)
 
     # ------------------------------------------------------------ publishing
 
