@@ -94,6 +94,24 @@ def test_a_happy_transaction_message_by_message() -> None:
     assert row["blocked"] == pytest.approx(3 * 3 * LATENCY)
 
 
+def test_an_acceptor_answers_once_its_state_is_forced() -> None:
+    write = {"paxos_commit.log_write": {"dist": "constant", "value": 0.005}}
+    events = timeline(write)
+    assert {e[0] for e in events if e[2] == "accept"} == {1.017}  # 1.012 + the write
+    assert [e[:3] for e in events if e[2] in ("decide", "commit")] == [
+        (1.018, "leader", "decide"),
+        (1.019, "payment", "commit"),
+        (1.019, "inventory", "commit"),
+        (1.019, "shipping", "commit"),
+    ]
+    # A crash while forcing loses the message: acceptor-1 crashes mid-write,
+    # acceptor-2 and acceptor-3 are still a quorum.
+    crash = {**write, "faults": [{"kind": "crash", "target": "acceptor-1", "at": 1.015, "duration": 1.0}]}
+    events = timeline(crash)
+    assert {e[1] for e in events if e[2] == "accept"} == {"acceptor-2", "acceptor-3"}
+    assert [e[:3] for e in events if e[2] == "decide"] == [(1.018, "leader", "decide")]
+
+
 @pytest.mark.parametrize("f", [0, 1, 2])
 def test_message_counts_without_faults(f: int) -> None:
     n = 3
@@ -407,6 +425,8 @@ def test_no_participant_commits_while_another_aborts(faults: list[dict], f: int,
             # short timeouts: many takeovers and competing ballots
             "paxos_commit.vote_timeout": 0.2,
             "paxos_commit.takeover_timeout": 0.1,
+            # acceptors crash while forcing their state too
+            "paxos_commit.log_write": {"dist": "exponential", "mean": 0.005},
             "faults": faults,
         }
     )

@@ -43,6 +43,7 @@ acknowledgement: a participant that misses the decision suspects again.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sim.protocols.base import CoordinatorView
@@ -177,7 +178,7 @@ class _Proposer(Node):
         """The highest ballot this node knows of for ``txn``."""
         return self.highest.get(txn, 0)
 
-    def _recover(self, txn: int, why: str) -> None:
+    def _ballot(self, txn: int, why: str) -> None:
         """Start a ballot above every one known for ``txn``: phase 1."""
         cluster = self.cluster
         stride = cluster.stride
@@ -346,7 +347,7 @@ class Leader(_Proposer):
         """Undecided ``vote_timeout`` after the start (or the last ballot):
         a ballot of its own, again every ``vote_timeout`` until decided."""
         self.vote_timeouts += 1
-        self._recover(tally.txn, "votes missing")
+        self._ballot(tally.txn, "votes missing")
         self.vote_deadlines.add(tally)
 
     def _decide(self, txn: int, decision: str) -> None:
@@ -362,7 +363,7 @@ class Leader(_Proposer):
         """Finish what it began: a ballot for each transaction it has not decided."""
         for txn in self.begun:
             tally = self.tallies[txn] = Tally(txn, len(self.cluster.participants))
-            self._recover(txn, "leader restarted")
+            self._ballot(txn, "leader restarted")
             self.vote_deadlines.add(tally)
 
 
@@ -370,12 +371,14 @@ class Acceptor(_Proposer):
     """One of the 2f+1 acceptors (``acceptor-k``): its instances' durable
     state, and a leader's part when a participant asks it to take over."""
 
-    def __init__(self, world: World, network: Network, cluster: Cluster, index: int, takeover_timeout: float) -> None:
-        super().__init__(world, network, cluster.acceptors[index - 1], cluster, takeover_timeout)
+    def __init__(self, world: World, network: Network, cluster: Cluster, index: int, spec: PaxosCommitSpec) -> None:
+        super().__init__(world, network, cluster.acceptors[index - 1], cluster, spec.takeover_timeout)
         self.index = index
         #: durable: per transaction, one slot per participant's instance
         self.slots: dict[int, list[Slot]] = {}
         self.takeovers = 0
+        log_write = spec.log_write.built
+        self._log_write = None if log_write.mean == 0.0 else world.streams.sampler(f"{self.name}.log_write", log_write)
 
     def _slots(self, txn: int) -> list[Slot]:
         slots = self.slots.get(txn)
@@ -391,13 +394,22 @@ class Acceptor(_Proposer):
     def handle(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
         if kind == "p2a":
-            self._accept(msg)
+            self._forced(self._accept, msg)
         elif kind == "p1a":
-            self._promise(msg)
+            self._forced(self._promise, msg)
         elif kind == "suspect":
             self._take_over(msg)
         else:
             self._leading(msg)
+
+    def _forced(self, act: Callable[[tuple[Any, ...]], None], msg: tuple[Any, ...]) -> None:
+        """``act(msg)`` once the state it changes is forced (``log_write``):
+        the state changes and the answer leaves together, then; a crash
+        meanwhile loses the message, a pause holds it (:meth:`Node.after`)."""
+        if self._log_write is None:
+            act(msg)
+        else:
+            self.after(self._log_write(), act, msg)
 
     def _accept(self, msg: tuple[Any, ...]) -> None:
         """Phase 2b: accept each value of a ballot not below the one promised."""
@@ -446,7 +458,7 @@ class Acceptor(_Proposer):
         if ballot is not None and self.world.env._now - ballot.started < self.takeover_timeout:
             return  # under way: asked again by another participant of the transaction
         self.takeovers += 1
-        self._recover(txn, f"leader suspected by {src}")
+        self._ballot(txn, f"leader suspected by {src}")
 
 
 class PaxosParticipant(LockingSide):
@@ -537,8 +549,7 @@ class PaxosCommitProtocol:
         self.cluster = Cluster(order, acceptor_names(spec.f), spec.f)
         self.leader = Leader(world, network, self.cluster, spec)
         self.acceptors = [
-            Acceptor(world, network, self.cluster, k, spec.takeover_timeout)
-            for k in range(1, len(self.cluster.acceptors) + 1)
+            Acceptor(world, network, self.cluster, k, spec) for k in range(1, len(self.cluster.acceptors) + 1)
         ]
         for node in self.nodes():
             network.attach(node)

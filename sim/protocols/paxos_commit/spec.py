@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from sim.specs import SpecModel
+from sim.specs import DistSpec, SpecModel, constant
 
 #: The leader of ballot 0 (it starts every transaction).
 LEADER = "leader"
@@ -17,12 +17,14 @@ MAX_F = 10
 
 class PaxosCommitSpec(SpecModel):
     """Paxos Commit: ``f`` acceptor failures tolerated (2f+1 acceptors),
-    the leader's wait for the votes, and the participants' wait for the
-    decision before they suspect the leader."""
+    the leader's wait for the votes, the participants' wait for the
+    decision before they suspect the leader, and the time an acceptor takes
+    to force its state before it answers."""
 
     f: int = Field(1, ge=0, le=MAX_F)
     vote_timeout: float = Field(1.0, gt=0)
     takeover_timeout: float = Field(1.0, gt=0)
+    log_write: DistSpec = Field(default_factory=lambda: constant(0.0))
 
 
 def acceptor_names(f: int) -> tuple[str, ...]:
