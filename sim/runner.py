@@ -124,7 +124,9 @@ class Model:
 
     Building is separate from running so tests can reach into a model (crash
     a node at a chosen time, inspect a participant) before and after
-    :meth:`run`.
+    :meth:`run`. A fault the scenario does not plan needs ``runtime_faults``
+    (see :mod:`sim.live`): without it, a node the plan says never fails
+    refuses a crash or pause.
     """
 
     def __init__(

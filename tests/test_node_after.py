@@ -55,3 +55,34 @@ def test_a_crash_while_paused_drops_the_held_work() -> None:
     world.at(4.0, node.resume)
     world.run(until=10.0)
     assert ran == []
+
+
+def test_a_node_the_plan_says_never_fails_takes_no_guard_and_refuses_faults() -> None:
+    """``Node.after`` on a steady node schedules the call itself (the guard
+    could never act); such a node refuses a crash or pause, and only the
+    nodes the fault plan names, or every node of a live run, are guarded."""
+    from sim.runner import Model
+
+    from conftest import order_scenario
+
+    crash = {"kind": "crash", "target": "payment", "at": 1.0, "duration": 0.5}
+    model = Model(order_scenario({"faults": [crash]}), "orchestration", 1)
+    nodes = model.nodes
+    assert not nodes["payment"].steady
+    assert nodes["inventory"].steady and nodes["orchestrator"].steady
+    ran: list[float] = []
+    nodes["inventory"].after(1.0, lambda _: ran.append(model.world.now))
+    nodes["payment"].after(1.0, lambda _: ran.append(model.world.now))
+    guarded = [entry[4].arg for entry in model.world._queue if entry[3] == nodes["payment"]._after]
+    assert len(guarded) == 1 and not [e for e in model.world._queue if e[3] == nodes["inventory"]._after]
+    model.world.run(until=1.5)
+    assert ran == [1.0]  # payment's was lost in its crash at 1 s (the guard), inventory's ran
+    for fault in (nodes["inventory"].crash, nodes["inventory"].pause):
+        try:
+            fault()
+        except RuntimeError as exc:
+            assert "outside the run's fault plan" in str(exc)
+        else:
+            raise AssertionError("a steady node took a fault")
+    live = Model(order_scenario({"faults": [crash]}), "orchestration", 1, runtime_faults=True)
+    assert not any(node.steady for node in live.nodes.values())

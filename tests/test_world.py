@@ -223,13 +223,14 @@ def test_a_down_node_drops_what_arrives() -> None:
 
 
 def participant_model(**participant: object) -> Model:
-    """A model whose workload never starts, to drive the payment service by hand."""
+    """A model whose workload never starts, to drive the payment service by
+    hand (open to faults outside the plan: the tests crash it)."""
     raw = order_scenario().effective()
     raw["participants"]["payment"].update(participant)
     raw["workload"]["limit"] = 1
     raw["workload"]["interarrival"] = {"dist": "constant", "value": 1000.0}
     scenario = scenario_from_dict(raw)
-    return Model(scenario, "orchestration", seed=1)
+    return Model(scenario, "orchestration", seed=1, runtime_faults=True)
 
 
 def request(model: Model, op: int, key: int | None, txn: int = 0, step: int = 0, token: int = 1) -> None:

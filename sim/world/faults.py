@@ -218,6 +218,8 @@ class Faults:
         it takes no link to be steady. Call before the run starts."""
         self.network.expect(self.nodes, [None])
         self.runtime = True
+        for node in self.nodes.values():
+            node.steady = False
 
     def start(self, kind: str, *, duration: float | None = None, **settings: Any) -> RuntimeFault:
         """Start a fault now: ``kind`` and ``settings`` as in a scenario's
@@ -276,6 +278,9 @@ class Faults:
             pairs_between(f.groups, bool(f.spec.one_way)) if f.groups else None for f in planned if f.kind in LINK_KINDS
         ]
         self.network.expect(at_risk, links)
+        if not self.runtime:  # (a run open to runtime faults has no steady node)
+            for name, node in self.nodes.items():
+                node.steady = name not in at_risk
         for index, fault in enumerate(planned):
             start, stop = self._actions(fault, index)
             self.world.at(fault.start, start)

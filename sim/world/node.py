@@ -85,6 +85,10 @@ class Node:
         self.replaying_at: float | None = None
         #: the deadline queues this node owns: a crash loses their timers
         self.timers: list[DeadlineQueue] = []
+        #: the run's fault plan says this node never crashes or pauses
+        #: (:meth:`sim.world.faults.Faults.schedule`): :meth:`after` then
+        #: needs no guard, and a crash or pause is refused
+        self.steady = False
 
     def relies_on_fault_plan(self) -> bool:
         """Whether this run took a fast path that assumes this node never
@@ -93,7 +97,7 @@ class Node:
         return False
 
     def _refuse_unplanned(self) -> None:
-        if self.relies_on_fault_plan():
+        if self.steady or self.relies_on_fault_plan():
             raise RuntimeError(f"{self.name}: a crash or pause outside the run's fault plan")
 
     def crash(self, _arg: Any = None) -> None:
@@ -199,10 +203,16 @@ class Node:
         crashed since (the work is lost with its memory: ``lost(arg)`` is
         called instead, when given, for whoever counts that work); while the
         node is paused then, the call is held and runs when it resumes. The
-        one place that guard is written."""
-        # (tuple.__new__ builds the record without the Python-level
-        # NamedTuple constructor: this runs once per service time of a run)
-        self.world.at(delay, self._after, _new_tuple(Timed, (self.epoch, fn, arg, lost)))
+        one place that guard is written.
+
+        On a node the fault plan says never crashes or pauses (``steady``)
+        the guard could never act: the call is scheduled as it is."""
+        if self.steady:
+            self.world.at(delay, fn, arg)
+        else:
+            # (tuple.__new__ builds the record without the Python-level
+            # NamedTuple constructor: this runs once per service time of a run)
+            self.world.at(delay, self._after, _new_tuple(Timed, (self.epoch, fn, arg, lost)))
 
     def _after(self, job: Timed) -> None:
         epoch, fn, arg, lost = job

@@ -41,7 +41,7 @@ judges atomic commit and termination from these.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sim.protocols.base import CoordinatorView
 from sim.protocols.locking import P_ABORTED, P_COMMITTED, P_PREPARED, LockingSide
@@ -96,6 +96,15 @@ class Record:
         self.retries = 0
         self.epoch = epoch
         self.token = 0
+
+
+class Forcing(NamedTuple):
+    """A decision being forced to the coordinator's log."""
+
+    rec: Record
+    #: the record's token when the write started
+    token: int
+    decision: str
 
 
 class Coordinator(Node):
@@ -212,18 +221,16 @@ class Coordinator(Node):
             self._end(rec)
             return
         rec.state = FORCING
+        forcing = Forcing(rec, rec.token, decision)
         if self._log_write is None:
-            self._forced((rec, rec.token, self.epoch, decision))
-        else:
-            self.world.at(self._log_write(), self._forced, (rec, rec.token, self.epoch, decision))
+            self._forced(forcing)
+        else:  # (a crash meanwhile loses the write: the record never made it to disk)
+            self.after(self._log_write(), self._forced, forcing)
 
-    def _forced(self, job: tuple[Record, int, int, str]) -> None:
-        rec, token, epoch, decision = job
-        if epoch != self.epoch or rec.token != token:
-            return  # crashed while forcing: the record never made it to disk
-        if self.paused:
-            self.hold(self._forced, job)
-            return
+    def _forced(self, job: Forcing) -> None:
+        rec, token, decision = job
+        if rec.token != token:
+            return  # decided again since (a recovery): this write is stale
         rec.decision = decision
         rec.decided_at = self.world.env._now
         rec.state = COMMITTING if decision == "commit" else ABORTING
