@@ -49,6 +49,15 @@ def one(overrides: dict[str, Any], protocol: str = "paxos-commit") -> pd.Series:
 
 
 def test_a_happy_transaction_message_by_message() -> None:
+    votes = [
+        row
+        for p, step in zip(PARTICIPANTS, ["charge", "reserve", "ship"], strict=True)
+        for row in [
+            (1.011, p, "prepared", step, "in doubt"),
+            (1.011, p, "vote", step, "prepared to 3 acceptors"),
+            *[(1.011, p, "send", step, f"p2a to acceptor-{k}") for k in (1, 2, 3)],
+        ]
+    ]
     accepts = [
         (1.012, f"acceptor-{k}", kind, "", detail)
         for p in PARTICIPANTS
@@ -60,12 +69,7 @@ def test_a_happy_transaction_message_by_message() -> None:
         (1.0, "leader", "send", "", "prep to payment"),
         (1.0, "leader", "send", "", "prep to inventory"),
         (1.0, "leader", "send", "", "prep to shipping"),
-        (1.011, "payment", "prepared", "charge", "in doubt"),
-        (1.011, "payment", "vote", "charge", "prepared to 3 acceptors"),
-        (1.011, "inventory", "prepared", "reserve", "in doubt"),
-        (1.011, "inventory", "vote", "reserve", "prepared to 3 acceptors"),
-        (1.011, "shipping", "prepared", "ship", "in doubt"),
-        (1.011, "shipping", "vote", "ship", "prepared to 3 acceptors"),
+        *votes,
         *accepts,
         (1.013, "leader", "vote", "", "prepared for payment from acceptor-1"),
         (1.013, "leader", "vote", "", "prepared for payment from acceptor-2"),

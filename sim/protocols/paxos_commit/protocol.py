@@ -508,10 +508,13 @@ class PaxosParticipant(LockingSide):
     def _vote(self, txn: int, yes: bool) -> None:
         value = V_PREPARED if yes else V_ABORTED
         acceptors = self.cluster.acceptors
-        if self.world.tracer.on:
-            self._trace("vote", txn, f"{value} to {len(acceptors)} acceptors", message="p2a", direction=OUT)
+        tracing = self.world.tracer.on
+        if tracing:
+            self._trace("vote", txn, f"{value} to {len(acceptors)} acceptors")
         msg = ("p2a", self.name, txn, 0, ((self.instance, value),))
         for acceptor in acceptors:
+            if tracing:
+                self._trace("send", txn, f"p2a to {acceptor}", peer=acceptor, message="p2a", direction=OUT)
             self._send(acceptor, msg)
 
     def _query(self, txn: int) -> None:
@@ -522,7 +525,8 @@ class PaxosParticipant(LockingSide):
         acceptors = self.cluster.acceptors
         candidate = acceptors[k % len(acceptors)]
         if self.world.tracer.on:
-            self._trace("suspect", txn, f"no decision: {candidate} to take over", peer=candidate, message="suspect")
+            detail = f"no decision: {candidate} to take over"
+            self._trace("suspect", txn, detail, peer=candidate, message="suspect", direction=OUT)
         self._send(candidate, ("suspect", self.name, txn))
 
 
