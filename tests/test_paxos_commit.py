@@ -85,6 +85,7 @@ def test_a_happy_transaction_message_by_message() -> None:
         (1.013, "leader", "send", "", "commit to payment"),
         (1.013, "leader", "send", "", "commit to inventory"),
         (1.013, "leader", "send", "", "commit to shipping"),
+        (1.013, "leader", "end", "", "committed"),
         (1.014, "payment", "commit", "charge", "forward"),
         (1.014, "inventory", "commit", "reserve", "forward"),
         (1.014, "shipping", "commit", "ship", "forward"),

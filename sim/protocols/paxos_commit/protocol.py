@@ -245,10 +245,13 @@ class _Proposer(Node):
         self.ballots.pop(txn, None)
         self.decisions[txn] = decision
         self.cluster.decided(txn, decision, self.world.env._now)
-        if self.world.tracer.on:
+        tracing = self.world.tracer.on
+        if tracing:
             self._trace("decide", txn, decision)
         for name in self.cluster.participants:
             self._send(name, (decision, self.name, txn))
+        if tracing:  # (what sagasim explain and the swimlane read as the end)
+            self._trace("end", txn, "committed" if decision == "commit" else "aborted")
 
     def _leading(self, msg: tuple[Any, ...]) -> bool:
         """Handle a message of a ballot this node leads; ``False`` if ``msg`` is none."""
