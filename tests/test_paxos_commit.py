@@ -204,6 +204,20 @@ def test_a_duplicate_of_its_own_ballot_refused_does_not_stop_a_leader() -> None:
     assert taken == [(2.016, "acceptor-1", "decide", "", "commit")]
 
 
+def test_a_duplicated_vote_is_counted_once() -> None:
+    # Every message twice: the leader gets each phase 2b twice, and must not
+    # count an instance chosen twice. Payment refuses a little later than the
+    # others vote: the leader must wait for its vote and abort.
+    row = one(
+        {
+            "network.duplicate": 1.0,
+            "participants.payment.business_failure": 1.0,
+            "participants.payment.service_time": {"dist": "constant", "value": 0.05},
+        }
+    )
+    assert (row["outcome"], row["coordinator"]) == ("aborted", "aborted")
+
+
 def test_the_restarted_leader_finishes_what_it_began() -> None:
     # Its votes were lost with it, and its participants all aborted on their
     # own (nobody prepared, so nobody suspects it): its begin record makes it
@@ -404,7 +418,8 @@ fault = st.one_of(
         st.floats(0.001, 3.0),
     ),
     st.builds(
-        lambda at, duration, p: {"kind": "loss", "at": at, "duration": duration, "probability": p},
+        lambda kind, at, duration, p: {"kind": kind, "at": at, "duration": duration, "probability": p},
+        st.sampled_from(["loss", "duplicate"]),
         st.floats(0.0, 4.5),
         st.floats(0.1, 3.0),
         st.floats(0.05, 0.5),

@@ -333,6 +333,8 @@ class Leader(_Proposer):
                 detail = f"{value} for {who} from {acceptor}"
                 self._trace("vote", txn, detail, peer=acceptor, message="p2b", direction=IN)
             voters = tally.votes[instance].setdefault(value, set())
+            if acceptor in voters:
+                continue  # a duplicate: counted already
             voters.add(acceptor)
             if len(voters) != quorum:
                 continue  # not chosen yet, or chosen already
