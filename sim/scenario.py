@@ -750,11 +750,20 @@ def _check_workload_refs(s: Scenario, problems: _Problems) -> None:
 
 def _check_links(s: Scenario, problems: _Problems) -> None:
     nodes = s.nodes()
+    first: dict[tuple[str, str], int] = {}  # directed pair -> the link that sets it
     for i, link in enumerate(s.network.links):
         for end in ("src", "dst"):
             name = getattr(link, end)
             if name not in nodes:
                 problems.unknown(f"network.links[{i}].{end}", name, nodes, "node")
+        pairs = [(link.src, link.dst), (link.dst, link.src)] if link.both_ways else [(link.src, link.dst)]
+        for src, dst in pairs:
+            if (src, dst) in first:
+                problems.append(
+                    f"network.links[{i}]: {src}->{dst} is already set by network.links[{first[(src, dst)]}] "
+                    "(links are both ways unless both_ways = false); give each direction once"
+                )
+            first.setdefault((src, dst), i)
 
 
 def _check_fault_refs(s: Scenario, problems: _Problems) -> None:

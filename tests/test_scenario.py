@@ -292,3 +292,18 @@ def test_validate_warns_about_a_retriable_step_that_can_be_refused(tmp_path: Pat
     done = CliRunner().invoke(cli, argv)
     assert done.exit_code == 0, done.output
     assert "warning" in done.output and "'notify'" in done.output and "cannot complete" in done.output
+
+
+def test_a_link_set_twice_is_one_clear_error() -> None:
+    """Links are both ways unless said otherwise: a second link over the same
+    direction is refused by validation (it used to fail at run time, taking
+    the same random stream twice)."""
+    there = {"src": "orchestrator", "dst": "payment", "latency": {"dist": "constant", "value": 0.001}}
+    back = {"src": "payment", "dst": "orchestrator"}
+    with pytest.raises(ScenarioError, match=r"network.links\[1\]: payment->orchestrator is already set by network"):
+        order_scenario({"network.links": [there, back]})
+    one_way = [{**there, "both_ways": False}, {**back, "both_ways": False}]
+    assert len(order_scenario({"network.links": one_way}).network.links) == 2
+    # the same direction twice, one way each, is refused too
+    with pytest.raises(ScenarioError, match=r"orchestrator->payment is already set by network.links\[0\]"):
+        order_scenario({"network.links": [{**there, "both_ways": False}, {**there, "both_ways": False}]})

@@ -77,7 +77,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from heapq import heappush
 from itertools import islice, takewhile
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Protocol
@@ -292,15 +291,8 @@ class Broker(Node):
             )
         if topic in self.terminal_topics and txn not in self.terminal:
             self.terminal[txn] = (now, topic)
-        confirmer = self.confirmers.get(src)  # _confirm(), inlined for speed
-        if confirmer is None:
-            self.network.send(BROKER, src, ("conf", BROKER, txn, eid))
-            count = 0  # the messages accounted for here without an event, counted at the end
-        else:
-            count = 1
-            latency = confirmer[0]()
-            if now + latency >= quiet:  # else the publisher needs nothing from it
-                confirmer[1](txn, eid, topic, started, latency, quiet)
+        # the messages accounted for here without an event, counted at the end
+        count = self._confirm(src, txn, eid, topic, started, quiet)
         if not self.ordered:
             self.world.messages[txn] += count
             self._store_unordered(seq, txn, eid, topic, started, now)
@@ -312,68 +304,58 @@ class Broker(Node):
         for group in self.groups.get(topic, ()):
             if group == lean:
                 entry = self._lean_table.get(txn)
-                if entry is None or (entry[2] <= now and not entry[3]):  # _take, inlined for speed
-                    self.deliveries += 1
+                if entry is None or (entry[2] <= now and not entry[3]):
+                    self._take(seq, txn, eid, topic, started, group, now, entry)
                     count += 2
-                    if tracer.on:
-                        tracer.emit(
-                            now,
-                            self.name,
-                            "deliver",
-                            txn,
-                            self.labels[topic],
-                            f"to {group} (delivery 1)",
-                            **_delivery(group, 1),
-                        )
-                    acked = self._lean_take(txn, topic, now, deadline, entry)
-                    if acked >= deadline:
-                        self._late(seq, txn, eid, topic, started, group, acked)
-                    continue
-                count += self._lean_wait(seq, txn, eid, topic, started, group, now, entry)
+                else:
+                    count += self._lean_wait(seq, txn, eid, topic, started, group, now, entry)
                 continue
             direct = self.direct.get(group)
             if direct is not None:
                 flights = direct[2]
                 head = flights.get(txn)
                 if (
-                    head is not None
-                    and (head is _PARTED or not (head.done or head.acked <= now))
-                    and self._behind(head, flights, seq, txn, eid, topic, started, group, now)
+                    head is None
+                    or (head is not _PARTED and (head.done or head.acked <= now))
+                    or not self._behind(head, flights, seq, txn, eid, topic, started, group, now)
                 ):
-                    continue
-                # A first delivery, straight to the consumer (_deliver and
-                # World.at, inlined for speed), with no partition.
-                copy = Copy(seq, txn, eid, topic, started, group)
-                copy.deliveries = 1
-                flights[txn] = copy
-                self.deliveries += 1
-                count += 1
-                if tracer.on:
-                    tracer.emit(
-                        now,
-                        self.name,
-                        "deliver",
-                        txn,
-                        self.labels[topic],
-                        f"to {group} (delivery 1)",
-                        **_delivery(group, 1),
-                    )
-                arrives = now + direct[0]()
-                heappush(
-                    world._queue,
-                    (
-                        arrives, 1, next(world._eid), direct[1],
-                        ("evt", BROKER, txn, eid, topic, started, group, seq, 1, copy),
-                    ),
-                )  # fmt: skip
-                if arrives < deadline:
-                    copy.due = deadline  # no ack timer unless its consumer asks: see arm()
-                    copy.order = self.deliveries
-                else:
-                    self.deadlines.add((copy, 1, self.epoch, self.deliveries))
+                    self._fly(direct, seq, txn, eid, topic, started, group, now, deadline)
+                    count += 1
                 continue
             self._store_through_network(seq, txn, eid, topic, started, group, now)
         world.messages[txn] += count
+
+    def _fly(
+        self,
+        direct: tuple[Callable[[], float], Callable[[tuple[Any, ...]], None], dict[int, Copy]],
+        seq: int,
+        txn: int,
+        eid: int,
+        topic: int,
+        started: float,
+        group: str,
+        now: float,
+        deadline: float,
+    ) -> None:
+        """A first delivery to a direct consumer with nothing to wait for:
+        straight to its handler, with no partition (kept in ``flights``), and
+        no ack timer while its ack can come in time (see :meth:`arm`). The
+        caller counts the message."""
+        copy = Copy(seq, txn, eid, topic, started, group)
+        copy.deliveries = 1
+        direct[2][txn] = copy
+        self.deliveries += 1
+        if self.world.tracer.on:
+            self.world.tracer.emit(
+                now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)", **_delivery(group, 1)
+            )
+        latency = direct[0]()
+        self.world.at(latency, direct[1], ("evt", BROKER, txn, eid, topic, started, group, seq, 1, copy))
+        if now + latency < deadline:
+            copy.due = deadline  # no ack timer unless its consumer asks: see arm()
+            copy.order = self.deliveries
+        else:
+            self.deadlines.add((copy, 1, self.epoch, self.deliveries))
 
     def _again_published(self, msg: tuple[Any, ...]) -> None:
         """A publish of an event already stored (deduplication): confirmed again, not stored."""
@@ -383,7 +365,9 @@ class Broker(Node):
                 self.world.now, self.name, "dedup", txn, self.labels[topic], f"from {src}",
                 peer=src, message="pub", direction=IN,
             )  # fmt: skip
-        self._confirm(src, txn, eid, topic, started, quiet)
+        # (counted after the call: the confirm's accounting may count messages of its own)
+        accounted = self._confirm(src, txn, eid, topic, started, quiet)
+        self.world.messages[txn] += accounted
 
     def _store_unordered(self, seq: int, txn: int, eid: int, topic: int, started: float, now: float) -> None:
         """Deliver a stored event to each group, without per-transaction order."""
@@ -391,7 +375,7 @@ class Broker(Node):
         lean = self._lean
         for group in self.groups.get(topic, ()):
             if group == lean:
-                self._take(seq, txn, eid, topic, started, group, now)
+                self._take(seq, txn, eid, topic, started, group, now, self._lean_table.get(txn))
                 count += 2
             else:
                 copy = Copy(seq, txn, eid, topic, started, group)
@@ -415,16 +399,20 @@ class Broker(Node):
         else:
             self._wait(queue, copy, now)
 
-    def _take(self, seq: int, txn: int, eid: int, topic: int, started: float, group: str, now: float) -> None:
+    def _take(
+        self, seq: int, txn: int, eid: int, topic: int, started: float, group: str, now: float, entry: Any
+    ) -> None:
         """Deliver a copy to the lean group (its first delivery); store it
-        only if its ack is late. The caller counts the delivery and the ack."""
+        only if its ack is late (one at the very instant of its deadline is
+        late: the timeout goes first). ``entry`` is the group's table entry
+        of ``txn`` (see :meth:`lean`). The caller counts the delivery and the ack."""
         self.deliveries += 1
         if self.world.tracer.on:
             self.world.tracer.emit(
                 now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)", **_delivery(group, 1)
             )
         deadline = now + self.deadlines.delay
-        acked = self._lean_take(txn, topic, now, deadline, self._lean_table.get(txn))
+        acked = self._lean_take(txn, topic, now, deadline, entry)
         if acked >= deadline:
             self._late(seq, txn, eid, topic, started, group, acked)
 
@@ -510,7 +498,7 @@ class Broker(Node):
         if queue is not None and queue[0].deliveries == 0 and entry[2] <= now:
             self._deliver(queue[0])  # a lean copy's ack arrived already: the next one goes
         if queue is None and entry[2] <= now:
-            self._take(seq, txn, eid, topic, started, group, now)
+            self._take(seq, txn, eid, topic, started, group, now, entry)
             return 2
         copy = Copy(seq, txn, eid, topic, started, group)
         if self.indexed:
@@ -539,15 +527,18 @@ class Broker(Node):
         if copy.deliveries == 0:
             self._deliver(copy)
 
-    def _confirm(self, src: str, txn: int, eid: int, topic: int, started: float, quiet: float) -> None:
+    def _confirm(self, src: str, txn: int, eid: int, topic: int, started: float, quiet: float) -> int:
+        """Confirm a publish to ``src``. Returns the messages accounted for
+        without an event, for the caller to count: 1 for a confirmer's
+        (:meth:`confirm_directly`), 0 for a confirm sent through the network."""
         confirmer = self.confirmers.get(src)
         if confirmer is None:
             self.network.send(self.name, src, ("conf", self.name, txn, eid))
-        else:
-            self.world.messages[txn] += 1
-            latency = confirmer[0]()
-            if self.world.env._now + latency >= quiet:
-                confirmer[1](txn, eid, topic, started, latency, quiet)
+            return 0
+        latency = confirmer[0]()
+        if self.world.env._now + latency >= quiet:  # else the publisher needs nothing from it
+            confirmer[1](txn, eid, topic, started, latency, quiet)
+        return 1
 
     def _deliver(self, copy: Copy) -> None:
         copy.deliveries += 1
@@ -642,10 +633,8 @@ class Broker(Node):
             if at >= copy.acked:
                 return copy
             copy.acked = at
-        if copy.waited:  # _due(), inlined for speed (nothing to do if no copy waits)
-            queue = self.partitions.get((copy.group, copy.txn))
-            if queue is not None and len(queue) > 1 and queue[0] is copy:
-                self.world.at(at - self.world.env._now, self._acked, (copy, at))
+        if copy.waited:  # (nothing to do if no copy waits)
+            self._due(copy)
         return copy
 
     def arm(self, copy: Copy) -> None:

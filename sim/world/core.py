@@ -73,6 +73,12 @@ class World:
         # in place of an event object: see run().
         heappush(self._queue, (self.env._now + delay, _NORMAL, next(self._eid), fn, arg))
 
+    def at_instant(self, instant: float, fn: Callable[[Any], None], arg: Any = None) -> None:
+        """Call ``fn(arg)`` at the simulated time ``instant`` (not before now),
+        exactly: ``at(instant - now)`` would add the difference back to now,
+        which does not always give the same float."""
+        heappush(self._queue, (instant, _NORMAL, next(self._eid), fn, arg))
+
     def new_transaction(self) -> int:
         """Allocate the next transaction id (0, 1, 2, ...)."""
         txn = len(self.messages)

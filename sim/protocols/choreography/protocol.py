@@ -67,7 +67,6 @@ it cannot crash, and only a restart reads them. ``ChoreographyProtocol.elide
 from __future__ import annotations
 
 import math
-from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
 from sim.protocols.base import CoordinatorView
@@ -256,22 +255,12 @@ class Publisher:
             up = self._up()
             if once and ack is None and up < delay:
                 # No entry, unless the confirm is late: see conf_due().
-                # World.at, inlined for speed
-                heappush(
-                    world._queue,
-                    (
-                        now + up, 1, next(world._eid), self._store,
-                        ("pub", self.name, txn, eid, topic, started, deadline),
-                    ),
-                )  # fmt: skip
+                world.at(up, self._store, ("pub", self.name, txn, eid, topic, started, deadline))
                 return
             if entry is None:
                 entry = _entry(txn, topic, started, ack, deadline, False)
             pending[eid] = entry
-            heappush(
-                world._queue,
-                (now + up, 1, next(world._eid), self._store, ("pub", self.name, txn, eid, topic, started, -INF)),
-            )
+            world.at(up, self._store, ("pub", self.name, txn, eid, topic, started, -INF))
             if up >= delay:  # stored at or after its timeout
                 entry[_TIMED] = True
                 self.deadlines.add((eid, 1, self.node.epoch, deadline))
@@ -347,11 +336,7 @@ class Publisher:
                 return
             if not entry[_TIMED]:  # the confirm is late: now the timeout can expire
                 entry[_TIMED] = True
-                # at the deadline itself (World.at would add a delay to now: not always the same float)
-                heappush(
-                    world._queue,
-                    (deadline, 1, next(world._eid), self._timeout, (eid, entry[_ATTEMPT], self.node.epoch, deadline)),
-                )
+                world.at_instant(deadline, self._timeout, (eid, entry[_ATTEMPT], self.node.epoch, deadline))
         world.at(latency, self._receive, ("conf", BROKER, txn, eid))
 
     def ack_at(self, msg: tuple[Any, ...], at: float) -> tuple[Any, float, int]:
