@@ -19,6 +19,7 @@ from sim.protocols.paxos_commit.protocol import Acceptor, Ballot
 from sim.runner import Model
 from sim.scenario import ScenarioError, load_scenario
 from sim.world.effects import ABORT, FORWARD
+from sim.world.settle import Settlement
 
 from conftest import order_scenario, trace_rows
 
@@ -462,6 +463,40 @@ def test_no_participant_commits_while_another_aborts(faults: list[dict], f: int,
     # Faults heal when the workload ends; the drain lets every ballot finish.
     assert set(out.transactions["outcome"]) <= {"committed", "aborted"}, out.transactions["reasons"]
     assert out.summary["in_doubt_at_end"] == 0
+
+
+# ------------------------------------------------------------------ judging as the run goes
+
+
+def test_an_acceptors_forced_write_is_pending_work_until_done_or_lost() -> None:
+    write = {"paxos_commit.log_write": {"dist": "constant", "value": 0.005}}
+    crash = [{"kind": "crash", "target": "acceptor-1", "at": 1.015, "duration": 1.0}]
+    model = Model(order_scenario({**ONE, **write, "faults": crash}), "paxos-commit", 1)
+    settle = model.world.settle = Settlement()
+    world = model.world
+    world.run(until=1.0125)  # the 9 phase 2a arrived at 1.012: 9 writes under way, nothing in flight
+    assert settle.pending == {0: 9}
+    world.run(until=1.0175)  # 6 written at 1.017, their phase 2b in flight; acceptor-1's 3 lost in its crash
+    assert settle.pending == {0: 6}
+    world.run(until=1.0185)  # the leader decided at 1.018: 3 COMMITs in flight
+    assert settle.pending == {0: 3}
+    protocol = model.protocol
+    assert protocol.view(0).terminal and not protocol.quiet(0)  # type: ignore[attr-defined]  # still prepared
+    world.run(until=1.0195)
+    assert settle.idle(0) and protocol.quiet(0)  # type: ignore[attr-defined]
+
+
+def test_the_leaders_begin_record_keeps_a_transaction_open_until_it_decides() -> None:
+    model = Model(order_scenario({**ONE, **LEADER_CRASH}), "paxos-commit", 1)
+    model.world.settle = Settlement()
+    protocol = model.protocol
+    model.world.run(until=5.0)  # acceptor-1 decided at 2.016, every participant committed at 2.017
+    assert protocol.view(0).terminal and all(side.quiet(0) for side in protocol.sides.values())  # type: ignore[attr-defined]
+    assert not protocol.quiet(0)  # type: ignore[attr-defined]  # the leader, down, will run a ballot for it
+    model.world.run(until=11.02)  # back at 11.0115, its ballot decided at 11.0165
+    assert model.world.settle.idle(0) and protocol.quiet(0)  # type: ignore[attr-defined]
+    protocol.forget(0)  # type: ignore[attr-defined]
+    assert 0 not in protocol.cluster.records and all(0 not in a.slots for a in protocol.acceptors)  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------ determinism and settings

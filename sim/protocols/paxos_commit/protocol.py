@@ -271,6 +271,12 @@ class _Proposer(Node):
         self.highest.clear()
         self.decisions.clear()
 
+    def forget(self, txn: int) -> None:
+        """Drop its records of a settled transaction."""
+        self.ballots.pop(txn, None)
+        self.highest.pop(txn, None)
+        self.decisions.pop(txn, None)
+
 
 class Tally:
     """The leader's count of ballot 0 (volatile): per instance, the acceptors
@@ -364,6 +370,11 @@ class Leader(_Proposer):
         super().on_crash()
         self.tallies.clear()
 
+    def forget(self, txn: int) -> None:
+        """Drop its records of a settled transaction."""
+        super().forget(txn)
+        self.tallies.pop(txn, None)
+
     def on_restart(self) -> None:
         """Finish what it began: a ballot for each transaction it has not decided."""
         for txn in self.begun:
@@ -413,8 +424,26 @@ class Acceptor(_Proposer):
         meanwhile loses the message, a pause holds it (:meth:`Node.after`)."""
         if self._log_write is None:
             act(msg)
-        else:
+        elif self.world.settle is None:
             self.after(self._log_write(), act, msg)
+        else:
+            # Judging as the run goes: the write is work pending for the
+            # transaction (sim.world.settle) until it is done or lost.
+            self.world.settle.hold(msg[2])
+            self.after(self._log_write(), self._written, (act, msg), self._unwritten)
+
+    def _written(self, job: tuple[Callable[[tuple[Any, ...]], None], tuple[Any, ...]]) -> None:
+        act, msg = job
+        act(msg)
+        self.world.settle.release(msg[2])  # type: ignore[union-attr]
+
+    def _unwritten(self, job: tuple[Callable[[tuple[Any, ...]], None], tuple[Any, ...]]) -> None:
+        self.world.settle.release(job[1][2])  # type: ignore[union-attr]
+
+    def forget(self, txn: int) -> None:
+        """Drop its records of a settled transaction."""
+        super().forget(txn)
+        self.slots.pop(txn, None)
 
     def _accept(self, msg: tuple[Any, ...]) -> None:
         """Phase 2b: accept each value of a ballot not below the one promised."""
@@ -522,6 +551,10 @@ class PaxosParticipant(LockingSide):
                 self._trace("send", txn, f"p2a to {acceptor}", peer=acceptor, message="p2a", direction=OUT)
             self._send(acceptor, msg)
 
+    def forget(self, txn: int) -> None:
+        super().forget(txn)
+        self.suspicions.pop(txn, None)
+
     def _query(self, txn: int) -> None:
         """In doubt: ask the next acceptor to take over."""
         k = self.suspicions.get(txn, 0)
@@ -539,6 +572,10 @@ class PaxosCommitProtocol:
     """The runner's handle on Paxos Commit."""
 
     name = "paxos-commit"
+    #: judged as the run goes (sim.world.settle): every message is counted by
+    #: the network, an acceptor's forced write by its hold, and what the
+    #: leader and the participants keep is looked at by quiet()
+    settles = True
 
     def __init__(
         self,
@@ -582,6 +619,24 @@ class PaxosCommitProtocol:
 
     def nodes(self) -> list[Node]:
         return [self.leader, *self.acceptors]
+
+    def quiet(self, txn: int) -> bool:
+        """Whether nothing kept outside the engine's count can still change
+        ``txn``; asked once a leader decided it and no message or forced
+        write of it is pending. The leader's begin record must be gone (it
+        is dropped when the leader decides: until then its vote timer, or its
+        restart, will run a ballot), and no participant may be before its
+        vote or in doubt (2PC's rule). An acceptor's ballot still under way
+        acts only on counted messages, and a stalled one has no timer."""
+        return txn not in self.leader.begun and all(side.quiet(txn) for side in self.sides.values())
+
+    def forget(self, txn: int) -> None:
+        """Drop every node's records and the run's record of a settled transaction."""
+        for node in (self.leader, *self.acceptors):
+            node.forget(txn)
+        for side in self.sides.values():
+            side.forget(txn)
+        del self.cluster.records[txn]
 
     def transaction_extra(self, txn: int) -> dict[str, float]:
         """``lock_held``, ``lock_wait`` and ``blocked``, as for 2PC."""
