@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="1..2", help="seeds of the sweep (default 1..2)")
     parser.add_argument("--duration", type=float, default=60.0, help="run.duration of each run (default 60)")
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask LocalCluster row")
+    parser.add_argument(
+        "--cold-dask",
+        action="store_true",
+        help="start the Dask workers without --preload sim.runner: each imports sagasim on its first run",
+    )
     args = parser.parse_args(argv)
 
     sweep = load_sweep(SWEEP, seeds=parse_seeds(args.seeds), overrides={"run.duration": args.duration})
@@ -64,8 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_dask:
             from dask.distributed import LocalCluster
 
+            # Workers started as docs/sweeps.md says (--preload sim.runner): a
+            # cluster imports sagasim when it starts, not during the sweep.
             with LocalCluster(
-                n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=args.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                preload=[] if args.cold_dask else ["sim.runner"],
             ) as cluster:
                 started = time.perf_counter()
                 dask = run_sweep(sweep, Path(tmp) / "dask", scheduler=cluster.scheduler_address)

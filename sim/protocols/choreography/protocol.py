@@ -122,6 +122,8 @@ _REFUSED = "refused"
 
 # A pending publish: [txn, topic, started, attempt, ack, conf_at, deadline, token, timed]
 _ATTEMPT, _ACK, _CONF, _DEADLINE, _TOKEN, _TIMED = 3, 4, 5, 6, 7, 8
+#: ``timed`` of an entry whose timeout expired, its resend waiting for its back-off
+_RESENDING = "resending"
 
 
 def _entry(
@@ -396,6 +398,11 @@ class Publisher:
     def _expired(self, item: tuple[int, int, int, float]) -> None:
         eid = item[0]
         entry = self.pending[eid]
+        if entry[_TIMED] is _RESENDING:
+            # A second timeout of this very publish: two publishes of the id
+            # at one instant, the second replacing the first's entry, left two
+            # equal timeouts. The publish is resent once (and one back-off drawn).
+            return
         if entry[3] >= self.backoff.limit:
             del self.pending[eid]
             self.dropped += 1
@@ -405,6 +412,7 @@ class Publisher:
                     peer=BROKER, message="pub", attempt=entry[3],
                 )  # fmt: skip
             return
+        entry[_TIMED] = _RESENDING  # (until the resend: _send sets it back)
         self.world.at(self.backoff.wait(entry[3] + 1), self._resend, item)
 
     def _resend(self, item: tuple[int, int, int, float]) -> None:
