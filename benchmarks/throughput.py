@@ -24,8 +24,8 @@ Two models of the same workload run in this one process, alternately, each
   scenario dict) and runs the same number of transactions with the same
   arrival process.
 
-The same scenario also runs as 2PC, as Paxos Commit (reported, no target)
-and as a choreography. The choreography has
+The same scenario also runs as 2PC, as TCC and as Paxos Commit (both
+reported, no target) and as a choreography. The choreography has
 its own hand-written model (``baseline_run(choreography=True)``): per step the
 publish of the event before it, the broker's delivery and the service, and a
 last timeout for the publish of the terminal event, when the harness's
@@ -464,6 +464,7 @@ def run(
     harness_runs: list[dict[str, Any]] = []
     baseline_runs: list[dict[str, Any]] = []
     twopc_runs: list[dict[str, Any]] = []
+    tcc_runs: list[dict[str, Any]] = []
     paxos_runs: list[dict[str, Any]] = []
     choreo_runs: list[dict[str, Any]] = []
     choreo_baseline_runs: list[dict[str, Any]] = []
@@ -480,6 +481,9 @@ def run(
         t = harness_once(scenario, seed, gc_off, "2pc")
         log(f"  run {k + 1}/{repeat}  2pc: sim {t['sim']:.2f} s  ({transactions / t['sim']:,.0f} txn/s)")
         twopc_runs.append(t)
+        tc = harness_once(scenario, seed, gc_off, "tcc")
+        log(f"  run {k + 1}/{repeat}  tcc: sim {tc['sim']:.2f} s  ({transactions / tc['sim']:,.0f} txn/s)")
+        tcc_runs.append(tc)
         x = harness_once(scenario, seed, gc_off, "paxos-commit")
         log(f"  run {k + 1}/{repeat}  paxos-commit: sim {x['sim']:.2f} s  ({transactions / x['sim']:,.0f} txn/s)")
         paxos_runs.append(x)
@@ -498,7 +502,7 @@ def run(
             raise RuntimeError(f"the {name} model ran {r['transactions']} transactions, not {transactions}")
     deterministic = all(
         _same(runs, ("pushed", "processed", "outcomes"))
-        for runs in (harness_runs, baseline_runs, twopc_runs, paxos_runs, choreo_runs, choreo_baseline_runs)
+        for runs in (harness_runs, baseline_runs, twopc_runs, tcc_runs, paxos_runs, choreo_runs, choreo_baseline_runs)
     )
 
     harness_sim = _rates(harness_runs, "sim", transactions)
@@ -507,6 +511,9 @@ def run(
     twopc_sim = _rates(twopc_runs, "sim", transactions)
     twopc_full = _rates(twopc_runs, "full", transactions)
     t0 = twopc_runs[0]
+    tcc_sim = _rates(tcc_runs, "sim", transactions)
+    tcc_full = _rates(tcc_runs, "full", transactions)
+    tc0 = tcc_runs[0]
     paxos_sim = _rates(paxos_runs, "sim", transactions)
     paxos_full = _rates(paxos_runs, "full", transactions)
     x0 = paxos_runs[0]
@@ -521,6 +528,8 @@ def run(
         (baseline, b0, baseline["times_s"]),
         (twopc_sim, t0, twopc_sim["times_s"]),
         (twopc_full, t0, twopc_full["times_s"]),
+        (tcc_sim, tc0, tcc_sim["times_s"]),
+        (tcc_full, tc0, tcc_full["times_s"]),
         (paxos_sim, x0, paxos_sim["times_s"]),
         (paxos_full, x0, paxos_full["times_s"]),
         (choreo_sim, c0, choreo_sim["times_s"]),
@@ -544,6 +553,10 @@ def run(
         "twopc_full": twopc_full,
         "twopc_outcomes": t0["outcomes"],
         "twopc_messages_per_txn": t0["messages_per_txn"],
+        "tcc_sim": tcc_sim,
+        "tcc_full": tcc_full,
+        "tcc_outcomes": tc0["outcomes"],
+        "tcc_messages_per_txn": tc0["messages_per_txn"],
         "paxos_commit_sim": paxos_sim,
         "paxos_commit_full": paxos_full,
         "paxos_commit_outcomes": x0["outcomes"],
@@ -602,6 +615,8 @@ def table(result: dict[str, Any]) -> str:
         ("harness, with checker + collection", result["harness_full"]),
         ("harness 2PC, simulation only", result["twopc_sim"]),
         ("harness 2PC, with checker + collection", result["twopc_full"]),
+        ("harness TCC, simulation only", result["tcc_sim"]),
+        ("harness TCC, with checker + collection", result["tcc_full"]),
         ("Paxos Commit, simulation only", result["paxos_commit_sim"]),
         ("Paxos Commit, with checker + collection", result["paxos_commit_full"]),
         ("hand-written SimPy choreography model", result["choreography_baseline"]),
@@ -645,6 +660,8 @@ def table(result: dict[str, Any]) -> str:
         f"{r['harness_messages_per_txn']:.2f} messages/txn); hand-written {r['baseline_outcomes']}",
         f"2PC (same transactions, no contended keys): {r['twopc_outcomes']} "
         f"({r['twopc_messages_per_txn']:.2f} messages/txn)",
+        f"TCC (same transactions, no contended keys): {r['tcc_outcomes']} "
+        f"({r['tcc_messages_per_txn']:.2f} messages/txn; reported, no target)",
         f"Paxos Commit (same transactions, f = 1; reported, no target): {r['paxos_commit_outcomes']} "
         f"({r['paxos_commit_messages_per_txn']:.2f} messages/txn)",
         f"ratio choreography / hand-written choreography, simulation only:  best "

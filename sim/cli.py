@@ -29,6 +29,7 @@ from sim.errors import SagasimError
 from sim.files import folder_problem
 from sim.limits import MAX_RUNS, check_in_memory, check_runs
 from sim.names import OUTCOMES, PROTOCOLS, joined, listed
+from sim.protocols import registry
 from sim.seeds import SEED_LIMIT, SEEDS_SPELLING, format_seeds, parse_seeds
 
 if TYPE_CHECKING:
@@ -743,7 +744,7 @@ def _print_protocol_table(result: Result, protocol: str) -> None:
     for outcome in OUTCOMES:
         k = int(counts.get(outcome, 0))
         if outcome == "aborted" and k == 0:
-            continue  # only two-phase commit aborts
+            continue  # only the protocols that abort (2PC, TCC) have any
         low, high = wilson(k, n)
         style = "red" if outcome in ("inconsistent", "stuck") and k else ""
         rate = k / n if n else float("nan")
@@ -810,10 +811,10 @@ def _print_comparison(
     # The p99 above is over the transactions that became consistent: say how many did not.
     grid.add_row("  never consistent", *(str(int(x)) for x in table["never_consistent"]), style="dim")
     grid.add_row("messages/txn", *(f"{x:.2f}" if x == x else "-" for x in table["messages_per_txn"]))
-    if "blocked_mean" in table.columns:
-        grid.add_row("blocked time (mean)", *(_seconds(x) for x in table["blocked_mean"]))
-        # The mean hides the few transactions a crash blocks: the worst one shows them.
-        grid.add_row("blocked time (max)", *(_seconds(x) for x in table["blocked_max"]))
+    for column, label in registry.compared():
+        if f"{column}_mean" in table.columns:
+            grid.add_row(f"{label} (mean)", *(_seconds(x) for x in table[f"{column}_mean"]))
+            grid.add_row(f"{label} (max)", *(_seconds(x) for x in table[f"{column}_max"]))
     _out.print(grid)
 
     if len(protocols) < 2:
@@ -837,7 +838,7 @@ def _add_outcome_rows(grid: Table, table: pd.DataFrame, protocols: list[str]) ->
 
     for outcome in OUTCOMES:
         if outcome == "aborted" and not table["aborted"].any():
-            continue  # only two-phase commit aborts
+            continue  # only the protocols that abort (2PC, TCC) have any
         rates, intervals = [], []
         for name in protocols:
             row = table.loc[name]

@@ -32,6 +32,7 @@ from scipy import stats
 from sim.errors import SagasimError
 from sim.metrics import OUTCOMES, wilson
 from sim.names import listed
+from sim.protocols import registry
 
 # The seed spelling lives in sim.seeds (the CLI reads it without pandas); still importable from here.
 from sim.seeds import SEED_LIMIT as SEED_LIMIT
@@ -62,9 +63,10 @@ def protocol_table(result: Any) -> pd.DataFrame:
     ``_high`` of the pooled rate; ``latency_p50``, ``latency_p99`` (finished
     transactions), ``time_to_consistency_p99`` (over the transactions that
     became consistent), ``never_consistent`` (how many did not: stuck or
-    inconsistent), ``messages_per_txn``; and ``blocked_mean`` and ``blocked_max`` when the
-    transactions have a ``blocked`` column (the protocols that lock: two-phase
-    commit, Paxos Commit), NaN for protocols without it.
+    inconsistent), ``messages_per_txn``; and ``<column>_mean`` and ``<column>_max`` for each
+    column a protocol registers as compared (:func:`sim.protocols.registry.compared`:
+    two-phase commit's ``blocked``, TCC's ``reserved_time``) that the
+    transactions have, NaN for protocols without it.
 
     The pooled interval treats every transaction as an independent trial. The
     transactions of one seed share its faults, so the spread between seeds
@@ -72,7 +74,7 @@ def protocol_table(result: Any) -> pd.DataFrame:
     works across seeds and is the one to read when comparing protocols.
     """
     txns, summary = _frames(result)
-    has_blocked = "blocked" in txns.columns
+    means = [column for column, _ in registry.compared() if column in txns.columns]
     rows: list[dict[str, Any]] = []
     for protocol in _protocols(summary, txns):
         t = txns[txns["protocol"] == protocol]
@@ -95,17 +97,17 @@ def protocol_table(result: Any) -> pd.DataFrame:
         row["time_to_consistency_p99"] = _quantile(ttc, 0.99)
         row["never_consistent"] = n - len(ttc)
         row["messages_per_txn"] = float(t["messages"].mean()) if n else math.nan
-        if has_blocked:
-            blocked = pd.to_numeric(t["blocked"], errors="coerce").dropna()
-            row["blocked_mean"] = float(blocked.mean()) if len(blocked) else math.nan
-            row["blocked_max"] = float(blocked.max()) if len(blocked) else math.nan
+        for column in means:
+            values = pd.to_numeric(t[column], errors="coerce").dropna()
+            row[f"{column}_mean"] = float(values.mean()) if len(values) else math.nan
+            # The mean hides the few transactions a crash holds up: the worst one shows them.
+            row[f"{column}_max"] = float(values.max()) if len(values) else math.nan
         rows.append(row)
     columns = ["protocol", "seeds", "transactions"]
     for outcome in OUTCOMES:
         columns += [outcome, f"{outcome}_rate", f"{outcome}_rate_low", f"{outcome}_rate_high"]
     columns += ["latency_p50", "latency_p99", "time_to_consistency_p99", "never_consistent", "messages_per_txn"]
-    if has_blocked:
-        columns += ["blocked_mean", "blocked_max"]
+    columns += [f"{column}_{stat}" for column in means for stat in ("mean", "max")]
     return pd.DataFrame(rows, columns=columns)
 
 

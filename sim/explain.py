@@ -172,6 +172,15 @@ def explain(source: str | Path | Dataset, txn: str | None = None) -> Explanation
 # ------------------------------------------------------------------ the rules
 
 
+def _effect_note(detail: str) -> str:
+    """How an applied effect is told apart in the list: nothing for a step's
+    forward operation, "(undo)" for a compensation, else what the protocol
+    called it (a TCC reservation, release or expiry)."""
+    if detail == "forward":
+        return ""
+    return " (undo)" if detail == "compensation" else f" ({detail})"
+
+
 def _a(noun: str) -> str:
     return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
@@ -249,9 +258,7 @@ class _Story:
 
     def _applied(self) -> str:
         applied = self.effects.groupby(["step", "detail"], sort=False).size()
-        listed = ", ".join(
-            f"`{step}` x{n}" + (" (undo)" if detail == "compensation" else "") for (step, detail), n in applied.items()
-        )
+        listed = ", ".join(f"`{step}` x{n}" + _effect_note(detail) for (step, detail), n in applied.items())
         return f"Effects the participants applied: {listed}." if listed else "No participant applied any effect."
 
     def _step(self, step: StepSpec) -> list[str]:

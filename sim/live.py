@@ -2,7 +2,7 @@
 it goes, then judge it.
 
 >>> import sim.live
->>> run = sim.live.open_run("scenarios/order-flaky-payment.toml", protocol="orchestration", seed=1)  # doctest: +SKIP
+>>> run = sim.live.open_run("scenarios/order-flaky-payment.toml", seed=1)  # doctest: +SKIP
 >>> run.advance(5.0)                                               # doctest: +SKIP
 >>> crash = run.start_fault("crash", target="payment")             # doctest: +SKIP
 >>> run.advance(7.5)                                               # doctest: +SKIP

@@ -100,6 +100,12 @@ def transactions_frame(columns: dict[str, list[Any]] | Sequence[dict[str, list[A
     )
 
 
+def protocol_anomalies(protocol: str) -> tuple[str, ...]:
+    """The anomaly codes ``protocol`` registers beyond :data:`ANOMALIES`
+    (none for a name no protocol has)."""
+    return registry.get(protocol).anomalies if protocol in registry.names() else ()
+
+
 def summarize(
     *,
     run_id: str,
@@ -153,12 +159,17 @@ def summarize(
     row["committed_per_second"] = counts["committed"] / duration
     row["messages_per_txn"] = float(np.mean(messages)) if n else math.nan
     row["retries_per_txn"] = float(np.mean(retries)) if n else math.nan
-    tally = {code: 0 for code in ANOMALIES}
+    own = protocol_anomalies(protocol)
+    tally = {code: 0 for code in ANOMALIES + own}
     for codes in anomalies:
         for code in codes:
             tally[code] += 1
     for code in ANOMALIES:
         row[f"anomaly_{code}"] = tally[code]
+    # A protocol's own codes, and their shares (only in its summaries).
+    for code in own:
+        row[f"anomaly_{code}"] = tally[code]
+        row[f"anomaly_{code}_share"] = tally[code] / n if n else math.nan
     if counts["inconsistent"]:
         row["verdict"] = "invalid"
     elif counts["stuck"]:

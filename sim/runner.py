@@ -50,27 +50,27 @@ _TINY_TIMEOUT = 1e-4
 
 def likely_storms(s: Scenario) -> list[str]:
     """Settings that make a run spin on retries or redeliveries: the usual
-    reasons a run passes ``limits.events``."""
+    reasons a run passes ``limits.events``. Found in every registered
+    protocol's sections: each retry policy, and each setting named
+    ``timeout`` or ``..._timeout``."""
+    from sim.specs import RetrySpec
+
+    retries: dict[str, RetrySpec] = {}
+    timeouts: dict[str, float] = {}
+    for protocol in registry.protocols():
+        for section in protocol.sections:
+            spec = getattr(s, section)
+            for name in type(spec).model_fields:
+                value = getattr(spec, name)
+                if isinstance(value, RetrySpec):
+                    retries[f"{section}.{name}"] = value
+                elif (name == "timeout" or name.endswith("_timeout")) and isinstance(value, float):
+                    timeouts[f"{section}.{name}"] = value
     found = []
-    retries = {
-        "orchestrator.retry": s.orchestrator.retry,
-        "orchestrator.compensation_retry": s.orchestrator.compensation_retry,
-        "choreography.retry": s.choreography.retry,
-        "choreography.compensation_retry": s.choreography.compensation_retry,
-        "choreography.publish_retry": s.choreography.publish_retry,
-    }
     for path, retry in retries.items():
         # Every wait is min(max, initial * multiplier**k): zero whenever initial is.
         if retry.attempts == "unlimited" and retry.initial == 0:
             found.append(f"a retry storm: {path} retries without limit and with zero back-off (initial = 0)")
-    timeouts = {
-        "orchestrator.timeout": s.orchestrator.timeout,
-        "twopc.vote_timeout": s.twopc.vote_timeout,
-        "twopc.ack_timeout": s.twopc.ack_timeout,
-        "twopc.in_doubt_timeout": s.twopc.in_doubt_timeout,
-        "broker.ack_timeout": s.broker.ack_timeout,
-        "choreography.publish_timeout": s.choreography.publish_timeout,
-    }
     for path, timeout in timeouts.items():
         if timeout < _TINY_TIMEOUT:
             found.append(f"{path} = {timeout:g} s times out before any reply can arrive")
@@ -142,6 +142,7 @@ class Model:
         self.seed = seed
         self.world = World(seed, scenario.run.trace if trace is None else trace)
         self.world.max_events = scenario.limits.event_budget(estimate_work(scenario).arrivals)
+        self.world.horizon = scenario.run.duration + scenario.run.drain
         self.network = Network(self.world, scenario.network)
         self.participants: dict[str, Participant] = {}
         for name, spec in scenario.participants.items():

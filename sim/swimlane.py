@@ -73,6 +73,9 @@ class Message:
 _MARKS: dict[str, tuple[str, str, bool, str, bool]] = {
     "effect:forward": ("o", "#2e7d32", True, "effect applied", True),
     "effect:compensation": ("D", "#1565c0", True, "compensation applied", True),
+    "effect:reserved": ("o", "#2e7d32", False, "reserved", True),
+    "effect:released": ("D", "#1565c0", False, "reservation released", True),
+    "effect:expired": ("X", "#ef6c00", False, "reservation expired", True),
     "commit": ("o", "#2e7d32", True, "commit applied", True),
     "abort": ("X", "#8d6e63", True, "aborted here", True),
     "prepared": ("s", "#7e57c2", True, "prepared (in doubt)", False),
@@ -311,7 +314,8 @@ class _Canvas:
         annotated above and below the lane in turn where it says something."""
         flip: dict[str, int] = {}
         for row in rows.itertuples(index=False):
-            key = f"{row.kind}:{row.detail}" if row.kind == "effect" else row.kind
+            # an effect by what was applied: the detail's first word ("expired after 30 s")
+            key = f"{row.kind}:{str(row.detail).split(' ', 1)[0]}" if row.kind == "effect" else row.kind
             mark = _MARKS.get(key)
             if mark is None or row.node not in self.lane_y:
                 continue
@@ -515,7 +519,8 @@ def _annotation(row: Any) -> str:
         return str(row.kind)
     if row.kind == "alert":
         return "alert"
-    return str(row.step or row.kind)
+    # (an event of no step, a coordinator's timeout of several, has a null step)
+    return str(row.step) if isinstance(row.step, str) and row.step else str(row.kind)
 
 
 class _TimeScale:

@@ -173,6 +173,7 @@ PAIRS = {
     ("gray-failure-slow-shipping-naive", "gray-failure-slow-shipping"): ("orchestrator",),
     ("failing-compensations-naive", "failing-compensations"): ("orchestrator",),
     ("duplicates-not-idempotent", "duplicates-idempotent"): ("participants",),
+    ("tcc-no-barrier", "tcc-barrier"): ("tcc",),
 }
 
 
@@ -181,11 +182,23 @@ def test_scenario_files_paired_variants_differ_only_in_the_design(a: str, b: str
     left = load_scenario(ROOT / "scenarios" / f"{a}.toml").effective()
     right = load_scenario(ROOT / "scenarios" / f"{b}.toml").effective()
     differ = PAIRS[(a, b)]
-    for key in ("run", "workload", "network", "participants", "transactions", "orchestrator", "faults", "nemesis"):
+    for key in (
+        "run",
+        "workload",
+        "network",
+        "participants",
+        "transactions",
+        "orchestrator",
+        "tcc",
+        "faults",
+        "nemesis",
+    ):
         if key not in differ:
             assert left[key] == right[key], f"{a} and {b} differ in [{key}]"
     for key in differ:
         assert left[key] != right[key]
+    if differ == ("tcc",):
+        assert {**left["tcc"], "barrier": True} == right["tcc"]
     if differ == ("participants",):
         for name, spec in left["participants"].items():
             assert {**spec, "idempotent": True} == right["participants"][name]

@@ -19,8 +19,11 @@ from sim.scenario import PROTOCOL_ALL_NODES, RESERVED_NODES, ScenarioError, scen
 from conftest import order_dict, order_scenario
 
 SIM = Path(__file__).resolve().parent.parent / "sim"
-#: A protocol's name as a string literal: what only its own package may write.
-NAMED = re.compile(r"""["'](2pc|orchestration|choreography|paxos-commit)["']""")
+#: A protocol's name as a string literal: what only its own package may write
+#: (built from the registry: a new protocol needs no edit here).
+NAMED = re.compile("[\"'](" + "|".join(re.escape(n) for n in registry.names()) + ")[\"']")
+#: How errors list the registered protocols.
+ALLOWED = ", ".join(registry.names())
 
 
 def _sources(folder: Path) -> list[Path]:
@@ -64,25 +67,30 @@ def test_the_world_imports_no_protocol() -> None:
 
 
 def test_every_protocol_is_registered_once_in_order() -> None:
-    assert PROTOCOLS == registry.names() == ("orchestration", "2pc", "choreography", "paxos-commit")
+    assert registry.names() == PROTOCOLS
+    assert PROTOCOLS[:3] == ("orchestration", "2pc", "choreography")  # the first three, in their order
+    orders = [p.order for p in registry.protocols()]
+    assert orders == sorted(orders) and len(set(orders)) == len(orders)
     assert len(set(p.name for p in registry.protocols())) == len(registry.protocols())
     assert {p.name: p.colour for p in registry.protocols()} == PROTOCOL_COLOURS
-    assert PROTOCOL_ALL_NODES == {"orchestration": ("orchestrator",), "2pc": ("coordinator",),
-                                  "choreography": ("broker", "tracker"),
-                                  "paxos-commit": ("leader", "acceptor-1", "acceptor-2", "acceptor-3")}  # fmt: skip
-    assert RESERVED_NODES == (
-        "orchestrator", "coordinator", "broker", "tracker", "leader", "acceptor-1", "acceptor-2", "acceptor-3", "client"
-    )  # fmt: skip
-    with pytest.raises(KeyError, match="allowed: orchestration, 2pc, choreography, paxos-commit"):
-        registry.get("tcc")
+    assert len(set(PROTOCOL_COLOURS.values())) == len(PROTOCOLS)  # one colour each
+    assert {p.name: p.nodes for p in registry.protocols()} == PROTOCOL_ALL_NODES
+    assert {
+        "orchestration": ("orchestrator",),
+        "2pc": ("coordinator",),
+        "choreography": ("broker", "tracker"),
+    }.items() <= (PROTOCOL_ALL_NODES.items())
+    assert (*dict.fromkeys(n for p in registry.protocols() for n in p.nodes), "client") == RESERVED_NODES
+    with pytest.raises(KeyError, match=f"allowed: {ALLOWED}"):
+        registry.get("xa")
 
 
 def test_an_unknown_protocol_is_refused_with_the_registered_ones() -> None:
     raw = order_dict()
-    raw["run"]["protocols"] = ["tcc"]
+    raw["run"]["protocols"] = ["xa"]
     with pytest.raises(
         ScenarioError,
-        match=r'run\.protocols\[0\] = "tcc": not allowed \(allowed: orchestration, 2pc, choreography, paxos-commit\)',
+        match=re.escape(f'run.protocols[0] = "xa": not allowed (allowed: {ALLOWED})'),
     ):
         scenario_from_dict(raw, source="test")
 
@@ -134,3 +142,22 @@ def test_two_protocols_cannot_take_one_section(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(registry, "protocols", lambda: (first, clash, *rest[1:]))
     with pytest.raises(RuntimeError, match="already taken"):
         sim.scenario._fields()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_protocols_own_anomalies_are_counted_in_its_summary_only(protocol: str) -> None:
+    """Each code a protocol registers beyond the common ones is a count and
+    a share in its summary, and in no other protocol's."""
+    from sim.checker import ANOMALIES
+
+    info = registry.get(protocol)
+    out = Model(order_scenario({"run.duration": 2.0, "run.drain": 2.0}), protocol, 1).run()
+    for code in ANOMALIES:
+        assert f"anomaly_{code}" in out.summary
+    for p in registry.protocols():
+        for code in p.anomalies:
+            assert code not in ANOMALIES
+            present = {f"anomaly_{code}", f"anomaly_{code}_share"} & set(out.summary)
+            assert present == ({f"anomaly_{code}", f"anomaly_{code}_share"} if p is info else set())
+    if info.anomalies:
+        assert out.summary[f"anomaly_{info.anomalies[0]}_share"] == 0.0  # a fault-free run: none

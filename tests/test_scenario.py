@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.errors import ScenarioError
-from sim.scenario import load_scenario, parse_overrides, scenario_from_dict
+from sim.scenario import PROTOCOLS, load_scenario, parse_overrides, scenario_from_dict
 
 from conftest import order_dict, order_scenario
 
@@ -40,7 +40,7 @@ def problems(overrides: dict) -> str:
         ),
         (
             {"run.protocols": ["orchestraton"]},
-            "did you mean 'orchestration'? (allowed: orchestration, 2pc, choreography, paxos-commit)",
+            f"did you mean 'orchestration'? (allowed: {', '.join(PROTOCOLS)})",
         ),
         ({"run.seeds": [1, 1]}, "run.seeds = [1, 1]: must not repeat values; repeated: 1"),
         ({"run.seeds": []}, "run.seeds = []: list should have at least 1 item"),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-__all__ = ["ProtocolInfo", "all_nodes", "get", "names", "protocols", "reexport", "reserved_nodes"]
+__all__ = ["ProtocolInfo", "all_nodes", "compared", "get", "names", "protocols", "reexport", "reserved_nodes"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,12 @@ class ProtocolInfo:
     returning its :class:`~sim.protocols.base.TransactionProtocol`;
     ``checker`` is ``"module:class"`` of the checker judging its transactions.
     ``transaction_columns`` and ``summary_columns`` are the columns it adds to
-    ``transactions.parquet`` and ``summary.parquet``.
+    ``transactions.parquet`` and ``summary.parquet``. ``anomalies`` are the
+    anomaly codes its checker gives beyond the common ones
+    (:data:`sim.checker.ANOMALIES`): its summary counts each
+    (``anomaly_<code>``) and gives its share of the transactions
+    (``anomaly_<code>_share``); other protocols' summaries have neither.
+    ``compared`` are the transaction columns whose mean the comparisons show.
     """
 
     name: str
@@ -55,6 +60,11 @@ class ProtocolInfo:
     checker: str
     transaction_columns: tuple[str, ...] = ()
     summary_columns: tuple[str, ...] = ()
+    anomalies: tuple[str, ...] = ()
+    #: Transaction columns (seconds) whose mean ``sagasim compare`` and the
+    #: report's summary show per protocol, each ``(column, label)``: the
+    #: compare table's column is ``<column>_mean``, its row "<label> (mean)".
+    compared: tuple[tuple[str, str], ...] = ()
     #: Whether a transaction can end ``aborted`` (rolled back before any effect).
     aborts: bool = False
     #: Whether its transactions have no coordinator (a chain of events: the
@@ -141,6 +151,16 @@ def get(name: str) -> ProtocolInfo:
 def all_nodes() -> dict[str, tuple[str, ...]]:
     """Per protocol, the nodes it adds beyond the participants."""
     return {p.name: p.nodes for p in protocols()}
+
+
+def compared() -> tuple[tuple[str, str], ...]:
+    """Every protocol's compared columns (see :class:`ProtocolInfo`), in the
+    registry's order, each once."""
+    seen: dict[str, str] = {}
+    for p in protocols():
+        for column, label in p.compared:
+            seen.setdefault(column, label)
+    return tuple(seen.items())
 
 
 def reserved_nodes() -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from sim.metrics import format_interval, format_rate, wilson
 from sim.swimlane import fmt_seconds
 
 
-def _summary_cells(r: dict[str, Any], axes: list[str], outcomes: list[str], blocked: bool) -> list[tuple[str, str]]:
+def _summary_cells(r: dict[str, Any], axes: list[str], outcomes: list[str], means: list[str]) -> list[tuple[str, str]]:
     """One row of the summary table: the swept values, the protocol, arrivals and rejected, outcomes and times."""
     row = [(_fmt_value(r[a]), "") for a in axes]
     row += [(str(r["protocol"]), ""), (str(r["seeds"]), "num"), (f"{r['arrivals']:,}", "num")]
@@ -31,8 +31,8 @@ def _summary_cells(r: dict[str, Any], axes: list[str], outcomes: list[str], bloc
     never = int(r["never_consistent"])
     row.append((f"{never:,}", "num bad" if never else "num"))
     row.append((_fmt_number(r["messages_per_txn"], ".2f"), "num"))
-    if blocked:
-        row.append((fmt_seconds(r["blocked_mean"]), "num"))
+    for column in means:  # the protocols' compared columns (2PC's blocked time, TCC's reserved time)
+        row.append((fmt_seconds(r[f"{column}_mean"]), "num"))
     return row
 
 

@@ -217,7 +217,8 @@ class Broker(Node):
         the next copy of the partition waits until then (the partition
         ``(group, txn)`` is created only for a copy that waits, and for a
         copy whose ack is late, which is stored and tracked as usual). The
-        broker counts the copy's delivery and ack (``take`` does not).
+        broker counts the copy's delivery; ``take`` counts its ack, which the
+        taker sends when the copy reaches it (:meth:`World.count_sent`).
         ``entry`` is ``table.get(txn)``, and the broker keeps the
         partition it creates in ``table[txn][3]`` (the list itself, empty
         once the partition is gone), so that a copy with none to wait for
@@ -306,7 +307,7 @@ class Broker(Node):
                 entry = self._lean_table.get(txn)
                 if entry is None or (entry[2] <= now and not entry[3]):
                     self._take(seq, txn, eid, topic, started, group, now, entry)
-                    count += 2
+                    count += 1
                 else:
                     count += self._lean_wait(seq, txn, eid, topic, started, group, now, entry)
                 continue
@@ -376,7 +377,7 @@ class Broker(Node):
         for group in self.groups.get(topic, ()):
             if group == lean:
                 self._take(seq, txn, eid, topic, started, group, now, self._lean_table.get(txn))
-                count += 2
+                count += 1
             else:
                 copy = Copy(seq, txn, eid, topic, started, group)
                 if self.indexed:
@@ -405,7 +406,7 @@ class Broker(Node):
         """Deliver a copy to the lean group (its first delivery); store it
         only if its ack is late (one at the very instant of its deadline is
         late: the timeout goes first). ``entry`` is the group's table entry
-        of ``txn`` (see :meth:`lean`). The caller counts the delivery and the ack."""
+        of ``txn`` (see :meth:`lean`). The caller counts the delivery, the taker the ack."""
         self.deliveries += 1
         if self.world.tracer.on:
             self.world.tracer.emit(
@@ -492,14 +493,14 @@ class Broker(Node):
     ) -> int:
         """A copy for the lean group while another of the transaction's is in
         flight (its ack not arrived) or stored (a partition, ``entry[3]``).
-        Returns the messages accounted for: 2 if it is taken at once."""
+        Returns the messages accounted for: 1 (the delivery) if it is taken at once."""
         key = (group, txn)
         queue = self._queue_of(key, now)
         if queue is not None and queue[0].deliveries == 0 and entry[2] <= now:
             self._deliver(queue[0])  # a lean copy's ack arrived already: the next one goes
         if queue is None and entry[2] <= now:
             self._take(seq, txn, eid, topic, started, group, now, entry)
-            return 2
+            return 1
         copy = Copy(seq, txn, eid, topic, started, group)
         if self.indexed:
             self.pending[(group, seq)] = copy

@@ -5,6 +5,7 @@ and the per-transaction ledgers (messages sent, effects applied).
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import Any
@@ -61,6 +62,10 @@ class World:
         #: pending work per transaction, counted only when a run judges as it
         #: goes (see :mod:`sim.world.settle`); ``None``: not counted
         self.settle: Settlement | None = None
+        #: when the run ends (set by the model): a message accounted for
+        #: without an event is counted only if it is sent before then, as one
+        #: sent through the network is (see :meth:`count_sent`)
+        self.horizon = math.inf
 
     @property
     def now(self) -> float:
@@ -78,6 +83,16 @@ class World:
         exactly: ``at(instant - now)`` would add the difference back to now,
         which does not always give the same float."""
         heappush(self._queue, (instant, _NORMAL, next(self._eid), fn, arg))
+
+    def count_sent(self, txn: int, at: float) -> bool:
+        """Count a message of ``txn`` that is sent at ``at`` (now or later)
+        without an event, if the run is still going then (the run's last
+        instant runs nothing: its stop goes first). Returns whether it was
+        counted."""
+        if at < self.horizon:
+            self.messages[txn] += 1
+            return True
+        return False
 
     def new_transaction(self) -> int:
         """Allocate the next transaction id (0, 1, 2, ...)."""

@@ -126,9 +126,10 @@ class SagaTracker(Node):
         without storing it (:meth:`Broker.lean`): returns when its ack
         arrives, recorded as ``table[txn][2]`` if that is before ``deadline``
         (read with per-key ordering only). ``entry`` is ``table.get(txn)``,
-        looked up by the broker already. The broker counts the delivery and
-        the ack."""
+        looked up by the broker already. The broker counts the delivery;
+        the ack is counted here, sent when the copy arrives."""
         seen = now + self._down()
+        self.world.count_sent(txn, seen)
         if topic in self.terminal_topics:
             entry = self._record(txn, topic, seen)
         else:  # _record(), inlined for speed
@@ -154,8 +155,9 @@ class SagaTracker(Node):
         its ack one more latency after that."""
         world = self.world
         txn = copy.txn
-        world.messages[txn] += 2  # the delivery and the ack
+        world.messages[txn] += 1  # the delivery
         seen = world.env._now + self._down()
+        world.count_sent(txn, seen)  # the ack, sent when the copy arrives
         self._record(txn, copy.topic, seen)
         self.broker.ack_at(copy, seen + self._up())  # type: ignore[union-attr]
 

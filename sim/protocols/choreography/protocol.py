@@ -67,7 +67,7 @@ it cannot crash, and only a restart reads them. ``ChoreographyProtocol.elide
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sim.protocols.base import CoordinatorView
 from sim.protocols.retry import Backoff
@@ -124,6 +124,18 @@ _REFUSED = "refused"
 _ATTEMPT, _ACK, _CONF, _DEADLINE, _TOKEN, _TIMED = 3, 4, 5, 6, 7, 8
 #: ``timed`` of an entry whose timeout expired, its resend waiting for its back-off
 _RESENDING = "resending"
+
+
+class AckToken(NamedTuple):
+    """An ack accounted for ahead, without an event (:meth:`Publisher.ack_at`)."""
+
+    #: the broker's copy it acknowledges (``None``: no longer pending there)
+    copy: Any
+    #: when it reaches the broker
+    arrives: float
+    txn: int
+    #: whether it was counted (sent before the run ends)
+    counted: bool
 
 
 def _entry(
@@ -341,17 +353,18 @@ class Publisher:
                 world.at_instant(deadline, self._timeout, (eid, entry[_ATTEMPT], self.node.epoch, deadline))
         world.at(latency, self._receive, ("conf", BROKER, txn, eid))
 
-    def ack_at(self, msg: tuple[Any, ...], at: float) -> tuple[Any, float, int]:
-        """Acknowledge the delivered copy ``msg`` at ``at`` without an event;
-        returns a token for :meth:`_retract`."""
+    def ack_at(self, msg: tuple[Any, ...], at: float) -> AckToken:
+        """Acknowledge the delivered copy ``msg`` at ``at`` without an event
+        (counted if sent before the run ends); returns a token for :meth:`_retract`."""
         txn = msg[2]
-        self.world.messages[txn] += 1
+        counted = self.world.count_sent(txn, at)
         arrives = at + self._up()
-        return (self.broker.ack_at(msg[9], arrives), arrives, txn)  # type: ignore[union-attr]
+        return AckToken(self.broker.ack_at(msg[9], arrives), arrives, txn, counted)  # type: ignore[union-attr]
 
-    def _retract(self, token: tuple[Any, float, int]) -> None:
-        copy, arrives, txn = token
-        self.world.messages[txn] -= 1
+    def _retract(self, token: AckToken) -> None:
+        copy, arrives, txn, counted = token
+        if counted:
+            self.world.messages[txn] -= 1
         if copy is not None:
             self.broker.retract(copy, arrives)  # type: ignore[union-attr]
 

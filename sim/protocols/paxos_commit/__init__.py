@@ -11,7 +11,7 @@ from sim.protocols.registry import ProtocolInfo, reexport
 
 PROTOCOL = ProtocolInfo(
     name="paxos-commit",
-    order=3,
+    order=4,
     label="Paxos Commit",
     colour="#17becf",
     specs=(("paxos_commit", "sim.protocols.paxos_commit.spec:PaxosCommitSpec"),),
@@ -36,6 +36,8 @@ PROTOCOL = ProtocolInfo(
         "takeovers",
         "ballots_rejected",
     ),
+    # its blocked time beside 2PC's in sagasim compare and the report's summary
+    compared=(("blocked", "blocked time"),),
     aborts=True,
     coordinator_free=False,
 )

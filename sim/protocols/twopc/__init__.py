@@ -31,6 +31,7 @@ PROTOCOL = ProtocolInfo(
         "decision_resends",
         "recovered",
     ),
+    compared=(("blocked", "blocked time"),),
     aborts=True,
     coordinator_free=False,
 )

@@ -1,4 +1,6 @@
-"""The messages section, with two-phase commit's lock and blocked time."""
+"""The messages section, with two-phase commit's lock and blocked time, and
+the per-transaction time columns other protocols register (TCC's
+reservation time)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from matplotlib.ticker import NullLocator, PercentFormatter
 
 from sim.metrics import format_rate
 from sim.palette import protocol_colour
+from sim.protocols import registry
 from sim.report.cells import _fmt_number
 from sim.report.parts import _DPI, _LOCKING, TITLES, _Image, _labels, _Section, _Table
 from sim.report.plots import (
@@ -117,7 +120,69 @@ class MessagesSections:
                 + ", ".join(names[c] for c in self.empty_twopc)
                 + "."
             )
+        for protocol in self.protocols:
+            own = self._own_times(protocol, panels) if protocol not in _LOCKING else None
+            if own is not None:
+                section.images.append(own[0])
+                section.tables.append(own[1])
+                section.paragraphs.append(own[2])
         return section
+
+    def _own_times(self, protocol: str, panels: list[tuple[str, pd.DataFrame]]) -> tuple[_Image, _Table, str] | None:
+        """The time columns (seconds per transaction) a protocol other than
+        2PC registers, as cumulative shares over its transactions, a panel
+        per column; ``None`` when it registers none or they are all zero."""
+        if protocol not in registry.names():
+            return None
+        info = registry.get(protocol)
+        mine = self.txns[self.txns["protocol"] == protocol]
+        columns = [
+            c
+            for c in info.transaction_columns
+            if c in mine.columns and (pd.to_numeric(mine[c], errors="coerce").fillna(0) > 0).any()
+        ]
+        if not columns:
+            return None
+        fig, grid = self._figure(1, len(columns), width=3.4 * max(2, len(columns)), height=2.8)
+        rows: list[list[tuple[str, str]]] = []
+        colour, styles = protocol_colour(protocol), ["-", "--", ":", "-."]
+        for c, column in enumerate(columns):
+            ax, label = grid[0][c], column.replace("_", " ")
+            log = _heavy_tailed(pd.to_numeric(mine[column], errors="coerce"))
+            for i, (title, txns) in enumerate(panels):
+                values = np.sort(
+                    pd.to_numeric(txns.loc[txns["protocol"] == protocol, column], errors="coerce")
+                    .dropna()
+                    .to_numpy(float)
+                )
+                if values.size == 0:
+                    continue
+                xs, ys = _curve(values)
+                ax.step(xs, ys, where="post", color=colour, ls=styles[i % len(styles)], label=title or protocol)
+                rows.append(
+                    [
+                        (title, ""),
+                        (label, ""),
+                        (fmt_seconds(values.mean()), "num"),
+                        (format_rate(float((values > 0).mean())), "num"),
+                        (fmt_seconds(np.quantile(values, 0.99)), "num"),
+                        (fmt_seconds(values[-1]), "num"),
+                    ]
+                )
+            _log_x(ax, log)
+            ax.set_ylim(0, 1.02)
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+            ax.set_xlabel(f"{label} per transaction (s)", fontsize=8)
+            _decorate(ax, label)
+        image = self._save(fig, f"{protocol}-times.png", f"{info.label}: {', '.join(columns)}")
+        header = ["panel", f"{protocol} time", "mean", "share above 0", "p99", "max"]
+        text = (
+            f"{info.label[:1].upper()}{info.label[1:]}: per transaction, "
+            + ", ".join(columns)
+            + " in seconds (docs/results.md says what each measures), as cumulative shares over its "
+            "transactions. A curve that starts above zero means that share of transactions had none."
+        )
+        return image, _Table(f"{info.label}: time per transaction", *_drop_empty_first(header, rows)), text
 
     def _against(self, name: str, measures: Sequence[_Measure]) -> tuple[_Image, str] | None:
         """For a sweep: each measure against each swept parameter, a line per

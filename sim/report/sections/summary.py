@@ -11,6 +11,7 @@ from sim.compare import (
     protocol_table,
 )
 from sim.metrics import OUTCOMES, format_rate
+from sim.protocols import registry
 from sim.report.cells import _fmt_value, _pair_cells, _summary_cells, _with_rejected
 from sim.report.parts import _COMPARED, _DPI, TITLES, _Image, _Section, _Skip, _Table
 from sim.report.plots import _drop_empty_first, _PairRow, _seed_differences
@@ -28,11 +29,11 @@ class SummarySections:
         # A sweep: sim.compare.protocol_table per grid point.
         table = _with_rejected(point_table(self.ds) if axes else protocol_table(self.ds), self.ds.summary, bool(axes))
         outcomes = [o for o in OUTCOMES if o != "aborted" or int(table["aborted"].sum()) > 0]
-        blocked = "blocked_mean" in table.columns
+        means = [column for column, _ in registry.compared() if f"{column}_mean" in table.columns]
         header = [*axes, "protocol", "seeds", "arrivals", "rejected arrivals", "transactions", *outcomes]
         header += ["latency p50", "latency p99", "consistency p99", "never consistent", "messages/txn"]
-        header += ["blocked (mean)"] if blocked else []
-        rows = [_summary_cells(r, axes, outcomes, blocked) for r in table.to_dict("records")]
+        header += [f"{column.replace('_', ' ')} (mean)" for column in means]
+        rows = [_summary_cells(r, axes, outcomes, means) for r in table.to_dict("records")]
         where = " and grid point" if axes else ""
         section.tables.append(_Table(f"Per protocol{where}, pooled over seeds", header, rows))
         rejected, arrivals = int(table["rejected"].sum()), int(table["arrivals"].sum())
