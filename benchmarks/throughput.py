@@ -24,8 +24,8 @@ Two models of the same workload run in this one process, alternately, each
   scenario dict) and runs the same number of transactions with the same
   arrival process.
 
-The same scenario also runs as 2PC, as TCC (reported, no target) and as a
-choreography. The choreography has
+The same scenario also runs as 2PC, as TCC and as Paxos Commit (both
+reported, no target) and as a choreography. The choreography has
 its own hand-written model (``baseline_run(choreography=True)``): per step the
 publish of the event before it, the broker's delivery and the service, and a
 last timeout for the publish of the terminal event, when the harness's
@@ -465,6 +465,7 @@ def run(
     baseline_runs: list[dict[str, Any]] = []
     twopc_runs: list[dict[str, Any]] = []
     tcc_runs: list[dict[str, Any]] = []
+    paxos_runs: list[dict[str, Any]] = []
     choreo_runs: list[dict[str, Any]] = []
     choreo_baseline_runs: list[dict[str, Any]] = []
     for k in range(repeat):
@@ -483,6 +484,9 @@ def run(
         tc = harness_once(scenario, seed, gc_off, "tcc")
         log(f"  run {k + 1}/{repeat}  tcc: sim {tc['sim']:.2f} s  ({transactions / tc['sim']:,.0f} txn/s)")
         tcc_runs.append(tc)
+        x = harness_once(scenario, seed, gc_off, "paxos-commit")
+        log(f"  run {k + 1}/{repeat}  paxos-commit: sim {x['sim']:.2f} s  ({transactions / x['sim']:,.0f} txn/s)")
+        paxos_runs.append(x)
         c = harness_once(scenario, seed, gc_off, "choreography")
         log(f"  run {k + 1}/{repeat}  choreography: sim {c['sim']:.2f} s  ({transactions / c['sim']:,.0f} txn/s)")
         choreo_runs.append(c)
@@ -498,7 +502,7 @@ def run(
             raise RuntimeError(f"the {name} model ran {r['transactions']} transactions, not {transactions}")
     deterministic = all(
         _same(runs, ("pushed", "processed", "outcomes"))
-        for runs in (harness_runs, baseline_runs, twopc_runs, tcc_runs, choreo_runs, choreo_baseline_runs)
+        for runs in (harness_runs, baseline_runs, twopc_runs, tcc_runs, paxos_runs, choreo_runs, choreo_baseline_runs)
     )
 
     harness_sim = _rates(harness_runs, "sim", transactions)
@@ -510,6 +514,9 @@ def run(
     tcc_sim = _rates(tcc_runs, "sim", transactions)
     tcc_full = _rates(tcc_runs, "full", transactions)
     tc0 = tcc_runs[0]
+    paxos_sim = _rates(paxos_runs, "sim", transactions)
+    paxos_full = _rates(paxos_runs, "full", transactions)
+    x0 = paxos_runs[0]
     choreo_sim = _rates(choreo_runs, "sim", transactions)
     choreo_full = _rates(choreo_runs, "full", transactions)
     c0 = choreo_runs[0]
@@ -523,6 +530,8 @@ def run(
         (twopc_full, t0, twopc_full["times_s"]),
         (tcc_sim, tc0, tcc_sim["times_s"]),
         (tcc_full, tc0, tcc_full["times_s"]),
+        (paxos_sim, x0, paxos_sim["times_s"]),
+        (paxos_full, x0, paxos_full["times_s"]),
         (choreo_sim, c0, choreo_sim["times_s"]),
         (choreo_full, c0, choreo_full["times_s"]),
         (choreo_baseline, cb0, choreo_baseline["times_s"]),
@@ -548,6 +557,10 @@ def run(
         "tcc_full": tcc_full,
         "tcc_outcomes": tc0["outcomes"],
         "tcc_messages_per_txn": tc0["messages_per_txn"],
+        "paxos_commit_sim": paxos_sim,
+        "paxos_commit_full": paxos_full,
+        "paxos_commit_outcomes": x0["outcomes"],
+        "paxos_commit_messages_per_txn": x0["messages_per_txn"],
         "choreography_sim": choreo_sim,
         "choreography_baseline": choreo_baseline,
         "choreography_ratio_sim_best": choreo_sim["best_txn_per_s"] / choreo_baseline["best_txn_per_s"],
@@ -604,6 +617,8 @@ def table(result: dict[str, Any]) -> str:
         ("harness 2PC, with checker + collection", result["twopc_full"]),
         ("harness TCC, simulation only", result["tcc_sim"]),
         ("harness TCC, with checker + collection", result["tcc_full"]),
+        ("Paxos Commit, simulation only", result["paxos_commit_sim"]),
+        ("Paxos Commit, with checker + collection", result["paxos_commit_full"]),
         ("hand-written SimPy choreography model", result["choreography_baseline"]),
         ("choreography, simulation only", result["choreography_sim"]),
         ("choreography, with checker + collection", result["choreography_full"]),
@@ -647,6 +662,8 @@ def table(result: dict[str, Any]) -> str:
         f"({r['twopc_messages_per_txn']:.2f} messages/txn)",
         f"TCC (same transactions, no contended keys): {r['tcc_outcomes']} "
         f"({r['tcc_messages_per_txn']:.2f} messages/txn; reported, no target)",
+        f"Paxos Commit (same transactions, f = 1; reported, no target): {r['paxos_commit_outcomes']} "
+        f"({r['paxos_commit_messages_per_txn']:.2f} messages/txn)",
         f"ratio choreography / hand-written choreography, simulation only:  best "
         f"{r['choreography_ratio_sim_best']:.2f}, median {r['choreography_ratio_sim_median']:.2f}",
         f"choreography (same transactions): {r['choreography_outcomes']} "

@@ -436,7 +436,8 @@ def compare_command(
     """Run every protocol of SCENARIO on the same seeds (so the same arrivals
     and faults) and print one comparison: per protocol, each outcome's rate
     with its 95% interval, latency p50/p99, time to consistency p99, messages
-    per transaction (and blocked time for 2PC); per pair of protocols, the
+    per transaction (and, for the protocols that lock, blocked time: mean and
+    max); per pair of protocols, the
     difference in inconsistent and stuck rates, paired by seed, with its 95%
     t-interval. When a transaction ended inconsistent or stuck, prints the
     `sagasim run ... --trace` command that replays the worst one.
@@ -813,6 +814,7 @@ def _print_comparison(
     for column, label in registry.compared():
         if f"{column}_mean" in table.columns:
             grid.add_row(f"{label} (mean)", *(_seconds(x) for x in table[f"{column}_mean"]))
+            grid.add_row(f"{label} (max)", *(_seconds(x) for x in table[f"{column}_max"]))
     _out.print(grid)
 
     if len(protocols) < 2:
@@ -924,7 +926,7 @@ def report_command(results: Path, out: Path | None, txn: str | None, overwrite: 
     differences between protocols, seed by seed (as compare prints them);
     outcome rates against each swept parameter (sweeps); latency CDFs; time
     to consistency as survival curves; messages per transaction, and lock and
-    blocked time for 2PC; outcomes, rejected arrivals and throughput over
+    blocked time for the protocols that lock; outcomes, rejected arrivals and throughput over
     time with faults shaded; and a swimlane diagram of one
     transaction (the worst, or --txn), replayed with tracing when the runs
     were not traced. The page lists the sections the data does not allow.

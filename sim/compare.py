@@ -63,7 +63,7 @@ def protocol_table(result: Any) -> pd.DataFrame:
     ``_high`` of the pooled rate; ``latency_p50``, ``latency_p99`` (finished
     transactions), ``time_to_consistency_p99`` (over the transactions that
     became consistent), ``never_consistent`` (how many did not: stuck or
-    inconsistent), ``messages_per_txn``; and ``<column>_mean`` for each
+    inconsistent), ``messages_per_txn``; and ``<column>_mean`` and ``<column>_max`` for each
     column a protocol registers as compared (:func:`sim.protocols.registry.compared`:
     two-phase commit's ``blocked``, TCC's ``reserved_time``) that the
     transactions have, NaN for protocols without it.
@@ -100,12 +100,14 @@ def protocol_table(result: Any) -> pd.DataFrame:
         for column in means:
             values = pd.to_numeric(t[column], errors="coerce").dropna()
             row[f"{column}_mean"] = float(values.mean()) if len(values) else math.nan
+            # The mean hides the few transactions a crash holds up: the worst one shows them.
+            row[f"{column}_max"] = float(values.max()) if len(values) else math.nan
         rows.append(row)
     columns = ["protocol", "seeds", "transactions"]
     for outcome in OUTCOMES:
         columns += [outcome, f"{outcome}_rate", f"{outcome}_rate_low", f"{outcome}_rate_high"]
     columns += ["latency_p50", "latency_p99", "time_to_consistency_p99", "never_consistent", "messages_per_txn"]
-    columns += [f"{column}_mean" for column in means]
+    columns += [f"{column}_{stat}" for column in means for stat in ("mean", "max")]
     return pd.DataFrame(rows, columns=columns)
 
 

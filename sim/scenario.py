@@ -487,9 +487,17 @@ class _ScenarioBase(_Model):
         """Every node name: the nodes of each protocol the scenario runs
         (``orchestrator``, ``coordinator``, ``broker`` and ``tracker``) and the
         participants."""
-        # (once each: two protocols may name their coordinator alike)
-        own = dict.fromkeys(n for p in PROTOCOLS if p in self.run.protocols for n in PROTOCOL_ALL_NODES[p])
-        return [*own, *self.participants]
+        return [*self.protocol_nodes(), *self.participants]
+
+    def protocol_nodes(self) -> list[str]:
+        """The nodes the protocols the scenario runs add beyond the
+        participants, in this scenario (a protocol's may depend on its
+        settings: :meth:`sim.protocols.registry.ProtocolInfo.nodes_in`)."""
+        seen: dict[str, None] = {}
+        for p in registry.protocols():
+            if p.name in self.run.protocols:
+                seen.update(dict.fromkeys(p.nodes_in(self)))
+        return list(seen)
 
     def effective(self) -> dict[str, Any]:
         """The configuration with every default filled in, as plain JSON data;
@@ -838,11 +846,12 @@ def _check_reordered(s: Scenario, problems: _Problems) -> None:
 
 def _check_names(s: Scenario, problems: _Problems) -> None:
     """Participants take no reserved name; every step's participant exists."""
+    own = s.protocol_nodes()
     for name in s.participants:
-        if name in RESERVED_NODES:
+        if name in RESERVED_NODES or name in own:
+            reserved = dict.fromkeys([*RESERVED_NODES, *own])
             problems.append(
-                f"participants.{name}: {name!r} is a name the harness uses itself; "
-                f"reserved: {', '.join(RESERVED_NODES)}"
+                f"participants.{name}: {name!r} is a name the harness uses itself; reserved: {', '.join(reserved)}"
             )
     for tname, txn in s.transactions.items():
         for i, step in enumerate(txn.steps):

@@ -228,6 +228,8 @@ def test_protocol_table_pools_seeds_per_protocol() -> None:
     assert a["messages_per_txn"] == 6
     assert math.isnan(a["blocked_mean"])  # a has no blocked time; b (think 2PC) has
     assert table.loc["b", "blocked_mean"] == 0.5
+    assert math.isnan(a["blocked_max"])
+    assert table.loc["b", "blocked_max"] == transactions[transactions["protocol"] == "b"]["blocked"].max()
     assert table.loc["b", "committed_rate"] == 1.0 and table.loc["b", "committed_rate_high"] == 1.0
     assert (
         "blocked_mean"

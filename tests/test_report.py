@@ -241,7 +241,7 @@ def test_sweep_report_plots_rates_against_the_axis(sweep_dataset: Dataset, tmp_p
     for png in ("rates.png", "latency-against.png", "messages-against.png", "comparison.png"):
         assert_valid_png(index.parent / png)
     assert not (index.parent / "twopc.png").exists()
-    assert "No two-phase commit run" in page.all_text
+    assert "No two-phase commit or Paxos Commit run" in page.all_text
     assert page.table_headers[0][:3] == [FAILURE, "protocol", "seeds"]  # the axis is a column of the summary
     assert f"One panel per value of {FAILURE}" in page.all_text
     assert "Left out" not in page.all_text
@@ -866,3 +866,15 @@ def test_cli_bad_out_is_one_message_and_exit_2(
     assert code == 2
     assert f"error: {afile}: is a file, not a folder; expected a result folder" in " ".join(err.split())
     assert "Traceback" not in err
+
+
+def test_every_protocol_that_locks_has_its_lock_and_blocked_time(tmp_path: Path) -> None:
+    # 2PC and Paxos Commit (both declare lock_held): a curve each, a row each.
+    scenario = order_scenario({**SHORT, "workload.keys": {"population": 20, "skew": 1.0}})
+    result = sim.run(scenario, protocol=["2pc", "paxos-commit"], seed=1)
+    page = read(build_report(result.save(tmp_path / "locking"), tmp_path / "r"))
+    table = next(h for h in page.table_headers if "share above 0" in h)
+    assert table[:2] == ["protocol", "time"]
+    assert "Two-phase commit and Paxos Commit: per transaction" in page.all_text
+    assert "(a colour per protocol)" in page.all_text
+    assert (tmp_path / "r" / "twopc.png").exists()

@@ -298,13 +298,15 @@ def test_the_event_budget_grows_with_the_arrivals_unless_set() -> None:
     assert load_scenario(HAPPY, {"limits.events": 5}).limits.event_budget(1e7) == 5
 
 
-@pytest.mark.parametrize(("protocol", "refused"), [("choreography", True), ("orchestration", False), ("2pc", False)])
+@pytest.mark.parametrize(
+    ("protocol", "refused"), [("choreography", True), ("orchestration", False), ("2pc", False), ("paxos-commit", False)]
+)
 def test_only_a_streamed_run_judged_at_the_end_is_bounded_like_one_in_memory(
     protocol: str, refused: bool, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """A protocol that is judged at the end (choreography) keeps every
     record, so a streamed run of it is refused above ``in_memory_arrivals``;
-    one that settles (orchestration, 2PC) is not."""
+    one that settles (orchestration, 2PC, Paxos Commit) is not."""
     big = ["--set", "run.duration=100", "--set", "limits.in_memory_arrivals=1999"]  # 2,000 expected
     command = ["run", HAPPY, "--stream", "--seed", "1", "--protocol", protocol, *big, "--out", tmp_path / "x"]
     code, _, err = sagasim(capsys, *command, "--quiet")

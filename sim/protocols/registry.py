@@ -33,7 +33,10 @@ class ProtocolInfo:
     its pydantic spec (a :class:`sim.specs.SpecModel`, usually in the
     package's ``spec.py``), which :mod:`sim.scenario` adds to the scenario as
     a field with every setting defaulted; ``nodes`` are the nodes it adds
-    beyond the participants (fault targets, reserved node names); ``build`` is
+    beyond the participants (fault targets, reserved node names), and
+    ``node_names``, when given, ``"module:function"`` of the nodes it adds in
+    one scenario (taking the :class:`sim.scenario.Scenario`: a protocol whose
+    nodes depend on its settings); ``build`` is
     ``"module:function"`` taking the run's :class:`sim.runner.Model` and
     returning its :class:`~sim.protocols.base.TransactionProtocol`;
     ``checker`` is ``"module:class"`` of the checker judging its transactions.
@@ -67,6 +70,9 @@ class ProtocolInfo:
     #: Whether its transactions have no coordinator (a chain of events: the
     #: tracker reads where it ended).
     coordinator_free: bool = False
+    #: ``"module:function"`` giving its nodes in one scenario, when they
+    #: depend on the scenario's settings (``nodes`` when empty).
+    node_names: str = ""
 
     @property
     def sections(self) -> tuple[str, ...]:
@@ -76,6 +82,13 @@ class ProtocolInfo:
     def spec_classes(self) -> dict[str, Any]:
         """Each section's pydantic spec class (imported on first use)."""
         return {section: _resolve(ref) for section, ref in self.specs}
+
+    def nodes_in(self, scenario: Any) -> tuple[str, ...]:
+        """The nodes it adds beyond the participants in ``scenario`` (a
+        :class:`sim.scenario.Scenario`): ``node_names``'s answer, else ``nodes``."""
+        if not self.node_names:
+            return self.nodes
+        return tuple(_resolve(self.node_names)(scenario))
 
     def builder(self) -> Callable[[Any], Any]:
         """The function that builds the protocol on a run's model."""

@@ -3,7 +3,7 @@ records a section is made of (images, tables, the section itself)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sim.compare import PAIRED_METRICS
@@ -41,11 +41,19 @@ _MAX_PANELS = 4
 _CURVE_POINTS = 512
 #: Sharp on a high-density screen and in print; text sizes are chosen for it.
 _DPI = 150
-#: The protocols whose transactions can end aborted, and the one whose
-#: per-transaction lock and blocking columns the report draws (the owner of
-#: ``lock_held`` in the registry: two-phase commit).
+#: The protocols whose transactions can end aborted, and those whose
+#: per-transaction lock and blocking columns the report draws (every
+#: protocol that declares ``lock_held`` in the registry), in order.
 _ABORTING = frozenset(p.name for p in registry.protocols() if p.aborts)
-_LOCKING = next(p.name for p in registry.protocols() if "lock_held" in p.transaction_columns)
+_LOCKING: tuple[str, ...] = tuple(p.name for p in registry.protocols() if "lock_held" in p.transaction_columns)
+
+
+def _labels(names: Sequence[str], joiner: str = " and ") -> str:
+    """The registry's labels of ``names``, joined (``a``, ``a and b``, ``a, b and c``)."""
+    labels = [registry.get(n).label if n in registry.names() else n for n in names]
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + joiner + labels[-1]
+
+
 #: The rates the comparison pairs: those sagasim compare prints, after the committed share.
 _COMPARED: tuple[str, ...] = ("committed_rate", *PAIRED_METRICS)
 #: The edge of the hatched band of rejected arrivals.

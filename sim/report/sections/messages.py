@@ -16,7 +16,7 @@ from sim.metrics import format_rate
 from sim.palette import protocol_colour
 from sim.protocols import registry
 from sim.report.cells import _fmt_number
-from sim.report.parts import _DPI, _LOCKING, TITLES, _Image, _Section, _Table
+from sim.report.parts import _DPI, _LOCKING, TITLES, _Image, _labels, _Section, _Table
 from sim.report.plots import (
     _STYLES,
     _AxisView,
@@ -98,26 +98,30 @@ class MessagesSections:
         twopc = self._twopc_figure(panels)
         if twopc is not None:
             image, table = twopc
+            locking = self._locking()
             section.images.append(image)
             section.tables.append(table)
+            labels = _labels(locking)
             section.paragraphs.append(
-                "Two-phase commit: per transaction, the seconds its locks were held (summed over keys and "
-                "participants), the seconds spent waiting for locks, and the seconds participants spent blocked "
-                "in doubt (from their yes vote until they learned the decision), as cumulative shares over the "
-                "2PC transactions. A curve that starts above zero means that share of transactions had none "
+                f"{labels[0].upper()}{labels[1:]}: per transaction, the seconds its locks were held (summed over "
+                "keys and participants), the seconds spent waiting for locks, and the seconds participants spent "
+                "blocked in doubt (from their yes vote until they learned the decision), as cumulative shares over "
+                f"the {labels} transactions"
+                + (" (a colour per protocol)" if len(locking) > 1 else "")
+                + ". A curve that starts above zero means that share of transactions had none "
                 "(no wait, no blocking). Sagas take no locks and are never in doubt."
             )
-        elif _LOCKING not in self.protocols:
-            section.paragraphs.append("No two-phase commit run: no lock or blocked time to show.")
+        elif not self._locking():
+            section.paragraphs.append(f"No {_labels(_LOCKING, ' or ')} run: no lock or blocked time to show.")
         if self.empty_twopc:
             names = {"lock_held": "locks held", "lock_wait": "lock wait", "blocked": "blocked in doubt"}
             section.paragraphs.append(
-                "Not drawn, because it was zero for every two-phase commit transaction: "
+                f"Not drawn, because it was zero for every {_labels(self._locking(), ' or ')} transaction: "
                 + ", ".join(names[c] for c in self.empty_twopc)
                 + "."
             )
         for protocol in self.protocols:
-            own = self._own_times(protocol, panels) if protocol != _LOCKING else None
+            own = self._own_times(protocol, panels) if protocol not in _LOCKING else None
             if own is not None:
                 section.images.append(own[0])
                 section.tables.append(own[1])
@@ -225,47 +229,67 @@ class MessagesSections:
         )
         return image, text
 
+    def _locking(self) -> list[str]:
+        """The protocols of the data that lock (``lock_held`` in their registration), in order."""
+        present = set(self.txns["protocol"])
+        return [p for p in _LOCKING if p in present]
+
     def _twopc_figure(self, panels: list[tuple[str, pd.DataFrame]]) -> tuple[_Image, _Table] | None:
+        """The lock and blocked time of the protocols that lock: a panel per
+        column, a colour per protocol, a line style per panel of the page."""
         columns = [c for c in ("lock_held", "lock_wait", "blocked") if c in self.txns.columns]
-        if not columns or _LOCKING not in set(self.txns["protocol"]):
+        locking = self._locking()
+        if not columns or not locking:
             return None
-        twopc = self.txns[self.txns["protocol"] == _LOCKING]
+        locked = self.txns[self.txns["protocol"].isin(locking)]
         # A panel of zeros (no lock wait without contention) says nothing a sentence cannot.
-        self.empty_twopc = [c for c in columns if not (pd.to_numeric(twopc[c], errors="coerce").fillna(0) > 0).any()]
+        self.empty_twopc = [c for c in columns if not (pd.to_numeric(locked[c], errors="coerce").fillna(0) > 0).any()]
         columns = [c for c in columns if c not in self.empty_twopc]
         if not columns:
             return None
         fig, grid = self._figure(1, len(columns), width=3.4 * len(columns), height=2.8)
         rows: list[list[tuple[str, str]]] = []
-        colour, styles = protocol_colour(_LOCKING), ["-", "--", ":", "-."]
+        several = len(locking) > 1
         for c, column in enumerate(columns):
             ax = grid[0][c]
             log = _heavy_tailed(pd.to_numeric(self.txns[column], errors="coerce"))
-            for i, (title, txns) in enumerate(panels):
-                values = np.sort(
-                    pd.to_numeric(txns.loc[txns["protocol"] == _LOCKING, column], errors="coerce")
-                    .dropna()
-                    .to_numpy(float)
-                )
-                if values.size == 0:
-                    continue
-                xs, ys = _curve(values)
-                ax.step(xs, ys, where="post", color=colour, ls=styles[i % len(styles)], label=title or _LOCKING)
-                rows.append(
-                    [
-                        (title, ""),
-                        (column.replace("_", " "), ""),
-                        (fmt_seconds(values.mean()), "num"),
-                        (format_rate(float((values > 0).mean())), "num"),
-                        (fmt_seconds(np.quantile(values, 0.99)), "num"),
-                        (fmt_seconds(values[-1]), "num"),
-                    ]
-                )
+            for protocol in locking:
+                rows += self._lock_curves(ax, panels, protocol, column, several)
             _log_x(ax, log)
             ax.set_ylim(0, 1.02)
             ax.yaxis.set_major_formatter(PercentFormatter(1.0))
             ax.set_xlabel(f"{column.replace('_', ' ')} per transaction (s)", fontsize=8)
             _decorate(ax, {"lock_held": "locks held", "lock_wait": "lock wait", "blocked": "blocked in doubt"}[column])
-        image = self._save(fig, "twopc.png", "two-phase commit lock and blocked time")
-        header = ["panel", "2PC time", "mean", "share above 0", "p99", "max"]
-        return image, _Table("Two-phase commit: locks and blocking", *_drop_empty_first(header, rows))
+        image = self._save(fig, "twopc.png", f"{_labels(locking)} lock and blocked time")
+        header = ["panel", *(["protocol"] if several else []), "time"]
+        header += ["mean", "share above 0", "p99", "max"]
+        title = f"{_labels(locking)[0].upper()}{_labels(locking)[1:]}: locks and blocking"
+        return image, _Table(title, *_drop_empty_first(header, rows))
+
+    def _lock_curves(
+        self, ax: Any, panels: list[tuple[str, pd.DataFrame]], protocol: str, column: str, several: bool
+    ) -> list[list[tuple[str, str]]]:
+        """One protocol's curve of ``column`` per panel on ``ax``, and its table rows."""
+        colour, styles = protocol_colour(protocol), ["-", "--", ":", "-."]
+        rows = []
+        for i, (title, txns) in enumerate(panels):
+            values = np.sort(
+                pd.to_numeric(txns.loc[txns["protocol"] == protocol, column], errors="coerce").dropna().to_numpy(float)
+            )
+            if values.size == 0:
+                continue
+            xs, ys = _curve(values)
+            label = f"{protocol} {title}".strip() if several else title or protocol
+            ax.step(xs, ys, where="post", color=colour, ls=styles[i % len(styles)], label=label)
+            rows.append(
+                [
+                    (title, ""),
+                    *([(protocol, "")] if several else []),
+                    (column.replace("_", " "), ""),
+                    (fmt_seconds(values.mean()), "num"),
+                    (format_rate(float((values > 0).mean())), "num"),
+                    (fmt_seconds(np.quantile(values, 0.99)), "num"),
+                    (fmt_seconds(values[-1]), "num"),
+                ]
+            )
+        return rows
