@@ -201,7 +201,11 @@ class _Story:
         self.choreography = str(row.get("protocol", "")) in _COORDINATOR_FREE or (
             mine["kind"].isin(["publish", "deliver"]).any()
         )
-        self.effects = mine[mine["kind"] == "effect"]
+        # what participants applied: their effects, and an atomic commit's
+        # participant's commit, which applies its steps' effects (traced as
+        # ``commit``, detail ``forward``)
+        applied = (mine["kind"] == "effect") | ((mine["kind"] == "commit") & (mine["detail"] == "forward"))
+        self.effects = mine[applied]
         self.lost = self._lost_messages()
 
     def sentences(self) -> list[str]:

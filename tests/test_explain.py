@@ -207,3 +207,16 @@ def test_the_report_tells_the_story_of_its_transaction(
     page = build_report(folders["traced"], tmp_path / "report").read_text()
     story = explain(folders["traced"])
     assert f"What happened (sagasim explain): {story.plain()[0]}" in page.replace("&#39;", "'")
+
+
+def test_an_atomic_commits_participants_apply_their_steps_when_they_commit() -> None:
+    """A committed 2PC (or Paxos Commit) transaction's participants apply
+    their steps at their commit: the story lists them (it said no
+    participant applied any effect)."""
+    scenario = load_scenario(ROOT / "scenarios" / "happy-path.toml", {"run.duration": 2.0})
+    for protocol in ("2pc", "paxos-commit"):
+        result = sim.run(scenario, protocol=protocol, seed=1, trace=True)
+        row = result.transactions[result.transactions["outcome"] == "committed"].iloc[0]
+        story = " ".join(explain_transaction(row, result.events, scenario).sentences)
+        assert "No participant applied any effect" not in story
+        assert "Effects the participants applied: " in story and "`ship` x1" in story, story
