@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -907,70 +908,14 @@ def test_a_committed_order_costs_eleven_events() -> None:
     assert counts[1] - counts[0] == 15 + 4 + 1
 
 
-def test_two_publishes_of_one_event_at_one_instant_are_resent_once_on_both_paths() -> None:
-    """A step without an inbox handles two copies of an event at one instant
-    and publishes its result twice (a dual write), the second publish taking
-    the first's entry; both confirms are late. The full path then holds two
-    equal timeouts for the one pending publish: it resends once and draws
-    one back-off, as the path without events does (found by a generated
-    choreography on a dyadic grid: the second back-off draw moved every
-    later resend of the publisher)."""
+def _generated(duration: float) -> dict[str, Any]:
+    """A choreography the one-path probe generated (``tests/one_path/probe.py``):
+    constant latencies on a dyadic grid, no inbox, a dual write, a slow
+    single-worker payment, a shipping service that refuses, fails and hangs."""
     grid = 1 / 1024
-    overrides = {
+    overrides: dict[str, Any] = {
         "run.protocols": ["choreography"],
-        "run.duration": 0.05,
-        "run.drain": 10.0,
-        "workload.interarrival": {"dist": "exponential", "mean": 0.005},
-        "network.latency": {"dist": "constant", "value": 3 * grid},
-        "network.links": [
-            {
-                "src": "broker",
-                "dst": "inventory",
-                "latency": {"dist": "constant", "value": 4 * grid},
-                "both_ways": False,
-            },
-            {
-                "src": "broker",
-                "dst": "shipping",
-                "latency": {"dist": "constant", "value": 6 * grid},
-                "both_ways": False,
-            },
-        ],
-        "broker.ack_timeout": 10 * grid,
-        "broker.ordering": "unordered",
-        "choreography.publish_timeout": 7 * grid,
-        "participants.payment.service_time": {"dist": "constant", "value": 8 * grid},
-        "participants.payment.workers": 1,
-        "participants.shipping.business_failure": 0.1,
-        "participants.shipping.transient_failure": 0.2,
-        "participants.shipping.hang": 0.05,
-        "participants.shipping.hang_duration": {"dist": "constant", "value": 9 * grid},
-    }
-    for name in _NAMES:
-        overrides[f"participants.{name}.idempotent"] = False
-        overrides[f"participants.{name}.outbox"] = False
-        if name != "payment":
-            overrides[f"participants.{name}.service_time"] = {"dist": "constant", "value": grid}
-            overrides[f"participants.{name}.workers"] = 1 if name == "inventory" else 8
-    fast, fast_model = _run(overrides, 1, elide=True, trace=False)
-    full, _ = _run(overrides, 1, elide=False, trace=False)
-    assert fast_model.protocol.broker.confirmers  # type: ignore[attr-defined]  (the path without events was taken)
-    assert sum(fast.summary[k] for k in ("publish_resends",)) > 0
-    pd.testing.assert_frame_equal(pd.DataFrame(fast.transactions), pd.DataFrame(full.transactions))
-
-
-def test_a_message_accounted_ahead_counts_only_if_sent_before_the_run_ends() -> None:
-    """The tracker's ack is sent when its copy arrives, a participant's dual-write
-    ack when its confirm arrives: accounted for ahead (without an event),
-    each is counted only if that instant is before the end of the run, as
-    the network counts a message when it is sent (the run's last instant
-    runs nothing). Here a transaction's last store falls within a latency of
-    the end (a generated choreography on a dyadic grid found it: one message
-    more on the path without events)."""
-    grid = 1 / 1024
-    overrides = {
-        "run.protocols": ["choreography"],
-        "run.duration": 1.0,
+        "run.duration": duration,
         "run.drain": 10.0,
         "workload.interarrival": {"dist": "exponential", "mean": 0.005},
         "network.latency": {"dist": "constant", "value": 3 * grid},
@@ -1005,8 +950,35 @@ def test_a_message_accounted_ahead_counts_only_if_sent_before_the_run_ends() -> 
     for name in _NAMES:
         overrides[f"participants.{name}.idempotent"] = False
         overrides[f"participants.{name}.outbox"] = False
+    return overrides
+
+
+def test_two_publishes_of_one_event_at_one_instant_are_resent_once_on_both_paths() -> None:
+    """A step without an inbox handles two copies of an event at one instant
+    and publishes its result twice (a dual write), the second publish taking
+    the first's entry; both confirms are late. The full path then holds two
+    equal timeouts for the one pending publish: it resends once and draws
+    one back-off, as the path without events does (found by a generated
+    choreography on a dyadic grid: the second back-off draw moved every
+    later resend of the publisher)."""
+    overrides = _generated(0.05)
     fast, fast_model = _run(overrides, 1, elide=True, trace=False)
     full, _ = _run(overrides, 1, elide=False, trace=False)
+    assert fast_model.protocol.broker.confirmers  # type: ignore[attr-defined]  (the path without events was taken)
+    assert fast.summary["publish_resends"] > 0
+    pd.testing.assert_frame_equal(pd.DataFrame(fast.transactions), pd.DataFrame(full.transactions))
+
+
+def test_a_message_accounted_ahead_counts_only_if_sent_before_the_run_ends() -> None:
+    """The tracker's ack is sent when its copy arrives, a participant's dual-write
+    ack when its confirm arrives: accounted for ahead (without an event),
+    each is counted only if that instant is before the end of the run, as
+    the network counts a message when it is sent (the run's last instant
+    runs nothing). Here a transaction's last store falls within a latency of
+    the end (a generated choreography on a dyadic grid found it: one message
+    more on the path without events)."""
+    fast, fast_model = _run(_generated(1.0), 1, elide=True, trace=False)
+    full, _ = _run(_generated(1.0), 1, elide=False, trace=False)
     assert fast_model.protocol.broker._lean == "tracker"  # type: ignore[attr-defined]
     assert (pd.DataFrame(fast.transactions)["outcome"] == "stuck").any()  # (some still going at the end)
     pd.testing.assert_frame_equal(pd.DataFrame(fast.transactions), pd.DataFrame(full.transactions))
