@@ -30,6 +30,7 @@ from sim.world.effects import ABORT, FORWARD, PREPARED
 from sim.world.locks import LockTable
 from sim.world.participant import HANG, REFUSE, SUCCEED
 from sim.world.timers import DeadlineQueue
+from sim.world.trace import IN
 
 if TYPE_CHECKING:
     from sim.world.core import World
@@ -206,6 +207,22 @@ class LockingSide:
                     records.compensate(self.name, txn, done)
                 return False
         return True
+
+    def _received(self, msg: tuple[Any, ...]) -> int | None:
+        """Trace the arrival of ``msg`` (``(kind, src, txn, ...)``); returns the
+        transaction's state here (``None``: nothing yet)."""
+        kind, src, txn = msg[0], msg[1], msg[2]
+        if self.world.tracer.on:
+            self._trace("receive", txn, f"{kind} from {src}", peer=src, message=kind, direction=IN)
+        return self.table.get(txn)
+
+    def _on_prepare(self, txn: int, state: int | None) -> None:
+        """A request to prepare ``txn``: a repeat gets the same vote again;
+        a first one prepares, unless the prepare is under way."""
+        if state is not None:
+            self._vote(txn, state != P_ABORTED)
+        elif txn not in self.working:
+            self._prepare(txn)
 
     def _prepared(self, txn: int) -> None:
         del self.working[txn]

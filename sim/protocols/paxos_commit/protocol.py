@@ -518,14 +518,9 @@ class PaxosParticipant(LockingSide):
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         kind, src, txn = msg[0], msg[1], msg[2]
-        if self.world.tracer.on:
-            self._trace("receive", txn, f"{kind} from {src}", peer=src, message=kind, direction=IN)
-        state = self.table.get(txn)
+        state = self._received(msg)
         if kind == "prep":
-            if state is not None:
-                self._vote(txn, state != P_ABORTED)  # a repeat: the same vote
-            elif txn not in self.working:
-                self._prepare(txn)
+            self._on_prepare(txn, state)
         elif kind == "commit":
             if state == P_PREPARED:
                 self._commit(txn)

@@ -44,7 +44,7 @@ import math
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sim.protocols.base import CoordinatorView
-from sim.protocols.locking import P_ABORTED, P_COMMITTED, P_PREPARED, LockingSide
+from sim.protocols.locking import P_ABORTED, P_COMMITTED, P_PREPARED, LockingSide, LockWindow, lock_columns
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN, OUT
@@ -343,14 +343,9 @@ class TwoPCParticipant(LockingSide):
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         kind, src, txn = msg[0], msg[1], msg[2]
-        if self.world.tracer.on:
-            self._trace("receive", txn, f"{kind} from {src}", peer=src, message=kind, direction=IN)
-        state = self.table.get(txn)
+        state = self._received(msg)
         if kind == "prep":
-            if state is not None:
-                self._vote(txn, state != P_ABORTED)  # a repeat: the same answer
-            elif txn not in self.working:
-                self._prepare(txn)
+            self._on_prepare(txn, state)
         elif kind == "commit":
             self._on_commit(txn, state)
         elif kind == "abort":
@@ -447,17 +442,8 @@ class TwoPCProtocol:
             steps = [i for i, s in enumerate(transaction.steps) if s.participant == name]
             peers = [p for p in order if p != name]
             self.sides[name] = TwoPCParticipant(participants[name], spec, steps, peers, keys)
-        self.duration = duration
-        self._window: tuple[float, int] | None = None
-        world.at(duration, self._snapshot)
-
-    def _snapshot(self, _arg: Any = None) -> None:
-        """The lock level's integral and acquisitions over the workload window."""
-        now = self.world.env._now
-        self._window = (
-            sum(s.locks.area_until(now) for s in self.sides.values()),
-            sum(s.locks.acquisitions for s in self.sides.values()),
-        )
+        #: the lock figures over the workload window (shared with every atomic commit)
+        self.locks = LockWindow(world, self.sides.values(), duration)
 
     def start(self, txn: int) -> bool:
         return self.coordinator.start(txn)
@@ -488,28 +474,16 @@ class TwoPCProtocol:
     def transaction_extra(self, txn: int) -> dict[str, float]:
         """``lock_held``, ``lock_wait`` and ``blocked`` of one transaction,
         summed over its participants (still held or waiting: up to now)."""
-        now = self.world.env._now
-        sides = self.sides.values()
-        return {
-            "lock_held": sum(s.locks.held_time(txn, now) for s in sides),
-            "lock_wait": sum(s.locks.wait_time(txn, now) for s in sides),
-            "blocked": sum(s.blocked_time(txn, now) for s in sides),
-        }
+        return lock_columns(self.sides.values(), txn, self.world.env._now)
 
     def summary_extra(self) -> dict[str, Any]:
-        sides = self.sides.values()
         coordinator = self.coordinator
-        area, acquired = self._window if self._window is not None else (math.nan, 0)
-        releases = sum(s.locks.releases for s in sides)
+        figures = self.locks.figures()
+        in_doubt_at_end = figures.pop("in_doubt_at_end")  # (after the queries, as the columns have it)
         return {
-            "locks_held_mean": area / self.duration,
-            "lock_acquisitions": acquired,
-            "lock_hold_mean": sum(s.locks.hold_total for s in sides) / releases if releases else math.nan,
-            "lock_waits": sum(s.locks.waits for s in sides),
-            "lock_timeouts": sum(s.lock_timeouts for s in sides),
-            "unilateral_aborts": sum(s.unilateral_aborts for s in sides),
-            "in_doubt_queries": sum(s.queries for s in sides),
-            "in_doubt_at_end": sum(1 for s in sides for st in s.table.values() if st == P_PREPARED),
+            **figures,
+            "in_doubt_queries": sum(s.queries for s in self.sides.values()),
+            "in_doubt_at_end": in_doubt_at_end,
             "vote_timeouts": coordinator.vote_timeouts,
             "decision_resends": coordinator.resends,
             "recovered": coordinator.recovered,
