@@ -540,9 +540,6 @@ def _fields() -> dict[str, Any]:
         "transactions": (dict[NodeName, TransactionSpec], Field(min_length=1)),
         "isolation": (IsolationSpec | None, None),
     }
-    for protocol in registry.protocols():
-        for section, spec in protocol.spec_classes().items():
-            head[section] = (spec, Field(default_factory=spec))
     tail: dict[str, Any] = {
         "monitor": (MonitorSpec, Field(default_factory=MonitorSpec)),
         "faults": (list[FaultSpec], Field(default_factory=list)),
@@ -550,9 +547,13 @@ def _fields() -> dict[str, Any]:
         "expect": (ExpectSpec, Field(default_factory=ExpectSpec)),
         "limits": (LimitsSpec, Field(default_factory=LimitsSpec)),
     }
-    clash = sorted(set(head) & set(tail))
-    if clash or len(head) != 8 + sum(len(p.specs) for p in registry.protocols()):
-        raise RuntimeError(f"a protocol's scenario section takes a name already taken: {clash or 'twice'}")
+    for protocol in registry.protocols():
+        for section, spec in protocol.spec_classes().items():
+            if section in head or section in tail:
+                raise RuntimeError(
+                    f"protocol {protocol.name!r}: its scenario section {section!r} takes a name already taken"
+                )
+            head[section] = (spec, Field(default_factory=spec))
     return {**head, **tail}
 
 
