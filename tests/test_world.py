@@ -10,6 +10,7 @@ import pytest
 from sim.runner import Model
 from sim.scenario import scenario_from_dict
 from sim.world import distributions as d
+from sim.world import messages
 from sim.world.core import World
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.network import Network
@@ -234,7 +235,7 @@ def participant_model(**participant: object) -> Model:
 
 
 def request(model: Model, op: int, key: int | None, txn: int = 0, step: int = 0, token: int = 1) -> None:
-    model.participants["payment"].receive(("req", "orchestrator", txn, step, op, key, token))
+    model.participants["payment"].receive(messages.request("orchestrator", txn, step, op, key, token))
 
 
 def drive(model: Model, *ops: tuple[int, int | None]) -> list[tuple[int, int]]:
@@ -282,7 +283,7 @@ def model_replies(model: Model, *ops: tuple[int, int | None], fresh: bool = True
     """Send ``ops`` to payment and collect the statuses of its replies."""
     replies: list[str] = []
     orchestrator = model.nodes["orchestrator"]
-    orchestrator.handle = lambda msg: replies.append(msg[5])  # type: ignore[method-assign]
+    orchestrator.handle = lambda msg: replies.append(msg.status)  # type: ignore[method-assign]
     if fresh:
         for _ in range(3):
             model.world.new_transaction()

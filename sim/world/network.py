@@ -6,8 +6,9 @@ may be lost (``loss``) or delivered twice with independent delays
 (``duplicate``), and a cut link drops it. Independent delays reorder messages
 naturally. Every send counts against its transaction, lost ones included.
 
-Messages are plain tuples ``(kind, src, txn_id, ...)``: cheap to build and
-compare on the hot path.
+Messages are tuples that start with their envelope ``(kind, src, txn, ...)``,
+named records (:mod:`sim.world.messages`, a protocol's own) or a broker's plain
+tuples: the network reads only the envelope, at its named positions.
 
 **The fault plan.** Every fault of a run is drawn before it starts
 (:mod:`sim.world.faults`), which tells the network up front (:meth:`Network.expect`)
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sim.world.fates import BLOCK, RETRY_BLOCK, KeyedDraws, uniform
+from sim.world.messages import KIND, TXN
 from sim.world.trace import OUT
 
 if TYPE_CHECKING:
@@ -147,7 +149,7 @@ class Network:
         self._receivers[node.name] = node.receive  # bound once, not per message
 
     def send(self, src: str, dst: str, msg: tuple[Any, ...], role: int = -1, attempt: int = 1) -> None:
-        """Send ``msg`` from ``src`` to ``dst`` (``msg[2]`` is its transaction).
+        """Send ``msg`` from ``src`` to ``dst`` (counted against its envelope's transaction).
 
         ``role`` (see :func:`command_role` and :func:`reply_role`) and
         ``attempt`` name what the message is for a transaction, in terms
@@ -156,7 +158,8 @@ class Network:
         protocol and the event that triggers step k in another are lost
         together or not at all. Messages without a role draw in order."""
         world = self.world
-        world.messages[msg[2]] += 1
+        txn = msg[TXN]
+        world.messages[txn] += 1
         tracer = world.tracer
         link = self._links.get((src, dst), self._default) if self._links else self._default
         extra = 0.0
@@ -165,8 +168,9 @@ class Network:
             faulted = self._through_faults(src, dst, msg, role, attempt)
             if faulted is None:
                 return
-            extra, duplicate = faulted[0], max(duplicate, faulted[1])
-        if link.loss and self._draw(_LOSS, role, attempt, msg[2]) < link.loss:
+            extra, faulted_duplicate = faulted
+            duplicate = max(duplicate, faulted_duplicate)
+        if link.loss and self._draw(_LOSS, role, attempt, txn) < link.loss:
             self.lost += 1
             if tracer.on:
                 self._trace("drop", src, dst, msg, role, attempt, "lost: ")
@@ -176,17 +180,17 @@ class Network:
         if settle is not None:
             # Held until handled (sim.world.settle); the same heap entries in
             # the same order, only the call goes through _deliver.
-            settle.hold(msg[2])
+            settle.hold(txn)
             world.at(link.latency() + extra, self._deliver, (receive, msg))
         else:
             world.at(link.latency() + extra, receive, msg)
-        if duplicate and (duplicate == 1.0 or self._draw(_DUPLICATE, role, attempt, msg[2]) < duplicate):
-            world.messages[msg[2]] += 1
+        if duplicate and (duplicate == 1.0 or self._draw(_DUPLICATE, role, attempt, txn) < duplicate):
+            world.messages[txn] += 1
             self.duplicated += 1
             if tracer.on:
                 self._trace("duplicate", src, dst, msg, role, attempt, "")
             if settle is not None:
-                settle.hold(msg[2])
+                settle.hold(txn)
                 world.at(link.latency() + extra, self._deliver, (receive, msg))
             else:
                 world.at(link.latency() + extra, receive, msg)
@@ -195,14 +199,14 @@ class Network:
         """Hand a counted message to its receiver, then release it (judging as it goes)."""
         receive, msg = delivery
         receive(msg)
-        self.world.settle.release(msg[2])  # type: ignore[union-attr]
+        self.world.settle.release(msg[TXN])  # type: ignore[union-attr]
 
     def _trace(self, kind: str, src: str, dst: str, msg: tuple[Any, ...], role: int, attempt: int, why: str) -> None:
         """Trace a message the network dropped or duplicated, at its sender's end
         (``attempt`` only for messages that have one: a role)."""
         self.world.tracer.emit(
-            self.world.now, src, kind, msg[2], None, f"{why}{msg[0]} to {dst}",
-            peer=dst, message=msg[0], direction=OUT, attempt=attempt if role >= 0 else None,
+            self.world.now, src, kind, msg[TXN], None, f"{why}{msg[KIND]} to {dst}",
+            peer=dst, message=msg[KIND], direction=OUT, attempt=attempt if role >= 0 else None,
         )  # fmt: skip
 
     def _through_faults(
@@ -215,14 +219,14 @@ class Network:
         for fault in self._faults:
             if fault.pairs is not None and (src, dst) not in fault.pairs:
                 continue
-            if fault.cut or (fault.loss and self._draw(_FAULT_LOSS, role, attempt, msg[2]) < fault.loss):
+            if fault.cut or (fault.loss and self._draw(_FAULT_LOSS, role, attempt, msg[TXN]) < fault.loss):
                 self.lost += 1
                 if self.world.tracer.on:
                     self._trace("drop", src, dst, msg, role, attempt, "partition: " if fault.cut else "lost: ")
                 return None
             if fault.delay is not None:
                 extra += fault.delay()
-            if fault.duplicate and self._draw(_FAULT_DUPLICATE, role, attempt, msg[2]) < fault.duplicate:
+            if fault.duplicate and self._draw(_FAULT_DUPLICATE, role, attempt, msg[TXN]) < fault.duplicate:
                 duplicate = 1.0
         return extra, duplicate
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from heapq import heapify, heappop, heappush
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from sim.world.messages import KIND, SRC, TXN
 from sim.world.trace import IN
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class Node:
         if settle is not None:  # held messages are lost with the node
             for held in self._held:
                 if held.fn == self._handle_held:
-                    settle.release(held.arg[2])
+                    settle.release(held.arg[TXN])
         self._held.clear()
         for timers in self.timers:  # their held wake-ups are gone with the rest
             timers.clear()
@@ -251,7 +252,7 @@ class Node:
             if self.paused:
                 settle = self.world.settle
                 if settle is not None:
-                    settle.hold(msg[2])  # still pending while held (sim.world.settle)
+                    settle.hold(msg[TXN])  # still pending while held (sim.world.settle)
                     self.hold(self._handle_held, msg)
                 else:
                     self.hold(self.handle, msg)
@@ -261,14 +262,14 @@ class Node:
             self.dropped += 1
             if self.world.tracer.on:
                 self.world.tracer.emit(
-                    self.world.now, self.name, "drop", msg[2], None, f"node down: {msg[0]}",
-                    peer=msg[1], message=msg[0], direction=IN,
+                    self.world.now, self.name, "drop", msg[TXN], None, f"node down: {msg[KIND]}",
+                    peer=msg[SRC], message=msg[KIND], direction=IN,
                 )  # fmt: skip
 
     def _handle_held(self, msg: tuple[Any, ...]) -> None:
         """Handle a message held while paused, then release it (judging as it goes)."""
         self.handle(msg)
-        self.world.settle.release(msg[2])  # type: ignore[union-attr]
+        self.world.settle.release(msg[TXN])  # type: ignore[union-attr]
 
     def _note(self, kind: str, detail: str = "") -> None:
         if self.world.tracer.on:

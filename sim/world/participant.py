@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.fates import Counter, Fate
+from sim.world.messages import KIND, REP, REQ, Request, reply
 from sim.world.network import reply_role
 from sim.world.node import Node
 from sim.world.pool import WorkerPool
@@ -130,22 +131,22 @@ class Participant(Node):
     # ------------------------------------------------------------ queueing
 
     def handle(self, msg: tuple[Any, ...]) -> None:
-        if msg[0] != "req":
+        if msg[KIND] != REQ:  # another protocol's message (a broker's are plain tuples still)
             self.side.handle(msg)  # type: ignore[union-attr]
             return
         if self.world.tracer.on:
             queued = f", queued behind {len(self.pool.queue)}" if self.pool.full() else ""
-            self._trace(msg, "receive", f"attempt token {msg[6]}{queued}", peer=msg[1], message="req", direction=IN)
+            self._trace(msg, "receive", f"attempt token {msg.token}{queued}", peer=msg.src, message=REQ, direction=IN)
         settle = self.world.settle
         if settle is not None:
-            settle.hold(msg[2])  # a job, until it finishes or is lost (sim.world.settle)
+            settle.hold(msg.txn)  # a job, until it finishes or is lost (sim.world.settle)
             self.pool.submit(msg, self._start, lost=self._lost_waiting)
         else:
             self.pool.submit(msg, self._start)
 
-    def _start(self, msg: tuple[Any, ...]) -> None:
+    def _start(self, msg: Request) -> None:
         self.attempts += 1
-        outcome, duration = self.draw_attempt(msg[2], msg[3], msg[4])
+        outcome, duration = self.draw_attempt(msg.txn, msg.step, msg.op)
         self.pool.serve(duration, self._finish, (msg, outcome), self._lost if self.world.settle is not None else None)
 
     def draw_attempt(self, txn: int, step: int, op: int) -> tuple[int, float]:
@@ -206,48 +207,50 @@ class Participant(Node):
                 self.busy_time -= end - instant
         self._ends.clear()
 
-    def _lost(self, job: tuple[tuple[Any, ...], int]) -> None:
+    def _lost(self, job: tuple[Request, int]) -> None:
         """A job in service when the node crashed: no longer pending (judging
         as the run goes, :mod:`sim.world.settle`)."""
-        self.world.settle.release(job[0][2])  # type: ignore[union-attr]
+        msg, _ = job
+        self.world.settle.release(msg.txn)  # type: ignore[union-attr]
 
-    def _lost_waiting(self, msg: tuple[Any, ...]) -> None:
+    def _lost_waiting(self, msg: Request) -> None:
         """A request waiting for a worker when the node crashed (judging as the run goes)."""
-        self.world.settle.release(msg[2])  # type: ignore[union-attr]
+        self.world.settle.release(msg.txn)  # type: ignore[union-attr]
 
-    def _finish(self, job: tuple[tuple[Any, ...], int]) -> None:
+    def _finish(self, job: tuple[Request, int]) -> None:
         msg, outcome = job
         if outcome == HANG:
             if self.world.tracer.on:
-                self.world.tracer.emit(self.world.now, self.name, "hang", msg[2], self._label(msg))
+                self.world.tracer.emit(self.world.now, self.name, "hang", msg.txn, self._label(msg))
         else:
-            status = self._forward(msg, outcome) if msg[4] == FORWARD else self._compensate(msg, outcome)
+            status = self._forward(msg, outcome) if msg.op == FORWARD else self._compensate(msg, outcome)
             if status is None:  # waiting for a pending record (semantic lock), without a worker
                 self.pool.release()
                 return
             if self.world.tracer.on:
-                self._trace(msg, "respond", status, peer=msg[1], message="rep", direction=OUT)
+                self._trace(msg, "respond", status, peer=msg.src, message=REP, direction=OUT)
             self._reply(msg, status)
         if self.world.settle is not None:
-            self.world.settle.release(msg[2])
+            self.world.settle.release(msg.txn)
         self.pool.release()
 
-    def _reply(self, msg: tuple[Any, ...], status: str) -> None:
-        reply = ("rep", self.name, msg[2], msg[3], msg[4], status, msg[6])
-        if status == ERROR or self.network.steady(self.name, msg[1]):
+    def _reply(self, msg: Request, status: str) -> None:
+        answer = reply(self.name, msg, status)
+        if status == ERROR or self.network.steady(self.name, msg.src):
             # no counterpart in a choreography (drawn in order), or nothing
             # can lose or duplicate it (no draw at all): no role to count
-            self.network.send(self.name, msg[1], reply)
+            self.network.send(self.name, msg.src, answer)
             return
         # The n-th final answer about this operation is what the n-th publish
         # of the event it emits is in a choreography (paired fates).
-        answers = self._answers.next(msg[2], (msg[3] << 1) | msg[4])
-        self.network.send(self.name, msg[1], reply, reply_role(msg[3], msg[4]), answers)
+        step, op = msg.step, msg.op
+        answers = self._answers.next(msg.txn, (step << 1) | op)
+        self.network.send(self.name, msg.src, answer, reply_role(step, op), answers)
 
     # ------------------------------------------------------------ effects
 
-    def _forward(self, msg: tuple[Any, ...], outcome: int) -> str | None:
-        key = msg[5]
+    def _forward(self, msg: Request, outcome: int) -> str | None:
+        key = msg.key
         keyed = self.idempotent and key is not None
         if keyed:
             seen = self.table.get(key)
@@ -267,26 +270,26 @@ class Participant(Node):
         if records is not None:
             # a record another saga marked pending (semantic lock): wait (None) or refuse;
             # then its operation, which its check or a re-read may refuse
-            gate = records.gate(self, msg[2], msg[3], self._finish, (msg, outcome))
+            gate = records.gate(self, msg.txn, msg.step, self._finish, (msg, outcome))
             if gate == WAIT:
                 return None
-            if gate == REFUSE_PENDING or not records.forward(self.name, msg[2], msg[3]):
+            if gate == REFUSE_PENDING or not records.forward(self.name, msg.txn, msg.step):
                 if keyed:
                     self.table[key] = REFUSED
                 self._trace(msg, "refuse", "by its records")
                 return REFUSED
-        self.world.effects.apply(self.world.env._now, msg[2], msg[3], FORWARD, self.name)
+        self.world.effects.apply(self.world.env._now, msg.txn, msg.step, FORWARD, self.name)
         if keyed:
             self.table[key] = OK
         if self.world.tracer.on:
             self._trace(msg, "effect", "forward")
         return OK
 
-    def _compensate(self, msg: tuple[Any, ...], outcome: int) -> str:
+    def _compensate(self, msg: Request, outcome: int) -> str:
         if outcome == FAIL:
             self._trace(msg, "error", "transient")
             return ERROR
-        key = msg[5]
+        key = msg.key
         if self.idempotent and key is not None:
             seen = self.table.get(key)
             self.table[key] = COMPENSATED
@@ -297,19 +300,19 @@ class Participant(Node):
                 self._trace(msg, "null-compensation", "nothing to undo")
                 return OK
         if self.world.records is not None:
-            self.world.records.compensate(self.name, msg[2], msg[3])
-        self.world.effects.apply(self.world.env._now, msg[2], msg[3], COMPENSATE, self.name)
+            self.world.records.compensate(self.name, msg.txn, msg.step)
+        self.world.effects.apply(self.world.env._now, msg.txn, msg.step, COMPENSATE, self.name)
         if self.world.tracer.on:
             self._trace(msg, "effect", "compensation")
         return OK
 
-    def _label(self, msg: tuple[Any, ...]) -> str:
-        names = self.step_names.get(msg[3], ("?", "?"))
-        return names[msg[4]]
+    def _label(self, msg: Request) -> str:
+        forward, compensation = self.step_names.get(msg.step, ("?", "?"))
+        return forward if msg.op == FORWARD else compensation
 
-    def _trace(self, msg: tuple[Any, ...], kind: str, detail: str = "", **fields: Any) -> None:
+    def _trace(self, msg: Request, kind: str, detail: str = "", **fields: Any) -> None:
         if self.world.tracer.on:
-            self.world.tracer.emit(self.world.now, self.name, kind, msg[2], self._label(msg), detail, **fields)
+            self.world.tracer.emit(self.world.now, self.name, kind, msg.txn, self._label(msg), detail, **fields)
 
     # ------------------------------------------------------------ gray failures
 

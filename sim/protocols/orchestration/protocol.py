@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from sim.protocols.base import KEY_STRIDE, CoordinatorView
 from sim.protocols.retry import Backoff
 from sim.world.effects import COMPENSATE, FORWARD
+from sim.world.messages import REP, REQ, Reply, request
 from sim.world.network import command_role
 from sim.world.node import Node
 from sim.world.participant import ERROR, OK, REFUSED
@@ -150,9 +151,9 @@ class Orchestrator(Node):
             self.world.tracer.emit(
                 self.world.now, self.name, "command", saga.txn, self.labels[step][op],
                 f"attempt {saga.attempt} to {self.targets[step]}",
-                peer=self.targets[step], message="req", direction=OUT, attempt=saga.attempt,
+                peer=self.targets[step], message=REQ, direction=OUT, attempt=saga.attempt,
             )  # fmt: skip
-        msg = ("req", self.name, saga.txn, step, op, key, saga.token)
+        msg = request(self.name, saga.txn, step, op, key, saga.token)
         self.network.send(self.name, self.targets[step], msg, command_role(step, op), saga.attempt)
         self.deadlines.add((saga, saga.token))
 
@@ -160,16 +161,16 @@ class Orchestrator(Node):
         saga, token = item
         return saga.token == token and saga.epoch == self.epoch and saga.phase != DONE
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        saga = self.log.get(msg[2])
-        if saga is None or saga.token != msg[6] or saga.epoch != self.epoch or saga.phase == DONE:
+    def handle(self, msg: Reply) -> None:
+        saga = self.log.get(msg.txn)
+        if saga is None or saga.token != msg.token or saga.epoch != self.epoch or saga.phase == DONE:
             return  # a reply to an abandoned attempt, or to a saga nobody drives
         saga.token += 1  # the attempt is answered: its deadline and duplicates go stale
-        status = msg[5]
+        status = msg.status
         if self.world.tracer.on:
             self.world.tracer.emit(
-                self.world.now, self.name, "reply", saga.txn, self.labels[msg[3]][msg[4]], status,
-                peer=msg[1], message="rep", direction=IN, attempt=saga.attempt,
+                self.world.now, self.name, "reply", saga.txn, self.labels[msg.step][msg.op], status,
+                peer=msg.src, message=REP, direction=IN, attempt=saga.attempt,
             )  # fmt: skip
         if saga.phase == RUNNING_FORWARD:
             if status == OK:
@@ -195,13 +196,13 @@ class Orchestrator(Node):
         # The saga cannot complete; it ends here, for an operator to repair.
         if self.world.tracer.on:
             self.world.tracer.emit(
-                self.world.now, self.name, "cannot-complete", saga.txn, self.labels[saga.step][0],
+                self.world.now, self.name, "cannot-complete", saga.txn, self.labels[saga.step][FORWARD],
                 "a retriable step was refused: its refusal is final",
             )  # fmt: skip
         self._finish(saga, "failed")
 
     def _on_timeout(self, item: tuple[Saga, int]) -> None:
-        saga = item[0]
+        saga, _ = item
         saga.token += 1
         self.timeouts += 1
         if self.world.tracer.on:
@@ -235,7 +236,7 @@ class Orchestrator(Node):
             saga.gave_up += 1
             if self.world.tracer.on:
                 step = saga.plan[saga.pos]
-                self.world.tracer.emit(self.world.now, self.name, "give-up", saga.txn, self.labels[step][1])
+                self.world.tracer.emit(self.world.now, self.name, "give-up", saga.txn, self.labels[step][COMPENSATE])
             self._next_compensation(saga)
 
     def _resend(self, item: tuple[Saga, int]) -> None:
@@ -243,7 +244,8 @@ class Orchestrator(Node):
             self.hold(self._resend, item)
             return
         if self._live(item):
-            self._send(item[0])
+            saga, _ = item
+            self._send(saga)
 
     def _next_step(self, saga: Saga) -> None:
         saga.step += 1
@@ -267,8 +269,8 @@ class Orchestrator(Node):
         saga.attempt = 0
         if self.world.tracer.on:
             self.world.tracer.emit(
-                self.world.now, self.name, "compensate", saga.txn, self.labels[saga.step][0],
-                "plan: " + ", ".join(self.labels[j][1] for j in plan),
+                self.world.now, self.name, "compensate", saga.txn, self.labels[saga.step][FORWARD],
+                "plan: " + ", ".join(self.labels[j][COMPENSATE] for j in plan),
             )  # fmt: skip
         if plan:
             self._send(saga)
