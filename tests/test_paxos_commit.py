@@ -15,10 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim
-from sim.protocols.paxos_commit.protocol import Acceptor, Ballot
+from sim.protocols.paxos_commit.protocol import Acceptor, Ballot, P1a, P1b, P2a
 from sim.runner import Model
 from sim.scenario import ScenarioError, load_scenario
 from sim.world.effects import ABORT, FORWARD
+from sim.world.messages import Signal
 from sim.world.settle import Settlement
 
 from conftest import order_scenario, trace_rows
@@ -358,32 +359,33 @@ def _acceptor(monkeypatch: pytest.MonkeyPatch) -> tuple[Model, Acceptor, Sent]:
 
 def test_an_acceptor_promises_only_a_ballot_above_every_one_it_promised(monkeypatch: pytest.MonkeyPatch) -> None:
     _, acceptor, sent = _acceptor(monkeypatch)
-    acceptor.handle(("p1a", "acceptor-2", 0, 6))
+    acceptor.handle(P1a("p1a", "acceptor-2", 0, 6))
     assert sent.messages[-1] == ("acceptor-2", ("p1b", "acceptor-1", 0, 6, ()))
     # The same ballot again (a duplicate, or another leader's): refused.
-    acceptor.handle(("p1a", "acceptor-3", 0, 6))
+    acceptor.handle(P1a("p1a", "acceptor-3", 0, 6))
     assert sent.messages[-1] == ("acceptor-3", ("nack", "acceptor-1", 0, 6))
-    acceptor.handle(("p1a", "acceptor-3", 0, 7))
-    assert sent.messages[-1][1][0] == "p1b"
+    acceptor.handle(P1a("p1a", "acceptor-3", 0, 7))
+    _, promise = sent.messages[-1]
+    assert type(promise) is P1b and promise.ballot == 7
 
 
 def test_an_acceptor_accepts_a_ballot_not_below_the_one_it_promised(monkeypatch: pytest.MonkeyPatch) -> None:
     _, acceptor, sent = _acceptor(monkeypatch)
     # Ballot 0 with nothing promised: accepted (every happy transaction needs it).
-    acceptor.handle(("p2a", "payment", 0, 0, ((0, "prepared"),)))
+    acceptor.handle(P2a("p2a", "payment", 0, 0, ((0, "prepared"),)))
     assert sent.messages[-1] == ("leader", ("p2b", "acceptor-1", 0, 0, ((0, "prepared"),)))
-    acceptor.handle(("p1a", "acceptor-2", 0, 6))
+    acceptor.handle(P1a("p1a", "acceptor-2", 0, 6))
     # The ballot it promised: accepted; its phase 2b goes to that ballot's leader.
-    acceptor.handle(("p2a", "acceptor-2", 0, 6, ((0, "prepared"), (1, "aborted"), (2, "aborted"))))
+    acceptor.handle(P2a("p2a", "acceptor-2", 0, 6, ((0, "prepared"), (1, "aborted"), (2, "aborted"))))
     assert sent.messages[-1] == (
         "acceptor-2",
         ("p2b", "acceptor-1", 0, 6, ((0, "prepared"), (1, "aborted"), (2, "aborted"))),
     )
     # A lower one: refused, and told the higher ballot; ballot 0 silently.
-    acceptor.handle(("p2a", "leader", 0, 4, ((1, "prepared"),)))
+    acceptor.handle(P2a("p2a", "leader", 0, 4, ((1, "prepared"),)))
     assert sent.messages[-1] == ("leader", ("nack", "acceptor-1", 0, 6))
     count = len(sent.messages)
-    acceptor.handle(("p2a", "shipping", 0, 0, ((2, "prepared"),)))
+    acceptor.handle(P2a("p2a", "shipping", 0, 0, ((2, "prepared"),)))
     assert len(sent.messages) == count
     assert [(s.mbal, s.bal, s.val) for s in acceptor.slots[0]] == [
         (6, 6, "prepared"),
@@ -398,11 +400,11 @@ def test_a_ballot_is_under_way_for_less_than_the_takeover_timeout(monkeypatch: p
     timeout = acceptor.takeover_timeout
     now = model.world.now
     acceptor.ballots[0] = Ballot(0, 1, now - timeout / 2, 3)
-    acceptor.handle(("suspect", "payment", 0))
+    acceptor.handle(Signal("suspect", "payment", 0))
     assert acceptor.takeovers == 0  # under way: left alone
     acceptor.ballots[0] = Ballot(0, 1, now - timeout, 3)
     acceptor.highest[0] = 1
-    acceptor.handle(("suspect", "payment", 0))
+    acceptor.handle(Signal("suspect", "payment", 0))
     assert acceptor.takeovers == 1 and acceptor.ballots[0].number == 5  # a new, higher ballot
 
 

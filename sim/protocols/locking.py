@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.world.effects import ABORT, FORWARD, PREPARED
 from sim.world.locks import LockTable
+from sim.world.messages import Signal
 from sim.world.participant import HANG, REFUSE, SUCCEED
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN
@@ -208,11 +209,12 @@ class LockingSide:
                 return False
         return True
 
-    def _received(self, msg: tuple[Any, ...]) -> int | None:
-        """Trace the arrival of ``msg`` (``(kind, src, txn, ...)``); returns the
-        transaction's state here (``None``: nothing yet)."""
-        kind, src, txn = msg[0], msg[1], msg[2]
+    def _received(self, msg: Signal) -> int | None:
+        """Trace the arrival of ``msg``; returns the transaction's state here
+        (``None``: nothing yet)."""
+        txn = msg.txn
         if self.world.tracer.on:
+            kind, src = msg.kind, msg.src
             self._trace("receive", txn, f"{kind} from {src}", peer=src, message=kind, direction=IN)
         return self.table.get(txn)
 

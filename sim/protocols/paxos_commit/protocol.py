@@ -44,11 +44,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sim.protocols.base import CoordinatorView
 from sim.protocols.locking import P_ABORTED, P_COMMITTED, P_PREPARED, LockingSide, LockWindow, lock_columns
 from sim.protocols.paxos_commit.spec import LEADER, acceptor_names
+from sim.world.messages import Signal, new_record, signal
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN, OUT
@@ -75,6 +76,69 @@ __all__ = [
 #: The two values an instance can choose.
 V_PREPARED = "prepared"
 V_ABORTED = "aborted"
+
+
+# The protocol's messages (besides the envelope-only Signal: prep, commit,
+# abort, suspect). Built with new_record, the fast builder (sim.world.messages).
+
+
+class P1a(NamedTuple):
+    """Phase 1a (kind ``p1a``): a proposer asks the acceptors to promise ``ballot``."""
+
+    kind: str
+    src: str
+    txn: int
+    ballot: int
+
+
+class P1b(NamedTuple):
+    """Phase 1b (kind ``p1b``): an acceptor promises ``ballot``, with what it
+    accepted: ``states``, an (instance, ballot, value) triple per instance
+    that accepted one."""
+
+    kind: str
+    src: str
+    txn: int
+    ballot: int
+    states: tuple[tuple[int, int, str], ...]
+
+
+class P2a(NamedTuple):
+    """Phase 2a (kind ``p2a``): accept these (instance, value) pairs in
+    ``ballot`` (ballot 0: a participant's vote, on its own instance)."""
+
+    kind: str
+    src: str
+    txn: int
+    ballot: int
+    values: tuple[tuple[int, str], ...]
+
+
+class P2b(NamedTuple):
+    """Phase 2b (kind ``p2b``): an acceptor accepted these (instance, value)
+    pairs in ``ballot``, told to the ballot's owner."""
+
+    kind: str
+    src: str
+    txn: int
+    ballot: int
+    values: tuple[tuple[int, str], ...]
+
+
+class Nack(NamedTuple):
+    """A refusal (kind ``nack``): the acceptor promised ``ballot``, higher."""
+
+    kind: str
+    src: str
+    txn: int
+    ballot: int
+
+
+class _Reported(NamedTuple):
+    """The highest ballot reported accepted for an instance in phase 1, and its value."""
+
+    ballot: int
+    value: str
 
 
 class Slot:
@@ -169,9 +233,9 @@ class _Proposer(Node):
     def _trace(self, kind: str, txn: int, detail: str = "", **fields: Any) -> None:
         self.world.tracer.emit(self.world.now, self.name, kind, txn, None, detail, **fields)
 
-    def _send(self, dst: str, msg: tuple[Any, ...]) -> None:
+    def _send(self, dst: str, msg: Signal | P1a | P1b | P2a | P2b | Nack) -> None:
         if self.world.tracer.on:
-            self._trace("send", msg[2], f"{msg[0]} to {dst}", peer=dst, message=msg[0], direction=OUT)
+            self._trace("send", msg.txn, f"{msg.kind} to {dst}", peer=dst, message=msg.kind, direction=OUT)
         self.network.send(self.name, dst, msg)
 
     def _known_ballot(self, txn: int) -> int:
@@ -192,33 +256,33 @@ class _Proposer(Node):
         if self.world.tracer.on:
             self._trace("ballot", txn, f"{number}: {why}")
         for acceptor in cluster.acceptors:
-            self._send(acceptor, ("p1a", self.name, txn, number))
+            self._send(acceptor, new_record(P1a, ("p1a", self.name, txn, number)))
 
-    def _on_promise(self, msg: tuple[Any, ...]) -> None:
-        _, acceptor, txn, number, states = msg
+    def _on_promise(self, msg: P1b) -> None:
+        acceptor, txn, number = msg.src, msg.txn, msg.ballot
         ballot = self.ballots.get(txn)
         if ballot is None or ballot.number != number or ballot.proposed:
             return  # given up, superseded, or in phase 2 already
         ballot.promised.add(acceptor)
         found = ballot.found
-        for instance, bal, val in states:
+        for instance, bal, val in msg.states:
             # (Two reports of one ballot carry one value: a ballot has one
             # proposer, and a participant votes once; so < and <= agree.)
-            if instance not in found or found[instance][0] < bal:
-                found[instance] = (bal, val)
+            if instance not in found or found[instance].ballot < bal:
+                found[instance] = _Reported(bal, val)
         if len(ballot.promised) < self.cluster.quorum:
             return
         # The value of the highest ballot reported, "aborted" where none was.
         n = len(self.cluster.participants)
-        ballot.proposed = tuple(found[i][1] if i in found else V_ABORTED for i in range(n))
+        ballot.proposed = tuple(found[i].value if i in found else V_ABORTED for i in range(n))
         if self.world.tracer.on:
             self._trace("propose", txn, ", ".join(ballot.proposed))
         values = tuple(enumerate(ballot.proposed))
         for acceptor in self.cluster.acceptors:
-            self._send(acceptor, ("p2a", self.name, txn, number, values))
+            self._send(acceptor, new_record(P2a, ("p2a", self.name, txn, number, values)))
 
-    def _on_accepted(self, msg: tuple[Any, ...]) -> None:
-        _, acceptor, txn, number, accepted = msg
+    def _on_accepted(self, msg: P2b) -> None:
+        acceptor, txn, number, accepted = msg.src, msg.txn, msg.ballot, msg.values
         ballot = self.ballots.get(txn)
         if ballot is None or ballot.number != number or not ballot.proposed:
             return
@@ -231,8 +295,8 @@ class _Proposer(Node):
         elif all(chosen):
             self._decide(txn, "commit")
 
-    def _on_refused(self, msg: tuple[Any, ...]) -> None:
-        _, acceptor, txn, higher = msg
+    def _on_refused(self, msg: Nack) -> None:
+        acceptor, txn, higher = msg.src, msg.txn, msg.ballot
         self.highest[txn] = max(self.highest.get(txn, 0), higher)
         ballot = self.ballots.get(txn)
         if ballot is not None and ballot.number < higher:
@@ -249,13 +313,13 @@ class _Proposer(Node):
         if tracing:
             self._trace("decide", txn, decision)
         for name in self.cluster.participants:
-            self._send(name, (decision, self.name, txn))
+            self._send(name, signal(decision, self.name, txn))
         if tracing:  # (what sagasim explain and the swimlane read as the end)
             self._trace("end", txn, "committed" if decision == "commit" else "aborted")
 
-    def _leading(self, msg: tuple[Any, ...]) -> bool:
+    def _leading(self, msg: Any) -> bool:
         """Handle a message of a ballot this node leads; ``False`` if ``msg`` is none."""
-        kind = msg[0]
+        kind = msg.kind
         if kind == "p1b":
             self._on_promise(msg)
         elif kind == "p2b":
@@ -317,18 +381,18 @@ class Leader(_Proposer):
         if self.world.tracer.on:
             self._trace("begin", txn)
         for name in cluster.participants:
-            self._send(name, ("prep", self.name, txn))
+            self._send(name, signal("prep", self.name, txn))
         self.vote_deadlines.add(tally)
         return True
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        if msg[0] == "p2b" and msg[3] == 0:
-            self._on_vote(msg)
+    def handle(self, msg: P1b | P2b | Nack) -> None:
+        if msg.kind == "p2b" and msg.ballot == 0:
+            self._on_vote(msg)  # type: ignore[arg-type]
         else:
             self._leading(msg)
 
-    def _on_vote(self, msg: tuple[Any, ...]) -> None:
-        _, acceptor, txn, _, accepted = msg
+    def _on_vote(self, msg: P2b) -> None:
+        acceptor, txn, accepted = msg.src, msg.txn, msg.values
         tally = self.tallies.get(txn)
         if tally is None or txn in self.decisions:
             return  # forgotten in a crash, or decided
@@ -407,8 +471,8 @@ class Acceptor(_Proposer):
         own = max(s.mbal for s in slots) if slots else 0
         return max(own, self.highest.get(txn, 0))
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        kind = msg[0]
+    def handle(self, msg: Any) -> None:
+        kind = msg.kind
         if kind == "p2a":
             self._forced(self._accept, msg)
         elif kind == "p1a":
@@ -429,25 +493,26 @@ class Acceptor(_Proposer):
         else:
             # Judging as the run goes: the write is work pending for the
             # transaction (sim.world.settle) until it is done or lost.
-            self.world.settle.hold(msg[2])
+            self.world.settle.hold(msg.txn)
             self.after(self._log_write(), self._written, (act, msg), self._unwritten)
 
-    def _written(self, job: tuple[Callable[[tuple[Any, ...]], None], tuple[Any, ...]]) -> None:
+    def _written(self, job: tuple[Callable[[Any], None], Any]) -> None:
         act, msg = job
         act(msg)
-        self.world.settle.release(msg[2])  # type: ignore[union-attr]
+        self.world.settle.release(msg.txn)  # type: ignore[union-attr]
 
-    def _unwritten(self, job: tuple[Callable[[tuple[Any, ...]], None], tuple[Any, ...]]) -> None:
-        self.world.settle.release(job[1][2])  # type: ignore[union-attr]
+    def _unwritten(self, job: tuple[Callable[[Any], None], Any]) -> None:
+        _, msg = job
+        self.world.settle.release(msg.txn)  # type: ignore[union-attr]
 
     def forget(self, txn: int) -> None:
         """Drop its records of a settled transaction."""
         super().forget(txn)
         self.slots.pop(txn, None)
 
-    def _accept(self, msg: tuple[Any, ...]) -> None:
+    def _accept(self, msg: P2a) -> None:
         """Phase 2b: accept each value of a ballot not below the one promised."""
-        _, src, txn, number, values = msg
+        src, txn, number, values = msg.src, msg.txn, msg.ballot, msg.values
         slots = self._slots(txn)
         accepted = []
         for instance, value in values:
@@ -460,33 +525,33 @@ class Acceptor(_Proposer):
             if self.world.tracer.on:
                 who = self.cluster.participants
                 self._trace("accept", txn, f"ballot {number}: " + ", ".join(f"{who[i]} {v}" for i, v in accepted))
-            self._send(self.cluster.owner(number), ("p2b", self.name, txn, number, tuple(accepted)))
+            self._send(self.cluster.owner(number), new_record(P2b, ("p2b", self.name, txn, number, tuple(accepted))))
         elif number > 0:
-            self._send(src, ("nack", self.name, txn, max(s.mbal for s in slots)))
+            self._send(src, new_record(Nack, ("nack", self.name, txn, max(s.mbal for s in slots))))
         elif self.world.tracer.on:
             self._trace("reject", txn, f"ballot 0 from {src}: promised {max(s.mbal for s in slots)}")
 
-    def _promise(self, msg: tuple[Any, ...]) -> None:
+    def _promise(self, msg: P1a) -> None:
         """Phase 1b: promise a ballot above every one promised, with what was accepted."""
-        _, src, txn, number = msg
+        src, txn, number = msg.src, msg.txn, msg.ballot
         slots = self._slots(txn)
         top = max(s.mbal for s in slots)
         if top >= number:
-            self._send(src, ("nack", self.name, txn, top))
+            self._send(src, new_record(Nack, ("nack", self.name, txn, top)))
             return
         for slot in slots:
             slot.mbal = number
         states = tuple((i, s.bal, s.val) for i, s in enumerate(slots) if s.bal >= 0)
-        self._send(src, ("p1b", self.name, txn, number, states))
+        self._send(src, new_record(P1b, ("p1b", self.name, txn, number, states)))
 
-    def _take_over(self, msg: tuple[Any, ...]) -> None:
+    def _take_over(self, msg: Signal) -> None:
         """A participant in doubt suspects the leader: tell it the decision
         if this node took one, else lead a new ballot (unless one it started
         less than ``takeover_timeout`` ago is still under way)."""
-        src, txn = msg[1], msg[2]
+        src, txn = msg.src, msg.txn
         decision = self.decisions.get(txn)
         if decision is not None:
-            self._send(src, (decision, self.name, txn))
+            self._send(src, signal(decision, self.name, txn))
             return
         ballot = self.ballots.get(txn)
         if ballot is not None and self.world.env._now - ballot.started < self.takeover_timeout:
@@ -516,8 +581,8 @@ class PaxosParticipant(LockingSide):
         self.suspicions: dict[int, int] = {}
         super().__init__(participant, steps, keys, spec.vote_timeout, spec.takeover_timeout)
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        kind, src, txn = msg[0], msg[1], msg[2]
+    def handle(self, msg: Signal) -> None:
+        kind, src, txn = msg
         state = self._received(msg)
         if kind == "prep":
             self._on_prepare(txn, state)
@@ -540,7 +605,7 @@ class PaxosParticipant(LockingSide):
         tracing = self.world.tracer.on
         if tracing:
             self._trace("vote", txn, f"{value} to {len(acceptors)} acceptors")
-        msg = ("p2a", self.name, txn, 0, ((self.instance, value),))
+        msg = new_record(P2a, ("p2a", self.name, txn, 0, ((self.instance, value),)))
         for acceptor in acceptors:
             if tracing:
                 self._trace("send", txn, f"p2a to {acceptor}", peer=acceptor, message="p2a", direction=OUT)
@@ -560,7 +625,7 @@ class PaxosParticipant(LockingSide):
         if self.world.tracer.on:
             detail = f"no decision: {candidate} to take over"
             self._trace("suspect", txn, detail, peer=candidate, message="suspect", direction=OUT)
-        self._send(candidate, ("suspect", self.name, txn))
+        self._send(candidate, signal("suspect", self.name, txn))
 
 
 class PaxosCommitProtocol:

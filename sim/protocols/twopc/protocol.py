@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sim.protocols.base import CoordinatorView
 from sim.protocols.locking import P_ABORTED, P_COMMITTED, P_PREPARED, LockingSide, LockWindow, lock_columns
+from sim.world.messages import Signal, new_record, signal
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN, OUT
@@ -59,6 +60,21 @@ if TYPE_CHECKING:
     from sim.world.workload import TxnKeys
 
 COORDINATOR = "coordinator"
+
+
+class Vote(NamedTuple):
+    """A participant's vote (kind ``vote``): ``yes`` to commit, or no."""
+
+    kind: str
+    src: str
+    txn: int
+    yes: bool
+
+
+def vote(src: str, txn: int, yes: bool) -> Vote:
+    """A :class:`Vote` (the fast builder: see :mod:`sim.world.messages`)."""
+    return new_record(Vote, ("vote", src, txn, yes))  # type: ignore[no-any-return]
+
 
 # Coordinator states of a transaction.
 COLLECTING = 0  # waiting for votes
@@ -141,7 +157,7 @@ class Coordinator(Node):
         for name in self.participants:
             if tracing:
                 self._trace("prepare", txn, f"to {name}", peer=name, message="prep", direction=OUT)
-            self.network.send(self.name, name, ("prep", self.name, txn))
+            self.network.send(self.name, name, signal("prep", self.name, txn))
         self.vote_deadlines.add((rec, rec.token))
         return True
 
@@ -150,16 +166,16 @@ class Coordinator(Node):
         return rec.state == COLLECTING and rec.token == token and rec.epoch == self.epoch
 
     def _vote_timeout(self, item: tuple[Record, int]) -> None:
-        rec = item[0]
+        rec, _ = item
         self.vote_timeouts += 1
         if self.world.tracer.on:
             missing = [p for p in self.participants if p not in rec.yes]
             self._trace("timeout", rec.txn, "votes missing from " + ", ".join(missing))
         self._decide(rec, "abort")
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        kind = msg[0]
-        rec = self.log.get(msg[2])
+    def handle(self, msg: Vote | Signal) -> None:
+        kind = msg.kind
+        rec = self.log.get(msg.txn)
         if kind == "vote":
             self._on_vote(msg, rec)
         elif kind == "ack":
@@ -167,43 +183,45 @@ class Coordinator(Node):
         elif kind == "query":
             self._on_query(msg, rec)
 
-    def _on_vote(self, msg: tuple[Any, ...], rec: Record | None) -> None:
+    def _on_vote(self, msg: Vote, rec: Record | None) -> None:
         if rec is None or rec.state != COLLECTING or rec.epoch != self.epoch:
             return  # late: the decision is taken
+        src = msg.src
         if self.world.tracer.on:
             self._trace(
                 "vote",
                 rec.txn,
-                f"{'yes' if msg[3] else 'no'} from {msg[1]}",
-                peer=msg[1],
+                f"{'yes' if msg.yes else 'no'} from {src}",
+                peer=src,
                 message="vote",
                 direction=IN,
             )
-        if msg[3]:
-            rec.yes.add(msg[1])
+        if msg.yes:
+            rec.yes.add(src)
             if len(rec.yes) == len(self.participants):
                 self._decide(rec, "commit")
         else:
-            rec.no.add(msg[1])
+            rec.no.add(src)
             self._decide(rec, "abort")
 
-    def _on_ack(self, msg: tuple[Any, ...], rec: Record | None) -> None:
+    def _on_ack(self, msg: Signal, rec: Record | None) -> None:
         if rec is None or rec.state not in (COMMITTING, ABORTING) or rec.epoch != self.epoch:
             return
-        rec.acked.add(msg[1])
+        rec.acked.add(msg.src)
         if self.world.tracer.on:
-            self._trace("ack", rec.txn, f"from {msg[1]}", peer=msg[1], message="ack", direction=IN)
+            self._trace("ack", rec.txn, f"from {msg.src}", peer=msg.src, message="ack", direction=IN)
         if len(rec.acked) >= len(rec.targets):
             self._end(rec)
 
-    def _on_query(self, msg: tuple[Any, ...], rec: Record | None) -> None:
+    def _on_query(self, msg: Signal, rec: Record | None) -> None:
         if rec is not None and rec.state in (COLLECTING, FORCING) and rec.epoch == self.epoch:
             return  # undecided: the decision will be sent when it is taken
         # A durable decision, or (presumed abort) no record of one: abort.
         decision = rec.decision if rec is not None and rec.decision else "abort"
+        src, txn = msg.src, msg.txn
         if self.world.tracer.on:
-            self._trace("answer", msg[2], f"{decision} to {msg[1]}", peer=msg[1], message=decision, direction=OUT)
-        self.network.send(self.name, msg[1], (decision, self.name, msg[2]))
+            self._trace("answer", txn, f"{decision} to {src}", peer=src, message=decision, direction=OUT)
+        self.network.send(self.name, src, signal(decision, self.name, txn))
 
     # ------------------------------------------------------------ phase two
 
@@ -253,14 +271,14 @@ class Coordinator(Node):
             self._trace(
                 "decision", rec.txn, f"{rec.decision} to {name}", peer=name, message=rec.decision, direction=OUT
             )
-        self.network.send(self.name, name, (rec.decision, self.name, rec.txn))
+        self.network.send(self.name, name, signal(rec.decision, self.name, rec.txn))
 
     def _awaiting(self, item: tuple[Record, int]) -> bool:
         rec, token = item
         return rec.state in (COMMITTING, ABORTING) and rec.token == token and rec.epoch == self.epoch
 
     def _ack_timeout(self, item: tuple[Record, int]) -> None:
-        rec = item[0]
+        rec, _ = item
         for name in rec.targets:
             if name not in rec.acked:
                 rec.retries += 1
@@ -341,8 +359,8 @@ class TwoPCParticipant(LockingSide):
 
     # ------------------------------------------------------------ messages
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        kind, src, txn = msg[0], msg[1], msg[2]
+    def handle(self, msg: Signal) -> None:
+        kind, src, txn = msg
         state = self._received(msg)
         if kind == "prep":
             self._on_prepare(txn, state)
@@ -357,7 +375,7 @@ class TwoPCParticipant(LockingSide):
         if state == P_PREPARED:
             self._commit(txn)
         elif state == P_COMMITTED:
-            self._send(COORDINATOR, ("ack", self.name, txn))
+            self._send(COORDINATOR, signal("ack", self.name, txn))
         elif self.world.tracer.on:
             self._trace("conflict", txn, "commit for a transaction not prepared here")
 
@@ -369,28 +387,28 @@ class TwoPCParticipant(LockingSide):
         elif state == P_COMMITTED and self.world.tracer.on:
             self._trace("conflict", txn, "abort for a committed transaction")
         if not self.presumed_abort and src == COORDINATOR and self.table.get(txn) == P_ABORTED:
-            self._send(COORDINATOR, ("ack", self.name, txn))
+            self._send(COORDINATOR, signal("ack", self.name, txn))
 
     def _on_query(self, src: str, txn: int, state: int | None) -> None:
         if state == P_COMMITTED:
-            self._send(src, ("commit", self.name, txn))
+            self._send(src, signal("commit", self.name, txn))
         elif state == P_ABORTED:
-            self._send(src, ("abort", self.name, txn))
+            self._send(src, signal("abort", self.name, txn))
         elif state is None:
             # Not voted: abort on our own, so the answer is certain.
             if txn in self.working:
                 self._abort(txn, f"asked by {src} before voting", unilateral=True)
             else:
                 self.table[txn] = P_ABORTED
-            self._send(src, ("abort", self.name, txn))
+            self._send(src, signal("abort", self.name, txn))
 
     def _vote(self, txn: int, yes: bool) -> None:
         if self.world.tracer.on:
             self._trace("vote", txn, "yes" if yes else "no", peer=COORDINATOR, message="vote", direction=OUT)
-        self._send(COORDINATOR, ("vote", self.name, txn, yes))
+        self._send(COORDINATOR, vote(self.name, txn, yes))
 
     def _after_commit(self, txn: int) -> None:
-        self._send(COORDINATOR, ("ack", self.name, txn))
+        self._send(COORDINATOR, signal("ack", self.name, txn))
 
     def _query(self, txn: int) -> None:
         self.queries += 1
@@ -403,7 +421,7 @@ class TwoPCParticipant(LockingSide):
                 message="query",
                 direction=OUT,
             )
-        msg = ("query", self.name, txn)
+        msg = signal("query", self.name, txn)
         self._send(COORDINATOR, msg)
         if self.cooperative:
             for peer in self.peers:
