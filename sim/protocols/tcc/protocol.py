@@ -49,6 +49,7 @@ from sim.protocols.retry import Backoff
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.fates import Counter
 from sim.world.locks import LockTable
+from sim.world.messages import REP, new_record
 from sim.world.network import command_role, reply_role
 from sim.world.node import Node
 from sim.world.participant import ERROR, HANG, OK, REFUSE, REFUSED, SUCCEED
@@ -75,6 +76,34 @@ EXPIRED = 6
 #: The messages' operations, and a Confirm's reply when its reservation expired.
 TRY, CONFIRM, CANCEL = "try", "confirm", "cancel"
 EXPIRED_STATUS = "expired"
+
+
+class Command(NamedTuple):
+    """The coordinator's command to a participant: ``kind`` is the
+    operation (``try``, ``confirm``, ``cancel``) on ``step`` of ``txn``;
+    ``token`` is echoed in the reply (the Try's per transaction, a phase-two
+    command's per step)."""
+
+    kind: str
+    src: str
+    txn: int
+    step: int
+    token: int
+
+
+class CommandReply(NamedTuple):
+    """A participant's answer (kind ``rep``) to a :class:`Command`: its
+    ``operation``, the ``status`` (``ok``, ``refused``, ``error``, or
+    ``expired`` for a Confirm) and the command's token."""
+
+    kind: str
+    src: str
+    txn: int
+    step: int
+    operation: str
+    status: str
+    token: int
+
 
 # Coordinator states of a transaction.
 TRYING = 0
@@ -177,7 +206,7 @@ class Coordinator(Node):
                 "try", rec.txn, self.names[step], f"to {self.targets[step]}",
                 peer=self.targets[step], message=TRY, direction=OUT,
             )  # fmt: skip
-        msg = (TRY, self.name, rec.txn, step, rec.token)
+        msg = new_record(Command, (TRY, self.name, rec.txn, step, rec.token))
         self.network.send(self.name, self.targets[step], msg, command_role(step, FORWARD))
 
     def _trying(self, item: tuple[Record, int]) -> bool:
@@ -185,29 +214,29 @@ class Coordinator(Node):
         return rec.state == TRYING and rec.token == token and rec.epoch == self.epoch
 
     def _try_timeout(self, item: tuple[Record, int]) -> None:
-        rec = item[0]
+        rec, _ = item
         self.try_timeouts += 1
         if self.world.tracer.on:
             missing = [self.names[j] for j in range(self.n) if (rec.sent >> j) & 1 and not (rec.tried >> j) & 1]
             self._trace("timeout", rec.txn, None, "no answer from " + ", ".join(missing))
         self._decide(rec, CANCEL)
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        # ("rep", participant, txn, step, operation, status, token)
-        rec = self.log.get(msg[2])
+    def handle(self, msg: CommandReply) -> None:
+        rec = self.log.get(msg.txn)
         if rec is None or rec.epoch != self.epoch or rec.state == DONE:
             return
-        if msg[4] == TRY:
+        operation = msg.operation
+        if operation == TRY:
             self._on_tried(rec, msg)
-        elif rec.state == (CONFIRMING if msg[4] == CONFIRM else CANCELLING) and rec.tokens[msg[3]] == msg[6]:
+        elif rec.state == (CONFIRMING if operation == CONFIRM else CANCELLING) and rec.tokens[msg.step] == msg.token:
             self._on_phase2(rec, msg)
 
-    def _on_tried(self, rec: Record, msg: tuple[Any, ...]) -> None:
-        if rec.state != TRYING or rec.token != msg[6]:
+    def _on_tried(self, rec: Record, msg: CommandReply) -> None:
+        if rec.state != TRYING or rec.token != msg.token:
             return  # late: the decision is taken
-        step, status = msg[3], msg[5]
+        step, status = msg.step, msg.status
         if self.world.tracer.on:
-            self._trace("reply", rec.txn, self.names[step], f"try {status}", peer=msg[1], message="rep", direction=IN)
+            self._trace("reply", rec.txn, self.names[step], f"try {status}", peer=msg.src, message=REP, direction=IN)
         if status != OK:
             self._decide(rec, CANCEL)
             return
@@ -248,7 +277,7 @@ class Coordinator(Node):
                 op, rec.txn, self.names[step], f"attempt {attempt} to {self.targets[step]}",
                 peer=self.targets[step], message=op, direction=OUT, attempt=attempt,
             )  # fmt: skip
-        msg = (op, self.name, rec.txn, step, rec.tokens[step])
+        msg = new_record(Command, (op, self.name, rec.txn, step, rec.tokens[step]))
         if op == CANCEL:  # a Cancel is the step's compensation: the saga's command's fate
             self.network.send(self.name, self.targets[step], msg, command_role(step, COMPENSATE), attempt)
         else:
@@ -259,12 +288,12 @@ class Coordinator(Node):
         rec = item.rec
         return rec.state in (CONFIRMING, CANCELLING) and rec.tokens[item.step] == item.token and rec.epoch == self.epoch
 
-    def _on_phase2(self, rec: Record, msg: tuple[Any, ...]) -> None:
-        step, status = msg[3], msg[5]
+    def _on_phase2(self, rec: Record, msg: CommandReply) -> None:
+        step, status = msg.step, msg.status
         rec.tokens[step] += 1  # answered: its deadline and duplicates go stale
         if self.world.tracer.on:
             self._trace(
-                "reply", rec.txn, self.names[step], f"{msg[4]} {status}", peer=msg[1], message="rep", direction=IN
+                "reply", rec.txn, self.names[step], f"{msg.operation} {status}", peer=msg.src, message=REP, direction=IN
             )
         if status == ERROR:
             self._failed(Phase2(rec, step, rec.tokens[step]))
@@ -385,7 +414,7 @@ class TCCParticipant:
         self.reserved: dict[tuple[int, int], list[float]] = {}
         self.reserved_time: dict[int, float] = {}
         # volatile (the jobs waiting for a worker are in the participant's pool)
-        self.waiting: dict[int, list[tuple[Any, ...]]] = {}  # txn -> Trys waiting for its keys
+        self.waiting: dict[int, list[Command]] = {}  # txn -> Trys waiting for its keys
         self.trying: dict[int, int] = {}  # txn -> Trys that took its keys and have not finished
         self._answers = Counter()
         # counters
@@ -398,14 +427,14 @@ class TCCParticipant:
 
     def _trace(self, kind: str, txn: int, step: int, detail: str = "", **fields: Any) -> None:
         if self.world.tracer.on:
-            name = self.p.step_names.get(step, ("?", "?"))[0]
+            name, _ = self.p.step_names.get(step, ("?", "?"))
             self.world.tracer.emit(self.world.now, self.name, kind, txn, name, detail, **fields)
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        # (operation, coordinator, txn, step, token)
+    def handle(self, msg: Command) -> None:
         if self.world.tracer.on:
-            self._trace("receive", msg[2], msg[3], f"{msg[0]} from {msg[1]}", peer=msg[1], message=msg[0], direction=IN)
-        if msg[0] == TRY:
+            kind, src = msg.kind, msg.src
+            self._trace("receive", msg.txn, msg.step, f"{kind} from {src}", peer=src, message=kind, direction=IN)
+        if msg.kind == TRY:
             self._on_try(msg)
         else:
             self._enqueue(msg)
@@ -416,8 +445,8 @@ class TCCParticipant:
         by_step = self.keys.of(txn)
         return tuple(sorted({k for s in self.steps for k in by_step[s]})) if by_step else ()
 
-    def _on_try(self, msg: tuple[Any, ...]) -> None:
-        txn = msg[2]
+    def _on_try(self, msg: Command) -> None:
+        txn = msg.txn
         if self.barrier_on and not self._barrier_allows(msg):
             return
         keys = self._keys(txn)
@@ -430,38 +459,39 @@ class TCCParticipant:
         holder = next((self.locks.holder[k] for k in keys if self.locks.holder.get(k, txn) != txn), None)
         if holder is not None and not self.wait:
             self.conflicts += 1
-            self._trace("conflict", txn, msg[3], f"key reserved by txn {holder}")
+            self._trace("conflict", txn, msg.step, f"key reserved by txn {holder}")
             self._reply(msg, REFUSED)
             return
         req = self.locks.request(txn, keys)
         if req.waiting:
             self._trace(
-                "lock-wait", txn, msg[3], f"key {keys[req.next]} reserved by txn {self.locks.holder[keys[req.next]]}"
+                "lock-wait", txn, msg.step, f"key {keys[req.next]} reserved by txn {self.locks.holder[keys[req.next]]}"
             )
             self.waiting[txn] = [msg]
             self.lock_deadlines.add((txn, req))
             return
         self._take(msg)
 
-    def _barrier_allows(self, msg: tuple[Any, ...]) -> bool:
+    def _barrier_allows(self, msg: Command) -> bool:
         """The barrier's check at arrival (done again when the Try applies):
         a Try after its Cancel is refused, a repeat answers as the first."""
-        bits = self.barrier.get((msg[2], msg[3]), 0)
+        txn, step = msg.txn, msg.step
+        bits = self.barrier.get((txn, step), 0)
         if bits & B_CANCEL and self.hanging_guard:
             self.hanging_refused += 1
-            self._trace("barrier", msg[2], msg[3], "try after its cancel: refused")
+            self._trace("barrier", txn, step, "try after its cancel: refused")
             self._reply(msg, REFUSED)
             return False
         if bits & B_TRY and self.idempotency_guard:
             self.duplicates += 1
-            self._trace("barrier", msg[2], msg[3], "try again: nothing applied")
+            self._trace("barrier", txn, step, "try again: nothing applied")
             self._reply(msg, OK)
             return False
         return True
 
     def _granted(self, txn: int) -> None:
         for msg in self.waiting.pop(txn, ()):
-            self._trace("locked", txn, msg[3])
+            self._trace("locked", txn, msg.step)
             self._take(msg)
 
     def _lock_waiting(self, item: tuple[int, Any]) -> bool:
@@ -469,16 +499,16 @@ class TCCParticipant:
         return req.waiting and self.locks.requests.get(txn) is req
 
     def _lock_timeout(self, item: tuple[int, Any]) -> None:
-        txn = item[0]
+        txn, _ = item
         self.locks.cancel(txn)
         for msg in self.waiting.pop(txn, ()):
             self.conflicts += 1
-            self._trace("conflict", txn, msg[3], "lock timeout")
+            self._trace("conflict", txn, msg.step, "lock timeout")
             self._reply(msg, REFUSED)
         self._maybe_release(txn)
 
-    def _take(self, msg: tuple[Any, ...]) -> None:
-        txn = msg[2]
+    def _take(self, msg: Command) -> None:
+        txn = msg.txn
         self.trying[txn] = self.trying.get(txn, 0) + 1
         self._enqueue(msg)
 
@@ -492,39 +522,39 @@ class TCCParticipant:
 
     # ------------------------------------------------------------ work
 
-    def _enqueue(self, msg: tuple[Any, ...]) -> None:
+    def _enqueue(self, msg: Command) -> None:
         self.p.pool.submit(msg, self._start)
 
-    def _start(self, msg: tuple[Any, ...]) -> None:
+    def _start(self, msg: Command) -> None:
         p = self.p
         p.attempts += 1
         # A Try draws the step's forward fate; a Confirm or a Cancel, the
         # second-phase work, its compensation's (compensation_time and
         # compensation_failure), the saga's refund paired with TCC's cancel.
-        op = FORWARD if msg[0] == TRY else COMPENSATE
-        outcome, duration = p.draw_attempt(msg[2], msg[3], op)
+        op = FORWARD if msg.kind == TRY else COMPENSATE
+        outcome, duration = p.draw_attempt(msg.txn, msg.step, op)
         p.pool.serve(duration, self._done, (msg, outcome))
 
-    def _done(self, job: tuple[tuple[Any, ...], int]) -> None:
+    def _done(self, job: tuple[Command, int]) -> None:
         msg, outcome = job
-        kind = msg[0]
+        kind = msg.kind
         if outcome == HANG:
-            self._trace("hang", msg[2], msg[3], kind)
+            self._trace("hang", msg.txn, msg.step, kind)
         elif kind == TRY:
             self._reply(msg, self._tried(msg, outcome))
         elif outcome != SUCCEED:
-            self._trace("error", msg[2], msg[3], f"{kind}: transient")
+            self._trace("error", msg.txn, msg.step, f"{kind}: transient")
             self._reply(msg, ERROR)
         else:
             self._reply(msg, self._confirm(msg) if kind == CONFIRM else self._cancel(msg))
         if kind == TRY:
-            txn = msg[2]
+            txn = msg.txn
             self.trying[txn] -= 1
             self._maybe_release(txn)
         self.p.pool.release()
 
-    def _tried(self, msg: tuple[Any, ...], outcome: int) -> str:
-        txn, step = msg[2], msg[3]
+    def _tried(self, msg: Command, outcome: int) -> str:
+        txn, step = msg.txn, msg.step
         if outcome == REFUSE:
             self._trace("refuse", txn, step)
             return REFUSED
@@ -565,8 +595,8 @@ class TCCParticipant:
         self.reserved_time[txn] = self.reserved_time.get(txn, 0.0) + self.world.env._now - since
         self._maybe_release(txn)
 
-    def _confirm(self, msg: tuple[Any, ...]) -> str:
-        txn, step = msg[2], msg[3]
+    def _confirm(self, msg: Command) -> str:
+        txn, step = msg.txn, msg.step
         live = self.reserved.get((txn, step))
         if self.barrier_on:
             bits = self.barrier.get((txn, step), 0)
@@ -589,8 +619,8 @@ class TCCParticipant:
             self._release(txn, step, live[0])
         return OK
 
-    def _cancel(self, msg: tuple[Any, ...]) -> str:
-        txn, step = msg[2], msg[3]
+    def _cancel(self, msg: Command) -> str:
+        txn, step = msg.txn, msg.step
         live = self.reserved.get((txn, step))
         if self.barrier_on:
             bits = self.barrier.get((txn, step), 0)
@@ -630,16 +660,17 @@ class TCCParticipant:
         self._trace("effect", txn, step, f"expired after {self.ttl:g} s")
         self._release(txn, step, since)
 
-    def _reply(self, msg: tuple[Any, ...], status: str) -> None:
-        op = COMPENSATE if msg[0] == CANCEL else FORWARD
+    def _reply(self, msg: Command, status: str) -> None:
+        kind, src, txn, step, token = msg
+        op = COMPENSATE if kind == CANCEL else FORWARD
         if self.world.tracer.on:
-            self._trace("respond", msg[2], msg[3], f"{msg[0]} {status}", peer=msg[1], message="rep", direction=OUT)
-        reply = ("rep", self.name, msg[2], msg[3], msg[0], status, msg[4])
-        if msg[0] == CONFIRM:
-            self.network.send(self.name, msg[1], reply)
+            self._trace("respond", txn, step, f"{kind} {status}", peer=src, message=REP, direction=OUT)
+        reply = new_record(CommandReply, (REP, self.name, txn, step, kind, status, token))
+        if kind == CONFIRM:
+            self.network.send(self.name, src, reply)
             return
-        answers = self._answers.next(msg[2], (msg[3] << 1) | op)
-        self.network.send(self.name, msg[1], reply, reply_role(msg[3], op), answers)
+        answers = self._answers.next(txn, (step << 1) | op)
+        self.network.send(self.name, src, reply, reply_role(step, op), answers)
 
     # ------------------------------------------------------------ crashes
 
