@@ -310,7 +310,8 @@ class Model:
             ended = {
                 txn
                 for txn, effects in enumerate(self.world.effects.by_txn)
-                if any(e[1] == last and e[2] == FORWARD for e in effects)
+                # (the log's rows are plain tuples: time, step, op, participant)
+                if any(step == last and op == FORWARD for _, step, op, _ in effects)
             }
             checker = IsolationChecker(self.scenario.isolation, self.scenario.transaction.steps)
             self._isolation = checker.check(records.history, ended)

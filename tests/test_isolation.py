@@ -18,7 +18,7 @@ from sim.isolation import IsolationChecker, end_violations
 from sim.runner import Model
 from sim.scenario import load_scenario, scenario_from_dict
 from sim.world.effects import COMPENSATE, FORWARD
-from sim.world.records import READ, WRITE
+from sim.world.records import READ, WRITE, Records
 
 from conftest import order_dict, sagasim
 
@@ -29,6 +29,12 @@ SHORT = {"run.duration": 8.0, "run.drain": 20.0}
 
 
 # ---------------------------------------------------------------- the checker on hand-made histories
+
+
+def _state(rec: Records, where: str, key: int) -> list[float]:
+    """A record's [value, version]."""
+    cell = rec.values[(where, key)]
+    return [cell.value, cell.version]
 
 
 def _iso(min_: float | None = None, conserved: bool = False) -> Any:
@@ -165,10 +171,10 @@ def test_operations_compensations_by_delta_and_by_value_and_checks() -> None:
     assert rec.forward("bank", 0, 0)  # withdraw 10 from bank[3]: 990
     assert rec.forward("bank", 1, 0)  # another withdraw: 980
     rec.compensate("bank", 0, 0)  # by value: back to 1000, txn 1's 10 lost
-    assert rec.values[("bank", 3)] == [1000, 3]
+    assert _state(rec, "bank", 3) == [1000, 3]
     assert rec.drift()["bank"] == 0.0
     rec.compensate("bank", 0, 0)  # nothing left to undo: nothing written
-    assert rec.values[("bank", 3)][1] == 3
+    assert rec.values[("bank", 3)].version == 3
     # by delta (commutative updates): nothing lost
     m = _model("isolation-lost-update.toml", **{"isolation.countermeasure": "commutative-updates"})
     rec = m.world.records
@@ -177,7 +183,7 @@ def test_operations_compensations_by_delta_and_by_value_and_checks() -> None:
     rec.forward("bank", 0, 0)
     rec.forward("bank", 1, 0)
     rec.compensate("bank", 0, 0)
-    assert rec.values[("bank", 3)] == [990, 3]
+    assert _state(rec, "bank", 3) == [990, 3]
 
 
 def test_check_min_refuses_below_and_allows_equal() -> None:
@@ -186,9 +192,9 @@ def test_check_min_refuses_below_and_allows_equal() -> None:
     m.keys.by_txn[0] = ((1,), (1,), ())
     m.keys.by_txn[1] = ((2,), (1,), ())
     assert rec.forward("wallet", 0, 1)  # pay 40 of 40: leaves exactly 0 (check_min = 0): allowed
-    assert rec.values[("wallet", 1)] == [0, 1]
+    assert _state(rec, "wallet", 1) == [0, 1]
     assert not rec.forward("wallet", 1, 1)  # 0 - 40 < 0: refused, nothing written
-    assert rec.values[("wallet", 1)] == [0, 1]
+    assert _state(rec, "wallet", 1) == [0, 1]
     assert rec.check_refusals == 1
     assert rec.history[-1][6] == READ and rec.history[-1][10] is True  # the refused read is in the history
 
@@ -212,11 +218,11 @@ def test_reread_value_refuses_a_changed_record_and_restores_by_delta() -> None:
     rec.forward("bank", 0, 0)
     rec.forward("bank", 1, 0)
     rec.compensate("bank", 0, 0)
-    assert rec.values[("bank", 3)] == [990, 3] and rec.reread_fallbacks == 1
+    assert _state(rec, "bank", 3) == [990, 3] and rec.reread_fallbacks == 1
     m.keys.by_txn[2] = ((3,), (5,), ())
     rec.forward("bank", 2, 0)  # 990 - 10 = 980 (v4)
     rec.compensate("bank", 2, 0)  # unchanged since its write: by value, back to 990
-    assert rec.values[("bank", 3)] == [990, 5] and rec.reread_fallbacks == 1
+    assert _state(rec, "bank", 3) == [990, 5] and rec.reread_fallbacks == 1
     assert rec.history[-1][9] == 3  # (computed from the version its step saw)
 
 

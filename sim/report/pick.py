@@ -4,7 +4,6 @@ the run when the result kept no trace."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
@@ -13,6 +12,7 @@ from sim.dataset import Dataset
 from sim.errors import SagasimError
 from sim.metrics import events_frame
 from sim.report.cells import _reasons_text
+from sim.world.trace import TraceEvent
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,6 @@ class _OneTransaction(list):  # type: ignore[type-arg]
         super().__init__()
         self.txn_id = txn_id
 
-    def append(self, event: Any) -> None:
-        if event[3] == self.txn_id or event[3] is None:
+    def append(self, event: TraceEvent) -> None:
+        if event.txn_id == self.txn_id or event.txn_id is None:
             super().append(event)

@@ -81,6 +81,16 @@ class _Undo(NamedTuple):
     delta: float
 
 
+class Cell:
+    """One record's current state: its ``value`` and ``version`` (writes so far)."""
+
+    __slots__ = ("value", "version")
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+        self.version = 0
+
+
 class _Waiter:
     """A step waiting for a pending record (semantic lock, ``pending = "wait"``)."""
 
@@ -116,8 +126,8 @@ class Records:
             op.countermeasure if op is not None and op.countermeasure else spec.countermeasure for op in self.ops
         ]
         self.last = len(steps) - 1
-        #: (participant, key) -> [value, version]
-        self.values: dict[tuple[str, int], list[Any]] = {}
+        #: (participant, key) -> its current state
+        self.values: dict[tuple[str, int], Cell] = {}
         #: every read and write, in the order they happened (:class:`Access` fields)
         self.history: list[tuple[Any, ...]] = []
         self._undo: dict[tuple[int, int], list[list[_Undo]]] = {}
@@ -154,10 +164,10 @@ class Records:
         by_step = self.keys.of(txn)
         return sorted(set(by_step[self.key_step[step]])) if by_step else []
 
-    def _record(self, participant: str, key: int) -> list[Any]:
+    def _record(self, participant: str, key: int) -> Cell:
         rec = self.values.get((participant, key))
         if rec is None:
-            rec = self.values[(participant, key)] = [self.initial[participant], 0]
+            rec = self.values[(participant, key)] = Cell(self.initial[participant])
         return rec
 
     def _log(self, txn: int, step: int, op: int, where: str, key: int, kind: int, value: float, version: int,
@@ -191,7 +201,7 @@ class Records:
             if holder is not None and holder != txn:
                 if self.world.tracer.on:
                     self.world.tracer.emit(
-                        self.world.now, node.name, "pending", txn, self.names[step][0],
+                        self.world.now, node.name, "pending", txn, self.names[step][FORWARD],
                         f"{node.name}[{key}] pending for txn {holder}",
                     )  # fmt: skip
                 if self.spec.pending == "refuse":
@@ -264,25 +274,25 @@ class Records:
         if self.cm[step] == "reread-value":
             for key, rec in zip(keys, recs, strict=True):
                 seen = self._seen.get((txn, where, key))
-                if seen is not None and seen != rec[1]:
-                    self._log(txn, step, FORWARD, where, key, READ, rec[0], rec[1], rec[1], True)
+                if seen is not None and seen != rec.version:
+                    self._log(txn, step, FORWARD, where, key, READ, rec.value, rec.version, rec.version, True)
                     self.reread_aborts += 1
                     return False
-        news = [_new_value(op.op, op.amount, rec[0]) for rec in recs]
+        news = [_new_value(op.op, op.amount, rec.value) for rec in recs]
         refused = op.check_min is not None and any(new < op.check_min for new in news)
         if op.op == "read" or refused:
             for key, rec in zip(keys, recs, strict=True):
-                self._log(txn, step, FORWARD, where, key, READ, rec[0], rec[1], rec[1], refused)
-                self._seen[(txn, where, key)] = rec[1]
+                self._log(txn, step, FORWARD, where, key, READ, rec.value, rec.version, rec.version, refused)
+                self._seen[(txn, where, key)] = rec.version
             self.check_refusals += refused
             return not refused
         undo = []
         lock = self.cm[step] == "semantic-lock"
         for key, rec, new in zip(keys, recs, news, strict=True):
-            before, version = rec
+            before, version = rec.value, rec.version
             if op.check_min is not None:  # the check read the value: the step acts on it
                 self._log(txn, step, FORWARD, where, key, READ, before, version, version)
-            rec[0], rec[1] = new, version + 1
+            rec.value, rec.version = new, version + 1
             self._log(txn, step, FORWARD, where, key, WRITE, new, version + 1, version)
             self._seen[(txn, where, key)] = version + 1  # (it saw its own write)
             undo.append(_Undo(key, before, version, version + 1, new - before))
@@ -306,7 +316,7 @@ class Records:
         by_value = op.compensation == "value" and cm != "commutative-updates"
         for u in undo:
             rec = self._record(where, u.key)
-            value, version = rec
+            value, version = rec.value, rec.version
             if by_value and cm == "reread-value" and version != u.version_written:
                 self.reread_fallbacks += 1
                 new, based = value - u.delta, version
@@ -314,7 +324,7 @@ class Records:
                 new, based = u.value_before, u.version_before
             else:
                 new, based = value - u.delta, version
-            rec[0], rec[1] = new, version + 1
+            rec.value, rec.version = new, version + 1
             self._log(txn, step, COMPENSATE, where, u.key, WRITE, new, version + 1, based)
         self._undone(txn, [(where, u.key) for u in undo])
 
@@ -325,7 +335,7 @@ class Records:
         their initial sum (0 when the sum was conserved)."""
         out = dict.fromkeys(self.initial, 0.0)
         for (where, _key), rec in self.values.items():
-            out[where] += rec[0] - self.initial[where]
+            out[where] += rec.value - self.initial[where]
         return out
 
     def summary(self) -> dict[str, Any]:

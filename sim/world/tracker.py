@@ -43,6 +43,34 @@ if TYPE_CHECKING:
 
 TRACKER = "tracker"
 
+
+class TrackerEntry:
+    """The saga tracker's durable record of one transaction.
+
+    ``first``: when the tracker first heard of it (a copy's arrival);
+    ``terminal``: when its terminal event arrived (NaN: not yet);
+    ``acked``: when the ack of the broker's lean copy in flight arrives (see
+    :meth:`SagaTracker.take_lean`; 0.0: none); ``partition``: the broker's
+    partition of the transaction's copies for the tracker, if any (a list,
+    empty once gone: see :meth:`sim.world.broker.Broker.lean`)."""
+
+    __slots__ = ("first", "terminal", "acked", "partition")
+
+    def __init__(self, first: float) -> None:
+        self.first = first
+        self.terminal = math.nan
+        self.acked = 0.0
+        self.partition: list[Any] | None = None
+
+    # The broker reads and writes entries by position (``entry[2]``, ``entry[3]``)
+    # until it moves to the names: this view keeps that working meanwhile.
+    def __getitem__(self, index: int) -> Any:
+        return getattr(self, TrackerEntry.__slots__[index])
+
+    def __setitem__(self, index: int, value: Any) -> None:
+        setattr(self, TrackerEntry.__slots__[index], value)
+
+
 #: Blind spots of the saga tracker, which hears of transactions only through
 #: the broker (see :meth:`SagaTracker.blind_spots`): every copy of the
 #: transaction's events sent to it (its ``start`` first) was dead-lettered, so
@@ -96,11 +124,8 @@ class SagaTracker(Node):
         self.stuck_after = stuck_after
         self.terminal_topics = terminal_topics
         self.labels = labels
-        # durable: txn -> [first seen, terminal seen at, when the broker's lean
-        # copy in flight is acknowledged (see take_lean), the broker's
-        # partition of the transaction's copies for the tracker, if any (a
-        # list, empty once gone: see Broker.lean)]
-        self.table: dict[int, list[Any]] = {}
+        # durable: txn -> its entry
+        self.table: dict[int, TrackerEntry] = {}
         self.flagged: dict[int, float] = {}
         self.deadlines = DeadlineQueue(world, stuck_after, self._pending, self._flag, owner=self)
         # set by direct(): copies taken from the broker without events
@@ -117,14 +142,15 @@ class SagaTracker(Node):
         broker.lean(self.name, self.take_lean, self.table)
 
     def handle(self, msg: tuple[Any, ...]) -> None:
-        # ("evt", broker, txn, eid, topic, started, group, seq, delivery)
-        self._record(msg[2], msg[4], self.world.env._now)
-        self.network.send(self.name, msg[1], ("ack", self.name, msg[2], msg[7], msg[6]))
+        # the broker's delivery ("evt", broker, txn, eid, topic, started, group, seq, delivery)
+        _, broker, txn, _, topic, _, group, seq, *_ = msg
+        self._record(txn, topic, self.world.env._now)
+        self.network.send(self.name, broker, ("ack", self.name, txn, seq, group))
 
-    def take_lean(self, txn: int, topic: int, now: float, deadline: float, entry: list[Any] | None) -> float:
+    def take_lean(self, txn: int, topic: int, now: float, deadline: float, entry: TrackerEntry | None) -> float:
         """The broker delivers a copy of ``txn``'s event on ``topic`` now,
         without storing it (:meth:`Broker.lean`): returns when its ack
-        arrives, recorded as ``table[txn][2]`` if that is before ``deadline``
+        arrives, recorded as the entry's ``acked`` if that is before ``deadline``
         (read with per-key ordering only). ``entry`` is ``table.get(txn)``,
         looked up by the broker already. The broker counts the delivery;
         the ack is counted here, sent when the copy arrives."""
@@ -134,20 +160,20 @@ class SagaTracker(Node):
             entry = self._record(txn, topic, seen)
         else:  # _record(), inlined for speed
             if entry is None:  # a first copy (and DeadlineQueue.add, inlined)
-                entry = self.table[txn] = [seen, math.nan, 0.0, None]
+                entry = self.table[txn] = TrackerEntry(seen)
                 deadlines = self.deadlines
                 due = now + deadlines.delay  # not ``deadline``: that is the broker's, for the ack
                 timers = deadlines._queue
-                if timers and self.table[timers[0][1]][1] <= now:
+                if timers and self.table[timers[0][1]].terminal <= now:
                     deadlines.prune()  # the oldest alarm is moot (terminal): drop the moot ones now
                 timers.append((due, txn))
                 if not deadlines._armed:
                     deadlines._arm(due)
-            elif seen < entry[0]:  # (else nothing to record)
+            elif seen < entry.first:  # (else nothing to record)
                 entry = self._record(txn, topic, seen)
         acked = seen + self._up()
         if acked < deadline:
-            entry[2] = acked
+            entry.acked = acked
         return acked
 
     def take(self, copy: Copy) -> None:
@@ -161,19 +187,19 @@ class SagaTracker(Node):
         self._record(txn, copy.topic, seen)
         self.broker.ack_at(copy, seen + self._up())  # type: ignore[union-attr]
 
-    def _record(self, txn: int, topic: int, seen: float) -> list[float]:
+    def _record(self, txn: int, topic: int, seen: float) -> TrackerEntry:
         """A copy of ``txn``'s event on ``topic`` arrives at ``seen`` (now, or later)."""
         now = self.world.env._now
         entry = self.table.get(txn)
         if entry is None:
-            entry = self.table[txn] = [seen, math.nan, 0.0, None]
+            entry = self.table[txn] = TrackerEntry(seen)
             self.deadlines.add(txn)
-        elif seen < entry[0]:  # a later copy that overtook an earlier one
-            entry[0] = seen
+        elif seen < entry.first:  # a later copy that overtook an earlier one
+            entry.first = seen
             due = seen + self.stuck_after
             self.world.at(due - now, self._due, (txn, self.epoch, due))
-        if topic in self.terminal_topics and not entry[1] <= seen:
-            entry[1] = seen
+        if topic in self.terminal_topics and not entry.terminal <= seen:
+            entry.terminal = seen
             if self.world.tracer.on:
                 if seen == now:
                     self.world.tracer.emit(now, self.name, "terminal", txn, self.labels[topic], **_FROM_BROKER)
@@ -183,16 +209,16 @@ class SagaTracker(Node):
 
     def _trace_terminal(self, item: tuple[int, int, float]) -> None:
         txn, topic, seen = item
-        if self.table[txn][1] == seen:
+        if self.table[txn].terminal == seen:
             self.world.tracer.emit(seen, self.name, "terminal", txn, self.labels[topic], **_FROM_BROKER)
 
     def _pending(self, txn: int) -> bool:
         # not seen a terminal event yet (nan: none at all; a time: seen then)
-        return not self.table[txn][1] <= self.world.env._now and txn not in self.flagged
+        return not self.table[txn].terminal <= self.world.env._now and txn not in self.flagged
 
     def _flag(self, txn: int) -> None:
         now = self.world.env._now
-        due = self.table[txn][0] + self.stuck_after
+        due = self.table[txn].first + self.stuck_after
         if due > now:  # first seen after the delivery (a copy taken at delivery)
             self.world.at(due - now, self._due, (txn, self.epoch, due))
             return
@@ -203,8 +229,8 @@ class SagaTracker(Node):
         entry = self.table[txn]
         if (
             epoch == self.epoch
-            and entry[0] + self.stuck_after == due
-            and not entry[1] <= due
+            and entry.first + self.stuck_after == due
+            and not entry.terminal <= due
             and txn not in self.flagged
         ):
             self._alert(txn, due)
@@ -225,7 +251,7 @@ class SagaTracker(Node):
         """When the alert for ``txn`` falls due: ``stuck_after`` after the
         tracker first heard of it; NaN if it never did."""
         entry = self.table.get(txn)
-        return entry[0] + self.stuck_after if entry is not None else math.nan
+        return entry.first + self.stuck_after if entry is not None else math.nan
 
     def blind_spots(self, dead: Iterable[Copy]) -> dict[int, str]:
         """The transactions the tracker was blind to, and why (:data:`HIDDEN`,
@@ -239,7 +265,7 @@ class SagaTracker(Node):
             entry = self.table.get(copy.txn)
             if entry is None:
                 causes[copy.txn] = HIDDEN
-            elif copy.topic in self.terminal_topics and entry[1] != entry[1]:  # no terminal event seen (NaN)
+            elif copy.topic in self.terminal_topics and entry.terminal != entry.terminal:  # none seen (NaN)
                 causes[copy.txn] = TERMINAL_DEAD_LETTERED
         return causes
 
@@ -251,6 +277,6 @@ class SagaTracker(Node):
 
     def on_restart(self) -> None:
         now = self.world.env._now
-        for txn, (first, *_) in self.table.items():
+        for txn, entry in self.table.items():
             if self._pending(txn):
-                self.after(max(0.0, first + self.stuck_after - now), self._check, txn)
+                self.after(max(0.0, entry.first + self.stuck_after - now), self._check, txn)
