@@ -187,7 +187,8 @@ class SagaMachine(RuleBasedStateMachine):
     def partition(self, a: int, b: int) -> None:
         link = self._link(a, b)
         if link is not None and link not in self.cuts:
-            self.cuts[link] = self._start({"kind": "partition", "groups": [[link[0]], [link[1]]]})
+            src, dst = link
+            self.cuts[link] = self._start({"kind": "partition", "groups": [[src], [dst]]})
 
     @precondition(lambda self: bool(self.cuts))
     @rule(data=st.data())
@@ -200,14 +201,16 @@ class SagaMachine(RuleBasedStateMachine):
     def drop_next(self, a: int, b: int) -> None:
         link = self._link(a, b)
         if link is not None:
-            self._arm({"kind": "partition", "groups": [[link[0]], [link[1]]], "one_way": True}, "lost")
+            src, dst = link
+            self._arm({"kind": "partition", "groups": [[src], [dst]], "one_way": True}, "lost")
 
     @precondition(lambda self: self.armed is None)
     @rule(a=_NODE, b=_NODE)
     def duplicate_next(self, a: int, b: int) -> None:
         link = self._link(a, b)
         if link is not None:
-            entry = {"kind": "duplicate", "probability": 1.0, "groups": [[link[0]], [link[1]]], "one_way": True}
+            src, dst = link
+            entry = {"kind": "duplicate", "probability": 1.0, "groups": [[src], [dst]], "one_way": True}
             self._arm(entry, "duplicated")
 
     # ------------------------------------------------------------ invariants

@@ -79,7 +79,7 @@ class LockingSide:
         self.network = participant.network
         self.name = participant.name
         self.steps = steps
-        self.label = "+".join(participant.step_names[s][0] for s in steps)
+        self.label = "+".join(participant.step_names[s][FORWARD] for s in steps)
         self.keys = keys
         self.locks = LockTable(self.world, self._granted)
         world = self.world

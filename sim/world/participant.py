@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.fates import Counter, Fate
-from sim.world.messages import KIND, REP, REQ, Request, reply
+from sim.world.messages import KIND, REP, REQ, Reply, Request, new_record
 from sim.world.network import reply_role
 from sim.world.node import Node
 from sim.world.pool import WorkerPool
@@ -235,22 +235,23 @@ class Participant(Node):
         self.pool.release()
 
     def _reply(self, msg: Request, status: str) -> None:
-        answer = reply(self.name, msg, status)
-        if status == ERROR or self.network.steady(self.name, msg.src):
+        # (fields read by name: unpacking a NamedTuple goes through its iterator, slower)
+        src, txn, step, op = msg.src, msg.txn, msg.step, msg.op
+        answer = new_record(Reply, (REP, self.name, txn, step, op, status, msg.token))  # reply(), inlined (hot)
+        if status == ERROR or self.network.steady(self.name, src):
             # no counterpart in a choreography (drawn in order), or nothing
             # can lose or duplicate it (no draw at all): no role to count
-            self.network.send(self.name, msg.src, answer)
+            self.network.send(self.name, src, answer)
             return
         # The n-th final answer about this operation is what the n-th publish
         # of the event it emits is in a choreography (paired fates).
-        step, op = msg.step, msg.op
-        answers = self._answers.next(msg.txn, (step << 1) | op)
-        self.network.send(self.name, msg.src, answer, reply_role(step, op), answers)
+        answers = self._answers.next(txn, (step << 1) | op)
+        self.network.send(self.name, src, answer, reply_role(step, op), answers)
 
     # ------------------------------------------------------------ effects
 
     def _forward(self, msg: Request, outcome: int) -> str | None:
-        key = msg.key
+        txn, step, key = msg.txn, msg.step, msg.key
         keyed = self.idempotent and key is not None
         if keyed:
             seen = self.table.get(key)
@@ -270,15 +271,15 @@ class Participant(Node):
         if records is not None:
             # a record another saga marked pending (semantic lock): wait (None) or refuse;
             # then its operation, which its check or a re-read may refuse
-            gate = records.gate(self, msg.txn, msg.step, self._finish, (msg, outcome))
+            gate = records.gate(self, txn, step, self._finish, (msg, outcome))
             if gate == WAIT:
                 return None
-            if gate == REFUSE_PENDING or not records.forward(self.name, msg.txn, msg.step):
+            if gate == REFUSE_PENDING or not records.forward(self.name, txn, step):
                 if keyed:
                     self.table[key] = REFUSED
                 self._trace(msg, "refuse", "by its records")
                 return REFUSED
-        self.world.effects.apply(self.world.env._now, msg.txn, msg.step, FORWARD, self.name)
+        self.world.effects.apply(self.world.env._now, txn, step, FORWARD, self.name)
         if keyed:
             self.table[key] = OK
         if self.world.tracer.on:

@@ -29,6 +29,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from sim.world.messages import Ack, new_record
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN
@@ -145,7 +146,7 @@ class SagaTracker(Node):
         # the broker's delivery ("evt", broker, txn, eid, topic, started, group, seq, delivery)
         _, broker, txn, _, topic, _, group, seq, *_ = msg
         self._record(txn, topic, self.world.env._now)
-        self.network.send(self.name, broker, ("ack", self.name, txn, seq, group))
+        self.network.send(self.name, broker, new_record(Ack, ("ack", self.name, txn, seq, group)))
 
     def take_lean(self, txn: int, topic: int, now: float, deadline: float, entry: TrackerEntry | None) -> float:
         """The broker delivers a copy of ``txn``'s event on ``topic`` now,

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from sim.protocols.base import KEY_STRIDE, CoordinatorView
 from sim.protocols.retry import Backoff
 from sim.world.effects import COMPENSATE, FORWARD
-from sim.world.messages import REP, REQ, Reply, request
+from sim.world.messages import REP, REQ, Reply, Request, new_record
 from sim.world.network import command_role
 from sim.world.node import Node
 from sim.world.participant import ERROR, OK, REFUSED
@@ -153,7 +153,7 @@ class Orchestrator(Node):
                 f"attempt {saga.attempt} to {self.targets[step]}",
                 peer=self.targets[step], message=REQ, direction=OUT, attempt=saga.attempt,
             )  # fmt: skip
-        msg = request(self.name, saga.txn, step, op, key, saga.token)
+        msg = new_record(Request, (REQ, self.name, saga.txn, step, op, key, saga.token))  # request(), inlined (hot)
         self.network.send(self.name, self.targets[step], msg, command_role(step, op), saga.attempt)
         self.deadlines.add((saga, saga.token))
 

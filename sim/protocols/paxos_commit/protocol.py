@@ -582,7 +582,7 @@ class PaxosParticipant(LockingSide):
         super().__init__(participant, steps, keys, spec.vote_timeout, spec.takeover_timeout)
 
     def handle(self, msg: Signal) -> None:
-        kind, src, txn = msg
+        kind, src, txn = msg.kind, msg.src, msg.txn
         state = self._received(msg)
         if kind == "prep":
             self._on_prepare(txn, state)

@@ -661,11 +661,11 @@ class TCCParticipant:
         self._release(txn, step, since)
 
     def _reply(self, msg: Command, status: str) -> None:
-        kind, src, txn, step, token = msg
+        kind, src, txn, step = msg.kind, msg.src, msg.txn, msg.step
         op = COMPENSATE if kind == CANCEL else FORWARD
         if self.world.tracer.on:
             self._trace("respond", txn, step, f"{kind} {status}", peer=src, message=REP, direction=OUT)
-        reply = new_record(CommandReply, (REP, self.name, txn, step, kind, status, token))
+        reply = new_record(CommandReply, (REP, self.name, txn, step, kind, status, msg.token))
         if kind == CONFIRM:
             self.network.send(self.name, src, reply)
             return

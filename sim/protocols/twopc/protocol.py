@@ -360,7 +360,7 @@ class TwoPCParticipant(LockingSide):
     # ------------------------------------------------------------ messages
 
     def handle(self, msg: Signal) -> None:
-        kind, src, txn = msg
+        kind, src, txn = msg.kind, msg.src, msg.txn
         state = self._received(msg)
         if kind == "prep":
             self._on_prepare(txn, state)

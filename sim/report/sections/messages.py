@@ -85,8 +85,9 @@ class MessagesSections:
             ],
         )
         if against is not None:
-            section.images.append(against[0])
-            section.paragraphs.append("Messages and retries per transaction, means. " + against[1])
+            image, text = against
+            section.images.append(image)
+            section.paragraphs.append("Messages and retries per transaction, means. " + text)
         header = ["panel", "protocol", "mean", "p50", "p99", "max", "retries/txn"]
         section.tables.append(_Table("Messages per transaction", *_drop_empty_first(header, rows)))
         section.paragraphs.append(
@@ -123,9 +124,10 @@ class MessagesSections:
         for protocol in self.protocols:
             own = self._own_times(protocol, panels) if protocol not in _LOCKING else None
             if own is not None:
-                section.images.append(own[0])
-                section.tables.append(own[1])
-                section.paragraphs.append(own[2])
+                image, table, text = own
+                section.images.append(image)
+                section.tables.append(table)
+                section.paragraphs.append(text)
         return section
 
     def _own_times(self, protocol: str, panels: list[tuple[str, pd.DataFrame]]) -> tuple[_Image, _Table, str] | None:

@@ -140,8 +140,9 @@ class RatesSections:
             ],
         )
         if against is not None:
-            section.images.append(against[0])
-            section.paragraphs.append("Latency p50 and p99 of finished transactions. " + against[1])
+            image, text = against
+            section.images.append(image)
+            section.paragraphs.append("Latency p50 and p99 of finished transactions. " + text)
         header = ["panel", "protocol", "transactions", "finished", "p50", "p95", "p99", "max"]
         section.tables.append(_Table("Latency of finished transactions", *_drop_empty_first(header, rows)))
         section.paragraphs.append(
