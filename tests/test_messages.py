@@ -13,7 +13,7 @@ import pytest
 
 from sim.protocols.paxos_commit.protocol import Nack, P1a, P1b, P2a, P2b
 from sim.protocols.tcc.protocol import Command, CommandReply
-from sim.protocols.twopc.protocol import Vote, vote
+from sim.protocols.twopc.protocol import Vote
 from sim.runner import Model
 from sim.world import messages
 from sim.world.messages import (
@@ -72,7 +72,7 @@ def test_the_fast_builders_build_the_records_the_classes_do() -> None:
     assert answer == Reply(REP, "payment", 7, 2, 1, "ok", 3)
     bare = signal("prep", "coordinator", 4)
     assert type(bare) is Signal and bare == Signal("prep", "coordinator", 4)
-    yes = vote("payment", 4, True)
+    yes = messages.new_record(Vote, ("vote", "payment", 4, True))
     assert type(yes) is Vote and yes.yes is True and yes.kind == "vote"
 
 

@@ -313,7 +313,7 @@ class _Proposer(Node):
         if tracing:
             self._trace("decide", txn, decision)
         for name in self.cluster.participants:
-            self._send(name, signal(decision, self.name, txn))
+            self._send(name, new_record(Signal, (decision, self.name, txn)))  # signal(), inlined (hot)
         if tracing:  # (what sagasim explain and the swimlane read as the end)
             self._trace("end", txn, "committed" if decision == "commit" else "aborted")
 
@@ -381,7 +381,7 @@ class Leader(_Proposer):
         if self.world.tracer.on:
             self._trace("begin", txn)
         for name in cluster.participants:
-            self._send(name, signal("prep", self.name, txn))
+            self._send(name, new_record(Signal, ("prep", self.name, txn)))  # signal(), inlined (hot)
         self.vote_deadlines.add(tally)
         return True
 

@@ -71,11 +71,6 @@ class Vote(NamedTuple):
     yes: bool
 
 
-def vote(src: str, txn: int, yes: bool) -> Vote:
-    """A :class:`Vote` (the fast builder: see :mod:`sim.world.messages`)."""
-    return new_record(Vote, ("vote", src, txn, yes))  # type: ignore[no-any-return]
-
-
 # Coordinator states of a transaction.
 COLLECTING = 0  # waiting for votes
 FORCING = 1  # the decision record is being written
@@ -157,7 +152,7 @@ class Coordinator(Node):
         for name in self.participants:
             if tracing:
                 self._trace("prepare", txn, f"to {name}", peer=name, message="prep", direction=OUT)
-            self.network.send(self.name, name, signal("prep", self.name, txn))
+            self.network.send(self.name, name, new_record(Signal, ("prep", self.name, txn)))  # signal(), inlined (hot)
         self.vote_deadlines.add((rec, rec.token))
         return True
 
@@ -271,7 +266,7 @@ class Coordinator(Node):
             self._trace(
                 "decision", rec.txn, f"{rec.decision} to {name}", peer=name, message=rec.decision, direction=OUT
             )
-        self.network.send(self.name, name, signal(rec.decision, self.name, rec.txn))
+        self.network.send(self.name, name, new_record(Signal, (rec.decision, self.name, rec.txn)))  # (hot)
 
     def _awaiting(self, item: tuple[Record, int]) -> bool:
         rec, token = item
@@ -405,10 +400,10 @@ class TwoPCParticipant(LockingSide):
     def _vote(self, txn: int, yes: bool) -> None:
         if self.world.tracer.on:
             self._trace("vote", txn, "yes" if yes else "no", peer=COORDINATOR, message="vote", direction=OUT)
-        self._send(COORDINATOR, vote(self.name, txn, yes))
+        self._send(COORDINATOR, new_record(Vote, ("vote", self.name, txn, yes)))  # vote(), inlined (hot)
 
     def _after_commit(self, txn: int) -> None:
-        self._send(COORDINATOR, signal("ack", self.name, txn))
+        self._send(COORDINATOR, new_record(Signal, ("ack", self.name, txn)))  # signal(), inlined (hot)
 
     def _query(self, txn: int) -> None:
         self.queries += 1
