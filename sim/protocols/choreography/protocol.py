@@ -72,6 +72,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sim.protocols.base import CoordinatorView
 from sim.protocols.retry import Backoff
 from sim.world.broker import BROKER, INF, Broker
+from sim.world.core import Due
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.fates import Counter
 from sim.world.network import command_role, reply_role
@@ -122,8 +123,11 @@ _OK = "ok"
 _REFUSED = "refused"
 
 
-# A pending publish: [txn, topic, started, attempt, ack, conf_at, deadline, token, timed]
+# A pending publish: [txn, topic, started, attempt, ack, conf, deadline, token, timed];
+# ``conf``: when its confirm, accounted for without an event, arrives (a Due), or _NEVER
 _ATTEMPT, _ACK, _CONF, _DEADLINE, _TOKEN, _TIMED = 3, 4, 5, 6, 7, 8
+#: ``conf`` of a publish with no confirm accounted for
+_NEVER = Due(INF, 0)
 #: ``timed`` of an entry whose timeout expired, its resend waiting for its back-off
 _RESENDING = "resending"
 
@@ -144,7 +148,7 @@ def _entry(
     txn: int, topic: int, started: float, ack: tuple[Any, ...] | None, deadline: float, timed: bool
 ) -> list[Any]:
     """A first attempt's pending publish, not confirmed (see the layout above)."""
-    return [txn, topic, started, 1, ack, INF, deadline, None, timed]
+    return [txn, topic, started, 1, ack, _NEVER, deadline, None, timed]
 
 
 #: Publishes with an entry (not those of an id published once: see
@@ -207,7 +211,12 @@ class Publisher:
         self.backoff = Backoff(spec.publish_retry, self.world.streams.uniform(f"choreography.{node.name}.publish"))
         #: eid -> [txn, topic, started, attempt, ack (incoming event to ack once confirmed)]
         self.pending: dict[int, list[Any]] = {}
-        self.deadlines = DeadlineQueue(self.world, spec.publish_timeout, self._live, self._expired, owner=node)
+        # A publish's timeout at the very instant of its confirm, or of another
+        # publish of its event id, goes first (first=True), whichever path
+        # the confirm took and whenever the queue was armed.
+        self.deadlines = DeadlineQueue(
+            self.world, spec.publish_timeout, self._live, self._expired, owner=node, first=True
+        )
         self.confirmed: dict[int, None] | None = None  # an outbox's rows, removed when confirmed
         self.resends = 0
         self.dropped = 0
@@ -262,7 +271,7 @@ class Publisher:
             delay = self.deadlines.delay
             deadline = now + delay
             entry = None
-            if old is not None and old[_CONF] != INF:
+            if old is not None and old[_CONF] is not _NEVER:
                 entry = _entry(txn, topic, started, ack, deadline, False)
                 self._replace(eid, old, entry)  # before the publish's draw: it may draw an ack's
             if world.tracer.on:
@@ -285,7 +294,7 @@ class Publisher:
                 self._sweep()
             return
         entry = _entry(txn, topic, started, ack, 0.0, True)
-        if old is not None and old[_CONF] != INF:
+        if old is not None and old[_CONF] is not _NEVER:
             self._replace(eid, old, entry)
         pending[eid] = entry
         if world.tracer.on:
@@ -297,14 +306,14 @@ class Publisher:
     def _replace(self, eid: int, old: list[Any], entry: list[Any]) -> None:
         """A new publish of ``eid`` while the confirm of the old one was
         accounted for without an event."""
-        if old[_CONF] <= self.world.env._now:
+        if self.world.passed(old[_CONF]):
             self.settle(eid)
         else:  # the confirm on its way will pop this entry instead
-            at = entry[_CONF] = old[_CONF]
+            conf = entry[_CONF] = old[_CONF]
             if old[_TOKEN] is not None:
                 self._retract(old[_TOKEN])
             if entry[_ACK] is not None:
-                entry[_TOKEN] = self.ack_at(entry[_ACK], at)
+                entry[_TOKEN] = self.ack_at(entry[_ACK], conf.at)
 
     def _send(self, eid: int, entry: list[Any]) -> None:
         node = self.node
@@ -327,7 +336,7 @@ class Publisher:
     def settle(self, eid: int) -> None:
         """Forget the publish of ``eid`` if it was confirmed (without an event) by now."""
         entry = self.pending.get(eid)
-        if entry is not None and entry[_CONF] <= self.world.env._now:
+        if entry is not None and self.world.passed(entry[_CONF]):
             del self.pending[eid]  # (no outbox row on this path: see direct())
 
     def conf_due(self, txn: int, eid: int, topic: int, started: float, latency: float, quiet: float) -> None:
@@ -343,16 +352,16 @@ class Publisher:
             # on, until the confirm message pops it (nothing for a sweep to do).
             self.pending[eid] = _entry(txn, topic, started, None, quiet, False)
         entry = self.pending.get(eid)
-        if entry is not None and entry[_CONF] == INF:
+        if entry is not None and entry[_CONF] is _NEVER:
             deadline = entry[_DEADLINE]
             if at < deadline:
-                entry[_CONF] = at
+                entry[_CONF] = world.due(latency)
                 if entry[_ACK] is not None:
                     entry[_TOKEN] = self.ack_at(entry[_ACK], at)
                 return
             if not entry[_TIMED]:  # the confirm is late: now the timeout can expire
                 entry[_TIMED] = True
-                world.at_instant(deadline, self._timeout, (eid, entry[_ATTEMPT], self.node.epoch, deadline))
+                world.at_instant(deadline, self._timeout, (eid, entry[_ATTEMPT], self.node.epoch, deadline), first=True)
         world.at(latency, self._receive, ("conf", BROKER, txn, eid))
 
     def ack_at(self, msg: tuple[Any, ...], at: float) -> AckToken:
@@ -388,7 +397,7 @@ class Publisher:
         entry = self.pending.get(eid)
         if entry is None:
             return False
-        if entry[_CONF] <= self.world.env._now:  # settle(), inlined
+        if self.world.passed(entry[_CONF]):  # confirmed: forget it (settle())
             del self.pending[eid]
             return False
         return entry[3] == item[1] and item[2] == self.node.epoch and entry[_DEADLINE] == item[3]
@@ -405,9 +414,9 @@ class Publisher:
         """Forget the publishes confirmed by now (on steady links, where a
         publish confirmed in time has no timeout to forget it)."""
         self._unswept = SWEEP_EVERY
-        now = self.world.env._now
+        passed = self.world.passed
         pending = self.pending
-        for eid in [eid for eid, entry in pending.items() if entry[_CONF] <= now]:
+        for eid in [eid for eid, entry in pending.items() if passed(entry[_CONF])]:
             del pending[eid]
 
     def _expired(self, item: tuple[int, int, int, float]) -> None:
@@ -449,16 +458,15 @@ class Publisher:
             return
         if self.confirmed is not None:
             self.confirmed.pop(eid, None)
-        conf_at = entry[_CONF]
-        if conf_at != INF:
-            now = self.world.env._now
-            if conf_at <= now:
+        conf = entry[_CONF]
+        if conf is not _NEVER:
+            if self.world.passed(conf):
                 return  # confirmed already: this confirm finds nothing
             # This one got here first: the confirm recorded for later is a
-            # message after all, and its ack is not sent.
+            # message after all (in its own place in the queue), and its ack is not sent.
             if entry[_TOKEN] is not None:
                 self._retract(entry[_TOKEN])
-            self.world.at(conf_at - now, self._receive, ("conf", BROKER, entry[0], eid))
+            self.world.at_due(conf, self._receive, ("conf", BROKER, entry[0], eid))
         if entry[_ACK] is not None:
             self.ack(entry[_ACK])
 
