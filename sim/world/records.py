@@ -302,9 +302,9 @@ class Records:
         self.version_file.setdefault((txn, step), []).append(Recorded(self.world.env._now, op, applied))
 
     def skips(self, txn: int, step: int) -> bool:
-        """Version file: whether this arrival of ``step`` of ``txn`` (at its participant) is not to
-        be applied because its compensation was recorded before it (counted
-        and recorded when so). The order is the order of arrival, so a
+        """Version file: whether this arrival of ``step`` of ``txn`` (at its
+        participant) is not to be applied because its compensation was
+        recorded before it (counted and recorded when so). The order is the order of arrival, so a
         compensation handled at the same instant just before its step counts
         as first. A saga never sends a step again once it compensates it:
         whatever arrives later was in flight or queued (or is a copy)."""
@@ -361,14 +361,9 @@ class Records:
         ``version-file`` step with no application left to undo (a null
         compensation, recorded so that the step arriving later is skipped)."""
         cm = self.cm[step]
-        applied = self._undo.get((txn, step))
         if cm == "version-file" and self.ops[step] is not None:
-            self._file(txn, step, COMPENSATE, bool(applied))
-            if not applied:
-                self.version_nulls += 1
-                return False
-            self._undo_replayed(where, txn, step, applied.pop())
-            return True
+            return self._compensate_filed(where, txn, step)
+        applied = self._undo.get((txn, step))
         if not applied:
             return True
         undo = applied.pop()
@@ -391,14 +386,30 @@ class Records:
         self._undone(txn, [(where, u.key) for u in undo])
         return True
 
-    def _undo_replayed(self, where: str, txn: int, step: int, undo: list[_Undo]) -> None:
-        """Version file: undo one application of ``step`` as if it had never
-        been applied, every operation recorded since kept: the record less the
-        step's change, unless an absolute write (a ``set``, a restore by value)
-        replaced the record after it, which the step no longer shows through.
-        A restore by value whose record moved since its step is counted
+    def _compensate_filed(self, where: str, txn: int, step: int) -> bool:
+        """Version file: a compensation of ``step`` of ``txn``. The file says
+        whether an application of the step is left to undo (applied and not
+        yet compensated: a read that wrote nothing counts, its compensation
+        is an effect); if none, it applies nothing (False). Else it undoes
+        the step's last writes as if the step had never been applied, every
+        operation recorded since kept: the record less the step's change,
+        unless an absolute write (a ``set``, a restore by value) replaced the
+        record after it, which the step no longer shows through. A restore by
+        value whose record moved since its step is counted
         (``version_rebased``): by value it would have overwritten those writes."""
-        by_value = self.ops[step].compensation == "value"  # type: ignore[union-attr]
+        filed = self.version_file.get((txn, step), ())
+        live = sum(1 if r.op == FORWARD else -1 for r in filed if r.applied)
+        self._file(txn, step, COMPENSATE, live > 0)
+        if live <= 0:
+            self.version_nulls += 1
+            return False
+        applied = self._undo.get((txn, step))
+        if not applied:
+            return True  # (a read: nothing written to undo)
+        undo = applied.pop()
+        op = self.ops[step]
+        assert op is not None
+        by_value = op.compensation == "value"
         for u in undo:
             rec = self._record(where, u.key)
             value, version = rec
@@ -410,6 +421,7 @@ class Records:
             rec[0], rec[1] = new, version + 1
             self._log(txn, step, COMPENSATE, where, u.key, WRITE, new, version + 1, version)
         self._undone(txn, [(where, u.key) for u in undo])
+        return True
 
     # ------------------------------------------------------------ end of run
 
