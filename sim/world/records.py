@@ -85,8 +85,8 @@ class Recorded(NamedTuple):
     time: float
     #: FORWARD (the step) or COMPENSATE (its compensation)
     op: int
-    #: whether it changed the records: a step applied (not refused, not
-    #: skipped), a compensation that had an application to undo
+    #: whether it took effect: a step applied (not refused, not skipped; a
+    #: read too), a compensation that had an application to undo
     applied: bool
 
 
