@@ -289,3 +289,10 @@ def test_on_the_three_isolation_scenarios_it_does_what_deltas_do(name: str) -> N
         assert vf.anomaly_dirty_read > 0
     if name == "fuzzy-read":
         assert vf.anomaly_fuzzy_read > 0
+
+
+def test_the_sweep_measures_it() -> None:
+    import tomllib
+
+    sweep = tomllib.loads((ROOT / "sweeps" / "isolation-countermeasures.toml").read_text())
+    assert "version-file" in sweep["grid"]["isolation.countermeasure"]
