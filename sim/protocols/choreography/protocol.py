@@ -119,6 +119,8 @@ def undone(step: int) -> int:
     return 3 + 3 * step
 
 
+#: what :meth:`ChoreographyParticipant._records_forward` answers for a step its version file skips
+_SKIPPED = -1
 _OK = "ok"
 _REFUSED = "refused"
 
@@ -620,6 +622,10 @@ class ChoreographyParticipant:
                 if outcome == HANG:
                     p.pool.release()  # waiting for a pending record, without a worker
                     return
+                if outcome == _SKIPPED:
+                    self._skipped(msg, step)
+                    p.pool.release()
+                    return
             if outcome == SUCCEED:  # the success of _forward, inlined for speed
                 txn = msg[2]
                 if self.idempotent:
@@ -638,11 +644,14 @@ class ChoreographyParticipant:
     def _records_forward(self, job: list[Any], step: int) -> int:
         """A successful attempt meets its records (:mod:`sim.world.records`):
         SUCCEED, REFUSE (a pending record, a failed check or a re-read that
-        found a change), or HANG when it waits for a pending record (it
-        resumes through :meth:`_finish`)."""
+        found a change), HANG when it waits for a pending record (it
+        resumes through :meth:`_finish`), or _SKIPPED (version file: its
+        compensation came first)."""
         records = self.world.records
         assert records is not None
         txn = job[0][2]
+        if records.skips(txn, step):
+            return _SKIPPED
         gate = records.gate(self.p, txn, step, self._finish, job)
         if gate == WAIT:
             return HANG
@@ -650,6 +659,13 @@ class ChoreographyParticipant:
             job[2] = REFUSE
             return REFUSE
         return SUCCEED
+
+    def _skipped(self, msg: tuple[Any, ...], step: int) -> None:
+        """A copy of a step's event delivered after its compensation (version
+        file): not applied, and nothing published (the saga went on without
+        it, as for a duplicate): only acknowledged."""
+        self._trace(msg[2], step, FORWARD, "skip", "version file: compensated already, not applied")
+        self.publisher.ack(msg)
 
     def _forward(self, job: list[Any], step: int, outcome: int) -> None:
         """A forward attempt that did not succeed (a success is handled in :meth:`_finish`)."""
@@ -680,10 +696,11 @@ class ChoreographyParticipant:
             self.protocol.gave_up.add(txn)
             self._trace(txn, step, COMPENSATE, "give-up")
         else:
-            if self.world.records is not None:
-                self.world.records.compensate(self.p.name, txn, step)
-            self.world.effects.apply(self.world.env._now, txn, step, COMPENSATE, self.p.name)
-            self._trace(txn, step, COMPENSATE, "effect", "compensation")
+            if self.world.records is None or self.world.records.compensate(self.p.name, txn, step):
+                self.world.effects.apply(self.world.env._now, txn, step, COMPENSATE, self.p.name)
+                self._trace(txn, step, COMPENSATE, "effect", "compensation")
+            else:  # version file: nothing applied to undo
+                self._trace(txn, step, COMPENSATE, "null-compensation", "version file: nothing to undo")
         if self.idempotent:
             self.inbox[msg[3]] = _OK
         self._emit(msg, undone(step))
