@@ -635,10 +635,12 @@ class Broker(Node):
             return None  # no longer pending: the ack will find nothing
         if at >= copy.due:
             self.arm(copy)  # the ack will be late: the timer it went without
-        due = Due(at, self.world.reserve())  # (its place among the events of its instant)
+        eid = self.world.reserve()  # (its place among the events of its instant)
         if copy.acked == INF:
-            copy.acked, copy.ack_eid = due
+            copy.acked = at
+            copy.ack_eid = eid
         else:
+            due = Due(at, eid)
             first = Due(copy.acked, copy.ack_eid)
             if copy.acks is None:
                 copy.acks = [first]

