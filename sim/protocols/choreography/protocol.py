@@ -134,6 +134,14 @@ _NEVER = Due(INF, 0)
 _RESENDING = "resending"
 
 
+class PublishTimer(NamedTuple):
+    """A publish's timeout: which publish of its event id it expires."""
+
+    eid: int
+    attempt: int
+    deadline: float
+
+
 class AckToken(NamedTuple):
     """An ack accounted for ahead, without an event (:meth:`Publisher.ack_at`)."""
 
@@ -290,7 +298,7 @@ class Publisher:
             world.at(up, self._store, ("pub", self.name, txn, eid, topic, started, -INF))
             if up >= delay:  # stored at or after its timeout
                 entry[_TIMED] = True
-                self.deadlines.add((eid, 1, self.node.epoch, deadline))
+                self.deadlines.add(PublishTimer(eid, 1, deadline))
             self._unswept -= 1
             if not self._unswept:
                 self._sweep()
@@ -318,7 +326,6 @@ class Publisher:
                 entry[_TOKEN] = self.ack_at(entry[_ACK], conf.at)
 
     def _send(self, eid: int, entry: list[Any]) -> None:
-        node = self.node
         msg = ("pub", self.name, entry[0], eid, entry[1], entry[2], -INF)
         if self.lazy:  # what Network.send does on a steady link
             world = self.world
@@ -333,7 +340,7 @@ class Publisher:
         deadlines = self.deadlines
         entry[_DEADLINE] = deadline = self.world.env._now + deadlines.delay
         entry[_TIMED] = True
-        deadlines.add((eid, entry[3], node.epoch, deadline))
+        deadlines.add(PublishTimer(eid, entry[_ATTEMPT], deadline))
 
     def settle(self, eid: int) -> None:
         """Forget the publish of ``eid`` if it was confirmed (without an event) by now."""
@@ -363,7 +370,7 @@ class Publisher:
                 return
             if not entry[_TIMED]:  # the confirm is late: now the timeout can expire
                 entry[_TIMED] = True
-                world.at_instant(deadline, self._timeout, (eid, entry[_ATTEMPT], self.node.epoch, deadline), first=True)
+                world.at_instant(deadline, self._timeout, PublishTimer(eid, entry[_ATTEMPT], deadline), first=True)
         world.at(latency, self._receive, ("conf", BROKER, txn, eid))
 
     def ack_at(self, msg: tuple[Any, ...], at: float) -> AckToken:
@@ -390,21 +397,22 @@ class Publisher:
         else:
             self.network.send(self.name, BROKER, ("ack", self.name, msg[2], msg[7], msg[6]))
 
-    def _live(self, item: tuple[int, int, int, float]) -> bool:
-        """Whether the timeout ``item`` (event id, attempt, epoch, deadline)
-        expires the publish pending for its event id: that very publish (the
-        same attempt, and the same deadline: a later publish of the same id
-        has its own timeout), not confirmed, and no crash since."""
-        eid = item[0]
+    def _live(self, item: PublishTimer) -> bool:
+        """Whether the timeout ``item`` expires the publish pending for its
+        event id: that very publish (the same attempt, and the same deadline:
+        a later publish of the same id has its own timeout), not confirmed.
+        (A crash clears the timeouts and drops the resends: see
+        :meth:`on_crash` and :meth:`Node.after`.)"""
+        eid = item.eid
         entry = self.pending.get(eid)
         if entry is None:
             return False
         if self.world.passed(entry[_CONF]):  # confirmed: forget it (settle())
             del self.pending[eid]
             return False
-        return entry[3] == item[1] and item[2] == self.node.epoch and entry[_DEADLINE] == item[3]
+        return entry[_ATTEMPT] == item.attempt and entry[_DEADLINE] == item.deadline
 
-    def _timeout(self, item: tuple[int, int, int, float]) -> None:
+    def _timeout(self, item: PublishTimer) -> None:
         """A timeout set at the store of a publish whose confirm is late (on
         steady links: see :meth:`conf_due`)."""
         if self.node.paused:
@@ -421,8 +429,8 @@ class Publisher:
         for eid in [eid for eid, entry in pending.items() if passed(entry[_CONF])]:
             del pending[eid]
 
-    def _expired(self, item: tuple[int, int, int, float]) -> None:
-        eid = item[0]
+    def _expired(self, item: PublishTimer) -> None:
+        eid = item.eid
         entry = self.pending[eid]
         if entry[_TIMED] is _RESENDING:
             # A second timeout of this very publish: two publishes of the id
@@ -439,19 +447,16 @@ class Publisher:
                 )  # fmt: skip
             return
         entry[_TIMED] = _RESENDING  # (until the resend: _send sets it back)
-        self.world.at(self.backoff.wait(entry[3] + 1), self._resend, item)
+        self.node.after(self.backoff.wait(entry[_ATTEMPT] + 1), self._resend, item)
 
-    def _resend(self, item: tuple[int, int, int, float]) -> None:
-        if self.node.paused:
-            self.node.hold(self._resend, item)
-            return
+    def _resend(self, item: PublishTimer) -> None:
         if not self._live(item):
             return
-        entry = self.pending[item[0]]
-        entry[3] += 1
+        entry = self.pending[item.eid]
+        entry[_ATTEMPT] += 1
         self.resends += 1
         self.protocol.retry(entry[0])
-        self._send(item[0], entry)
+        self._send(item.eid, entry)
 
     def confirm(self, eid: int) -> None:
         """A confirm message arrives."""
