@@ -100,7 +100,9 @@ class WorkloadSpec(_Model):
 
 
 #: The countermeasures to a saga's lack of isolation (``[isolation]``, ``docs/isolation.md``).
-Countermeasure = Literal["none", "semantic-lock", "commutative-updates", "reread-value", "pessimistic-view"]
+Countermeasure = Literal[
+    "none", "semantic-lock", "commutative-updates", "reread-value", "pessimistic-view", "version-file"
+]
 
 
 class RecordSpec(_Model):

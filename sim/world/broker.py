@@ -81,6 +81,7 @@ from itertools import islice, takewhile
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sim.world.core import Due
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN, OUT
@@ -115,7 +116,7 @@ class Copy:
 
     __slots__ = (
         "seq", "txn", "eid", "topic", "started", "group",
-        "deliveries", "done", "acked", "acks", "due", "order", "waited",
+        "deliveries", "done", "acked", "ack_eid", "acks", "settling", "due", "order", "waited",
     )  # fmt: skip
 
     def __init__(self, seq: int, txn: int, eid: int, topic: int, started: float, group: str) -> None:
@@ -129,8 +130,14 @@ class Copy:
         self.done = False  # acknowledged or dead-lettered
         #: when the first ack accounted for without an event arrives (``inf``: none yet)
         self.acked = INF
-        #: every such ack's arrival time, kept only once there is more than one
-        self.acks: list[float] | None = None
+        #: the event id that ack's delivery would have had (its place among the
+        #: events of its instant: :meth:`World.passed`)
+        self.ack_eid = 0
+        #: every such ack's arrival, kept only once there is more than one
+        self.acks: list[Due] | None = None
+        #: the ``ack_eid`` of the ack whose arrival is scheduled to settle
+        #: the copy (:meth:`Broker._settle_at_ack`), 0: none
+        self.settling = 0
         #: the ack deadline of a first delivery that has no ack timer (yet):
         #: see :meth:`Broker.arm`; ``inf`` for every other copy
         self.due = INF
@@ -317,7 +324,7 @@ class Broker(Node):
                 head = flights.get(txn)
                 if (
                     head is None
-                    or (head is not _PARTED and (head.done or head.acked <= now))
+                    or (head is not _PARTED and (head.done or world.passed((head.acked, head.ack_eid))))
                     or not self._behind(head, flights, seq, txn, eid, topic, started, group, now)
                 ):
                     self._fly(direct, seq, txn, eid, topic, started, group, now, deadline)
@@ -452,7 +459,7 @@ class Broker(Node):
             head = queue[0]
             head.waited = True
             if head.acked != INF:
-                self.world.at(head.acked - now, self._acked, (head, head.acked))
+                self._settle_at_ack(head)
 
     def _sweep(self, now: float) -> None:
         """Forget the oldest first deliveries of direct groups, up to the
@@ -467,9 +474,11 @@ class Broker(Node):
         for _, _, flights in self.direct.values():
             # The oldest run whose acks have arrived, counted without a Python
             # step per copy (a sweep sees every first delivery once) ...
-            settled = len(list(takewhile(now.__ge__, map(_ACKED, flights.values()))))
+            # (an ack due at this very instant is kept: it may come after
+            # the event being run, and the next store must see the copy)
+            settled = len(list(takewhile(now.__gt__, map(_ACKED, flights.values()))))
             for copy in islice(flights.values(), settled, None):  # ... then any dead-lettered
-                if copy.done or copy.acked <= now:
+                if copy.done or copy.acked < now:
                     settled += 1
                 else:
                     break
@@ -483,7 +492,7 @@ class Broker(Node):
         """The partition ``key`` (``None`` if there is none), once its head is
         settled if its ack has arrived by ``now``."""
         queue = self.partitions.get(key)
-        if queue is not None and queue[0].acked <= now:
+        if queue is not None and self.world.passed((queue[0].acked, queue[0].ack_eid)):
             self._settle(queue[0])
             queue = self.partitions.get(key)
         return queue
@@ -517,6 +526,7 @@ class Broker(Node):
         copy = Copy(seq, txn, eid, topic, started, group)
         copy.deliveries = 1
         copy.acked = acked
+        copy.ack_eid = self.world.reserve()  # (sent when the copy arrives: its place is not known, only its own)
         if self.indexed:
             self.pending[(group, copy.seq)] = copy
         if self.ordered:
@@ -625,15 +635,19 @@ class Broker(Node):
             return None  # no longer pending: the ack will find nothing
         if at >= copy.due:
             self.arm(copy)  # the ack will be late: the timer it went without
+        eid = self.world.reserve()  # (its place among the events of its instant)
         if copy.acked == INF:
             copy.acked = at
+            copy.ack_eid = eid
         else:
+            due = Due(at, eid)
+            first = Due(copy.acked, copy.ack_eid)
             if copy.acks is None:
-                copy.acks = [copy.acked]
-            copy.acks.append(at)
-            if at >= copy.acked:
+                copy.acks = [first]
+            copy.acks.append(due)
+            if due > first:
                 return copy
-            copy.acked = at
+            copy.acked, copy.ack_eid = due
         if copy.waited:  # (nothing to do if no copy waits)
             self._due(copy)
         return copy
@@ -667,8 +681,8 @@ class Broker(Node):
         if copy.acks is None:
             copy.acked = INF
             return
-        copy.acks.remove(at)
-        copy.acked = min(copy.acks, default=INF)
+        copy.acks.remove(next(due for due in copy.acks if due.at == at))
+        copy.acked, copy.ack_eid = min(copy.acks, default=(INF, 0))
         self._due(copy)
 
     def _due(self, copy: Copy) -> None:
@@ -677,7 +691,15 @@ class Broker(Node):
         if self.ordered and copy.acked != INF:
             queue = self.partitions.get((copy.group, copy.txn))
             if queue is not None and len(queue) > 1 and queue[0] is copy:
-                self.world.at(copy.acked - self.world.env._now, self._acked, (copy, copy.acked))
+                self._settle_at_ack(copy)
+
+    def _settle_at_ack(self, copy: Copy) -> None:
+        """Settle ``copy`` when its first ack accounted for arrives, in that
+        ack's place among the events of its instant (scheduled once per ack:
+        one reserved place holds one event)."""
+        if copy.settling != copy.ack_eid:
+            copy.settling = copy.ack_eid
+            self.world.at_due(Due(copy.acked, copy.ack_eid), self._acked, (copy, copy.acked))
 
     def _acked(self, item: tuple[Copy, float]) -> None:
         copy, at = item

@@ -269,6 +269,11 @@ class Participant(Node):
             return ERROR
         records = self.world.records
         if records is not None:
+            if records.skips(txn, step):
+                # version file: its compensation came first (this request was in
+                # flight or queued): not applied; a final answer, as under a key
+                self._trace(msg, "refuse", "version file: compensated already, not applied")
+                return REFUSED
             # a record another saga marked pending (semantic lock): wait (None) or refuse;
             # then its operation, which its check or a re-read may refuse
             gate = records.gate(self, txn, step, self._finish, (msg, outcome))
@@ -300,8 +305,10 @@ class Participant(Node):
             if seen != OK:
                 self._trace(msg, "null-compensation", "nothing to undo")
                 return OK
-        if self.world.records is not None:
-            self.world.records.compensate(self.name, msg.txn, msg.step)
+        if self.world.records is not None and not self.world.records.compensate(self.name, msg.txn, msg.step):
+            # version file: nothing applied to undo (the step not arrived yet, or undone already)
+            self._trace(msg, "null-compensation", "version file: nothing to undo")
+            return OK
         self.world.effects.apply(self.world.env._now, msg.txn, msg.step, COMPENSATE, self.name)
         if self.world.tracer.on:
             self._trace(msg, "effect", "compensation")

@@ -20,7 +20,15 @@ The countermeasures that act at the participant live here too:
 * ``reread-value``: a step re-reads the records its saga read before and is
   refused (the saga aborts) if one changed since; a compensation by value
   that finds the record changed since its step undoes by delta instead (an
-  undo cannot abort: its saga is aborting already).
+  undo cannot abort: its saga is aborting already);
+* ``version-file``: the participant records, per step of a transaction, the
+  operations it received (:attr:`Records.version_file`), so that they
+  commute: a compensation that finds nothing applied to undo (its step not
+  arrived yet, or undone already) applies nothing, and the step arriving
+  after it is skipped (:meth:`Records.skips`); a compensation undoes its
+  step as if it had never been applied, the operations recorded since kept
+  (a restore by value becomes the step's delta: another saga's write in
+  between is not overwritten).
 
 This module knows no protocol: each protocol's participant side calls it.
 """
@@ -34,7 +42,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sim.world.effects import COMPENSATE, FORWARD, EffectLog
 
 if TYPE_CHECKING:
-    from sim.scenario import IsolationSpec, StepSpec
+    from sim.scenario import IsolationSpec, StepOpSpec, StepSpec
     from sim.world.core import World
     from sim.world.participant import Participant
     from sim.world.workload import TxnKeys
@@ -69,6 +77,17 @@ class Access(NamedTuple):
     based_on: int
     #: a read after which the step was refused (it acted on nothing)
     refused: bool
+
+
+class Recorded(NamedTuple):
+    """One operation in a participant's version file (:attr:`Records.version_file`)."""
+
+    time: float
+    #: FORWARD (the step) or COMPENSATE (its compensation)
+    op: int
+    #: whether it took effect: a step applied (not refused, not skipped; a
+    #: read too), a compensation that had an application to undo
+    applied: bool
 
 
 class _Undo(NamedTuple):
@@ -137,6 +156,12 @@ class Records:
         self._marks: dict[int, dict[tuple[str, int], int]] = {}
         self._waiters: dict[tuple[str, int], deque[_Waiter]] = {}
         self._timed_out: set[tuple[int, int]] = set()
+        #: version file: per (transaction, step) of a ``version-file`` step,
+        #: the operations its participant received, in order
+        self.version_file: dict[tuple[int, int], list[Recorded]] = {}
+        #: per record, the version of its last absolute write (a ``set``, a
+        #: restore by value): what a version file's undo cannot see through
+        self._absolute: dict[tuple[str, int], int] = {}
         # counters (the summary's isolation_* columns)
         self.waits = 0
         self.wait_time = 0.0
@@ -145,6 +170,10 @@ class Records:
         self.reread_aborts = 0
         self.reread_fallbacks = 0
         self.check_refusals = 0
+        self.version_ops = 0
+        self.version_skips = 0
+        self.version_nulls = 0
+        self.version_rebased = 0
         world.effects = _ReleasingLog(world.effects, self)
 
     # ------------------------------------------------------------ helpers
@@ -264,11 +293,41 @@ class Records:
 
     def forward(self, where: str, txn: int, step: int) -> bool:
         """Apply ``step`` of ``txn`` to its records at ``where``; False when
-        the step is refused (its check failed, or a re-read found a change):
-        nothing written then."""
+        the step is refused (its check failed, a re-read found a change, or
+        its version file holds its compensation already): nothing written then."""
         op = self.ops[step]
         if op is None:
             return True
+        if self.cm[step] != "version-file":
+            return self._forward(where, txn, step, op)
+        if self.skips(txn, step):
+            return False
+        applied = self._forward(where, txn, step, op)
+        self._file(txn, step, FORWARD, applied)
+        return applied
+
+    def _file(self, txn: int, step: int, op: int, applied: bool) -> None:
+        """Record an operation in the version file."""
+        self.version_ops += 1
+        self.version_file.setdefault((txn, step), []).append(Recorded(self.world.env._now, op, applied))
+
+    def skips(self, txn: int, step: int) -> bool:
+        """Version file: whether this arrival of ``step`` of ``txn`` (at its
+        participant) is not to be applied because its compensation was
+        recorded before it (counted and recorded when so). The order is the order of arrival, so a
+        compensation handled at the same instant just before its step counts
+        as first. A saga never sends a step again once it compensates it:
+        whatever arrives later was in flight or queued (or is a copy)."""
+        if self.cm[step] != "version-file" or self.ops[step] is None:
+            return False
+        recorded = self.version_file.get((txn, step))
+        if recorded is None or not any(r.op == COMPENSATE for r in recorded):
+            return False
+        self.version_skips += 1
+        self._file(txn, step, FORWARD, False)
+        return True
+
+    def _forward(self, where: str, txn: int, step: int, op: StepOpSpec) -> bool:
         keys = self._keys(txn, step)
         recs = [self._record(where, key) for key in keys]
         if self.cm[step] == "reread-value":
@@ -296,6 +355,8 @@ class Records:
             self._log(txn, step, FORWARD, where, key, WRITE, new, version + 1, version)
             self._seen[(txn, where, key)] = version + 1  # (it saw its own write)
             undo.append(_Undo(key, before, version, version + 1, new - before))
+            if op.op == "set":
+                self._absolute[(where, key)] = version + 1
             if lock:
                 marks = self._marks.setdefault(txn, {})
                 marks[(where, key)] = marks.get((where, key), 0) + 1
@@ -303,16 +364,21 @@ class Records:
         self._undo.setdefault((txn, step), []).append(undo)
         return True
 
-    def compensate(self, where: str, txn: int, step: int) -> None:
+    def compensate(self, where: str, txn: int, step: int) -> bool:
         """Undo the last application of ``step`` of ``txn`` at ``where`` (nothing
-        if it wrote nothing), and release the records it marked pending."""
+        if it wrote nothing), and release the records it marked pending.
+        False when the compensation is to apply no effect at all: a
+        ``version-file`` step with no application left to undo (a null
+        compensation, recorded so that the step arriving later is skipped)."""
+        cm = self.cm[step]
+        if cm == "version-file" and self.ops[step] is not None:
+            return self._compensate_filed(where, txn, step)
         applied = self._undo.get((txn, step))
         if not applied:
-            return
+            return True
         undo = applied.pop()
         op = self.ops[step]
         assert op is not None
-        cm = self.cm[step]
         by_value = op.compensation == "value" and cm != "commutative-updates"
         for u in undo:
             rec = self._record(where, u.key)
@@ -322,11 +388,50 @@ class Records:
                 new, based = value - u.delta, version
             elif by_value:
                 new, based = u.value_before, u.version_before
+                self._absolute[(where, u.key)] = version + 1
             else:
                 new, based = value - u.delta, version
             rec.value, rec.version = new, version + 1
             self._log(txn, step, COMPENSATE, where, u.key, WRITE, new, version + 1, based)
         self._undone(txn, [(where, u.key) for u in undo])
+        return True
+
+    def _compensate_filed(self, where: str, txn: int, step: int) -> bool:
+        """Version file: a compensation of ``step`` of ``txn``. The file says
+        whether an application of the step is left to undo (applied and not
+        yet compensated: a read that wrote nothing counts, its compensation
+        is an effect); if none, it applies nothing (False). Else it undoes
+        the step's last writes as if the step had never been applied, every
+        operation recorded since kept: the record less the step's change,
+        unless an absolute write (a ``set``, a restore by value) replaced the
+        record after it, which the step no longer shows through. A restore by
+        value whose record moved since its step is counted
+        (``version_rebased``): by value it would have overwritten those writes."""
+        filed = self.version_file.get((txn, step), ())
+        live = sum(1 if r.op == FORWARD else -1 for r in filed if r.applied)
+        self._file(txn, step, COMPENSATE, live > 0)
+        if live <= 0:
+            self.version_nulls += 1
+            return False
+        applied = self._undo.get((txn, step))
+        if not applied:
+            return True  # (a read: nothing written to undo)
+        undo = applied.pop()
+        op = self.ops[step]
+        assert op is not None
+        by_value = op.compensation == "value"
+        for u in undo:
+            rec = self._record(where, u.key)
+            value, version = rec.value, rec.version
+            if self._absolute.get((where, u.key), -1) > u.version_written:
+                new = value  # (overwritten since: nothing of the step is left)
+            else:
+                new = value - u.delta
+            self.version_rebased += by_value and version != u.version_written
+            rec.value, rec.version = new, version + 1
+            self._log(txn, step, COMPENSATE, where, u.key, WRITE, new, version + 1, version)
+        self._undone(txn, [(where, u.key) for u in undo])
+        return True
 
     # ------------------------------------------------------------ end of run
 
@@ -339,8 +444,9 @@ class Records:
         return out
 
     def summary(self) -> dict[str, Any]:
-        """The run's isolation counters (the summary's ``isolation_*`` columns)."""
-        return {
+        """The run's isolation counters (the summary's ``isolation_*`` columns;
+        the version file's only when a step uses it)."""
+        out: dict[str, Any] = {
             "isolation_waits": self.waits,
             "isolation_wait_time": self.wait_time,
             "isolation_pending_refusals": self.pending_refusals,
@@ -349,6 +455,12 @@ class Records:
             "isolation_reread_fallbacks": self.reread_fallbacks,
             "isolation_check_refusals": self.check_refusals,
         }
+        if "version-file" in self.cm:  # (only then: the summaries of the other countermeasures stay as they were)
+            out["isolation_version_ops"] = self.version_ops
+            out["isolation_version_skips"] = self.version_skips
+            out["isolation_version_nulls"] = self.version_nulls
+            out["isolation_version_rebased"] = self.version_rebased
+        return out
 
 
 def _new_value(op: str, amount: float, value: float) -> float:

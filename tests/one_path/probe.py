@@ -1,27 +1,29 @@
-"""Where the choreography's two paths still differ (issue 16, point 4).
+"""Generates choreographies whose instants tie, and runs each both ways
+(issue 16, point 4).
 
-Generates choreographies on a dyadic grid (every network latency, service
-time and timeout a multiple of 1/1024 s, so instants tie exactly; network
-latencies constant, since the path without events draws some of them
-earlier, from the same streams) and runs each twice: with messages on steady
-links accounted for without events (the default) and with every message an
-event (``ChoreographyProtocol.elide = False``). It prints every generated
-choreography whose transactions differ, so a divergence can be traced.
+Every network latency, service time and timeout is a multiple of 1/1024 s
+(so instants tie exactly), network latencies are constant (the path without
+events draws some of them earlier, from the same streams), and timeouts are
+often exactly a round trip between the broker and a node (an ack or a
+confirm then arrives at the very instant of its deadline). Each
+choreography is run with messages on steady links accounted for without
+events (the default) and with every message an event
+(``ChoreographyProtocol.elide = False``).
 
-This is a tool, not a test: the paths do not agree on every such
-choreography yet. Two divergences it found are fixed and kept by tests in
-``tests/test_choreography.py`` (two publishes of one event at one instant;
-messages accounted for ahead of the run's end). Run it as::
+``tests/test_one_path.py`` asserts the two runs give the same transactions,
+and that each mutant of :mod:`tests.one_path.mutants` makes them differ.
+As a tool it prints every generated choreography whose transactions differ,
+so that a divergence can be traced::
 
-    .venv/bin/python -m tests.one_path.probe [--examples 60]
+    .venv/bin/python -m tests.one_path.probe [--examples 60] [--first]
 
-and make it a test (``tests/test_one_path.py``, with the four mutants of
-the issue) once it prints nothing.
+(exit 1 if one differs).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from typing import Any
@@ -45,27 +47,47 @@ def _constant(value: float) -> dict[str, Any]:
     return {"dist": "constant", "value": value}
 
 
+def _timeout(draw: st.DrawFn, round_trips: list[int]) -> float:
+    """A timeout on the grid, half the time exactly a round trip between the
+    broker and a node (so that an ack or a confirm arrives at the very
+    instant of its deadline: the ties the mutants flip)."""
+    if draw(st.booleans()):
+        return draw(st.sampled_from(sorted(set(round_trips)))) * GRID
+    return draw(_grid(1, 16))
+
+
 @st.composite
 def choreographies(draw: st.DrawFn) -> dict[str, Any]:
     """``--set`` overrides of the test order saga as a busy choreography."""
+    latency = draw(st.integers(1, 4))
+    # one-way latencies in grid units: (src, dst) -> k, the default unless a link says otherwise
+    links = []
+    ticks: dict[tuple[str, str], int] = {}
+    for name in ("tracker", "client", *NAMES):
+        for src, dst in (("broker", name), (name, "broker")):
+            ticks[(src, dst)] = latency
+            if name != "client" and draw(st.booleans()):
+                ticks[(src, dst)] = draw(st.integers(1, 6))
+                links.append(
+                    {"src": src, "dst": dst, "both_ways": False, "latency": _constant(ticks[(src, dst)] * GRID)}
+                )
+    round_trips = [ticks[("broker", n)] + ticks[(n, "broker")] for n in ("tracker", "client", *NAMES)]
     overrides: dict[str, Any] = {
         "run.protocols": ["choreography"],
         "run.duration": 1.0,
         "run.drain": 10.0,
         "workload.interarrival": {"dist": "exponential", "mean": draw(st.sampled_from([0.005, 0.02]))},
-        "network.latency": _constant(draw(_grid(1, 4))),
-        "broker.ack_timeout": draw(_grid(1, 16)),
+        "network.latency": _constant(latency * GRID),
+        "network.links": links,
+        "broker.ack_timeout": _timeout(draw, round_trips),
         "broker.max_deliveries": draw(st.sampled_from([1, 2, 3, 10])),
         "broker.ordering": draw(st.sampled_from(["per-key", "unordered"])),
         "broker.deduplicate": draw(st.booleans()),
-        "choreography.publish_timeout": draw(_grid(1, 16)),
+        "choreography.publish_timeout": _timeout(draw, round_trips),
+        # with few attempts a publish timed out at the very instant of its
+        # confirm is given up, which its dual write's ack shows
+        "choreography.publish_retry.attempts": draw(st.sampled_from([1, 2, "unlimited"])),
     }
-    links = []
-    for name in ("tracker", *NAMES):
-        for src, dst in (("broker", name), (name, "broker")):
-            if draw(st.booleans()):
-                links.append({"src": src, "dst": dst, "both_ways": False, "latency": _constant(draw(_grid(1, 6)))})
-    overrides["network.links"] = links
     for name in NAMES:
         mean = draw(_grid(1, 8))
         random = draw(st.booleans())  # (service times are keyed draws: their order does not matter)
@@ -87,6 +109,10 @@ def choreographies(draw: st.DrawFn) -> dict[str, Any]:
     return overrides
 
 
+class _Found(Exception):
+    """Stops the search at the first choreography whose paths differ (``--first``)."""
+
+
 def transactions(overrides: dict[str, Any], elide: bool) -> pd.DataFrame:
     """The transactions of one run, with or without the accounting."""
     model = Model(order_scenario(overrides), "choreography", 1, trace=False)
@@ -97,6 +123,7 @@ def transactions(overrides: dict[str, Any], elide: bool) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=60, help="choreographies to generate (default 60)")
+    parser.add_argument("--first", action="store_true", help="stop at the first choreography that differs")
     args = parser.parse_args(argv)
     differ: list[dict[str, Any]] = []
 
@@ -112,8 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     def probe(overrides: dict[str, Any]) -> None:
         if not transactions(overrides, True).equals(transactions(overrides, False)):
             differ.append(overrides)
+            if args.first:
+                raise _Found
 
-    probe()
+    with contextlib.suppress(_Found):
+        probe()
     for overrides in differ:
         print(json.dumps(overrides))
     print(f"{len(differ)} of {args.examples} generated choreographies differ between the two paths", file=sys.stderr)

@@ -72,6 +72,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sim.protocols.base import CoordinatorView
 from sim.protocols.retry import Backoff
 from sim.world.broker import BROKER, INF, Broker
+from sim.world.core import Due
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.fates import Counter
 from sim.world.network import command_role, reply_role
@@ -118,14 +119,27 @@ def undone(step: int) -> int:
     return 3 + 3 * step
 
 
+#: what :meth:`ChoreographyParticipant._records_forward` answers for a step its version file skips
+_SKIPPED = -1
 _OK = "ok"
 _REFUSED = "refused"
 
 
-# A pending publish: [txn, topic, started, attempt, ack, conf_at, deadline, token, timed]
+# A pending publish: [txn, topic, started, attempt, ack, conf, deadline, token, timed];
+# ``conf``: when its confirm, accounted for without an event, arrives (a Due), or _NEVER
 _ATTEMPT, _ACK, _CONF, _DEADLINE, _TOKEN, _TIMED = 3, 4, 5, 6, 7, 8
+#: ``conf`` of a publish with no confirm accounted for
+_NEVER = Due(INF, 0)
 #: ``timed`` of an entry whose timeout expired, its resend waiting for its back-off
 _RESENDING = "resending"
+
+
+class PublishTimer(NamedTuple):
+    """A publish's timeout: which publish of its event id it expires."""
+
+    eid: int
+    attempt: int
+    deadline: float
 
 
 class AckToken(NamedTuple):
@@ -144,7 +158,7 @@ def _entry(
     txn: int, topic: int, started: float, ack: tuple[Any, ...] | None, deadline: float, timed: bool
 ) -> list[Any]:
     """A first attempt's pending publish, not confirmed (see the layout above)."""
-    return [txn, topic, started, 1, ack, INF, deadline, None, timed]
+    return [txn, topic, started, 1, ack, _NEVER, deadline, None, timed]
 
 
 #: Publishes with an entry (not those of an id published once: see
@@ -207,7 +221,12 @@ class Publisher:
         self.backoff = Backoff(spec.publish_retry, self.world.streams.uniform(f"choreography.{node.name}.publish"))
         #: eid -> [txn, topic, started, attempt, ack (incoming event to ack once confirmed)]
         self.pending: dict[int, list[Any]] = {}
-        self.deadlines = DeadlineQueue(self.world, spec.publish_timeout, self._live, self._expired, owner=node)
+        # A publish's timeout at the very instant of its confirm, or of another
+        # publish of its event id, goes first (first=True), whichever path
+        # the confirm took and whenever the queue was armed.
+        self.deadlines = DeadlineQueue(
+            self.world, spec.publish_timeout, self._live, self._expired, owner=node, first=True
+        )
         self.confirmed: dict[int, None] | None = None  # an outbox's rows, removed when confirmed
         self.resends = 0
         self.dropped = 0
@@ -262,7 +281,7 @@ class Publisher:
             delay = self.deadlines.delay
             deadline = now + delay
             entry = None
-            if old is not None and old[_CONF] != INF:
+            if old is not None and old[_CONF] is not _NEVER:
                 entry = _entry(txn, topic, started, ack, deadline, False)
                 self._replace(eid, old, entry)  # before the publish's draw: it may draw an ack's
             if world.tracer.on:
@@ -279,13 +298,13 @@ class Publisher:
             world.at(up, self._store, ("pub", self.name, txn, eid, topic, started, -INF))
             if up >= delay:  # stored at or after its timeout
                 entry[_TIMED] = True
-                self.deadlines.add((eid, 1, self.node.epoch, deadline))
+                self.deadlines.add(PublishTimer(eid, 1, deadline))
             self._unswept -= 1
             if not self._unswept:
                 self._sweep()
             return
         entry = _entry(txn, topic, started, ack, 0.0, True)
-        if old is not None and old[_CONF] != INF:
+        if old is not None and old[_CONF] is not _NEVER:
             self._replace(eid, old, entry)
         pending[eid] = entry
         if world.tracer.on:
@@ -297,17 +316,16 @@ class Publisher:
     def _replace(self, eid: int, old: list[Any], entry: list[Any]) -> None:
         """A new publish of ``eid`` while the confirm of the old one was
         accounted for without an event."""
-        if old[_CONF] <= self.world.env._now:
+        if self.world.passed(old[_CONF]):
             self.settle(eid)
         else:  # the confirm on its way will pop this entry instead
-            at = entry[_CONF] = old[_CONF]
+            conf = entry[_CONF] = old[_CONF]
             if old[_TOKEN] is not None:
                 self._retract(old[_TOKEN])
             if entry[_ACK] is not None:
-                entry[_TOKEN] = self.ack_at(entry[_ACK], at)
+                entry[_TOKEN] = self.ack_at(entry[_ACK], conf.at)
 
     def _send(self, eid: int, entry: list[Any]) -> None:
-        node = self.node
         msg = ("pub", self.name, entry[0], eid, entry[1], entry[2], -INF)
         if self.lazy:  # what Network.send does on a steady link
             world = self.world
@@ -322,12 +340,12 @@ class Publisher:
         deadlines = self.deadlines
         entry[_DEADLINE] = deadline = self.world.env._now + deadlines.delay
         entry[_TIMED] = True
-        deadlines.add((eid, entry[3], node.epoch, deadline))
+        deadlines.add(PublishTimer(eid, entry[_ATTEMPT], deadline))
 
     def settle(self, eid: int) -> None:
         """Forget the publish of ``eid`` if it was confirmed (without an event) by now."""
         entry = self.pending.get(eid)
-        if entry is not None and entry[_CONF] <= self.world.env._now:
+        if entry is not None and self.world.passed(entry[_CONF]):
             del self.pending[eid]  # (no outbox row on this path: see direct())
 
     def conf_due(self, txn: int, eid: int, topic: int, started: float, latency: float, quiet: float) -> None:
@@ -343,16 +361,16 @@ class Publisher:
             # on, until the confirm message pops it (nothing for a sweep to do).
             self.pending[eid] = _entry(txn, topic, started, None, quiet, False)
         entry = self.pending.get(eid)
-        if entry is not None and entry[_CONF] == INF:
+        if entry is not None and entry[_CONF] is _NEVER:
             deadline = entry[_DEADLINE]
             if at < deadline:
-                entry[_CONF] = at
+                entry[_CONF] = world.due(latency)
                 if entry[_ACK] is not None:
                     entry[_TOKEN] = self.ack_at(entry[_ACK], at)
                 return
             if not entry[_TIMED]:  # the confirm is late: now the timeout can expire
                 entry[_TIMED] = True
-                world.at_instant(deadline, self._timeout, (eid, entry[_ATTEMPT], self.node.epoch, deadline))
+                world.at_instant(deadline, self._timeout, PublishTimer(eid, entry[_ATTEMPT], deadline), first=True)
         world.at(latency, self._receive, ("conf", BROKER, txn, eid))
 
     def ack_at(self, msg: tuple[Any, ...], at: float) -> AckToken:
@@ -379,21 +397,22 @@ class Publisher:
         else:
             self.network.send(self.name, BROKER, ("ack", self.name, msg[2], msg[7], msg[6]))
 
-    def _live(self, item: tuple[int, int, int, float]) -> bool:
-        """Whether the timeout ``item`` (event id, attempt, epoch, deadline)
-        expires the publish pending for its event id: that very publish (the
-        same attempt, and the same deadline: a later publish of the same id
-        has its own timeout), not confirmed, and no crash since."""
-        eid = item[0]
+    def _live(self, item: PublishTimer) -> bool:
+        """Whether the timeout ``item`` expires the publish pending for its
+        event id: that very publish (the same attempt, and the same deadline:
+        a later publish of the same id has its own timeout), not confirmed.
+        (A crash clears the timeouts and drops the resends: see
+        :meth:`on_crash` and :meth:`Node.after`.)"""
+        eid = item.eid
         entry = self.pending.get(eid)
         if entry is None:
             return False
-        if entry[_CONF] <= self.world.env._now:  # settle(), inlined
+        if self.world.passed(entry[_CONF]):  # confirmed: forget it (settle())
             del self.pending[eid]
             return False
-        return entry[3] == item[1] and item[2] == self.node.epoch and entry[_DEADLINE] == item[3]
+        return entry[_ATTEMPT] == item.attempt and entry[_DEADLINE] == item.deadline
 
-    def _timeout(self, item: tuple[int, int, int, float]) -> None:
+    def _timeout(self, item: PublishTimer) -> None:
         """A timeout set at the store of a publish whose confirm is late (on
         steady links: see :meth:`conf_due`)."""
         if self.node.paused:
@@ -405,13 +424,13 @@ class Publisher:
         """Forget the publishes confirmed by now (on steady links, where a
         publish confirmed in time has no timeout to forget it)."""
         self._unswept = SWEEP_EVERY
-        now = self.world.env._now
+        passed = self.world.passed
         pending = self.pending
-        for eid in [eid for eid, entry in pending.items() if entry[_CONF] <= now]:
+        for eid in [eid for eid, entry in pending.items() if passed(entry[_CONF])]:
             del pending[eid]
 
-    def _expired(self, item: tuple[int, int, int, float]) -> None:
-        eid = item[0]
+    def _expired(self, item: PublishTimer) -> None:
+        eid = item.eid
         entry = self.pending[eid]
         if entry[_TIMED] is _RESENDING:
             # A second timeout of this very publish: two publishes of the id
@@ -428,19 +447,16 @@ class Publisher:
                 )  # fmt: skip
             return
         entry[_TIMED] = _RESENDING  # (until the resend: _send sets it back)
-        self.world.at(self.backoff.wait(entry[3] + 1), self._resend, item)
+        self.node.after(self.backoff.wait(entry[_ATTEMPT] + 1), self._resend, item)
 
-    def _resend(self, item: tuple[int, int, int, float]) -> None:
-        if self.node.paused:
-            self.node.hold(self._resend, item)
-            return
+    def _resend(self, item: PublishTimer) -> None:
         if not self._live(item):
             return
-        entry = self.pending[item[0]]
-        entry[3] += 1
+        entry = self.pending[item.eid]
+        entry[_ATTEMPT] += 1
         self.resends += 1
         self.protocol.retry(entry[0])
-        self._send(item[0], entry)
+        self._send(item.eid, entry)
 
     def confirm(self, eid: int) -> None:
         """A confirm message arrives."""
@@ -449,16 +465,15 @@ class Publisher:
             return
         if self.confirmed is not None:
             self.confirmed.pop(eid, None)
-        conf_at = entry[_CONF]
-        if conf_at != INF:
-            now = self.world.env._now
-            if conf_at <= now:
+        conf = entry[_CONF]
+        if conf is not _NEVER:
+            if self.world.passed(conf):
                 return  # confirmed already: this confirm finds nothing
             # This one got here first: the confirm recorded for later is a
-            # message after all, and its ack is not sent.
+            # message after all (in its own place in the queue), and its ack is not sent.
             if entry[_TOKEN] is not None:
                 self._retract(entry[_TOKEN])
-            self.world.at(conf_at - now, self._receive, ("conf", BROKER, entry[0], eid))
+            self.world.at_due(conf, self._receive, ("conf", BROKER, entry[0], eid))
         if entry[_ACK] is not None:
             self.ack(entry[_ACK])
 
@@ -612,6 +627,10 @@ class ChoreographyParticipant:
                 if outcome == HANG:
                     p.pool.release()  # waiting for a pending record, without a worker
                     return
+                if outcome == _SKIPPED:
+                    self._skipped(msg, step)
+                    p.pool.release()
+                    return
             if outcome == SUCCEED:  # the success of _forward, inlined for speed
                 txn = msg[2]
                 if self.idempotent:
@@ -630,11 +649,14 @@ class ChoreographyParticipant:
     def _records_forward(self, job: list[Any], step: int) -> int:
         """A successful attempt meets its records (:mod:`sim.world.records`):
         SUCCEED, REFUSE (a pending record, a failed check or a re-read that
-        found a change), or HANG when it waits for a pending record (it
-        resumes through :meth:`_finish`)."""
+        found a change), HANG when it waits for a pending record (it
+        resumes through :meth:`_finish`), or _SKIPPED (version file: its
+        compensation came first)."""
         records = self.world.records
         assert records is not None
         txn = job[0][2]
+        if records.skips(txn, step):
+            return _SKIPPED
         gate = records.gate(self.p, txn, step, self._finish, job)
         if gate == WAIT:
             return HANG
@@ -642,6 +664,13 @@ class ChoreographyParticipant:
             job[2] = REFUSE
             return REFUSE
         return SUCCEED
+
+    def _skipped(self, msg: tuple[Any, ...], step: int) -> None:
+        """A copy of a step's event delivered after its compensation (version
+        file): not applied, and nothing published (the saga went on without
+        it, as for a duplicate): only acknowledged."""
+        self._trace(msg[2], step, FORWARD, "skip", "version file: compensated already, not applied")
+        self.publisher.ack(msg)
 
     def _forward(self, job: list[Any], step: int, outcome: int) -> None:
         """A forward attempt that did not succeed (a success is handled in :meth:`_finish`)."""
@@ -672,10 +701,11 @@ class ChoreographyParticipant:
             self.protocol.gave_up.add(txn)
             self._trace(txn, step, COMPENSATE, "give-up")
         else:
-            if self.world.records is not None:
-                self.world.records.compensate(self.p.name, txn, step)
-            self.world.effects.apply(self.world.env._now, txn, step, COMPENSATE, self.p.name)
-            self._trace(txn, step, COMPENSATE, "effect", "compensation")
+            if self.world.records is None or self.world.records.compensate(self.p.name, txn, step):
+                self.world.effects.apply(self.world.env._now, txn, step, COMPENSATE, self.p.name)
+                self._trace(txn, step, COMPENSATE, "effect", "compensation")
+            else:  # version file: nothing applied to undo
+                self._trace(txn, step, COMPENSATE, "null-compensation", "version file: nothing to undo")
         if self.idempotent:
             self.inbox[msg[3]] = _OK
         self._emit(msg, undone(step))
