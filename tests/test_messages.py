@@ -1,8 +1,8 @@
 """Named records for messages and entries (issue 16, point 5): every message
 starts with the envelope the network reads at named positions, the fast
 builders build the same records as the classes, the protocols put no
-positional tuple on the wire, and the saga tracker's entry keeps the
-positional view the broker still uses."""
+positional tuple on the wire, and the saga tracker's entry is read by name
+only."""
 
 from __future__ import annotations
 
@@ -120,12 +120,8 @@ def test_no_positional_tuple_goes_on_the_wire(
     assert expected <= seen
 
 
-def test_a_tracker_entry_reads_by_name_and_by_the_brokers_positions() -> None:
+def test_a_tracker_entry_is_read_by_name_only() -> None:
     entry = TrackerEntry(1.5)
     assert entry.first == 1.5 and math.isnan(entry.terminal) and entry.acked == 0.0 and entry.partition is None
-    # The broker's positional reads and writes (entry[2], entry[3]) until it switches.
-    entry.acked = 2.5
-    assert entry[2] == 2.5
-    entry[3] = ["copy"]
-    assert entry.partition == ["copy"]
-    assert entry[0] == 1.5 and math.isnan(entry[1])
+    with pytest.raises(TypeError):
+        entry[2]  # type: ignore[index]  # (no positional view: the broker reads the names too)

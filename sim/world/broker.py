@@ -89,6 +89,7 @@ from sim.world.trace import IN, OUT
 if TYPE_CHECKING:
     from sim.world.core import World
     from sim.world.network import Network
+    from sim.world.tracker import TrackerEntry
 
 BROKER = "broker"
 
@@ -203,7 +204,7 @@ class Broker(Node):
         # the group whose copies are taken without a stored copy (see lean())
         self._lean: str | None = None
         self._lean_take: Any = None
-        self._lean_table: dict[int, list[Any]] = {}
+        self._lean_table: dict[int, TrackerEntry] = {}
 
     def unindex(self) -> None:
         """Stop keeping ``pending``: every group is consumed on a steady link
@@ -213,21 +214,21 @@ class Broker(Node):
         self.pending.clear()
 
     def lean(
-        self, group: str, take: Callable[[int, int, float, float, Any], float], table: dict[int, list[Any]]
+        self, group: str, take: Callable[[int, int, float, float, Any], float], table: dict[int, TrackerEntry]
     ) -> None:
         """Take the copies of ``group`` (a taker) without storing a copy each.
 
         ``take(txn, topic, now, deadline, entry)`` receives a copy at its delivery and
         returns when its ack arrives; when that is before ``deadline`` (the
         copy will never be redelivered) it records the instant in
-        ``table[txn][2]``, and nothing else is kept: with per-key ordering
+        ``table[txn].acked``, and nothing else is kept: with per-key ordering
         the next copy of the partition waits until then (the partition
         ``(group, txn)`` is created only for a copy that waits, and for a
         copy whose ack is late, which is stored and tracked as usual). The
         broker counts the copy's delivery; ``take`` counts its ack, which the
         taker sends when the copy reaches it (:meth:`World.count_sent`).
         ``entry`` is ``table.get(txn)``, and the broker keeps the
-        partition it creates in ``table[txn][3]`` (the list itself, empty
+        partition it creates in ``table[txn].partition`` (the list itself, empty
         once the partition is gone), so that a copy with none to wait for
         costs no partition look-up.
         """
@@ -312,7 +313,7 @@ class Broker(Node):
         for group in self.groups.get(topic, ()):
             if group == lean:
                 entry = self._lean_table.get(txn)
-                if entry is None or (entry[2] <= now and not entry[3]):
+                if entry is None or (entry.acked <= now and not entry.partition):
                     self._take(seq, txn, eid, topic, started, group, now, entry)
                     count += 1
                 else:
@@ -501,21 +502,21 @@ class Broker(Node):
         self, seq: int, txn: int, eid: int, topic: int, started: float, group: str, now: float, entry: list[Any]
     ) -> int:
         """A copy for the lean group while another of the transaction's is in
-        flight (its ack not arrived) or stored (a partition, ``entry[3]``).
+        flight (its ack not arrived) or stored (a partition, ``entry.partition``).
         Returns the messages accounted for: 1 (the delivery) if it is taken at once."""
         key = (group, txn)
         queue = self._queue_of(key, now)
-        if queue is not None and queue[0].deliveries == 0 and entry[2] <= now:
+        if queue is not None and queue[0].deliveries == 0 and entry.acked <= now:
             self._deliver(queue[0])  # a lean copy's ack arrived already: the next one goes
-        if queue is None and entry[2] <= now:
+        if queue is None and entry.acked <= now:
             self._take(seq, txn, eid, topic, started, group, now, entry)
             return 1
         copy = Copy(seq, txn, eid, topic, started, group)
         if self.indexed:
             self.pending[(group, seq)] = copy
         if queue is None:  # wait for the ack of the lean copy in flight
-            self.partitions[key] = entry[3] = [copy]
-            self.world.at(entry[2] - now, self._release, copy)
+            self.partitions[key] = entry.partition = [copy]
+            self.world.at(entry.acked - now, self._release, copy)
         else:
             self._wait(queue, copy, now)
         return 0
@@ -530,7 +531,7 @@ class Broker(Node):
         if self.indexed:
             self.pending[(group, copy.seq)] = copy
         if self.ordered:
-            self.partitions[(group, txn)] = self._lean_table[txn][3] = [copy]
+            self.partitions[(group, txn)] = self._lean_table[txn].partition = [copy]
         self.deadlines.add((copy, 1, self.epoch, self.deliveries))
 
     def _release(self, copy: Copy) -> None:

@@ -63,14 +63,6 @@ class TrackerEntry:
         self.acked = 0.0
         self.partition: list[Any] | None = None
 
-    # The broker reads and writes entries by position (``entry[2]``, ``entry[3]``)
-    # until it moves to the names: this view keeps that working meanwhile.
-    def __getitem__(self, index: int) -> Any:
-        return getattr(self, TrackerEntry.__slots__[index])
-
-    def __setitem__(self, index: int, value: Any) -> None:
-        setattr(self, TrackerEntry.__slots__[index], value)
-
 
 #: Blind spots of the saga tracker, which hears of transactions only through
 #: the broker (see :meth:`SagaTracker.blind_spots`): every copy of the
