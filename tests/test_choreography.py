@@ -741,9 +741,9 @@ def test_a_republished_event_times_out_on_its_own_deadline() -> None:
     for at in (0.1, 0.2):  # timeouts due at 0.3 and 0.4
         world.at(at, lambda _: publisher.publish(eid, txn, 4, 0.0, None))
     world.run(until=0.35)
-    assert publisher.resends == 0 and publisher.pending[eid][3] == 1
+    assert publisher.resends == 0 and publisher.pending[eid].attempt == 1
     world.run(until=0.45)  # its own timeout at 0.4, the resend at 0.41
-    assert publisher.resends == 1 and publisher.pending[eid][3] == 2
+    assert publisher.resends == 1 and publisher.pending[eid].attempt == 2
 
 
 def test_publishes_confirmed_in_time_are_swept_from_pending(monkeypatch: pytest.MonkeyPatch) -> None:

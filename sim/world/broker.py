@@ -7,7 +7,7 @@ see :meth:`Broker.confirm_directly`). The broker stores the event (durably), ans
 ``("conf", broker, txn, event_id)`` and delivers one copy to every consumer
 group subscribed to the topic: ``("evt", broker, txn, event_id, topic,
 started, group, seq, delivery)``. A consumer acknowledges a copy with
-``("ack", consumer, txn, seq, group)`` once it has handled it.
+an ``Ack`` (``sim.world.messages``) once it has handled it.
 
 * **At least once.** A copy not acknowledged ``ack_timeout`` after its
   delivery (consumer slow, crashed, the event or the ack lost) is delivered
@@ -79,9 +79,10 @@ import math
 from collections.abc import Callable
 from itertools import islice, takewhile
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from sim.world.core import Due
+from sim.world.messages import Ack
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN, OUT
@@ -148,6 +149,24 @@ class Copy:
         self.waited = False
 
 
+class DirectConsumer(NamedTuple):
+    """A consumer group on a steady link (:meth:`Broker.consume_directly`)."""
+
+    #: the latency sampler of the link from the broker
+    latency: Callable[[], float]
+    #: receives each copy, the copy itself appended to the message
+    handler: Callable[[tuple[Any, ...]], None]
+    #: txn -> its first delivery that nothing waited for, or _PARTED
+    flights: dict[int, Copy]
+
+
+class Confirmer(NamedTuple):
+    """A publisher on a steady link (:meth:`Broker.confirm_directly`)."""
+
+    latency: Callable[[], float]
+    conf_due: Callable[..., None]
+
+
 _ACKED = attrgetter("acked")
 
 #: In a direct group's ``flights``: the transaction's copies are in a partition.
@@ -197,10 +216,10 @@ class Broker(Node):
         self.takers: dict[str, Callable[[Copy], None]] = {}
         #: publisher node -> (latency sampler, conf_due) of a publisher on a
         #: steady link (see :meth:`confirm_directly`)
-        self.confirmers: dict[str, tuple[Callable[[], float], Callable[..., None]]] = {}
+        self.confirmers: dict[str, Confirmer] = {}
         #: group -> (latency sampler, handler, flights) of a consumer on a
         #: steady link (see :meth:`consume_directly`)
-        self.direct: dict[str, tuple[Callable[[], float], Callable[[tuple[Any, ...]], None], dict[int, Copy]]] = {}
+        self.direct: dict[str, DirectConsumer] = {}
         # the group whose copies are taken without a stored copy (see lean())
         self._lean: str | None = None
         self._lean_take: Any = None
@@ -251,7 +270,7 @@ class Broker(Node):
         partition headed by it, and ``flights`` says ``_PARTED``). Nor does it
         have an ack timer while its ack can come in time (:meth:`arm`).
         """
-        self.direct[group] = (latency, handler, {})
+        self.direct[group] = DirectConsumer(latency, handler, {})
 
     def confirm_directly(
         self,
@@ -266,7 +285,7 @@ class Broker(Node):
         confirm reaches the publisher before the publish's ``quiet``: then it
         needs nothing from it (a publish that went without an entry: see
         :class:`sim.protocols.choreography.Publisher`)."""
-        self.confirmers[publisher] = (latency, conf_due)
+        self.confirmers[publisher] = Confirmer(latency, conf_due)
 
     def subscribe(self, topic: int, group: str, consumer: str) -> None:
         """Deliver ``topic`` to ``group``, whose consumer is the node ``consumer``."""
@@ -321,7 +340,7 @@ class Broker(Node):
                 continue
             direct = self.direct.get(group)
             if direct is not None:
-                flights = direct[2]
+                flights = direct.flights
                 head = flights.get(txn)
                 if (
                     head is None
@@ -336,7 +355,7 @@ class Broker(Node):
 
     def _fly(
         self,
-        direct: tuple[Callable[[], float], Callable[[tuple[Any, ...]], None], dict[int, Copy]],
+        direct: DirectConsumer,
         seq: int,
         txn: int,
         eid: int,
@@ -352,14 +371,14 @@ class Broker(Node):
         caller counts the message."""
         copy = Copy(seq, txn, eid, topic, started, group)
         copy.deliveries = 1
-        direct[2][txn] = copy
+        direct.flights[txn] = copy
         self.deliveries += 1
         if self.world.tracer.on:
             self.world.tracer.emit(
                 now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)", **_delivery(group, 1)
             )
-        latency = direct[0]()
-        self.world.at(latency, direct[1], ("evt", BROKER, txn, eid, topic, started, group, seq, 1, copy))
+        latency = direct.latency()
+        self.world.at(latency, direct.handler, ("evt", BROKER, txn, eid, topic, started, group, seq, 1, copy))
         if now + latency < deadline:
             copy.due = deadline  # no ack timer unless its consumer asks: see arm()
             copy.order = self.deliveries
@@ -547,9 +566,9 @@ class Broker(Node):
         if confirmer is None:
             self.network.send(self.name, src, ("conf", self.name, txn, eid))
             return 0
-        latency = confirmer[0]()
+        latency = confirmer.latency()
         if self.world.env._now + latency >= quiet:  # else the publisher needs nothing from it
-            confirmer[1](txn, eid, topic, started, latency, quiet)
+            confirmer.conf_due(txn, eid, topic, started, latency, quiet)
         return 1
 
     def _deliver(self, copy: Copy) -> None:
@@ -568,8 +587,8 @@ class Broker(Node):
             world = self.world
             world.messages[copy.txn] += 1
             world.at(
-                direct[0](),
-                direct[1],
+                direct.latency(),
+                direct.handler,
                 (
                     "evt", BROKER, copy.txn, copy.eid, copy.topic, copy.started,
                     copy.group, copy.seq, copy.deliveries, copy,
@@ -621,8 +640,8 @@ class Broker(Node):
             )  # fmt: skip
         self._next(copy)
 
-    def _ack(self, msg: tuple[Any, ...]) -> None:
-        copy = self.pending.pop((msg[4], msg[3]), None)
+    def _ack(self, msg: Ack) -> None:
+        copy = self.pending.pop((msg.group, msg.seq), None)
         if copy is None:
             return  # a duplicate ack, or one for a dead-lettered copy
         copy.done = True
@@ -730,7 +749,7 @@ class Broker(Node):
             del self.partitions[key]
             direct = self.direct.get(copy.group)
             if direct is not None:
-                direct[2].pop(copy.txn, None)  # its _PARTED: the next copy has nothing to wait for
+                direct.flights.pop(copy.txn, None)  # its _PARTED: the next copy has nothing to wait for
 
     # ------------------------------------------------------------ crashes
 

@@ -75,6 +75,7 @@ from sim.world.broker import BROKER, INF, Broker
 from sim.world.core import Due
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.fates import Counter
+from sim.world.messages import Ack, new_record
 from sim.world.network import command_role, reply_role
 from sim.world.node import Node
 from sim.world.participant import FAIL, HANG, REFUSE, SUCCEED
@@ -125,13 +126,24 @@ _OK = "ok"
 _REFUSED = "refused"
 
 
-# A pending publish: [txn, topic, started, attempt, ack, conf, deadline, token, timed];
-# ``conf``: when its confirm, accounted for without an event, arrives (a Due), or _NEVER
-_ATTEMPT, _ACK, _CONF, _DEADLINE, _TOKEN, _TIMED = 3, 4, 5, 6, 7, 8
-#: ``conf`` of a publish with no confirm accounted for
+#: ``Pending.conf`` of a publish with no confirm accounted for
 _NEVER = Due(INF, 0)
 #: ``timed`` of an entry whose timeout expired, its resend waiting for its back-off
 _RESENDING = "resending"
+
+
+class Job:
+    """A participant's handling of one delivered event: the event, its
+    attempt number, and the outcome and end of the attempt under way."""
+
+    __slots__ = ("msg", "attempt", "outcome", "end")
+
+    def __init__(self, msg: tuple[Any, ...]) -> None:
+        self.msg = msg
+        self.attempt = 1
+        self.outcome = SUCCEED
+        #: when the attempt under way ends
+        self.end = 0.0
 
 
 class PublishTimer(NamedTuple):
@@ -154,11 +166,29 @@ class AckToken(NamedTuple):
     counted: bool
 
 
-def _entry(
-    txn: int, topic: int, started: float, ack: tuple[Any, ...] | None, deadline: float, timed: bool
-) -> list[Any]:
-    """A first attempt's pending publish, not confirmed (see the layout above)."""
-    return [txn, topic, started, 1, ack, _NEVER, deadline, None, timed]
+class Pending:
+    """A publish waiting for its confirm (an entry of :attr:`Publisher.pending`)."""
+
+    __slots__ = ("txn", "topic", "started", "attempt", "ack", "conf", "deadline", "token", "timed")
+
+    def __init__(
+        self, txn: int, topic: int, started: float, ack: tuple[Any, ...] | None, deadline: float, timed: Any
+    ) -> None:
+        self.txn = txn
+        self.topic = topic
+        self.started = started
+        #: publishes of it so far (resends included)
+        self.attempt = 1
+        #: the incoming event to acknowledge once confirmed (a dual write), or None
+        self.ack = ack
+        #: when its confirm, accounted for without an event, arrives (a Due), or _NEVER
+        self.conf: Due = _NEVER
+        #: when its timeout expires
+        self.deadline = deadline
+        #: the ack accounted for ahead with the confirm (:meth:`Publisher.ack_at`), or None
+        self.token: AckToken | None = None
+        #: whether it has a timeout (True, False, or _RESENDING while its resend waits)
+        self.timed = timed
 
 
 #: Publishes with an entry (not those of an id published once: see
@@ -219,8 +249,8 @@ class Publisher:
         self.world = node.world
         self.protocol = protocol
         self.backoff = Backoff(spec.publish_retry, self.world.streams.uniform(f"choreography.{node.name}.publish"))
-        #: eid -> [txn, topic, started, attempt, ack (incoming event to ack once confirmed)]
-        self.pending: dict[int, list[Any]] = {}
+        #: eid -> the publish of it waiting for its confirm
+        self.pending: dict[int, Pending] = {}
         # A publish's timeout at the very instant of its confirm, or of another
         # publish of its event id, goes first (first=True), whichever path
         # the confirm took and whenever the queue was armed.
@@ -281,8 +311,8 @@ class Publisher:
             delay = self.deadlines.delay
             deadline = now + delay
             entry = None
-            if old is not None and old[_CONF] is not _NEVER:
-                entry = _entry(txn, topic, started, ack, deadline, False)
+            if old is not None and old.conf is not _NEVER:
+                entry = Pending(txn, topic, started, ack, deadline, False)
                 self._replace(eid, old, entry)  # before the publish's draw: it may draw an ack's
             if world.tracer.on:
                 world.tracer.emit(now, self.name, "publish", txn, self.protocol.labels[topic], **_PUBLISH)
@@ -293,18 +323,18 @@ class Publisher:
                 world.at(up, self._store, ("pub", self.name, txn, eid, topic, started, deadline))
                 return
             if entry is None:
-                entry = _entry(txn, topic, started, ack, deadline, False)
+                entry = Pending(txn, topic, started, ack, deadline, False)
             pending[eid] = entry
             world.at(up, self._store, ("pub", self.name, txn, eid, topic, started, -INF))
             if up >= delay:  # stored at or after its timeout
-                entry[_TIMED] = True
+                entry.timed = True
                 self.deadlines.add(PublishTimer(eid, 1, deadline))
             self._unswept -= 1
             if not self._unswept:
                 self._sweep()
             return
-        entry = _entry(txn, topic, started, ack, 0.0, True)
-        if old is not None and old[_CONF] is not _NEVER:
+        entry = Pending(txn, topic, started, ack, 0.0, True)
+        if old is not None and old.conf is not _NEVER:
             self._replace(eid, old, entry)
         pending[eid] = entry
         if world.tracer.on:
@@ -313,39 +343,39 @@ class Publisher:
             world.messages[txn] += sent - 1
         self._send(eid, entry)
 
-    def _replace(self, eid: int, old: list[Any], entry: list[Any]) -> None:
+    def _replace(self, eid: int, old: Pending, entry: Pending) -> None:
         """A new publish of ``eid`` while the confirm of the old one was
         accounted for without an event."""
-        if self.world.passed(old[_CONF]):
+        if self.world.passed(old.conf):
             self.settle(eid)
         else:  # the confirm on its way will pop this entry instead
-            conf = entry[_CONF] = old[_CONF]
-            if old[_TOKEN] is not None:
-                self._retract(old[_TOKEN])
-            if entry[_ACK] is not None:
-                entry[_TOKEN] = self.ack_at(entry[_ACK], conf.at)
+            conf = entry.conf = old.conf
+            if old.token is not None:
+                self._retract(old.token)
+            if entry.ack is not None:
+                entry.token = self.ack_at(entry.ack, conf.at)
 
-    def _send(self, eid: int, entry: list[Any]) -> None:
-        msg = ("pub", self.name, entry[0], eid, entry[1], entry[2], -INF)
+    def _send(self, eid: int, entry: Pending) -> None:
+        msg = ("pub", self.name, entry.txn, eid, entry.topic, entry.started, -INF)
         if self.lazy:  # what Network.send does on a steady link
             world = self.world
-            world.messages[entry[0]] += 1
+            world.messages[entry.txn] += 1
             world.at(self._up(), self._store, msg)
         else:
             # The n-th publish of this event by this publisher, counted across
             # crashes and restarts (an outbox replay is a later publish, not a
             # first one again): what the n-th final answer is in an orchestration.
-            attempt = self._publishes.next(entry[0], entry[1])
-            self.network.send(self.name, BROKER, msg, self.protocol.publish_roles.get(entry[1], -1), attempt)
+            attempt = self._publishes.next(entry.txn, entry.topic)
+            self.network.send(self.name, BROKER, msg, self.protocol.publish_roles.get(entry.topic, -1), attempt)
         deadlines = self.deadlines
-        entry[_DEADLINE] = deadline = self.world.env._now + deadlines.delay
-        entry[_TIMED] = True
-        deadlines.add(PublishTimer(eid, entry[_ATTEMPT], deadline))
+        entry.deadline = deadline = self.world.env._now + deadlines.delay
+        entry.timed = True
+        deadlines.add(PublishTimer(eid, entry.attempt, deadline))
 
     def settle(self, eid: int) -> None:
         """Forget the publish of ``eid`` if it was confirmed (without an event) by now."""
         entry = self.pending.get(eid)
-        if entry is not None and self.world.passed(entry[_CONF]):
+        if entry is not None and self.world.passed(entry.conf):
             del self.pending[eid]  # (no outbox row on this path: see direct())
 
     def conf_due(self, txn: int, eid: int, topic: int, started: float, latency: float, quiet: float) -> None:
@@ -359,18 +389,18 @@ class Publisher:
         if quiet != -INF:
             # A publish without an entry, confirmed late: pending from now
             # on, until the confirm message pops it (nothing for a sweep to do).
-            self.pending[eid] = _entry(txn, topic, started, None, quiet, False)
+            self.pending[eid] = Pending(txn, topic, started, None, quiet, False)
         entry = self.pending.get(eid)
-        if entry is not None and entry[_CONF] is _NEVER:
-            deadline = entry[_DEADLINE]
+        if entry is not None and entry.conf is _NEVER:
+            deadline = entry.deadline
             if at < deadline:
-                entry[_CONF] = world.due(latency)
-                if entry[_ACK] is not None:
-                    entry[_TOKEN] = self.ack_at(entry[_ACK], at)
+                entry.conf = world.due(latency)
+                if entry.ack is not None:
+                    entry.token = self.ack_at(entry.ack, at)
                 return
-            if not entry[_TIMED]:  # the confirm is late: now the timeout can expire
-                entry[_TIMED] = True
-                world.at_instant(deadline, self._timeout, PublishTimer(eid, entry[_ATTEMPT], deadline), first=True)
+            if not entry.timed:  # the confirm is late: now the timeout can expire
+                entry.timed = True
+                world.at_instant(deadline, self._timeout, PublishTimer(eid, entry.attempt, deadline), first=True)
         world.at(latency, self._receive, ("conf", BROKER, txn, eid))
 
     def ack_at(self, msg: tuple[Any, ...], at: float) -> AckToken:
@@ -395,7 +425,7 @@ class Publisher:
             world.messages[msg[2]] += 1
             self.broker.ack_at(msg[9], world.env._now + self._up())  # type: ignore[union-attr]
         else:
-            self.network.send(self.name, BROKER, ("ack", self.name, msg[2], msg[7], msg[6]))
+            self.network.send(self.name, BROKER, new_record(Ack, ("ack", self.name, msg[2], msg[7], msg[6])))
 
     def _live(self, item: PublishTimer) -> bool:
         """Whether the timeout ``item`` expires the publish pending for its
@@ -407,10 +437,10 @@ class Publisher:
         entry = self.pending.get(eid)
         if entry is None:
             return False
-        if self.world.passed(entry[_CONF]):  # confirmed: forget it (settle())
+        if self.world.passed(entry.conf):  # confirmed: forget it (settle())
             del self.pending[eid]
             return False
-        return entry[_ATTEMPT] == item.attempt and entry[_DEADLINE] == item.deadline
+        return entry.attempt == item.attempt and entry.deadline == item.deadline
 
     def _timeout(self, item: PublishTimer) -> None:
         """A timeout set at the store of a publish whose confirm is late (on
@@ -426,36 +456,36 @@ class Publisher:
         self._unswept = SWEEP_EVERY
         passed = self.world.passed
         pending = self.pending
-        for eid in [eid for eid, entry in pending.items() if passed(entry[_CONF])]:
+        for eid in [eid for eid, entry in pending.items() if passed(entry.conf)]:
             del pending[eid]
 
     def _expired(self, item: PublishTimer) -> None:
         eid = item.eid
         entry = self.pending[eid]
-        if entry[_TIMED] is _RESENDING:
+        if entry.timed is _RESENDING:
             # A second timeout of this very publish: two publishes of the id
             # at one instant, the second replacing the first's entry, left two
             # equal timeouts. The publish is resent once (and one back-off drawn).
             return
-        if entry[3] >= self.backoff.limit:
+        if entry.attempt >= self.backoff.limit:
             del self.pending[eid]
             self.dropped += 1
             if self.world.tracer.on:
                 self.world.tracer.emit(
-                    self.world.now, self.name, "publish-gave-up", entry[0], self.protocol.labels[entry[1]],
-                    peer=BROKER, message="pub", attempt=entry[3],
+                    self.world.now, self.name, "publish-gave-up", entry.txn, self.protocol.labels[entry.topic],
+                    peer=BROKER, message="pub", attempt=entry.attempt,
                 )  # fmt: skip
             return
-        entry[_TIMED] = _RESENDING  # (until the resend: _send sets it back)
-        self.node.after(self.backoff.wait(entry[_ATTEMPT] + 1), self._resend, item)
+        entry.timed = _RESENDING  # (until the resend: _send sets it back)
+        self.node.after(self.backoff.wait(entry.attempt + 1), self._resend, item)
 
     def _resend(self, item: PublishTimer) -> None:
         if not self._live(item):
             return
         entry = self.pending[item.eid]
-        entry[_ATTEMPT] += 1
+        entry.attempt += 1
         self.resends += 1
-        self.protocol.retry(entry[0])
+        self.protocol.retry(entry.txn)
         self._send(item.eid, entry)
 
     def confirm(self, eid: int) -> None:
@@ -465,17 +495,17 @@ class Publisher:
             return
         if self.confirmed is not None:
             self.confirmed.pop(eid, None)
-        conf = entry[_CONF]
+        conf = entry.conf
         if conf is not _NEVER:
             if self.world.passed(conf):
                 return  # confirmed already: this confirm finds nothing
             # This one got here first: the confirm recorded for later is a
             # message after all (in its own place in the queue), and its ack is not sent.
-            if entry[_TOKEN] is not None:
-                self._retract(entry[_TOKEN])
-            self.world.at_due(conf, self._receive, ("conf", BROKER, entry[0], eid))
-        if entry[_ACK] is not None:
-            self.ack(entry[_ACK])
+            if entry.token is not None:
+                self._retract(entry.token)
+            self.world.at_due(conf, self._receive, ("conf", BROKER, entry.txn, eid))
+        if entry.ack is not None:
+            self.ack(entry.ack)
 
     def on_crash(self) -> None:
         # (A crash never meets an entry confirmed without an event: that path
@@ -485,8 +515,8 @@ class Publisher:
             if self.world.tracer.on:
                 for entry in self.pending.values():
                     self.world.tracer.emit(
-                        self.world.now, self.name, "publish-lost", entry[0], self.protocol.labels[entry[1]],
-                        peer=BROKER, message="pub", attempt=entry[3],
+                        self.world.now, self.name, "publish-lost", entry.txn, self.protocol.labels[entry.topic],
+                        peer=BROKER, message="pub", attempt=entry.attempt,
                     )  # fmt: skip
         self.pending.clear()
         self.deadlines.clear()
@@ -569,7 +599,7 @@ class ChoreographyParticipant:
         if self.idempotent and msg[3] in self.inbox:
             self._dedup(msg)
             return
-        self.p.pool.submit([msg, 1, SUCCEED, 0.0], self._start)  # (a job: see _start)
+        self.p.pool.submit(Job(msg), self._start)  # (a job: see _start)
 
     def consume_direct(self, msg: tuple[Any, ...]) -> None:
         """A copy of an event arrives straight from the broker (a steady
@@ -582,14 +612,14 @@ class ChoreographyParticipant:
         if self.idempotent and msg[3] in self.inbox:
             self._dedup(msg)  # (its ack accounted for now)
             return
-        job = [msg, 1, SUCCEED, 0.0]
+        job = Job(msg)
         started = self.p.pool.submit(job, self._start)
         copy = msg[9]
         if (
             not started  # it waits for a worker
-            or job[3] >= copy.due
+            or job.end >= copy.due
             or not self.outbox_on
-            or (job[2] != SUCCEED and (job[2] != REFUSE or msg[4] not in self.refusal_topics))
+            or (job.outcome != SUCCEED and (job.outcome != REFUSE or msg[4] not in self.refusal_topics))
         ):
             self.protocol.broker.arm(copy)
 
@@ -600,20 +630,18 @@ class ChoreographyParticipant:
             self._trace(msg[2], step, op, "dedup", f"{self.inbox[msg[3]]}: nothing applied")
         self.publisher.ack(msg)
 
-    def _start(self, job: list[Any]) -> None:
-        """Start an attempt of ``job``: ``[event, attempt number, outcome,
-        end]``, the last two those of the attempt under way (``end``: when it
-        ends). If the participant crashes meanwhile, the work is lost and the
+    def _start(self, job: Job) -> None:
+        """Start an attempt of ``job``. If the participant crashes meanwhile, the work is lost and the
         event stays unacknowledged (:meth:`WorkerPool.serve`)."""
         p = self.p
         p.attempts += 1
-        msg = job[0]
-        job[2], duration = p.draw_attempt(msg[2], *self.routes[msg[4]])
-        job[3] = self.world.env._now + duration
+        msg = job.msg
+        job.outcome, duration = p.draw_attempt(msg[2], *self.routes[msg[4]])
+        job.end = self.world.env._now + duration
         p.pool.serve(duration, self._finish, job)
 
-    def _finish(self, job: list[Any]) -> None:
-        msg, _, outcome, _ = job
+    def _finish(self, job: Job) -> None:
+        msg, outcome = job.msg, job.outcome
         p = self.p
         step, op = self.routes[msg[4]]
         if outcome == HANG:
@@ -646,7 +674,7 @@ class ChoreographyParticipant:
             self._compensate(job, step, outcome)
         p.pool.release()
 
-    def _records_forward(self, job: list[Any], step: int) -> int:
+    def _records_forward(self, job: Job, step: int) -> int:
         """A successful attempt meets its records (:mod:`sim.world.records`):
         SUCCEED, REFUSE (a pending record, a failed check or a re-read that
         found a change), HANG when it waits for a pending record (it
@@ -654,14 +682,14 @@ class ChoreographyParticipant:
         compensation came first)."""
         records = self.world.records
         assert records is not None
-        txn = job[0][2]
+        txn = job.msg[2]
         if records.skips(txn, step):
             return _SKIPPED
         gate = records.gate(self.p, txn, step, self._finish, job)
         if gate == WAIT:
             return HANG
         if gate == REFUSE_PENDING or not records.forward(self.p.name, txn, step):
-            job[2] = REFUSE
+            job.outcome = REFUSE
             return REFUSE
         return SUCCEED
 
@@ -672,29 +700,29 @@ class ChoreographyParticipant:
         self._trace(msg[2], step, FORWARD, "skip", "version file: compensated already, not applied")
         self.publisher.ack(msg)
 
-    def _forward(self, job: list[Any], step: int, outcome: int) -> None:
+    def _forward(self, job: Job, step: int, outcome: int) -> None:
         """A forward attempt that did not succeed (a success is handled in :meth:`_finish`)."""
-        msg = job[0]
+        msg = job.msg
         txn = msg[2]
         kind = self.kinds[step]
         if outcome == REFUSE:
             self._trace(txn, step, FORWARD, "refuse", "final: the saga cannot complete" if kind == "retriable" else "")
         else:
             self._trace(txn, step, FORWARD, "error", "transient")
-            if job[1] < self.retry.limit or kind != "compensatable":
+            if job.attempt < self.retry.limit or kind != "compensatable":
                 self._retry(job, self.retry)
                 return
-            self._trace(txn, step, FORWARD, "exhausted", f"after {job[1]} attempts")
+            self._trace(txn, step, FORWARD, "exhausted", f"after {job.attempt} attempts")
         if self.idempotent:
             self.inbox[msg[3]] = _REFUSED
         self._emit(msg, failed(step))
 
-    def _compensate(self, job: list[Any], step: int, outcome: int) -> None:
-        msg = job[0]
+    def _compensate(self, job: Job, step: int, outcome: int) -> None:
+        msg = job.msg
         txn = msg[2]
         if outcome == FAIL:
             self._trace(txn, step, COMPENSATE, "error", "transient")
-            if job[1] < self.comp_retry.limit:
+            if job.attempt < self.comp_retry.limit:
                 self._retry(job, self.comp_retry)
                 return
             self.gave_up += 1
@@ -710,12 +738,12 @@ class ChoreographyParticipant:
             self.inbox[msg[3]] = _OK
         self._emit(msg, undone(step))
 
-    def _retry(self, job: list[Any], backoff: Backoff) -> None:
-        job[1] += 1
-        self.protocol.retry(job[0][2])
-        self.p.after(backoff.wait(job[1]), self._again, job)
+    def _retry(self, job: Job, backoff: Backoff) -> None:
+        job.attempt += 1
+        self.protocol.retry(job.msg[2])
+        self.p.after(backoff.wait(job.attempt), self._again, job)
 
-    def _again(self, job: list[Any]) -> None:
+    def _again(self, job: Job) -> None:
         self.p.pool.submit(job, self._start)
 
     # ------------------------------------------------------------ publishing
