@@ -11,17 +11,11 @@ nanoseconds per operation; run it on an idle core:
 from __future__ import annotations
 
 import timeit
-from typing import NamedTuple
 
+from sim.world.messages import Request
 
-class Record(NamedTuple):
-    kind: str
-    src: str
-    txn: int
-    step: int
-    op: int
-    key: int | None
-    token: int
+#: the saga's request: the record measured
+Record = Request
 
 
 class Slotted:
