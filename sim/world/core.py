@@ -84,7 +84,9 @@ class World:
         self.messages: list[int] = []
         self._queue = self.env._queue
         self._eid = self.env._eid
-        self.at = _scheduler(self.env)  # type: ignore[method-assign]
+        #: ``at(delay, fn, arg=None)``: call ``fn(arg)`` after ``delay``
+        #: simulated seconds (fire and forget); see :func:`_scheduler`
+        self.at = _scheduler(self.env)
         #: stop a run (EventBudgetExceeded) once it has run more events than this; None: no limit
         self.max_events: int | None = None
         #: events run so far (counted per chunk while running)
@@ -104,13 +106,6 @@ class World:
     @property
     def now(self) -> float:
         return self.env._now
-
-    def at(self, delay: float, fn: Callable[[Any], None], arg: Any = None) -> None:
-        """Call ``fn(arg)`` after ``delay`` simulated seconds (fire and forget).
-
-        (Replaced per world by :func:`_scheduler`'s closure: this is the
-        hottest call of a run.)"""
-        heappush(self._queue, (self.env._now + delay, _NORMAL, next(self._eid), fn, arg))
 
     def next_event(self) -> float:
         """When the next event is due (``inf`` when none is)."""

@@ -373,27 +373,21 @@ class Records:
         cm = self.cm[step]
         if cm == "version-file" and self.ops[step] is not None:
             return self._compensate_filed(where, txn, step)
-        applied = self._undo.get((txn, step))
-        if not applied:
-            return True
-        undo = applied.pop()
         op = self.ops[step]
-        assert op is not None
+        if op is None:
+            return True  # (a step without records wrote nothing)
         by_value = op.compensation == "value" and cm != "commutative-updates"
-        for u in undo:
-            rec = self._record(where, u.key)
-            value, version = rec.value, rec.version
-            if by_value and cm == "reread-value" and version != u.version_written:
+
+        def restored(u: _Undo, rec: Cell) -> tuple[float, int]:
+            if by_value and cm == "reread-value" and rec.version != u.version_written:
                 self.reread_fallbacks += 1
-                new, based = value - u.delta, version
-            elif by_value:
-                new, based = u.value_before, u.version_before
-                self._absolute[(where, u.key)] = version + 1
-            else:
-                new, based = value - u.delta, version
-            rec.value, rec.version = new, version + 1
-            self._log(txn, step, COMPENSATE, where, u.key, WRITE, new, version + 1, based)
-        self._undone(txn, [(where, u.key) for u in undo])
+                return rec.value - u.delta, rec.version
+            if by_value:
+                self._absolute[(where, u.key)] = rec.version + 1
+                return u.value_before, u.version_before
+            return rec.value - u.delta, rec.version
+
+        self._undo_last(where, txn, step, restored)
         return True
 
     def _compensate_filed(self, where: str, txn: int, step: int) -> bool:
@@ -413,25 +407,35 @@ class Records:
         if live <= 0:
             self.version_nulls += 1
             return False
-        applied = self._undo.get((txn, step))
-        if not applied:
-            return True  # (a read: nothing written to undo)
-        undo = applied.pop()
         op = self.ops[step]
         assert op is not None
         by_value = op.compensation == "value"
+
+        def rebased(u: _Undo, rec: Cell) -> tuple[float, int]:
+            self.version_rebased += by_value and rec.version != u.version_written
+            if self._absolute.get((where, u.key), -1) > u.version_written:
+                return rec.value, rec.version  # (overwritten since: nothing of the step is left)
+            return rec.value - u.delta, rec.version
+
+        self._undo_last(where, txn, step, rebased)
+        return True
+
+    def _undo_last(self, where: str, txn: int, step: int, undone: Callable[[_Undo, Cell], tuple[float, int]]) -> None:
+        """Write back the last application of ``step`` of ``txn`` at ``where``
+        (nothing if it wrote nothing: a read), each record to the value
+        ``undone(u, record)`` gives with the version it is based on, and
+        release the records it marked pending."""
+        applied = self._undo.get((txn, step))
+        if not applied:
+            return
+        undo = applied.pop()
         for u in undo:
             rec = self._record(where, u.key)
-            value, version = rec.value, rec.version
-            if self._absolute.get((where, u.key), -1) > u.version_written:
-                new = value  # (overwritten since: nothing of the step is left)
-            else:
-                new = value - u.delta
-            self.version_rebased += by_value and version != u.version_written
+            version = rec.version
+            new, based = undone(u, rec)
             rec.value, rec.version = new, version + 1
-            self._log(txn, step, COMPENSATE, where, u.key, WRITE, new, version + 1, version)
+            self._log(txn, step, COMPENSATE, where, u.key, WRITE, new, version + 1, based)
         self._undone(txn, [(where, u.key) for u in undo])
-        return True
 
     # ------------------------------------------------------------ end of run
 
