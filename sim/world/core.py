@@ -102,6 +102,11 @@ class World:
         self.horizon = math.inf
         #: the id of the event being run (see :meth:`passed`)
         self.eid_now = 0
+        #: ``reserve()``: the event id of a delivery accounted for without an
+        #: event, taken when it is sent (see :meth:`due`). The id counter's own
+        #: ``__next__``: a call of it runs no Python frame (it runs once per
+        #: ack accounted for ahead).
+        self.reserve: Callable[[], int] = self._eid.__next__
 
     @property
     def now(self) -> float:
@@ -125,11 +130,6 @@ class World:
         would take, so it keeps its place in the queue's order
         (:meth:`passed`, :meth:`at_due`)."""
         return Due(self.env._now + delay, next(self._eid))
-
-    def reserve(self) -> int:
-        """The event id of a delivery accounted for without an event, taken
-        when it is sent (see :meth:`due`)."""
-        return next(self._eid)
 
     def passed(self, due: tuple[float, int]) -> bool:
         """Whether the delivery accounted for as ``due`` has happened before

@@ -182,11 +182,15 @@ class Participant(Node):
             if self.spec.hang_duration is not None:
                 duration = hang_of(txn)
         self.busy_time += duration
-        ends = self._ends
         now = self.world.env._now
-        heappush(ends, now + duration)
-        while ends[0] <= now:  # finished: nothing left to take back
-            heappop(ends)
+        # Kept only while a crash or the end of the run could cut it short
+        # (book_until): a node that never crashes keeps none that ends in the
+        # run. (One that ends at the horizon exactly has nothing past it to take back.)
+        if not self.steady or now + duration > self.world.horizon:
+            ends = self._ends
+            heappush(ends, now + duration)
+            while ends[0] <= now:  # finished: nothing left to take back
+                heappop(ends)
         return outcome, duration
 
     def _fate(self, step: int, op: int) -> Fate:
