@@ -354,6 +354,18 @@ class Publisher:
         else:
             self.network.send(self.name, BROKER, new_record(Ack, ("ack", self.name, msg[2], msg[7], msg[6])))
 
+    def delivered(self, msg: tuple[Any, ...], acked_by: float) -> None:
+        """The copy ``msg`` was delivered to this publisher's owner, which
+        acknowledges it by ``acked_by`` for sure (``inf``: not for sure).
+        Straight from the broker (steady links), a first delivery may have
+        no ack timer (:meth:`Broker.arm`): it gets one now unless its ack is
+        accounted for before its deadline (:meth:`ack` arms it then if the ack
+        is late)."""
+        if self.lazy:
+            copy = msg[9]
+            if not acked_by < copy.due:
+                self.broker.arm(copy)  # type: ignore[union-attr]
+
     def _live(self, item: PublishTimer) -> bool:
         """Whether the timeout ``item`` expires the publish pending for its
         event id: that very publish (the same attempt, and the same deadline:

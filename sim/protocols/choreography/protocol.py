@@ -50,18 +50,16 @@ Outgoing event ids are derived from the transaction and the topic, so a
 republished or reprocessed event has the same id as the first.
 
 Every message goes through the network: publish, confirm, delivery, ack.
-Those on *steady* links (no fault of the run's plan, no loss and no
-duplication can touch them, neither end can crash or pause: see
-:mod:`sim.world.network`) cost no event: a confirm, an ack, and the
-tracker's copies and acks are accounted for when they are sent, as the
-instant they arrive (their latency drawn from the link's stream and the
-message counted as always), and what they do is done at that instant or
-found then (:mod:`sim.world.broker`). Publishes, and deliveries to the
-participants, are always events (on a steady link scheduled straight to
-the receiving handler, as :meth:`Network.send` would with nothing to drop,
-delay or duplicate). A participant on steady links writes no outbox rows:
-it cannot crash, and only a restart reads them. ``ChoreographyProtocol.elide
-= False`` takes the full path for every message.
+This module has one path for each: it publishes, acknowledges and is told
+of confirms through its :class:`~sim.world.publisher.Publisher`, and
+consumes what the broker delivers. On *steady* links (no fault of the run's
+plan, no loss and no duplication can touch them, neither end can crash or
+pause: see :mod:`sim.world.network`) the engine accounts for confirms, acks
+and the tracker's copies without an event each (:meth:`Broker.elide`,
+:mod:`sim.world.publisher`, :mod:`sim.world.broker`); nothing here depends
+on it, apart from telling the publisher when an attempt surely acknowledges
+its copy (:meth:`ChoreographyParticipant.consume`).
+``ChoreographyProtocol.elide = False`` takes the full path for every message.
 """
 
 from __future__ import annotations
@@ -71,7 +69,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.protocols.base import CoordinatorView
 from sim.protocols.retry import Backoff
-from sim.world.broker import BROKER, Broker
+from sim.world.broker import Broker
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.network import command_role, reply_role
 from sim.world.node import Node
@@ -79,7 +77,7 @@ from sim.world.participant import FAIL, HANG, REFUSE, SUCCEED
 from sim.world.publisher import Publisher
 from sim.world.records import REFUSE as REFUSE_PENDING
 from sim.world.records import WAIT
-from sim.world.tracker import TRACKER, SagaTracker
+from sim.world.tracker import SagaTracker
 
 if TYPE_CHECKING:
     from sim.protocols.choreography.spec import BrokerSpec, ChoreographySpec
@@ -205,33 +203,22 @@ class ChoreographyParticipant:
             self.publisher.confirm(msg[3])
 
     def consume(self, msg: tuple[Any, ...]) -> None:
-        """A copy of an event arrives through the network."""
+        """A copy of an event arrives: start a job for it (it may wait for a
+        worker), and tell the publisher when this very attempt acknowledges
+        the copy, if it surely does: with an outbox, at its end if it
+        succeeds, or if it refuses a step that is not retriable (its
+        ``failed`` is published at once). The publisher needs to know
+        (:meth:`Publisher.delivered`)."""
         if self.idempotent and msg[3] in self.inbox:
-            self._dedup(msg)
-            return
-        self.p.pool.submit(Job(msg), self._start)  # (a job: see _start)
-
-    def consume_direct(self, msg: tuple[Any, ...]) -> None:
-        """A copy of an event arrives straight from the broker (a steady
-        link; the copy itself is ``msg[9]``). A first delivery may have no ack
-        timer (:meth:`Broker.arm`): it gets one now unless its ack is sure to
-        be accounted for before its deadline at the end of this very attempt
-        (a success, or a refusal that publishes the step's ``failed`` at once,
-        on a step that is not retriable; with an outbox, acknowledged at
-        once), else then, if that ack is late (:meth:`Broker.ack_at`)."""
-        if self.idempotent and msg[3] in self.inbox:
-            self._dedup(msg)  # (its ack accounted for now)
+            self._dedup(msg)  # (its ack sent now)
             return
         job = Job(msg)
-        started = self.p.pool.submit(job, self._start)
-        copy = msg[9]
-        if (
-            not started  # it waits for a worker
-            or job.end >= copy.due
-            or not self.outbox_on
-            or (job.outcome != SUCCEED and (job.outcome != REFUSE or msg[4] not in self.refusal_topics))
-        ):
-            self.protocol.broker.arm(copy)
+        acked_by = math.inf
+        if self.p.pool.submit(job, self._start) and self.outbox_on:
+            outcome = job.outcome
+            if outcome == SUCCEED or (outcome == REFUSE and msg[4] in self.refusal_topics):
+                acked_by = job.end
+        self.publisher.delivered(msg, acked_by)
 
     def _dedup(self, msg: tuple[Any, ...]) -> None:
         self.dedups += 1
@@ -483,27 +470,13 @@ class ChoreographyProtocol:
         self.retries[txn] = self.retries.get(txn, 0) + 1
 
     def _direct(self) -> None:
-        """Take the event-free path for every steady pair of links with the
-        broker. Done at the first transaction: the fault plan is known by then."""
+        """Let the broker account for the messages on steady links without
+        events (:meth:`Broker.elide`). Done at the first transaction: the
+        fault plan is known by then."""
         self._direct_done = True
-        if not self.elide:
-            return
-        network = self.network
-
-        def steady(name: str) -> bool:
-            return network.steady(BROKER, name) and network.steady(name, BROKER)
-
-        if steady(TRACKER):
-            self.tracker.direct(self.broker)
-        for name, publisher in ((CLIENT, self.client.publisher), *((n, s.publisher) for n, s in self.sides.items())):
-            if steady(name):
-                publisher.direct(self.broker)
-        broker = self.broker
-        for name, side in self.sides.items():
-            if steady(name):
-                broker.consume_directly(name, network.latency_of(BROKER, name), side.consume_direct)
-        if all(group in broker.direct or group in broker.takers for group in broker.consumer):
-            broker.unindex()
+        if self.elide:
+            publishers = [self.client.publisher, *(side.publisher for side in self.sides.values())]
+            self.broker.elide(self.tracker, publishers, {name: side.consume for name, side in self.sides.items()})
 
     def start(self, txn: int) -> bool:
         if not self._direct_done:
