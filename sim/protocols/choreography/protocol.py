@@ -296,8 +296,9 @@ class ChoreographyParticipant:
                 self.inbox[msg[3]] = _OK
             world = self.world
             world.effects.apply(world.env._now, txn, step, FORWARD, self.p.name)
-            self._trace(txn, step, FORWARD, "effect", "forward")
-            self._emit(msg, done(step))
+            if world.tracer.on:
+                self._trace(txn, step, FORWARD, "effect", "forward")
+            self._emit(msg, self.protocol.done_topics[step])
             return
         kind = self.kinds[step]
         if outcome == REFUSE:
@@ -433,6 +434,8 @@ class ChoreographyProtocol:
         self.terminal_topics = {t for t in labels if t not in self.routes}
         #: the terminal failed events of retriable steps (a refusal there is final)
         self.cannot_complete_topics = {failed(i) for i in range(n) if self.kinds[i] == "retriable"}
+        #: each step's ``done`` topic, by step
+        self.done_topics = [done(i) for i in range(n)]
         self.committed_topic = done(n - 1)
         self.broker = Broker(world, network, broker_spec, labels)
         self.broker.terminal_topics = self.terminal_topics
