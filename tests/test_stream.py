@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from golden.digests import ROOT, _scenario
+from test_choreography import VARIANTS as CHOREOGRAPHIES
 
 from sim.errors import SagasimError
 from sim.metrics import events_frame, faults_frame, transactions_frame
@@ -20,7 +21,7 @@ from sim.runner import Model
 from sim.scenario import PROTOCOLS, load_scenario, scenario_from_dict
 from sim.stream import ROW_GROUP, Streamer, TraceChoice, run_to_folder, stream_run
 
-from conftest import ORDER_STEPS, sagasim
+from conftest import ORDER_STEPS, order_scenario, sagasim
 
 FILES = sorted((ROOT / "scenarios").glob("*.toml"))
 
@@ -61,6 +62,38 @@ def test_judging_as_it_goes_gives_the_tables_of_judging_at_the_end(path: Path, t
             # the last slice.
             finished = len(streamed) - done.output.summary["stuck"]
             assert early[-2] >= 0.9 * finished, f"{path.stem}/{protocol}: {early[-2]} of {finished} judged early"
+
+
+@pytest.mark.parametrize("name", list(CHOREOGRAPHIES))
+def test_a_choreography_judged_as_it_goes_gives_the_tables_of_judging_at_the_end(name: str, tmp_path: Path) -> None:
+    """Every path of the engine's accounting without events (late acks and
+    confirms, redeliveries, dead letters, dual writes, events handled twice,
+    crashes and duplicates on some links): a transaction is judged only once
+    nothing can change it, and most are judged before the end."""
+    overrides = {
+        "run.duration": 8.0,
+        "run.drain": 12.0,
+        "run.protocols": ["choreography"],
+        "participants.inventory.business_failure": 0.2,
+        **CHOREOGRAPHIES[name],
+    }
+    scenario = order_scenario(overrides)
+    at_end = Model(scenario, "choreography", 1, trace=True).run()
+    model = Model(scenario, "choreography", 1, trace=True)
+    early: list[int] = []
+    done = stream_run(model, tmp_path / "c.parquet", keep="all", progress=_judged_into(early))
+    streamed = pd.read_parquet(tmp_path / "c.parquet").sort_values("txn_id", ignore_index=True)
+    pd.testing.assert_frame_equal(streamed, transactions_frame(at_end.transactions))
+    assert _same(_summary(done.output.summary), _summary(at_end.summary)) == []
+    pd.testing.assert_frame_equal(events_frame(done.output.events), events_frame(at_end.events))
+    if name == "unordered":  # the broker cannot tell a transaction's copies apart: judged at the end
+        assert not model.settles and early[-2] == 0
+        return
+    # The last transactions start 12 s before the end and finish within a
+    # second (a dead letter's, within 5 s): by the last look before the end
+    # every one that is not stuck was judged; 10% room for the last slice.
+    finished = len(streamed) - done.output.summary["stuck"]
+    assert model.settles and early[-2] >= 0.9 * finished, f"{early[-2]} of {finished} judged early"
 
 
 def _reference(limit: int, keep: object = "all", protocol: str = "orchestration") -> Model:
@@ -413,16 +446,25 @@ def test_the_event_budget_grows_with_the_arrivals_unless_set() -> None:
 
 
 @pytest.mark.parametrize(
-    ("protocol", "refused"),
-    [("choreography", True), ("orchestration", False), ("2pc", False), ("paxos-commit", False), ("tcc", False)],
+    ("protocol", "unordered", "refused"),
+    [
+        ("choreography", True, True),
+        ("choreography", False, False),
+        ("orchestration", False, False),
+        ("2pc", False, False),
+        ("paxos-commit", False, False),
+        ("tcc", False, False),
+    ],
 )
 def test_only_a_streamed_run_judged_at_the_end_is_bounded_like_one_in_memory(
-    protocol: str, refused: bool, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    protocol: str, unordered: bool, refused: bool, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """A protocol that is judged at the end (choreography) keeps every
-    record, so a streamed run of it is refused above ``in_memory_arrivals``;
-    one that settles (orchestration, 2PC, Paxos Commit, TCC) is not."""
+    """A run judged at the end (a choreography whose broker does not order
+    copies per key) keeps every record, so a streamed one is refused above
+    ``in_memory_arrivals``; one that settles (every protocol otherwise) is not."""
     big = ["--set", "run.duration=100", "--set", "limits.in_memory_arrivals=1999"]  # 2,000 expected
+    if unordered:
+        big += ["--set", "broker.ordering=unordered"]
     command = ["run", HAPPY, "--stream", "--seed", "1", "--protocol", protocol, *big, "--out", tmp_path / "x"]
     code, _, err = sagasim(capsys, *command, "--quiet")
     if refused:

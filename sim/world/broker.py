@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from functools import partial
 from itertools import islice, takewhile
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -91,6 +92,7 @@ if TYPE_CHECKING:
     from sim.world.core import World
     from sim.world.network import Network
     from sim.world.publisher import Publisher
+    from sim.world.settle import Settlement
     from sim.world.tracker import SagaTracker, TrackerEntry
 
 BROKER = "broker"
@@ -180,6 +182,8 @@ class Broker(Node):
     def __init__(self, world: World, network: Network, spec: BrokerSettings, labels: dict[int, str]) -> None:
         super().__init__(world, BROKER)
         self.network = network
+        #: ``post(delay, handler, msg)``: a delivery to a direct consumer (:meth:`consume_directly`)
+        self._post: Callable[[float, Callable[[tuple[Any, ...]], None], tuple[Any, ...]], None] = world.at
         self.spec = spec
         self.labels = labels
         self.ordered = spec.ordering == "per-key"
@@ -302,7 +306,16 @@ class Broker(Node):
         partition headed by it, and ``flights`` says ``_PARTED``). Nor does it
         have an ack timer while its ack can come in time (:meth:`arm`).
         """
+        if self.world.settle is not None:
+            # A run judged as it goes counts a delivery in flight as pending
+            # work until its consumer has it (the network counts its own).
+            self._post = self._post_counted
+            handler = partial(_released, self.world.settle, handler)
         self.direct[group] = DirectConsumer(latency, handler, {})
+
+    def _post_counted(self, delay: float, handler: Callable[[tuple[Any, ...]], None], msg: tuple[Any, ...]) -> None:
+        self.world.settle.hold(msg[2])  # type: ignore[union-attr]  # (released as it arrives: _released)
+        self.world.at(delay, handler, msg)
 
     def confirm_directly(
         self,
@@ -410,7 +423,7 @@ class Broker(Node):
                 now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)", **_delivery(group, 1)
             )
         latency = direct.latency()
-        self.world.at(latency, direct.handler, ("evt", BROKER, txn, eid, topic, started, group, seq, 1, copy))
+        self._post(latency, direct.handler, ("evt", BROKER, txn, eid, topic, started, group, seq, 1, copy))
         if now + latency < deadline:
             copy.due = deadline  # no ack timer unless its consumer asks: see arm()
             copy.order = self.deliveries
@@ -618,7 +631,7 @@ class Broker(Node):
         if direct is not None:  # what Network.send does on a steady link
             world = self.world
             world.messages[copy.txn] += 1
-            world.at(
+            self._post(
                 direct.latency(),
                 direct.handler,
                 (
@@ -783,6 +796,36 @@ class Broker(Node):
             if direct is not None:
                 direct.flights.pop(copy.txn, None)  # its _PARTED: the next copy has nothing to wait for
 
+    # ------------------------------------------------------------ judging as the run goes
+
+    def quiet(self, txn: int) -> bool:
+        """Whether the broker holds nothing of ``txn`` that can still change
+        it (with per-key ordering; judging as the run goes:
+        :mod:`sim.world.settle`): no copy waiting in a partition or
+        unacknowledged at its head, no first delivery to a direct consumer
+        unacknowledged by now (its ack accounted for without an event counts
+        once it has arrived: :meth:`World.passed`). Deliveries in flight to a
+        direct consumer are counted as pending work (:meth:`consume_directly`)."""
+        partitions = self.partitions
+        for group in self.consumer:
+            if (group, txn) in partitions:
+                return False
+        passed = self.world.passed
+        for direct in self.direct.values():
+            head = direct.flights.get(txn)
+            if head is not None and not (head.done or passed((head.acked, head.ack_eid))):
+                return False  # (a _PARTED head is never done: its partition is still there)
+        return True
+
+    def forget(self, txn: int, eids: list[int]) -> None:
+        """Drop what is kept of a settled transaction (judged already), whose
+        event ids are ``eids``."""
+        self.terminal.pop(txn, None)
+        self.redelivered.pop(txn, None)
+        self.seen.difference_update(eids)
+        for direct in self.direct.values():
+            direct.flights.pop(txn, None)
+
     # ------------------------------------------------------------ crashes
 
     def relies_on_fault_plan(self) -> bool:
@@ -798,6 +841,12 @@ class Broker(Node):
         else:
             for copy in list(self.pending.values()):
                 self._deliver(copy)
+
+
+def _released(settle: Settlement, handler: Callable[[tuple[Any, ...]], None], msg: tuple[Any, ...]) -> None:
+    """A delivery to a direct consumer arrives: no longer pending (see :meth:`Broker.consume_directly`)."""
+    settle.release(msg[2])
+    handler(msg)
 
 
 def _delivery(group: str, number: int) -> dict[str, Any]:

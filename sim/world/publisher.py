@@ -18,6 +18,7 @@ are accounted for without events (both links with the broker steady:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from sim.world.broker import BROKER, INF
@@ -196,6 +197,8 @@ class Publisher:
         self._down: Any = None
         self._up: Any = None
         self._receive: Any = None
+        #: ``post(delay, store, msg)``: a publish on its way to the broker on steady links
+        self._post: Callable[[float, Callable[[tuple[Any, ...]], None], tuple[Any, ...]], None] = self.world.at
 
     def direct(self, broker: Broker) -> None:
         """Confirms and acks without events (both links with ``broker`` are steady).
@@ -212,7 +215,20 @@ class Publisher:
         self._up = self.network.latency_of(name, broker.name)
         self._receive = self.network.receiver(name)
         self._store = broker._store
+        if self.world.settle is not None:
+            # A run judged as it goes counts a publish in flight as pending
+            # work (the network counts the messages it carries itself).
+            self._post = self._post_counted
+            self._store = self._store_counted
         broker.confirm_directly(name, self._down, self.conf_due)
+
+    def _post_counted(self, delay: float, store: Callable[[tuple[Any, ...]], None], msg: tuple[Any, ...]) -> None:
+        self.world.settle.hold(msg[2])  # type: ignore[union-attr]  # (released at its store)
+        self.world.at(delay, store, msg)
+
+    def _store_counted(self, msg: tuple[Any, ...]) -> None:
+        self.world.settle.release(msg[2])  # type: ignore[union-attr]
+        self.broker._store(msg)  # type: ignore[union-attr]
 
     def publish(
         self,
@@ -247,12 +263,12 @@ class Publisher:
             up = self._up()
             if once and ack is None and up < delay:
                 # No entry, unless the confirm is late: see conf_due().
-                world.at(up, self._store, ("pub", self.name, txn, eid, topic, started, deadline))
+                self._post(up, self._store, ("pub", self.name, txn, eid, topic, started, deadline))
                 return
             if entry is None:
                 entry = Pending(txn, topic, started, ack, deadline, False)
             pending[eid] = entry
-            world.at(up, self._store, ("pub", self.name, txn, eid, topic, started, -INF))
+            self._post(up, self._store, ("pub", self.name, txn, eid, topic, started, -INF))
             if up >= delay:  # stored at or after its timeout
                 entry.timed = True
                 self.deadlines.add(PublishTimer(eid, 1, deadline))
@@ -287,7 +303,7 @@ class Publisher:
         if self.lazy:  # what Network.send does on a steady link
             world = self.world
             world.messages[entry.txn] += 1
-            world.at(self._up(), self._store, msg)
+            self._post(self._up(), self._store, msg)
         else:
             # The n-th publish of this event by this publisher, counted across
             # crashes and restarts (an outbox replay is a later publish, not a
@@ -459,6 +475,26 @@ class Publisher:
                     )  # fmt: skip
         self.pending.clear()
         self.deadlines.clear()
+
+    def quiet(self, eids: list[int]) -> bool:
+        """Whether none of ``eids`` (one transaction's event ids) is still
+        publishing: none pending unconfirmed by now (a publish's confirm
+        accounted for without an event counts once it has arrived:
+        :meth:`World.passed`), none in the outbox. (Judging as the run goes:
+        :mod:`sim.world.settle`; a publish in flight is counted there.)"""
+        pending, rows, passed = self.pending, self.rows, self.world.passed
+        for eid in eids:
+            entry = pending.get(eid)
+            if entry is not None and not passed(entry.conf):
+                return False
+            if rows and eid in rows:
+                return False
+        return True
+
+    def forget(self, eids: list[int]) -> None:
+        """Drop what is kept of ``eids`` (a settled transaction's, judged already)."""
+        for eid in eids:
+            self.pending.pop(eid, None)
 
     def republish(self) -> None:
         """After a restart: publish every row of the outbox again."""

@@ -157,8 +157,10 @@ class SagaTracker(Node):
                 deadlines = self.deadlines
                 due = now + deadlines.delay  # not ``deadline``: that is the broker's, for the ack
                 timers = deadlines._queue
-                if timers and self.table[timers[0][1]].terminal <= now:
-                    deadlines.prune()  # the oldest alarm is moot (terminal): drop the moot ones now
+                oldest = self.table.get(timers[0][1]) if timers else None
+                if timers and (oldest is None or oldest.terminal <= now):
+                    # the oldest alarm is moot (terminal, or judged and forgotten): drop the moot ones now
+                    deadlines.prune()
                 timers.append((due, txn))
                 if not deadlines._armed:
                     deadlines._arm(due)
@@ -202,12 +204,15 @@ class SagaTracker(Node):
 
     def _trace_terminal(self, item: tuple[int, int, float]) -> None:
         txn, topic, seen = item
-        if self.table[txn].terminal == seen:
+        entry = self.table.get(txn)  # (None: judged and forgotten, see quiet())
+        if entry is not None and entry.terminal == seen:
             self.world.tracer.emit(seen, self.name, "terminal", txn, self.labels[topic], **_FROM_BROKER)
 
     def _pending(self, txn: int) -> bool:
-        # not seen a terminal event yet (nan: none at all; a time: seen then)
-        return not self.table[txn].terminal <= self.world.env._now and txn not in self.flagged
+        # not seen a terminal event yet (nan: none at all; a time: seen then);
+        # a transaction judged and forgotten (see quiet()) is not
+        entry = self.table.get(txn)
+        return entry is not None and not entry.terminal <= self.world.env._now and txn not in self.flagged
 
     def _flag(self, txn: int) -> None:
         now = self.world.env._now
@@ -219,9 +224,10 @@ class SagaTracker(Node):
 
     def _due(self, item: tuple[int, int, float]) -> None:
         txn, epoch, due = item
-        entry = self.table[txn]
+        entry = self.table.get(txn)
         if (
-            epoch == self.epoch
+            entry is not None  # (None: judged and forgotten, see quiet())
+            and epoch == self.epoch
             and entry.first + self.stuck_after == due
             and not entry.terminal <= due
             and txn not in self.flagged
@@ -245,6 +251,22 @@ class SagaTracker(Node):
         tracker first heard of it; NaN if it never did."""
         entry = self.table.get(txn)
         return entry.first + self.stuck_after if entry is not None else math.nan
+
+    def quiet(self, txn: int) -> bool:
+        """Whether what the tracker says of ``txn`` is final (judging as the
+        run goes: :mod:`sim.world.settle`): it saw its terminal event before
+        now, and its alert either cannot come (the terminal event came by
+        the time it fell due) or came. A transaction it never heard of, or
+        never saw end, is judged at the end of the run."""
+        entry = self.table.get(txn)
+        if entry is None or not entry.terminal < self.world.env._now:
+            return False
+        return entry.terminal <= entry.first + self.stuck_after or txn in self.flagged
+
+    def forget(self, txn: int) -> None:
+        """Drop what is kept of a settled transaction (judged already)."""
+        self.table.pop(txn, None)
+        self.flagged.pop(txn, None)
 
     def blind_spots(self, dead: Iterable[Copy]) -> dict[int, str]:
         """The transactions the tracker was blind to, and why (:data:`HIDDEN`,

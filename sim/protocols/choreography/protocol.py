@@ -214,7 +214,13 @@ class ChoreographyParticipant:
             return
         job = Job(msg)
         acked_by = math.inf
-        if self.p.pool.submit(job, self._start) and self.outbox_on:
+        settle = self.world.settle
+        if settle is not None:  # a job is pending work until it ends or is lost (sim.world.settle)
+            settle.hold(msg[2])
+            started = self.p.pool.submit(job, self._start, lost=self._lost)
+        else:
+            started = self.p.pool.submit(job, self._start)
+        if started and self.outbox_on:
             outcome = job.outcome
             if outcome == SUCCEED or (outcome == REFUSE and msg[4] in self.refusal_topics):
                 acked_by = job.end
@@ -235,7 +241,18 @@ class ChoreographyParticipant:
         msg = job.msg
         job.outcome, duration = p.draw_attempt(msg[2], *self.routes[msg[4]])
         job.end = self.world.env._now + duration
-        p.pool.serve(duration, self._finish, job)
+        p.pool.serve(duration, self._finish, job, self._lost if self.world.settle is not None else None)
+
+    def _lost(self, job: Job) -> None:
+        """A job lost in a crash (waiting for a worker, in service or waiting
+        to retry): no longer pending (judging as the run goes)."""
+        self.world.settle.release(job.msg[2])  # type: ignore[union-attr]
+
+    def _ended(self, job: Job) -> None:
+        """A job's attempt ended (a retry is a job of its own: :meth:`_retry`)."""
+        settle = self.world.settle
+        if settle is not None:
+            settle.release(job.msg[2])
 
     def _finish(self, job: Job) -> None:
         msg, outcome = job.msg, job.outcome
@@ -255,11 +272,13 @@ class ChoreographyParticipant:
                 if outcome == _SKIPPED:
                     self._skipped(msg, step)
                     p.pool.release()
+                    self._ended(job)
                     return
             self._forward(job, step, outcome)
         else:
             self._compensate(job, step, outcome)
         p.pool.release()
+        self._ended(job)
 
     def _records_forward(self, job: Job, step: int) -> int:
         """A successful attempt meets its records (:mod:`sim.world.records`):
@@ -337,10 +356,13 @@ class ChoreographyParticipant:
     def _retry(self, job: Job, backoff: Backoff) -> None:
         job.attempt += 1
         self.protocol.retry(job.msg[2])
-        self.p.after(backoff.wait(job.attempt), self._again, job)
+        settle = self.world.settle
+        if settle is not None:  # pending until its next attempt ends (this one's ends now)
+            settle.hold(job.msg[2])
+        self.p.after(backoff.wait(job.attempt), self._again, job, self._lost if settle is not None else None)
 
     def _again(self, job: Job) -> None:
-        self.p.pool.submit(job, self._start)
+        self.p.pool.submit(job, self._start, lost=self._lost if self.world.settle is not None else None)
 
     # ------------------------------------------------------------ publishing
 
@@ -515,6 +537,40 @@ class ChoreographyProtocol:
         """Transactions the saga tracker was blind to, by cause (see
         :meth:`sim.world.tracker.SagaTracker.blind_spots`)."""
         return self.tracker.blind_spots(self.broker.dead)
+
+    @property
+    def settles(self) -> bool:
+        """Whether a run judges its transactions as it goes (:mod:`sim.world.settle`):
+        with per-key ordering, where the broker can tell a transaction's
+        copies apart (:meth:`Broker.quiet`)."""
+        return self.broker.ordered
+
+    def _eids(self, txn: int) -> list[int]:
+        return [topic * TOPIC_STRIDE + txn for topic in self.labels]
+
+    def quiet(self, txn: int) -> bool:
+        """Whether nothing the engine keeps can still change ``txn``; asked
+        once it is terminal and no work for it is counted pending (jobs,
+        messages, publishes and deliveries in flight): the tracker's word on
+        it is final, the broker holds no copy of it unacknowledged, and no
+        publisher is still publishing one of its events."""
+        if not (self.tracker.quiet(txn) and self.broker.quiet(txn)):
+            return False
+        eids = self._eids(txn)
+        return self.client.publisher.quiet(eids) and all(side.publisher.quiet(eids) for side in self.sides.values())
+
+    def forget(self, txn: int) -> None:
+        """Drop what the protocol and the engine keep of a settled transaction (judged already)."""
+        eids = self._eids(txn)
+        self.broker.forget(txn, eids)
+        self.tracker.forget(txn)
+        self.client.publisher.forget(eids)
+        for side in self.sides.values():
+            side.publisher.forget(eids)
+            for eid in eids:
+                side.inbox.pop(eid, None)
+        self.retries.pop(txn, None)
+        self.gave_up.discard(txn)
 
     def nodes(self) -> list[Node]:
         return [self.broker, self.tracker]
