@@ -86,6 +86,20 @@ STREAMED_CHOREOGRAPHIES = {
             {"kind": "loss", "groups": [["broker"], ["payment"]], "one_way": True, "probability": 0.4, "at": 0.0}
         ],
     },
+    # ... the tracker's terminal event arriving at the very instant of a look
+    # for settled transactions: every instant on a dyadic grid, the looks
+    # every 2**-7 s (a run of 7.8125 s, looked at 1,000 times); judged then,
+    # its trace event at that instant would be lost
+    "terminal-at-a-look": {
+        "run.duration": 3.8125,
+        "run.drain": 4.0,
+        "workload.interarrival": {"dist": "constant", "value": 0.125},
+        "network.latency": {"dist": "constant", "value": 1 / 1024},
+        **{
+            f"participants.{n}.service_time": {"dist": "constant", "value": 1 / 256}
+            for n in ("payment", "inventory", "shipping")
+        },
+    },
     # ... a publish in an outbox across a crash, republished after the restart
     "outbox-across-crashes": {
         "choreography.publish_timeout": 0.2,
