@@ -87,14 +87,17 @@ STREAMED_CHOREOGRAPHIES = {
         ],
     },
     # ... the tracker's terminal event arriving at the very instant of a look
-    # for settled transactions: every instant on a dyadic grid, the looks
-    # every 2**-7 s (a run of 7.8125 s, looked at 1,000 times); judged then,
-    # its trace event at that instant would be lost
+    # for settled transactions: every instant on a grid of 1/1024 s, and a
+    # look at every one of them (a run of 1,000/1024 s); judged then, its
+    # trace event at that instant would be lost
     "terminal-at-a-look": {
-        "run.duration": 3.8125,
-        "run.drain": 4.0,
+        "run.duration": 0.4765625,
+        "run.drain": 0.5,
         "workload.interarrival": {"dist": "constant", "value": 0.125},
         "network.latency": {"dist": "constant", "value": 1 / 1024},
+        # (later than the publish's confirm, which would hold the transaction
+        # back then; early enough that its copies never queue)
+        "network.links": [{"src": "broker", "dst": "tracker", "latency": {"dist": "constant", "value": 2 / 1024}}],
         **{
             f"participants.{n}.service_time": {"dist": "constant", "value": 1 / 256}
             for n in ("payment", "inventory", "shipping")
