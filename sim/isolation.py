@@ -239,6 +239,10 @@ class FollowedHistory:
         self.last_write: dict[int, int] = {}
         #: settled, not yet judged
         self.settled: set[int] = set()
+        # settled transactions to look at again (:meth:`ready`), and those
+        # waiting, by the writer not settled that holds them back
+        self._look: list[int] = []
+        self._blocked: dict[int, list[int]] = {}
 
     def append(self, raw: tuple[object, ...]) -> None:
         """One more access (the fields of :class:`Access`), as the history takes it."""
@@ -264,22 +268,47 @@ class FollowedHistory:
         return sum(len(rec.accesses) for rec in self.records.values())
 
     def settle(self, txn: int) -> None:
-        """``txn`` is settled: none of its accesses can come any more."""
+        """``txn`` is settled: none of its accesses can come any more. It and
+        the settled transactions that waited for it are looked at again by
+        :meth:`ready`."""
         self.settled.add(txn)
         records = self.records
         for where in self.touched.get(txn, ()):
             records[where].writers.pop(txn, None)
+        self._look.append(txn)
+        self._look.extend(self._blocked.pop(txn, ()))
+
+    def _blocker(self, txn: int) -> int | None:
+        """A transaction not settled that wrote a record ``txn`` accessed
+        before ``txn``'s last access to it, if any (the rule above)."""
+        records = self.records
+        for where, last in self.touched.get(txn, {}).items():
+            for writer, first in records[where].writers.items():
+                # (places are distinct: a writer's first write is before T's last access or after it)
+                if first < last:
+                    return writer
+        return None
 
     def final(self, txn: int) -> bool:
         """Whether ``txn``'s anomalies can no longer change (the rule above)."""
-        if txn not in self.settled:
-            return False
-        records = self.records
-        for where, last in self.touched.get(txn, {}).items():
-            # (places are distinct: a writer's first write is before T's last access or after it)
-            if any(first < last for first in records[where].writers.values()):
-                return False
-        return True
+        return txn in self.settled and self._blocker(txn) is None
+
+    def ready(self) -> list[int]:
+        """The settled transactions whose anomalies became final since the
+        last call, by id. One that is not waits for the writer that holds it
+        back (it is looked at again when that one settles): a transaction
+        held back until the end costs nothing per look."""
+        found = []
+        for txn in self._look:
+            if txn not in self.settled:
+                continue  # (judged already)
+            blocker = self._blocker(txn)
+            if blocker is None:
+                found.append(txn)
+            else:
+                self._blocked.setdefault(blocker, []).append(txn)
+        self._look = []
+        return sorted(set(found))
 
     def judge(self, txns: Sequence[int], ended: Set[int]) -> dict[int, list[Found]]:
         """The anomalies of ``txns`` (each final, or the run is over), then
@@ -319,8 +348,6 @@ class FollowedHistory:
         compensation comes after (a later read holding one is dirty)."""
         cut = min(rec.first.values(), default=self.count)
         accesses = rec.accesses
-        if not accesses or accesses[0][0] >= cut:
-            return
         live: dict[tuple[int, int], list[tuple[int, Access]]] = {}
         kept_from = len(accesses)
         for i, (place, a) in enumerate(accesses):
@@ -332,6 +359,8 @@ class FollowedHistory:
                     live.setdefault((a.txn, a.step), []).append((place, a))
                 else:
                     live.pop((a.txn, a.step), None)
+        if kept_from == 0:
+            return  # (nothing before the cut)
         rest = accesses[kept_from:]
         undone_later = {(a.txn, a.step) for _, a in rest if a.kind != READ and a.op == COMPENSATE}
         doomed = sorted(item for key, items in live.items() if key in undone_later for item in items)

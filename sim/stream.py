@@ -283,7 +283,7 @@ class Streamer:
     def _judge_final(self, followed: FollowedHistory, candidates: list[int], blind: dict[int, str]) -> None:
         """With records with values: the candidates that settled wait in
         ``followed`` until their isolation anomalies are final
-        (:meth:`FollowedHistory.final`); those that are (these or earlier
+        (:meth:`FollowedHistory.ready`); those that are (these or earlier
         ones) are judged and freed, by transaction id."""
         settle = self.model.world.settle
         assert settle is not None
@@ -293,7 +293,7 @@ class Streamer:
         for txn in candidates:
             if txn not in waiting and settle.idle(txn) and view(txn).terminal and (quiet is None or quiet(txn)):
                 followed.settle(txn)
-        ready = sorted(txn for txn in waiting if followed.final(txn))
+        ready = followed.ready()
         if not ready:
             return
         self.model.isolation_of(ready)
