@@ -321,6 +321,7 @@ class Streamer:
         model.world.effects.by_txn[txn] = None  # type: ignore[call-overload]  # a later effect would fail loudly
         if self._forget is not None:
             self._forget(txn)
+        model.keys.forget(txn)
         base = txn * KEY_STRIDE
         keys = [base + s for s in self._keys]
         for participant in model.participants.values():
