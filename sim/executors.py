@@ -163,21 +163,39 @@ def connect(scheduler: Any) -> tuple[Any, bool]:
 def run_dask(
     tasks: list[Task], fn: Callable[[Task], Outcome], client: Any, lost: Callable[[Task, str], Outcome]
 ) -> Iterator[Outcome]:
-    """On the workers of a Dask cluster, through ``client``."""
+    """On the workers of a Dask cluster, through ``client``.
+
+    Runs go to the cluster one per worker thread, the next as soon as one
+    finishes, rather than all at once: the scheduler then never holds a run
+    queued at a busy worker while another worker is idle at the end of the
+    sweep, and each run's tables leave the cluster's memory as soon as they
+    are read (all submitted at once, every result stayed there until the
+    last run ended)."""
     from dask.distributed import as_completed
 
-    futures = [client.submit(fn, task, pure=False) for task in tasks]
-    by_future = dict(zip(futures, tasks, strict=True))
+    slots = max(1, sum(client.nthreads().values()))
+    waiting = list(reversed(tasks))
+    running: dict[Any, Task] = {}
+
+    def submit() -> Any:
+        task = waiting.pop()
+        future = client.submit(fn, task, pure=False)
+        running[future] = task
+        return future
+
+    # The loop of this client: with an address there is no default client to find.
+    finished = as_completed([submit() for _ in range(min(slots, len(waiting)))], loop=client.loop)
     try:
-        # The loop of this client: with an address there is no default client to find.
-        for future in as_completed(futures, loop=client.loop):
-            task = by_future[future]
+        for future in finished:
+            task = running.pop(future)
+            if waiting:  # (before this run's result is written: no worker waits for it)
+                finished.add(submit())
             try:
                 yield future.result()
             except Exception as exc:  # the worker died or the task was lost
                 yield lost(task, f"dask worker failed: {type(exc).__name__}: {exc}")
     finally:
-        client.cancel([f for f in futures if not f.done()])
+        client.cancel([f for f in running if not f.done()])
 
 
 def _installed_version() -> str:

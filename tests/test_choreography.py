@@ -25,6 +25,7 @@ from test_theory import (
 )
 
 import sim
+import sim.world.publisher
 from sim.protocols.choreography.spec import ChoreographySpec
 from sim.runner import Model, run_once
 from sim.specs import RetrySpec
@@ -761,14 +762,14 @@ def test_publishes_confirmed_in_time_are_swept_from_pending(monkeypatch: pytest.
     }
     runs = []
     for every in (5, 10_000):
-        monkeypatch.setattr(sim.protocols.choreography.protocol, "SWEEP_EVERY", every)
+        monkeypatch.setattr(sim.world.publisher, "SWEEP_EVERY", every)
         out, model = _run(overrides, 1, elide=True, trace=False)
         protocol = model.protocol
         assert out.summary["committed"] > 30 and protocol.client.publisher.lazy  # type: ignore[attr-defined]
         assert not protocol.client.publisher.pending  # type: ignore[attr-defined]  # see the next test
         sides = protocol.sides.values()  # type: ignore[attr-defined]
         for side in sides:
-            assert not side.outbox and side.publisher.confirmed is None and not side.once_topics
+            assert side.publisher.rows is None and not side.once_topics
         runs.append(([len(side.publisher.pending) for side in sides], pd.DataFrame(out.transactions)))
     # about 40 publishes per participant, all confirmed by the end
     assert max(runs[0][0]) < 5 and min(runs[1][0]) > 30
@@ -793,7 +794,7 @@ def test_a_publish_of_an_id_published_once_is_never_pending_when_confirmed_in_ti
     protocol = model.protocol
     publishers = [protocol.client.publisher, *(s.publisher for s in protocol.sides.values())]  # type: ignore[attr-defined]
     assert out.summary["committed"] > 30 and all(p.lazy for p in publishers)
-    assert not any(p.pending for p in publishers) and not any(s.outbox for s in protocol.sides.values())  # type: ignore[attr-defined]
+    assert not any(p.pending for p in publishers) and not any(p.rows for p in publishers)
     slow = {
         **overrides,
         "choreography.publish_timeout": 0.0015,  # the confirm comes at 2 ms, the resend at 1.6

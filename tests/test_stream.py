@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -16,10 +17,10 @@ from golden.digests import ROOT, _scenario
 from sim.errors import SagasimError
 from sim.metrics import events_frame, faults_frame, transactions_frame
 from sim.runner import Model
-from sim.scenario import PROTOCOLS, load_scenario
+from sim.scenario import PROTOCOLS, load_scenario, scenario_from_dict
 from sim.stream import ROW_GROUP, Streamer, TraceChoice, run_to_folder, stream_run
 
-from conftest import sagasim
+from conftest import ORDER_STEPS, sagasim
 
 FILES = sorted((ROOT / "scenarios").glob("*.toml"))
 
@@ -82,6 +83,13 @@ def _records(model: Model) -> int:
     if model.protocol_name == "orchestration":
         return len(protocol.orchestrator.log)  # type: ignore[attr-defined]
     sides = protocol.sides.values()  # type: ignore[attr-defined]
+    if model.protocol_name == "tcc":
+        return max(
+            len(protocol.coordinator.log),  # type: ignore[attr-defined]
+            *(len({txn for txn, _ in s.barrier}) for s in sides),
+            *(len(s.reserved_time) for s in sides),
+            *(len(s.locks.txn_held) for s in sides),
+        )
     return max(
         len(protocol.coordinator.log),  # type: ignore[attr-defined]
         *(len(s.table) for s in sides),
@@ -89,7 +97,7 @@ def _records(model: Model) -> int:
     )
 
 
-@pytest.mark.parametrize("protocol", ["orchestration", "2pc"])
+@pytest.mark.parametrize("protocol", ["orchestration", "2pc", "tcc"])
 def test_records_of_settled_transactions_are_freed_as_the_run_goes(protocol: str, tmp_path: Path) -> None:
     model = _reference(3000, protocol=protocol)
     in_memory: list[int] = []
@@ -127,6 +135,112 @@ def test_a_job_lost_in_a_crash_is_released_and_its_transaction_judged_before_the
     settle = model.world.settle
     assert settle is not None
     assert all(settle.is_forgotten(t) for t in preparing), [t for t in preparing if not settle.is_forgotten(t)]
+
+
+#: TCC under everything that leaves work at its participants once the
+#: coordinator is done: hot keys with Trys waiting for them (conflict =
+#: "wait", lock_timeout as long as the coordinator's timeout), reservations
+#: that expire (reservation_ttl), a Confirm given up after two attempts, a
+#: crash of inventory (two workers, mostly busy: jobs in service and queued
+#: are lost, reservations survive it), a pause of payment, a coordinator crash
+#: and recovery, and a crash of shipping; messages lost and duplicated.
+TCC_STRESS: dict[str, Any] = {
+    "name": "tcc-stress",
+    "run": {"duration": 40.0, "drain": 30.0, "seeds": [1], "protocols": ["tcc"]},
+    "workload": {
+        "transaction": "order",
+        "interarrival": {"dist": "exponential", "mean": 0.025},
+        "keys": {"population": 1000, "per_step": 2, "skew": 1.1},
+    },
+    "network": {"latency": {"dist": "lognormal", "median": 0.002, "p99": 0.02}, "loss": 0.01, "duplicate": 0.02},
+    "participants": {
+        "payment": {"service_time": {"dist": "exponential", "mean": 0.02}, "workers": 4, "lock_timeout": 0.5},
+        "inventory": {
+            "service_time": {"dist": "lognormal", "median": 0.01, "p99": 0.1},
+            "workers": 2,
+            "lock_timeout": 0.5,
+        },
+        "shipping": {"service_time": {"dist": "exponential", "mean": 0.01}, "workers": 8, "lock_timeout": 0.5},
+    },
+    "transactions": {"order": {"steps": [dict(step) for step in ORDER_STEPS]}},
+    "tcc": {
+        "conflict": "wait",
+        "timeout": 0.5,
+        "reservation_ttl": 2.0,
+        "confirm_retry": {"attempts": 2, "initial": 0.05},
+    },
+    "faults": [
+        {"kind": "crash", "target": "inventory", "at": 10.0, "duration": 2.0},
+        {"kind": "pause", "target": "payment", "at": 20.0, "duration": 0.4},
+        {"kind": "crash", "target": "coordinator", "at": 25.0, "duration": 1.0},
+        {"kind": "crash", "target": "shipping", "at": 30.0, "duration": 0.5},
+    ],
+}
+
+
+class _Lost(NamedTuple):
+    """What one TCC participant held when it crashed, and the jobs it lost."""
+
+    in_service: list[int]
+    queued: list[int]
+    waiting_for_keys: list[int]
+    reserved: list[int]
+
+
+def _watch_crashes(side: Any) -> _Lost:
+    """Record, on ``side`` (a TCC participant), the transactions of its jobs
+    lost in a crash and what it held when it crashed."""
+    seen = _Lost([], [], [], [])
+    lost, lost_waiting, on_crash = side._lost, side._lost_waiting, side.on_crash
+
+    def in_service(job: Any) -> None:
+        seen.in_service.append(job[0].txn)
+        lost(job)
+
+    def queued(msg: Any) -> None:
+        seen.queued.append(msg.txn)
+        lost_waiting(msg)
+
+    def crash() -> None:
+        seen.waiting_for_keys.extend(side.waiting)
+        seen.reserved.extend(txn for txn, _ in side.reserved)
+        on_crash()
+
+    side._lost, side._lost_waiting, side.on_crash = in_service, queued, crash
+    return seen
+
+
+@pytest.mark.parametrize("barrier", [True, False])
+def test_a_tcc_participant_crash_mid_reservation_is_judged_as_at_the_end(barrier: bool, tmp_path: Path) -> None:
+    """TCC judged as it goes gives the tables of judging at the end under
+    crashes, a pause, lock waits, expiry and give-ups; the transactions whose
+    jobs a crash lost (a Try, a Confirm or a Cancel in service or queued) are
+    released and judged early, and so are those that held a reservation
+    through the crash (it expires or is confirmed or cancelled later)."""
+    scenario = scenario_from_dict(TCC_STRESS, source="test", overrides={"tcc.barrier": barrier})
+    at_end = Model(scenario, "tcc", 1).run()
+    model = Model(scenario, "tcc", 1)
+    seen = _watch_crashes(model.protocol.sides["inventory"])  # type: ignore[attr-defined]
+    early: list[int] = []
+    done = stream_run(model, tmp_path / "t.parquet", keep="all", progress=_judged_into(early))
+    streamed = pd.read_parquet(tmp_path / "t.parquet").sort_values("txn_id", ignore_index=True)
+    pd.testing.assert_frame_equal(streamed, transactions_frame(at_end.transactions))
+    assert _same(_summary(done.output.summary), _summary(at_end.summary)) == []
+    summary = done.output.summary
+    # The run meets what the test is about (else it tests nothing): lock
+    # waits, expiries, a give-up, a recovery, and at the crash jobs in service
+    # and queued, Trys waiting for keys and reservations held.
+    assert summary["reservations_expired"] > 0 and summary["gave_up"] > 0 and summary["recovered"] > 0
+    assert seen.in_service and seen.queued and seen.waiting_for_keys and seen.reserved, seen
+    settle = model.world.settle
+    assert settle is not None
+    touched = {*seen.in_service, *seen.queued, *seen.waiting_for_keys, *seen.reserved}
+    assert [t for t in sorted(touched) if not settle.is_forgotten(t)] == []
+    # None stuck: every transaction ends within seconds of the last fault and
+    # the run drains 30 s, so all but those ending in the last slice are
+    # judged before the end (10% room, as in the test of every scenario).
+    assert summary["stuck"] == 0
+    assert early[-2] >= 0.9 * len(streamed), f"{early[-2]} of {len(streamed)} judged early"
 
 
 def test_row_groups_are_written_as_the_run_goes(tmp_path: Path) -> None:
@@ -299,14 +413,15 @@ def test_the_event_budget_grows_with_the_arrivals_unless_set() -> None:
 
 
 @pytest.mark.parametrize(
-    ("protocol", "refused"), [("choreography", True), ("orchestration", False), ("2pc", False), ("paxos-commit", False)]
+    ("protocol", "refused"),
+    [("choreography", True), ("orchestration", False), ("2pc", False), ("paxos-commit", False), ("tcc", False)],
 )
 def test_only_a_streamed_run_judged_at_the_end_is_bounded_like_one_in_memory(
     protocol: str, refused: bool, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """A protocol that is judged at the end (choreography) keeps every
     record, so a streamed run of it is refused above ``in_memory_arrivals``;
-    one that settles (orchestration, 2PC, Paxos Commit) is not."""
+    one that settles (orchestration, 2PC, Paxos Commit, TCC) is not."""
     big = ["--set", "run.duration=100", "--set", "limits.in_memory_arrivals=1999"]  # 2,000 expected
     command = ["run", HAPPY, "--stream", "--seed", "1", "--protocol", protocol, *big, "--out", tmp_path / "x"]
     code, _, err = sagasim(capsys, *command, "--quiet")

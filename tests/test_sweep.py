@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -257,6 +258,39 @@ def test_a_dask_cluster_gives_the_same_dataset(inline: sim.dataset.Dataset, tmp_
     assert by_address.meta["executor"].startswith("dask")
     assert_same_dataset(inline, by_address)
     assert_same_dataset(inline, by_client)
+
+
+def _slow_square(x: int) -> int:
+    time.sleep(0.05)
+    return x * x
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_gets_one_run_per_worker_thread_at_a_time() -> None:
+    # All submitted at once, runs waited at busy workers while another could
+    # idle at the end, and every result stayed in the cluster until the last.
+    from dask.distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        submitted: list[object] = []
+        real_submit = client.submit
+
+        def counting_submit(*args: object, **kwargs: object) -> object:
+            future = real_submit(*args, **kwargs)
+            submitted.append(future)
+            return future
+
+        client.submit = counting_submit  # type: ignore[method-assign]
+        results = []
+        for result in executors.run_dask(list(range(12)), _slow_square, client, lambda t, why: -1):
+            unfinished = [f for f in submitted if not f.done()]
+            assert len(unfinished) <= 2, len(unfinished)  # the two worker threads
+            results.append(result)
+    assert sorted(results) == [x * x for x in range(12)]
+    assert len(submitted) == 12
 
 
 def test_unreachable_scheduler_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -76,7 +76,7 @@ timers that it would have had from the delivery on.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import islice, takewhile
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -90,7 +90,8 @@ from sim.world.trace import IN, OUT
 if TYPE_CHECKING:
     from sim.world.core import World
     from sim.world.network import Network
-    from sim.world.tracker import TrackerEntry
+    from sim.world.publisher import Publisher
+    from sim.world.tracker import SagaTracker, TrackerEntry
 
 BROKER = "broker"
 
@@ -254,6 +255,37 @@ class Broker(Node):
         self._lean = group
         self._lean_take = take
         self._lean_table = table
+
+    def elide(
+        self,
+        tracker: SagaTracker,
+        publishers: Iterable[Publisher],
+        consumers: dict[str, Callable[[tuple[Any, ...]], None]],
+    ) -> None:
+        """Account for the messages on every steady pair of links with the
+        broker (both ways: see :meth:`Network.steady`) without an event each:
+        the tracker's copies and acks (:meth:`lean`), a publisher's confirms
+        and acks (:meth:`Publisher.direct`), and the deliveries to a consumer
+        group (``consumers``: group -> the handler the network delivers its
+        copies to; :meth:`consume_directly`). Call it once the fault plan is
+        known and before the first publish, and never for a run open to
+        faults applied while it goes (it has no steady link)."""
+        network = self.network
+
+        def steady(name: str) -> bool:
+            return network.steady(BROKER, name) and network.steady(name, BROKER)
+
+        if steady(tracker.name):
+            tracker.direct(self)
+        for publisher in publishers:
+            if steady(publisher.name):
+                publisher.direct(self)
+        for group, handler in consumers.items():
+            name = self.consumer[group]
+            if steady(name):
+                self.consume_directly(group, network.latency_of(BROKER, name), handler)
+        if all(group in self.direct or group in self.takers for group in self.consumer):
+            self.unindex()
 
     def consume_directly(
         self, group: str, latency: Callable[[], float], handler: Callable[[tuple[Any, ...]], None]

@@ -9,7 +9,10 @@ transaction of the work it knows to be pending for it:
   its receiver has handled it);
 * a message held by a paused node (:meth:`sim.world.node.Node.receive`);
 * a participant's job, queued or in service, until it finishes or is lost
-  (:class:`sim.world.participant.Participant`).
+  (:class:`sim.world.participant.Participant`); work a protocol's own side
+  schedules (TCC's jobs in the participant's
+  :class:`sim.world.pool.WorkerPool`, Paxos Commit's forced writes) holds
+  and releases the same way, its ``lost`` callback releasing it in a crash.
 
 A monitor's check still due for a transaction judged and forgotten meanwhile
 finds it terminal through :meth:`Settlement.is_forgotten`.
@@ -21,7 +24,8 @@ coordinator is done goes through those places; it says so with
 ``settles = True`` (see :class:`sim.protocols.base.TransactionProtocol`).
 A protocol whose participants keep state that can still change a
 transaction, state it can look at per transaction (2PC: work before the vote,
-a prepared record in doubt), says whether any is left with ``quiet(txn)``,
+a prepared record in doubt; TCC: a Try waiting for its keys, a live
+reservation and its expiry timer), says whether any is left with ``quiet(txn)``,
 asked before a transaction counted idle is judged. A protocol that keeps
 such work where it cannot be looked at cheaply (a broker's stored copies,
 an outbox, work scheduled without a count) leaves ``settles`` ``False`` and

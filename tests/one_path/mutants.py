@@ -48,7 +48,7 @@ MUTANTS = (
     ),
     Mutant(
         "the publisher's confirm deadline (< to <=)",
-        "sim/protocols/choreography/protocol.py",
+        "sim/world/publisher.py",
         "            if at < deadline:\n",
         "            if at <= deadline:\n",
     ),
@@ -60,9 +60,9 @@ MUTANTS = (
     ),
     Mutant(
         "a publish timeout at the instant of its confirm ordered among the others, not first",
-        "sim/protocols/choreography/protocol.py",
-        "self.world, spec.publish_timeout, self._live, self._expired, owner=node, first=True",
-        "self.world, spec.publish_timeout, self._live, self._expired, owner=node, first=False",
+        "sim/world/publisher.py",
+        "DeadlineQueue(self.world, timeout, self._live, self._expired, owner=node, first=True)",
+        "DeadlineQueue(self.world, timeout, self._live, self._expired, owner=node, first=False)",
     ),
     Mutant(
         "the next copy of a partition goes at its head's ack in a place of its own, not the ack's",

@@ -50,43 +50,34 @@ Outgoing event ids are derived from the transaction and the topic, so a
 republished or reprocessed event has the same id as the first.
 
 Every message goes through the network: publish, confirm, delivery, ack.
-Those on *steady* links (no fault of the run's plan, no loss and no
-duplication can touch them, neither end can crash or pause: see
-:mod:`sim.world.network`) cost no event: a confirm, an ack, and the
-tracker's copies and acks are accounted for when they are sent, as the
-instant they arrive (their latency drawn from the link's stream and the
-message counted as always), and what they do is done at that instant or
-found then (:mod:`sim.world.broker`). Publishes, and deliveries to the
-participants, are always events (on a steady link scheduled straight to
-the receiving handler, as :meth:`Network.send` would with nothing to drop,
-delay or duplicate). A participant on steady links writes no outbox rows:
-it cannot crash, and only a restart reads them. ``ChoreographyProtocol.elide
-= False`` takes the full path for every message.
+This module has one path for each: it publishes, acknowledges and is told
+of confirms through its :class:`~sim.world.publisher.Publisher`, and
+consumes what the broker delivers. On *steady* links (no fault of the run's
+plan, no loss and no duplication can touch them, neither end can crash or
+pause: see :mod:`sim.world.network`) the engine accounts for confirms, acks
+and the tracker's copies without an event each (:meth:`Broker.elide`,
+:mod:`sim.world.publisher`, :mod:`sim.world.broker`); nothing here depends
+on it, apart from telling the publisher when an attempt surely acknowledges
+its copy (:meth:`ChoreographyParticipant.consume`).
+``ChoreographyProtocol.elide = False`` takes the full path for every message.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from sim.protocols.base import CoordinatorView
 from sim.protocols.retry import Backoff
-from sim.world.broker import BROKER, INF, Broker
-from sim.world.core import Due
+from sim.world.broker import Broker
 from sim.world.effects import COMPENSATE, FORWARD
-from sim.world.fates import Counter
-from sim.world.messages import Ack, new_record
 from sim.world.network import command_role, reply_role
 from sim.world.node import Node
 from sim.world.participant import FAIL, HANG, REFUSE, SUCCEED
+from sim.world.publisher import Publisher
 from sim.world.records import REFUSE as REFUSE_PENDING
 from sim.world.records import WAIT
-from sim.world.timers import DeadlineQueue
-from sim.world.trace import OUT
-from sim.world.tracker import TRACKER, SagaTracker
-
-#: The structured fields of a publish's trace event (its first try: resends are not traced).
-_PUBLISH: dict[str, Any] = {"peer": BROKER, "message": "pub", "direction": OUT, "attempt": 1}
+from sim.world.tracker import SagaTracker
 
 if TYPE_CHECKING:
     from sim.protocols.choreography.spec import BrokerSpec, ChoreographySpec
@@ -126,12 +117,6 @@ _OK = "ok"
 _REFUSED = "refused"
 
 
-#: ``Pending.conf`` of a publish with no confirm accounted for
-_NEVER = Due(INF, 0)
-#: ``timed`` of an entry whose timeout expired, its resend waiting for its back-off
-_RESENDING = "resending"
-
-
 class Job:
     """A participant's handling of one delivered event: the event, its
     attempt number, and the outcome and end of the attempt under way."""
@@ -146,395 +131,20 @@ class Job:
         self.end = 0.0
 
 
-class PublishTimer(NamedTuple):
-    """A publish's timeout: which publish of its event id it expires."""
-
-    eid: int
-    attempt: int
-    deadline: float
-
-
-class AckToken(NamedTuple):
-    """An ack accounted for ahead, without an event (:meth:`Publisher.ack_at`)."""
-
-    #: the broker's copy it acknowledges (``None``: no longer pending there)
-    copy: Any
-    #: when it reaches the broker
-    arrives: float
-    txn: int
-    #: whether it was counted (sent before the run ends)
-    counted: bool
-
-
-class Pending:
-    """A publish waiting for its confirm (an entry of :attr:`Publisher.pending`)."""
-
-    __slots__ = ("txn", "topic", "started", "attempt", "ack", "conf", "deadline", "token", "timed")
-
-    def __init__(
-        self, txn: int, topic: int, started: float, ack: tuple[Any, ...] | None, deadline: float, timed: Any
-    ) -> None:
-        self.txn = txn
-        self.topic = topic
-        self.started = started
-        #: publishes of it so far (resends included)
-        self.attempt = 1
-        #: the incoming event to acknowledge once confirmed (a dual write), or None
-        self.ack = ack
-        #: when its confirm, accounted for without an event, arrives (a Due), or _NEVER
-        self.conf: Due = _NEVER
-        #: when its timeout expires
-        self.deadline = deadline
-        #: the ack accounted for ahead with the confirm (:meth:`Publisher.ack_at`), or None
-        self.token: AckToken | None = None
-        #: whether it has a timeout (True, False, or _RESENDING while its resend waits)
-        self.timed = timed
-
-
-#: Publishes with an entry (not those of an id published once: see
-#: :class:`Publisher`) between two sweeps of the confirmed entries of a
-#: publisher on steady links (see :meth:`Publisher._sweep`). Each entry is swept once
-#: whatever the period; a short one keeps ``pending`` small (4,096 cost 1.5%
-#: more instructions per order than 64, under callgrind).
-SWEEP_EVERY = 64
-
-
-class Publisher:
-    """Publishes events to the broker, resending each until it is confirmed.
-
-    ``pending`` is volatile: a crash of the owner abandons every unconfirmed
-    publish (an outbox keeps its own durable rows and republishes them).
-
-    When both links with the broker are steady (``direct``), the broker's
-    confirm costs no event: at the store, the broker draws its latency and
-    :meth:`conf_due`, if it will reach the pending publish before that publish's timeout,
-    records the instant (``conf_at``) and tells the broker when the ack it
-    triggers (dual write) arrives. From ``conf_at`` on the publish counts as
-    confirmed. It is exactly what the confirm would do: it pops the entry
-    pending for the event id when it arrives, whichever that is, so a
-    publish of the same id before then takes the confirm over (and the ack
-    goes with it), and a confirm sent the usual way that gets there first
-    pops the entry, after which the recorded one is sent as a message after
-    all. Anything else (no entry, one confirmed already, a confirm later
-    than the timeout) is sent as a message, with the latency drawn.
-
-    On that path a first publish has a timeout only if it can expire: set at
-    the publish when the publish reaches the broker at or after it, else at
-    the store when the confirm will be late (``timed`` in the entry). The
-    entry of a publish confirmed in time stays in ``pending`` (it counts as
-    absent: every look-up compares ``conf_at`` with now) until a sweep every
-    ``SWEEP_EVERY`` publishes, or a later publish of its event id, forgets
-    it. Without a timer each, publishes cost no timeout to check.
-
-    A publish of an event id published once (``once``: the client's
-    ``start``, a ``done`` or ``failed`` of a participant with an inbox) with
-    no ack to send (not a dual write) does not even have an entry: nothing
-    could look it up in ``pending`` before its store (no other publish of
-    the id). Its deadline travels with the publish message (``quiet``); the
-    broker tells the publisher nothing of a confirm that arrives before it
-    (:meth:`Broker.confirm_directly`), and a late one reaches
-    :meth:`conf_due`, which makes the entry, pending from the store on, as
-    above. (On this path an outbox keeps no rows: see :meth:`direct`.)
-    Such a late confirm's timeout is an event of its own at the deadline,
-    scheduled at the store: if the confirm arrives exactly at the deadline
-    (constant latencies that add up to the publish timeout) the timeout goes
-    first, where the full path orders the tie by when its timer queue was
-    last armed; the two paths can differ at such ties.
-    """
-
-    def __init__(self, node: Node, network: Network, spec: ChoreographySpec, protocol: ChoreographyProtocol) -> None:
-        self.node = node
-        self.name = node.name
-        self.network = network
-        self.world = node.world
-        self.protocol = protocol
-        self.backoff = Backoff(spec.publish_retry, self.world.streams.uniform(f"choreography.{node.name}.publish"))
-        #: eid -> the publish of it waiting for its confirm
-        self.pending: dict[int, Pending] = {}
-        # A publish's timeout at the very instant of its confirm, or of another
-        # publish of its event id, goes first (first=True), whichever path
-        # the confirm took and whenever the queue was armed.
-        self.deadlines = DeadlineQueue(
-            self.world, spec.publish_timeout, self._live, self._expired, owner=node, first=True
-        )
-        self.confirmed: dict[int, None] | None = None  # an outbox's rows, removed when confirmed
-        self.resends = 0
-        self.dropped = 0
-        self._publishes = Counter()
-        self._unswept = SWEEP_EVERY
-        # set by direct(): confirms and acks without events
-        self.lazy = False
-        self.broker: Broker | None = None
-        self._down: Any = None
-        self._up: Any = None
-        self._receive: Any = None
-
-    def direct(self, broker: Broker) -> None:
-        """Confirms and acks without events (both links with ``broker`` are steady).
-
-        An outbox keeps no rows from then on (``confirmed`` is dropped): its
-        owner cannot crash (:meth:`Node.relies_on_fault_plan`), and a restart
-        is the only reader of the rows, so writing them would change nothing.
-        """
-        name = self.name
-        self.lazy = True
-        self.confirmed = None
-        self.broker = broker
-        self._down = self.network.latency_of(broker.name, name)
-        self._up = self.network.latency_of(name, broker.name)
-        self._receive = self.network.receiver(name)
-        self._store = broker._store
-        broker.confirm_directly(name, self._down, self.conf_due)
-
-    def publish(
-        self,
-        eid: int,
-        txn: int,
-        topic: int,
-        started: float,
-        ack: tuple[Any, ...] | None,
-        once: bool = False,
-        sent: int = 1,
-    ) -> None:
-        """Publish ``eid`` until the broker confirms it; ``ack`` is the
-        incoming event to acknowledge once confirmed (dual write). ``once``:
-        the caller publishes this event id once (apart from resends), so no
-        other publish of it can be pending (see the class docstring).
-        ``sent``: the messages to count for the transaction now, this publish
-        and any the caller sent with it (an ack accounted for without an
-        event)."""
-        world = self.world
-        now = world.env._now
-        pending = self.pending
-        old = None if once else pending.get(eid)  # (none pending for ``once``: see above)
-        if self.lazy:  # _send, inlined for speed; the timeout only if it can expire
-            delay = self.deadlines.delay
-            deadline = now + delay
-            entry = None
-            if old is not None and old.conf is not _NEVER:
-                entry = Pending(txn, topic, started, ack, deadline, False)
-                self._replace(eid, old, entry)  # before the publish's draw: it may draw an ack's
-            if world.tracer.on:
-                world.tracer.emit(now, self.name, "publish", txn, self.protocol.labels[topic], **_PUBLISH)
-            world.messages[txn] += sent
-            up = self._up()
-            if once and ack is None and up < delay:
-                # No entry, unless the confirm is late: see conf_due().
-                world.at(up, self._store, ("pub", self.name, txn, eid, topic, started, deadline))
-                return
-            if entry is None:
-                entry = Pending(txn, topic, started, ack, deadline, False)
-            pending[eid] = entry
-            world.at(up, self._store, ("pub", self.name, txn, eid, topic, started, -INF))
-            if up >= delay:  # stored at or after its timeout
-                entry.timed = True
-                self.deadlines.add(PublishTimer(eid, 1, deadline))
-            self._unswept -= 1
-            if not self._unswept:
-                self._sweep()
-            return
-        entry = Pending(txn, topic, started, ack, 0.0, True)
-        if old is not None and old.conf is not _NEVER:
-            self._replace(eid, old, entry)
-        pending[eid] = entry
-        if world.tracer.on:
-            world.tracer.emit(now, self.name, "publish", txn, self.protocol.labels[topic], **_PUBLISH)
-        if sent != 1:
-            world.messages[txn] += sent - 1
-        self._send(eid, entry)
-
-    def _replace(self, eid: int, old: Pending, entry: Pending) -> None:
-        """A new publish of ``eid`` while the confirm of the old one was
-        accounted for without an event."""
-        if self.world.passed(old.conf):
-            self.settle(eid)
-        else:  # the confirm on its way will pop this entry instead
-            conf = entry.conf = old.conf
-            if old.token is not None:
-                self._retract(old.token)
-            if entry.ack is not None:
-                entry.token = self.ack_at(entry.ack, conf.at)
-
-    def _send(self, eid: int, entry: Pending) -> None:
-        msg = ("pub", self.name, entry.txn, eid, entry.topic, entry.started, -INF)
-        if self.lazy:  # what Network.send does on a steady link
-            world = self.world
-            world.messages[entry.txn] += 1
-            world.at(self._up(), self._store, msg)
-        else:
-            # The n-th publish of this event by this publisher, counted across
-            # crashes and restarts (an outbox replay is a later publish, not a
-            # first one again): what the n-th final answer is in an orchestration.
-            attempt = self._publishes.next(entry.txn, entry.topic)
-            self.network.send(self.name, BROKER, msg, self.protocol.publish_roles.get(entry.topic, -1), attempt)
-        deadlines = self.deadlines
-        entry.deadline = deadline = self.world.env._now + deadlines.delay
-        entry.timed = True
-        deadlines.add(PublishTimer(eid, entry.attempt, deadline))
-
-    def settle(self, eid: int) -> None:
-        """Forget the publish of ``eid`` if it was confirmed (without an event) by now."""
-        entry = self.pending.get(eid)
-        if entry is not None and self.world.passed(entry.conf):
-            del self.pending[eid]  # (no outbox row on this path: see direct())
-
-    def conf_due(self, txn: int, eid: int, topic: int, started: float, latency: float, quiet: float) -> None:
-        """The broker confirms ``eid`` now (it stored a publish of it; the
-        broker counts the message and draws its ``latency``). ``quiet`` is
-        the deadline of a publish that went without an entry (``-inf`` for
-        the others): the broker calls this for such a publish only when its
-        confirm is late (:meth:`Broker.confirm_directly`)."""
-        world = self.world
-        at = world.env._now + latency
-        if quiet != -INF:
-            # A publish without an entry, confirmed late: pending from now
-            # on, until the confirm message pops it (nothing for a sweep to do).
-            self.pending[eid] = Pending(txn, topic, started, None, quiet, False)
-        entry = self.pending.get(eid)
-        if entry is not None and entry.conf is _NEVER:
-            deadline = entry.deadline
-            if at < deadline:
-                entry.conf = world.due(latency)
-                if entry.ack is not None:
-                    entry.token = self.ack_at(entry.ack, at)
-                return
-            if not entry.timed:  # the confirm is late: now the timeout can expire
-                entry.timed = True
-                world.at_instant(deadline, self._timeout, PublishTimer(eid, entry.attempt, deadline), first=True)
-        world.at(latency, self._receive, ("conf", BROKER, txn, eid))
-
-    def ack_at(self, msg: tuple[Any, ...], at: float) -> AckToken:
-        """Acknowledge the delivered copy ``msg`` at ``at`` without an event
-        (counted if sent before the run ends); returns a token for :meth:`_retract`."""
-        txn = msg[2]
-        counted = self.world.count_sent(txn, at)
-        arrives = at + self._up()
-        return AckToken(self.broker.ack_at(msg[9], arrives), arrives, txn, counted)  # type: ignore[union-attr]
-
-    def _retract(self, token: AckToken) -> None:
-        copy, arrives, txn, counted = token
-        if counted:
-            self.world.messages[txn] -= 1
-        if copy is not None:
-            self.broker.retract(copy, arrives)  # type: ignore[union-attr]
-
-    def ack(self, msg: tuple[Any, ...]) -> None:
-        """Acknowledge the delivered copy ``msg`` now."""
-        if self.lazy:  # ack_at, inlined for speed
-            world = self.world
-            world.messages[msg[2]] += 1
-            self.broker.ack_at(msg[9], world.env._now + self._up())  # type: ignore[union-attr]
-        else:
-            self.network.send(self.name, BROKER, new_record(Ack, ("ack", self.name, msg[2], msg[7], msg[6])))
-
-    def _live(self, item: PublishTimer) -> bool:
-        """Whether the timeout ``item`` expires the publish pending for its
-        event id: that very publish (the same attempt, and the same deadline:
-        a later publish of the same id has its own timeout), not confirmed.
-        (A crash clears the timeouts and drops the resends: see
-        :meth:`on_crash` and :meth:`Node.after`.)"""
-        eid = item.eid
-        entry = self.pending.get(eid)
-        if entry is None:
-            return False
-        if self.world.passed(entry.conf):  # confirmed: forget it (settle())
-            del self.pending[eid]
-            return False
-        return entry.attempt == item.attempt and entry.deadline == item.deadline
-
-    def _timeout(self, item: PublishTimer) -> None:
-        """A timeout set at the store of a publish whose confirm is late (on
-        steady links: see :meth:`conf_due`)."""
-        if self.node.paused:
-            self.node.hold(self._timeout, item)
-        elif self._live(item):
-            self._expired(item)
-
-    def _sweep(self) -> None:
-        """Forget the publishes confirmed by now (on steady links, where a
-        publish confirmed in time has no timeout to forget it)."""
-        self._unswept = SWEEP_EVERY
-        passed = self.world.passed
-        pending = self.pending
-        for eid in [eid for eid, entry in pending.items() if passed(entry.conf)]:
-            del pending[eid]
-
-    def _expired(self, item: PublishTimer) -> None:
-        eid = item.eid
-        entry = self.pending[eid]
-        if entry.timed is _RESENDING:
-            # A second timeout of this very publish: two publishes of the id
-            # at one instant, the second replacing the first's entry, left two
-            # equal timeouts. The publish is resent once (and one back-off drawn).
-            return
-        if entry.attempt >= self.backoff.limit:
-            del self.pending[eid]
-            self.dropped += 1
-            if self.world.tracer.on:
-                self.world.tracer.emit(
-                    self.world.now, self.name, "publish-gave-up", entry.txn, self.protocol.labels[entry.topic],
-                    peer=BROKER, message="pub", attempt=entry.attempt,
-                )  # fmt: skip
-            return
-        entry.timed = _RESENDING  # (until the resend: _send sets it back)
-        self.node.after(self.backoff.wait(entry.attempt + 1), self._resend, item)
-
-    def _resend(self, item: PublishTimer) -> None:
-        if not self._live(item):
-            return
-        entry = self.pending[item.eid]
-        entry.attempt += 1
-        self.resends += 1
-        self.protocol.retry(entry.txn)
-        self._send(item.eid, entry)
-
-    def confirm(self, eid: int) -> None:
-        """A confirm message arrives."""
-        entry = self.pending.pop(eid, None)
-        if entry is None:
-            return
-        if self.confirmed is not None:
-            self.confirmed.pop(eid, None)
-        conf = entry.conf
-        if conf is not _NEVER:
-            if self.world.passed(conf):
-                return  # confirmed already: this confirm finds nothing
-            # This one got here first: the confirm recorded for later is a
-            # message after all (in its own place in the queue), and its ack is not sent.
-            if entry.token is not None:
-                self._retract(entry.token)
-            self.world.at_due(conf, self._receive, ("conf", BROKER, entry.txn, eid))
-        if entry.ack is not None:
-            self.ack(entry.ack)
-
-    def on_crash(self) -> None:
-        # (A crash never meets an entry confirmed without an event: that path
-        # is taken only where the fault plan has no crash: Node.relies_on_fault_plan.)
-        if self.confirmed is None:
-            self.dropped += len(self.pending)
-            if self.world.tracer.on:
-                for entry in self.pending.values():
-                    self.world.tracer.emit(
-                        self.world.now, self.name, "publish-lost", entry.txn, self.protocol.labels[entry.topic],
-                        peer=BROKER, message="pub", attempt=entry.attempt,
-                    )  # fmt: skip
-        self.pending.clear()
-        self.deadlines.clear()
-
-
 class Client(Node):
     """The order service that creates transactions: it publishes ``start``
     from its own outbox, until the broker confirms."""
 
     def __init__(self, world: World, network: Network, spec: ChoreographySpec, protocol: ChoreographyProtocol) -> None:
         super().__init__(world, CLIENT)
-        self.publisher = Publisher(self, network, spec, protocol)
+        backoff = Backoff(spec.publish_retry, world.streams.uniform(f"choreography.{CLIENT}.publish"))
+        self.publisher = Publisher(self, network, spec.publish_timeout, backoff, protocol)
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         self.publisher.confirm(msg[3])
 
     def relies_on_fault_plan(self) -> bool:
-        return self.publisher.lazy
+        return self.publisher.relies_on_fault_plan()
 
     def on_crash(self) -> None:
         self.publisher.on_crash()
@@ -562,7 +172,8 @@ class ChoreographyParticipant:
         name = participant.name
         self.retry = Backoff(spec.retry, streams.uniform(f"choreography.{name}.retry"))
         self.comp_retry = Backoff(spec.compensation_retry, streams.uniform(f"choreography.{name}.compensation_retry"))
-        self.publisher = Publisher(participant, network, spec, protocol)
+        backoff = Backoff(spec.publish_retry, streams.uniform(f"choreography.{name}.publish"))
+        self.publisher = Publisher(participant, network, spec.publish_timeout, backoff, protocol, self.outbox_on)
         #: the topics this side publishes once per transaction: with an inbox
         #: it handles a step's forward event once, so it emits that step's
         #: ``done`` or ``failed`` once; a compensation's ``done`` can follow
@@ -579,9 +190,6 @@ class ChoreographyParticipant:
         self.refusal_topics = {topic for topic, (_, op) in protocol.routes.items() if op == FORWARD}
         # durable
         self.inbox: dict[int, str] = {}
-        self.outbox: dict[int, tuple[int, int, float]] = {}
-        if self.outbox_on:
-            self.publisher.confirmed = self.outbox  # type: ignore[assignment]
         # counters
         self.dedups = 0
         self.gave_up = 0
@@ -595,33 +203,22 @@ class ChoreographyParticipant:
             self.publisher.confirm(msg[3])
 
     def consume(self, msg: tuple[Any, ...]) -> None:
-        """A copy of an event arrives through the network."""
+        """A copy of an event arrives: start a job for it (it may wait for a
+        worker), and tell the publisher when this very attempt acknowledges
+        the copy, if it surely does: with an outbox, at its end if it
+        succeeds, or if it refuses a step that is not retriable (its
+        ``failed`` is published at once). The publisher needs to know
+        (:meth:`Publisher.delivered`)."""
         if self.idempotent and msg[3] in self.inbox:
-            self._dedup(msg)
-            return
-        self.p.pool.submit(Job(msg), self._start)  # (a job: see _start)
-
-    def consume_direct(self, msg: tuple[Any, ...]) -> None:
-        """A copy of an event arrives straight from the broker (a steady
-        link; the copy itself is ``msg[9]``). A first delivery may have no ack
-        timer (:meth:`Broker.arm`): it gets one now unless its ack is sure to
-        be accounted for before its deadline at the end of this very attempt
-        (a success, or a refusal that publishes the step's ``failed`` at once,
-        on a step that is not retriable; with an outbox, acknowledged at
-        once), else then, if that ack is late (:meth:`Broker.ack_at`)."""
-        if self.idempotent and msg[3] in self.inbox:
-            self._dedup(msg)  # (its ack accounted for now)
+            self._dedup(msg)  # (its ack sent now)
             return
         job = Job(msg)
-        started = self.p.pool.submit(job, self._start)
-        copy = msg[9]
-        if (
-            not started  # it waits for a worker
-            or job.end >= copy.due
-            or not self.outbox_on
-            or (job.outcome != SUCCEED and (job.outcome != REFUSE or msg[4] not in self.refusal_topics))
-        ):
-            self.protocol.broker.arm(copy)
+        acked_by = math.inf
+        if self.p.pool.submit(job, self._start) and self.outbox_on:
+            outcome = job.outcome
+            if outcome == SUCCEED or (outcome == REFUSE and msg[4] in self.refusal_topics):
+                acked_by = job.end
+        self.publisher.delivered(msg, acked_by)
 
     def _dedup(self, msg: tuple[Any, ...]) -> None:
         self.dedups += 1
@@ -659,17 +256,7 @@ class ChoreographyParticipant:
                     self._skipped(msg, step)
                     p.pool.release()
                     return
-            if outcome == SUCCEED:  # the success of _forward, inlined for speed
-                txn = msg[2]
-                if self.idempotent:
-                    self.inbox[msg[3]] = _OK
-                world = self.world
-                world.effects.apply(world.env._now, txn, step, FORWARD, p.name)
-                if world.tracer.on:
-                    self._trace(txn, step, FORWARD, "effect", "forward")
-                self._emit(msg, 1 + 3 * step)  # done(step)
-            else:
-                self._forward(job, step, outcome)
+            self._forward(job, step, outcome)
         else:
             self._compensate(job, step, outcome)
         p.pool.release()
@@ -701,9 +288,18 @@ class ChoreographyParticipant:
         self.publisher.ack(msg)
 
     def _forward(self, job: Job, step: int, outcome: int) -> None:
-        """A forward attempt that did not succeed (a success is handled in :meth:`_finish`)."""
+        """The end of a forward attempt: its effect and ``done``, or its refusal or error."""
         msg = job.msg
         txn = msg[2]
+        if outcome == SUCCEED:
+            if self.idempotent:
+                self.inbox[msg[3]] = _OK
+            world = self.world
+            world.effects.apply(world.env._now, txn, step, FORWARD, self.p.name)
+            if world.tracer.on:
+                self._trace(txn, step, FORWARD, "effect", "forward")
+            self._emit(msg, self.protocol.done_topics[step])
+            return
         kind = self.kinds[step]
         if outcome == REFUSE:
             self._trace(txn, step, FORWARD, "refuse", "final: the saga cannot complete" if kind == "retriable" else "")
@@ -752,20 +348,14 @@ class ChoreographyParticipant:
         txn = incoming[2]
         eid = topic * TOPIC_STRIDE + txn
         started = incoming[5]
+        once = topic in self.once_topics
         if self.outbox_on:
-            publisher = self.publisher
-            if publisher.lazy:  # Publisher.ack, inlined for speed
-                publisher.broker.ack_at(incoming[9], self.world.env._now + publisher._up())  # type: ignore[union-attr]
-                # No outbox row: on steady links this side cannot crash, and
-                # only a restart reads the rows (see Publisher.direct). The
-                # ack is counted with the publish.
-                publisher.publish(eid, txn, topic, started, None, topic in self.once_topics, 2)
-                return
-            publisher.ack(incoming)
-            publisher.publish(eid, txn, topic, started, None, topic in self.once_topics)
-            self.outbox[eid] = (txn, topic, started)  # the relay's row, until confirmed
-        else:
-            self.publisher.publish(eid, txn, topic, started, incoming, topic in self.once_topics)
+            # The event is stored with the effect, the incoming event
+            # acknowledged at once; a relay publishes the row until confirmed.
+            self.publisher.ack(incoming)
+            self.publisher.publish(eid, txn, topic, started, None, once, durable=True)
+        else:  # the dual write: acknowledged once its publish is confirmed
+            self.publisher.publish(eid, txn, topic, started, incoming, once)
 
     def _trace(self, txn: int, step: int, op: int, kind: str, detail: str = "") -> None:
         if self.world.tracer.on:
@@ -777,11 +367,10 @@ class ChoreographyParticipant:
         self.publisher.on_crash()
 
     def relies_on_fault_plan(self) -> bool:
-        return bool(self.publisher.lazy)
+        return self.publisher.relies_on_fault_plan()
 
     def on_restart(self) -> None:
-        for eid, (txn, topic, started) in list(self.outbox.items()):
-            self.publisher.publish(eid, txn, topic, started, None)
+        self.publisher.republish()
 
 
 def _topic_labels(steps: list[StepSpec]) -> dict[int, str]:
@@ -845,6 +434,8 @@ class ChoreographyProtocol:
         self.terminal_topics = {t for t in labels if t not in self.routes}
         #: the terminal failed events of retriable steps (a refusal there is final)
         self.cannot_complete_topics = {failed(i) for i in range(n) if self.kinds[i] == "retriable"}
+        #: each step's ``done`` topic, by step
+        self.done_topics = [done(i) for i in range(n)]
         self.committed_topic = done(n - 1)
         self.broker = Broker(world, network, broker_spec, labels)
         self.broker.terminal_topics = self.terminal_topics
@@ -882,27 +473,13 @@ class ChoreographyProtocol:
         self.retries[txn] = self.retries.get(txn, 0) + 1
 
     def _direct(self) -> None:
-        """Take the event-free path for every steady pair of links with the
-        broker. Done at the first transaction: the fault plan is known by then."""
+        """Let the broker account for the messages on steady links without
+        events (:meth:`Broker.elide`). Done at the first transaction: the
+        fault plan is known by then."""
         self._direct_done = True
-        if not self.elide:
-            return
-        network = self.network
-
-        def steady(name: str) -> bool:
-            return network.steady(BROKER, name) and network.steady(name, BROKER)
-
-        if steady(TRACKER):
-            self.tracker.direct(self.broker)
-        for name, publisher in ((CLIENT, self.client.publisher), *((n, s.publisher) for n, s in self.sides.items())):
-            if steady(name):
-                publisher.direct(self.broker)
-        broker = self.broker
-        for name, side in self.sides.items():
-            if steady(name):
-                broker.consume_directly(name, network.latency_of(BROKER, name), side.consume_direct)
-        if all(group in broker.direct or group in broker.takers for group in broker.consumer):
-            broker.unindex()
+        if self.elide:
+            publishers = [self.client.publisher, *(side.publisher for side in self.sides.values())]
+            self.broker.elide(self.tracker, publishers, {name: side.consume for name, side in self.sides.items()})
 
     def start(self, txn: int) -> bool:
         if not self._direct_done:

@@ -178,6 +178,9 @@ class Coordinator(Node):
         self.try_timeouts = 0
         self.resends = 0
         self.recovered = 0
+        #: Confirms and Cancels given up, over the run (a record's own count
+        #: goes with it when a settled transaction is forgotten)
+        self.gave_up = 0
 
     def _trace(self, kind: str, txn: int, step: str | None = None, detail: str = "", **fields: Any) -> None:
         self.world.tracer.emit(self.world.now, self.name, kind, txn, step, detail, **fields)
@@ -318,6 +321,7 @@ class Coordinator(Node):
             self.world.at(backoff.wait(rec.attempts[step] + 1), self._resend, item)
             return
         rec.gave_up += 1
+        self.gave_up += 1
         if self.world.tracer.on:
             self._trace("give-up", rec.txn, self.names[step], CONFIRM if rec.state == CONFIRMING else CANCEL)
         self._step_done(rec, step)
@@ -523,7 +527,15 @@ class TCCParticipant:
     # ------------------------------------------------------------ work
 
     def _enqueue(self, msg: Command) -> None:
-        self.p.pool.submit(msg, self._start)
+        settle = self.world.settle
+        if settle is None:
+            self.p.pool.submit(msg, self._start)
+        else:
+            # A job is work pending for its transaction (sim.world.settle)
+            # until it is done or lost in a crash: a Try still queued when
+            # the coordinator has ended the transaction may yet reserve.
+            settle.hold(msg.txn)
+            self.p.pool.submit(msg, self._start, lost=self._lost_waiting)
 
     def _start(self, msg: Command) -> None:
         p = self.p
@@ -533,7 +545,17 @@ class TCCParticipant:
         # compensation_failure), the saga's refund paired with TCC's cancel.
         op = FORWARD if msg.kind == TRY else COMPENSATE
         outcome, duration = p.draw_attempt(msg.txn, msg.step, op)
-        p.pool.serve(duration, self._done, (msg, outcome))
+        p.pool.serve(duration, self._done, (msg, outcome), self._lost if self.world.settle is not None else None)
+
+    def _lost(self, job: tuple[Command, int]) -> None:
+        """A job in service when the node crashed: no longer pending
+        (judging as the run goes, :mod:`sim.world.settle`)."""
+        msg, _ = job
+        self.world.settle.release(msg.txn)  # type: ignore[union-attr]
+
+    def _lost_waiting(self, msg: Command) -> None:
+        """A job waiting for a worker when the node crashed (judging as the run goes)."""
+        self.world.settle.release(msg.txn)  # type: ignore[union-attr]
 
     def _done(self, job: tuple[Command, int]) -> None:
         msg, outcome = job
@@ -551,6 +573,8 @@ class TCCParticipant:
             txn = msg.txn
             self.trying[txn] -= 1
             self._maybe_release(txn)
+        if self.world.settle is not None:
+            self.world.settle.release(msg.txn)
         self.p.pool.release()
 
     def _tried(self, msg: Command, outcome: int) -> str:
@@ -693,6 +717,31 @@ class TCCParticipant:
             for since in live:  # expiry timers are volatile: re-armed, overdue ones at once
                 self.p.after(max(0.0, since + self.ttl - now), self._expire, (txn, step, since))
 
+    # ------------------------------------------------------------ judging as the run goes
+
+    def quiet(self, txn: int) -> bool:
+        """Whether nothing here can still change ``txn`` (see the
+        protocol's ``quiet``): no Try of it waiting for its keys (the keys'
+        grant or the lock timeout acts on it without a message) and no
+        reservation of it live (its expiry timer may release it, and its
+        ``reserved_time`` grows until it ends). Its jobs are counted by the
+        engine, and its keys are held only while one of those is left."""
+        if txn in self.waiting:
+            return False
+        reserved = self.reserved
+        return not any((txn, step) in reserved for step in self.steps)
+
+    def forget(self, txn: int) -> None:
+        """Drop the records of a settled transaction: its barrier records
+        (no message about it can arrive any more: the engine counted none),
+        its reserved time and its lock times."""
+        barrier = self.barrier
+        for step in self.steps:
+            barrier.pop((txn, step), None)
+        self.reserved_time.pop(txn, None)
+        self.trying.pop(txn, None)
+        self.locks.forget(txn)
+
     # ------------------------------------------------------------ results
 
     def reserved_for(self, txn: int, now: float) -> float:
@@ -708,6 +757,10 @@ class TCCProtocol:
     """The runner's handle on TCC."""
 
     name = "tcc"
+    #: judged as the run goes (sim.world.settle): every message and every
+    #: participant job is counted by the engine, and what the participants
+    #: keep (Trys waiting for keys, live reservations) is looked at by quiet()
+    settles = True
 
     def __init__(
         self,
@@ -739,6 +792,23 @@ class TCCProtocol:
     def nodes(self) -> list[Node]:
         return [self.coordinator]
 
+    def quiet(self, txn: int) -> bool:
+        """Whether no participant keeps anything that can still change
+        ``txn``; asked only once its coordinator has ended it and the engine
+        counts no message or job for it. The coordinator's own timers are
+        stale by then (its deadlines and retries check the record's state,
+        which stays ``DONE``, and a restart skips ended records); what is left
+        is at the participants: a Try waiting for its keys, or a reservation
+        still live (a hanging one keeps its transaction open to the end)."""
+        return all(side.quiet(txn) for side in self.sides.values())
+
+    def forget(self, txn: int) -> None:
+        """Drop the coordinator's record and the participants' records of a
+        settled transaction (judged already)."""
+        del self.coordinator.log[txn]
+        for side in self.sides.values():
+            side.forget(txn)
+
     def transaction_extra(self, txn: int) -> dict[str, float]:
         """``reserved_time``: seconds the transaction's reservations were held,
         summed over its steps (live ones up to now)."""
@@ -759,7 +829,7 @@ class TCCProtocol:
             "duplicates_ignored": sum(s.duplicates for s in sides),
             "phase2_resends": coordinator.resends,
             "recovered": coordinator.recovered,
-            "gave_up": sum(r.gave_up for r in coordinator.log.values()),
+            "gave_up": coordinator.gave_up,
         }
 
 
