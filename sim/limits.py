@@ -91,19 +91,15 @@ def check_disk(s: Scenario, target: Path) -> None:
 
 def check_settles(model: Model) -> None:
     """Refuse a streamed run of a protocol judged at the end (it does not
-    declare ``settles``: :mod:`sim.world.settle`) above ``limits.in_memory_arrivals``."""
+    declare ``settles``: :mod:`sim.world.settle`) above ``limits.in_memory_arrivals``.
+    Records with values ([isolation]) are judged as the run goes too
+    (:class:`sim.isolation.FollowedHistory`): they refuse nothing here."""
     s = model.scenario
     arrivals = _arrivals(s)
     if not model.settles and arrivals > s.limits.in_memory_arrivals:
-        why = (
-            "this scenario has records with values ([isolation]): its isolation anomalies are judged from the "
-            "whole history at the end of the run"
-            if model.world.records is not None
-            else "this protocol's transactions are still judged at the end of the run (its pending work is not "
-            "counted yet)"
-        )
         raise SagasimError(
             f"--stream --protocol {model.protocol_name}: about {arrivals:.3g} transactions per run, above "
-            f"limits.in_memory_arrivals = {s.limits.in_memory_arrivals:,}; {why}, so they all stay in "
-            "memory. Run fewer transactions, or raise limits.in_memory_arrivals on purpose"
+            f"limits.in_memory_arrivals = {s.limits.in_memory_arrivals:,}; this protocol's transactions are still "
+            "judged at the end of the run (its pending work is not counted yet), so they all stay in memory. "
+            "Run fewer transactions, or raise limits.in_memory_arrivals on purpose"
         )

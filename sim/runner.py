@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from sim.checker import Checker, TwoPCChecker, Verdict
 from sim.errors import SagasimError
-from sim.isolation import ISOLATION_ANOMALIES, Found, IsolationChecker, end_violations
+from sim.isolation import ISOLATION_ANOMALIES, FollowedHistory, Found, IsolationChecker, end_violations
 from sim.keep import Keep
 from sim.metrics import TRANSACTION_COLUMNS, TRANSACTION_EXTRA, summarize
 from sim.protocols import registry
@@ -213,6 +213,9 @@ class Model:
         self.checker: Checker | TwoPCChecker = registry.get(protocol).checker_class()(txn.steps)
         #: isolation anomalies per transaction, found once the history is complete (:meth:`isolation`)
         self._isolation: dict[int, list[Found]] | None = None
+        #: a run judged as it goes: its history, and the anomalies judged and not yet read (:meth:`isolation_of`)
+        self._followed: FollowedHistory | None = None
+        self._found: dict[int, list[Found]] = {}
         # the protocol's own columns of a transaction's row, if it has any
         self._per_txn: Callable[[int], dict[str, Any]] | None = getattr(self.protocol, "transaction_extra", None)
         self._txn_columns = registry.get(protocol).transaction_columns
@@ -220,10 +223,38 @@ class Model:
     @property
     def settles(self) -> bool:
         """Whether a streamed run judges transactions as it goes: its protocol
-        declares ``settles`` (:mod:`sim.world.settle`) and the scenario has no
-        records with values (an isolation anomaly involves other
-        transactions: judged from the whole history, at the end)."""
-        return bool(getattr(self.protocol, "settles", False)) and self.world.records is None
+        declares ``settles`` (:mod:`sim.world.settle`). With records with
+        values, a transaction settled is judged once its isolation anomalies
+        are final too (:class:`sim.isolation.FollowedHistory`)."""
+        return bool(getattr(self.protocol, "settles", False))
+
+    def follow_isolation(self) -> FollowedHistory:
+        """Judge this run's isolation anomalies as it goes: the records'
+        history becomes a :class:`FollowedHistory` (call before the run
+        starts; then :meth:`isolation_of` gives each transaction's anomalies,
+        not :meth:`isolation`)."""
+        records = self.world.records
+        assert records is not None and self.scenario.isolation is not None and not records.history
+        followed = FollowedHistory(IsolationChecker(self.scenario.isolation, self.scenario.transaction.steps))
+        records.history = followed  # type: ignore[assignment]
+        self._followed = followed
+        return followed
+
+    def isolation_of(self, txns: Sequence[int]) -> None:
+        """Judge the isolation anomalies of ``txns`` (each final:
+        :meth:`FollowedHistory.final`, or the run is over) and free their
+        records' state; :meth:`judge` then reads each one's, once."""
+        followed = self._followed
+        assert followed is not None
+        records = self.world.records
+        assert records is not None
+        last = len(self.scenario.transaction.steps) - 1
+        by_txn = self.world.effects.by_txn
+        # (the log's rows are plain tuples: time, step, op, participant)
+        ended = {txn for txn in txns if any(step == last and op == FORWARD for _, step, op, _ in by_txn[txn])}
+        for txn in txns:
+            records.forget(txn, list(followed.touched.get(txn, ())))
+        self._found.update(followed.judge(txns, ended))
 
     @property
     def end(self) -> float:
@@ -267,7 +298,8 @@ class Model:
         effects = world.effects.of(txn)
         verdict = self.checker.judge(effects, view, started_at)
         if world.records is not None:
-            verdict = _with_isolation(verdict, self.isolation().get(txn, ()))
+            found = self.isolation().get(txn, ()) if self._followed is None else self._found.pop(txn, ())
+            verdict = _with_isolation(verdict, found)
         flagged_at = self.flagged_at(txn)
         row: tuple[Any, ...] = (
             txn,

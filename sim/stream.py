@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.files import staged_folder
+from sim.isolation import FollowedHistory
 from sim.keep import Keep, is_violation
 from sim.metrics import OUTCOMES, TRANSACTION_COLUMNS, TRANSACTION_EXTRA, summarize, transactions_frame
 from sim.protocols.base import KEY_STRIDE
@@ -202,6 +203,11 @@ class Streamer:
         self.settles = model.settles
         if self.settles:
             model.world.settle = Settlement()
+        #: records with values judged as the run goes: a settled transaction
+        #: waits there until its isolation anomalies are final too
+        self.followed: FollowedHistory | None = (
+            model.follow_isolation() if self.settles and model.world.records is not None else None
+        )
         self._forget: Callable[[int], None] | None = getattr(model.protocol, "forget", None)
         #: the protocol's own look at what it still holds of a transaction, if it keeps any
         self._quiet: Callable[[int], bool] | None = getattr(model.protocol, "quiet", None)
@@ -232,7 +238,10 @@ class Streamer:
         except EventBudgetExceeded as exc:
             raise RunTooBusy(model._too_busy(exc)) from None
         blind = model.blind_spots()
-        for txn in sorted(self.open):
+        rest = sorted(self.open)
+        if self.followed is not None:
+            model.isolation_of(rest)  # the run is over: every anomaly is final
+        for txn in rest:
             self._judge(txn, blind.get(txn, ""))
         self.open.clear()
         if self.chosen is not None:
@@ -262,10 +271,35 @@ class Streamer:
             candidates = list(takewhile(lambda t: self.open[t] >= horizon, reversed(self.open)))
         quiet = self._quiet
         blind = self.model.blind_spots()
+        followed = self.followed
+        if followed is not None:
+            self._judge_final(followed, candidates, blind)
+            return
         for txn in candidates:
             if settle.idle(txn) and view(txn).terminal and (quiet is None or quiet(txn)):
                 self._judge(txn, blind.get(txn, ""))
                 self._free(txn)
+
+    def _judge_final(self, followed: FollowedHistory, candidates: list[int], blind: dict[int, str]) -> None:
+        """With records with values: the candidates that settled wait in
+        ``followed`` until their isolation anomalies are final
+        (:meth:`FollowedHistory.ready`); those that are (these or earlier
+        ones) are judged and freed, by transaction id."""
+        settle = self.model.world.settle
+        assert settle is not None
+        view = self.model.protocol.view
+        quiet = self._quiet
+        waiting = followed.settled
+        for txn in candidates:
+            if txn not in waiting and settle.idle(txn) and view(txn).terminal and (quiet is None or quiet(txn)):
+                followed.settle(txn)
+        ready = followed.ready()
+        if not ready:
+            return
+        self.model.isolation_of(ready)
+        for txn in ready:
+            self._judge(txn, blind.get(txn, ""))
+            self._free(txn)
 
     def _judge(self, txn: int, blind: str) -> None:
         started_at = self.open.pop(txn) if txn in self.open else math.nan
@@ -287,6 +321,7 @@ class Streamer:
         model.world.effects.by_txn[txn] = None  # type: ignore[call-overload]  # a later effect would fail loudly
         if self._forget is not None:
             self._forget(txn)
+        model.keys.forget(txn)
         base = txn * KEY_STRIDE
         keys = [base + s for s in self._keys]
         for participant in model.participants.values():

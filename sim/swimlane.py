@@ -69,6 +69,10 @@ class Message:
     message: str = ""
 
 
+#: What an ``effect`` trace event's ``detail`` says was applied: one word of
+#: these, which :meth:`draw_marks` reads as it is (every protocol writes one).
+EFFECT_WORDS = ("forward", "compensation", "reserved", "released", "expired")
+
 # marker, colour, filled, legend text, annotate with the step
 _MARKS: dict[str, tuple[str, str, bool, str, bool]] = {
     "effect:forward": ("o", "#2e7d32", True, "effect applied", True),
@@ -314,8 +318,8 @@ class _Canvas:
         annotated above and below the lane in turn where it says something."""
         flip: dict[str, int] = {}
         for row in rows.itertuples(index=False):
-            # an effect by what was applied: the detail's first word ("expired after 30 s")
-            key = f"{row.kind}:{str(row.detail).split(' ', 1)[0]}" if row.kind == "effect" else row.kind
+            # an effect by what was applied: its detail, one word of EFFECT_WORDS
+            key = f"effect:{row.detail}" if row.kind == "effect" else row.kind
             mark = _MARKS.get(key)
             if mark is None or row.node not in self.lane_y:
                 continue

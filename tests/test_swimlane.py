@@ -57,3 +57,22 @@ def test_a_lost_message_and_a_duplicate_come_from_the_fields() -> None:
         ("orchestrator", "payment", "charge #2", "traced", 2, 2.1),
         ("payment", "orchestrator", "charge ok", "lost", 1, 2.4),  # reached the orchestrator while it was down
     ]
+
+
+def test_every_effect_says_what_was_applied_in_one_word_the_swimlane_marks() -> None:
+    # The swimlane marks an effect by its detail, a word of EFFECT_WORDS; an
+    # effect whose detail said more ("expired after 0.03 s") went unmarked.
+    from sim.swimlane import _MARKS, EFFECT_WORDS
+
+    overrides = {
+        **SHORT,
+        "participants.inventory.business_failure": 0.3,  # compensations and releases
+        # a payment reserved before shipping's 50 ms try expires before its confirm
+        "tcc.reservation_ttl": 0.03,
+        "participants.shipping.service_time": {"dist": "constant", "value": 0.05},
+    }
+    result = sim.run(order_scenario(overrides), protocol=["orchestration", "2pc", "choreography", "tcc"], trace=True)
+    events = result.events
+    details = set(events.loc[events["kind"] == "effect", "detail"])
+    assert details == set(EFFECT_WORDS)
+    assert all(f"effect:{word}" in _MARKS for word in details)

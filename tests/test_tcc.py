@@ -217,7 +217,7 @@ EXPIRY = {
 
 def test_a_reservation_expired_under_a_confirm_in_flight_is_inconsistent() -> None:
     rows = timeline(EXPIRY)
-    assert (1.041, "payment", "effect", "charge", "expired after 0.03 s") in rows
+    assert (1.041, "payment", "effect", "charge", "expired") in rows
     assert (1.063, "payment", "confirm-refused", "charge", "reservation expired") in rows
     assert (1.054, "shipping", "effect", "ship", "forward") in rows
     row = one(EXPIRY)
@@ -500,7 +500,7 @@ def test_a_restarted_participant_rearms_its_expiry_timers() -> None:
     # re-arms it, overdue, at once.
     crash = {"kind": "crash", "target": "payment", "at": 1.2, "duration": 0.5}
     rows = timeline({"tcc.reservation_ttl": 0.5, "faults": [*LOST_TRY, crash]})
-    assert (1.7, "payment", "effect", "charge", "expired after 0.5 s") in rows
+    assert (1.7, "payment", "effect", "charge", "expired") in rows
     assert (2.011, "payment", "barrier", "charge", "reservation gone: nothing released") in rows
     assert one({"tcc.reservation_ttl": 0.5, "faults": [*LOST_TRY, crash]}).outcome == "aborted"
 

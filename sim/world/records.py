@@ -147,7 +147,9 @@ class Records:
         self.last = len(steps) - 1
         #: (participant, key) -> its current state
         self.values: dict[tuple[str, int], Cell] = {}
-        #: every read and write, in the order they happened (:class:`Access` fields)
+        #: every read and write, in the order they happened (:class:`Access`
+        #: fields); a run judged as it goes puts in its place a history that
+        #: keeps only what is still needed (:class:`sim.isolation.FollowedHistory`)
         self.history: list[tuple[Any, ...]] = []
         self._undo: dict[tuple[int, int], list[list[_Undo]]] = {}
         self._seen: dict[tuple[int, str, int], int] = {}
@@ -436,6 +438,18 @@ class Records:
             rec.value, rec.version = new, version + 1
             self._log(txn, step, COMPENSATE, where, u.key, WRITE, new, version + 1, based)
         self._undone(txn, [(where, u.key) for u in undo])
+
+    def forget(self, txn: int, recs: Sequence[tuple[str, int]]) -> None:
+        """Free what is kept for ``txn``, settled and judged (a run judged as
+        it goes): no step or compensation of it can come any more. ``recs``:
+        the records it accessed."""
+        for step in range(self.last + 1):
+            self._undo.pop((txn, step), None)
+            self.version_file.pop((txn, step), None)
+            self._timed_out.discard((txn, step))
+        for where, key in recs:
+            self._seen.pop((txn, where, key), None)
+        self._marks.pop(txn, None)
 
     # ------------------------------------------------------------ end of run
 

@@ -55,6 +55,11 @@ class TxnKeys:
         per = spec.per_step
         self.by_txn[txn] = tuple(tuple(self._key() for _ in range(per)) for _ in range(self.steps))
 
+    def forget(self, txn: int) -> None:
+        """Free ``txn``'s keys: it was judged in a run judged as it goes, and
+        no step of it can come any more."""
+        self.by_txn.pop(txn, None)
+
     def of(self, txn: int) -> tuple[tuple[int, ...], ...]:
         """The keys of ``txn`` per step (empty without ``[workload.keys]``)."""
         return self.by_txn.get(txn, ())

@@ -681,7 +681,7 @@ class TCCParticipant:
         if self.world.records is not None:
             self.world.records.compensate(self.name, txn, step)
         self.world.effects.apply(self.world.env._now, txn, step, EXPIRED, self.name)
-        self._trace("effect", txn, step, f"expired after {self.ttl:g} s")
+        self._trace("effect", txn, step, "expired")  # (one word: what was applied, see sim.swimlane)
         self._release(txn, step, since)
 
     def _reply(self, msg: Command, status: str) -> None:
