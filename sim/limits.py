@@ -97,9 +97,11 @@ def check_settles(model: Model) -> None:
     s = model.scenario
     arrivals = _arrivals(s)
     if not model.settles and arrivals > s.limits.in_memory_arrivals:
+        # (a protocol that settles only in some settings says why not in this one)
+        why = getattr(model.protocol, "judged_at_end_because", "") or "its pending work is not counted yet"
         raise SagasimError(
             f"--stream --protocol {model.protocol_name}: about {arrivals:.3g} transactions per run, above "
             f"limits.in_memory_arrivals = {s.limits.in_memory_arrivals:,}; this protocol's transactions are still "
-            "judged at the end of the run (its pending work is not counted yet), so they all stay in memory. "
+            f"judged at the end of the run ({why}), so they all stay in memory. "
             "Run fewer transactions, or raise limits.in_memory_arrivals on purpose"
         )

@@ -545,6 +545,13 @@ class ChoreographyProtocol:
         copies apart (:meth:`Broker.quiet`)."""
         return self.broker.ordered
 
+    @property
+    def judged_at_end_because(self) -> str:
+        """Why a run is judged at the end, when it is (see :attr:`settles`)."""
+        if self.broker.ordered:
+            return ""
+        return 'broker.ordering = "unordered": the broker keeps no copy of a transaction where it can be found'
+
     def _eids(self, txn: int) -> list[int]:
         return [topic * TOPIC_STRIDE + txn for topic in self.labels]
 
