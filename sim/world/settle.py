@@ -10,9 +10,12 @@ transaction of the work it knows to be pending for it:
 * a message held by a paused node (:meth:`sim.world.node.Node.receive`);
 * a participant's job, queued or in service, until it finishes or is lost
   (:class:`sim.world.participant.Participant`); work a protocol's own side
-  schedules (TCC's jobs in the participant's
+  schedules (TCC's and the choreography's jobs in the participant's
   :class:`sim.world.pool.WorkerPool`, Paxos Commit's forced writes) holds
-  and releases the same way, its ``lost`` callback releasing it in a crash.
+  and releases the same way, its ``lost`` callback releasing it in a crash;
+* on steady links, where the engine accounts for messages without an event,
+  a publish on its way to the broker and a delivery on its way to a
+  consumer (:mod:`sim.world.publisher`, :meth:`sim.world.broker.Broker.consume_directly`).
 
 A monitor's check still due for a transaction judged and forgotten meanwhile
 finds it terminal through :meth:`Settlement.is_forgotten`.
@@ -25,11 +28,14 @@ coordinator is done goes through those places; it says so with
 A protocol whose participants keep state that can still change a
 transaction, state it can look at per transaction (2PC: work before the vote,
 a prepared record in doubt; TCC: a Try waiting for its keys, a live
-reservation and its expiry timer), says whether any is left with ``quiet(txn)``,
-asked before a transaction counted idle is judged. A protocol that keeps
-such work where it cannot be looked at cheaply (a broker's stored copies,
-an outbox, work scheduled without a count) leaves ``settles`` ``False`` and
-its transactions are judged at the end of the run, as before.
+reservation and its expiry timer; the choreography: the broker's copies,
+the publishers' unconfirmed events and outbox rows, the tracker's pending
+alert, whose messages accounted for without events count once they have
+arrived, :meth:`sim.world.core.World.passed`), says whether any is left with
+``quiet(txn)``, asked before a transaction counted idle is judged. A
+protocol that keeps such work where it cannot be looked at cheaply (a
+choreography's broker without per-key order) leaves ``settles`` ``False``
+and its transactions are judged at the end of the run, as before.
 
 Counting costs nothing when no one asks: the world has no settlement
 (``World.settle is None``) unless a run judges as it goes.
