@@ -248,12 +248,6 @@ class ChoreographyParticipant:
         to retry): no longer pending (judging as the run goes)."""
         self.world.settle.release(job.msg[2])  # type: ignore[union-attr]
 
-    def _ended(self, job: Job) -> None:
-        """A job's attempt ended (a retry is a job of its own: :meth:`_retry`)."""
-        settle = self.world.settle
-        if settle is not None:
-            settle.release(job.msg[2])
-
     def _finish(self, job: Job) -> None:
         msg, outcome = job.msg, job.outcome
         p = self.p
@@ -269,16 +263,16 @@ class ChoreographyParticipant:
                 if outcome == HANG:
                     p.pool.release()  # waiting for a pending record, without a worker
                     return
-                if outcome == _SKIPPED:
-                    self._skipped(msg, step)
-                    p.pool.release()
-                    self._ended(job)
-                    return
-            self._forward(job, step, outcome)
+            if outcome == _SKIPPED:
+                self._skipped(msg, step)
+            else:
+                self._forward(job, step, outcome)
         else:
             self._compensate(job, step, outcome)
         p.pool.release()
-        self._ended(job)
+        settle = self.world.settle
+        if settle is not None:  # the attempt ended (a retry is pending work of its own: _retry)
+            settle.release(msg[2])
 
     def _records_forward(self, job: Job, step: int) -> int:
         """A successful attempt meets its records (:mod:`sim.world.records`):
