@@ -40,12 +40,29 @@ def same(a: Dataset, b: Dataset) -> bool:
     return True
 
 
+#: Dask settings for workers that run sweeps (docs/sweeps.md): a run is
+#: pure Python on one core, and the worker's statistical profiler (a stack
+#: sample every 10 ms) and its memory and system monitors take their share of
+#: that core from it.
+WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.worker.memory.monitor-interval": "10s",
+    "distributed.admin.system-monitor.interval": "10s",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes (default 2)")
     parser.add_argument("--seeds", default="1..2", help="seeds of the sweep (default 1..2)")
     parser.add_argument("--duration", type=float, default=60.0, help="run.duration of each run (default 60)")
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask LocalCluster row")
+    parser.add_argument(
+        "--default-dask-config",
+        action="store_true",
+        help="start the Dask workers with Dask's defaults, their statistical profiler and monitors on "
+        "(docs/sweeps.md turns them off for sweeps: WORKER_CONFIG)",
+    )
     parser.add_argument(
         "--cold-dask",
         action="store_true",
@@ -67,17 +84,24 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((f"{args.workers} local processes", time.perf_counter() - started, local))
 
         if not args.no_dask:
+            import dask
             from dask.distributed import LocalCluster
 
             # Workers started as docs/sweeps.md says (--preload sim.runner): a
-            # cluster imports sagasim when it starts, not during the sweep.
-            with LocalCluster(
-                n_workers=args.workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                preload=[] if args.cold_dask else ["sim.runner"],
-            ) as cluster:
+            # cluster imports sagasim when it starts, not during the sweep;
+            # and without the profiler and monitors that share the worker's
+            # core with the runs (WORKER_CONFIG).
+            config = {} if args.default_dask_config else WORKER_CONFIG
+            with (
+                dask.config.set(config),
+                LocalCluster(
+                    n_workers=args.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    preload=[] if args.cold_dask else ["sim.runner"],
+                ) as cluster,
+            ):
                 started = time.perf_counter()
                 dask = run_sweep(sweep, Path(tmp) / "dask", scheduler=cluster.scheduler_address)
                 rows.append((f"Dask LocalCluster, {args.workers} workers", time.perf_counter() - started, dask))
