@@ -92,7 +92,6 @@ if TYPE_CHECKING:
     from sim.world.core import World
     from sim.world.network import Network
     from sim.world.publisher import Publisher
-    from sim.world.settle import Settlement
     from sim.world.tracker import SagaTracker, TrackerEntry
 
 BROKER = "broker"
@@ -306,16 +305,12 @@ class Broker(Node):
         partition headed by it, and ``flights`` says ``_PARTED``). Nor does it
         have an ack timer while its ack can come in time (:meth:`arm`).
         """
-        if self.world.settle is not None:
+        settle = self.world.settle
+        if settle is not None:
             # A run judged as it goes counts a delivery in flight as pending
-            # work until its consumer has it (the network counts its own).
-            self._post = self._post_counted
-            handler = partial(_released, self.world.settle, handler)
+            # work until its consumer has it, as the network counts its own.
+            self._post = partial(settle.carry, self.world.at)
         self.direct[group] = DirectConsumer(latency, handler, {})
-
-    def _post_counted(self, delay: float, handler: Callable[[tuple[Any, ...]], None], msg: tuple[Any, ...]) -> None:
-        self.world.settle.hold(msg[2])  # type: ignore[union-attr]  # (released as it arrives: _released)
-        self.world.at(delay, handler, msg)
 
     def confirm_directly(
         self,
@@ -329,7 +324,7 @@ class Broker(Node):
         calls ``conf_due(txn, eid, topic, started, latency, quiet)``, unless the
         confirm reaches the publisher before the publish's ``quiet``: then it
         needs nothing from it (a publish that went without an entry: see
-        :class:`sim.protocols.choreography.Publisher`)."""
+        :class:`sim.world.publisher.Publisher`)."""
         self.confirmers[publisher] = Confirmer(latency, conf_due)
 
     def subscribe(self, topic: int, group: str, consumer: str) -> None:
@@ -841,12 +836,6 @@ class Broker(Node):
         else:
             for copy in list(self.pending.values()):
                 self._deliver(copy)
-
-
-def _released(settle: Settlement, handler: Callable[[tuple[Any, ...]], None], msg: tuple[Any, ...]) -> None:
-    """A delivery to a direct consumer arrives: no longer pending (see :meth:`Broker.consume_directly`)."""
-    settle.release(msg[2])
-    handler(msg)
 
 
 def _delivery(group: str, number: int) -> dict[str, Any]:

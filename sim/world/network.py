@@ -177,11 +177,8 @@ class Network:
             return
         receive = self._receivers[dst]
         settle = world.settle
-        if settle is not None:
-            # Held until handled (sim.world.settle); the same heap entries in
-            # the same order, only the call goes through _deliver.
-            settle.hold(txn)
-            world.at(link.latency() + extra, self._deliver, (receive, msg))
+        if settle is not None:  # held until handled (judging as it goes)
+            settle.carry(world.at, link.latency() + extra, receive, msg)
         else:
             world.at(link.latency() + extra, receive, msg)
         if duplicate and (duplicate == 1.0 or self._draw(_DUPLICATE, role, attempt, txn) < duplicate):
@@ -190,16 +187,9 @@ class Network:
             if tracer.on:
                 self._trace("duplicate", src, dst, msg, role, attempt, "")
             if settle is not None:
-                settle.hold(txn)
-                world.at(link.latency() + extra, self._deliver, (receive, msg))
+                settle.carry(world.at, link.latency() + extra, receive, msg)
             else:
                 world.at(link.latency() + extra, receive, msg)
-
-    def _deliver(self, delivery: tuple[Callable[[tuple[Any, ...]], None], tuple[Any, ...]]) -> None:
-        """Hand a counted message to its receiver, then release it (judging as it goes)."""
-        receive, msg = delivery
-        receive(msg)
-        self.world.settle.release(msg[TXN])  # type: ignore[union-attr]
 
     def _trace(self, kind: str, src: str, dst: str, msg: tuple[Any, ...], role: int, attempt: int, why: str) -> None:
         """Trace a message the network dropped or duplicated, at its sender's end

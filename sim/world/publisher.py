@@ -19,6 +19,7 @@ are accounted for without events (both links with the broker steady:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from sim.world.broker import BROKER, INF
@@ -215,20 +216,12 @@ class Publisher:
         self._up = self.network.latency_of(name, broker.name)
         self._receive = self.network.receiver(name)
         self._store = broker._store
-        if self.world.settle is not None:
+        settle = self.world.settle
+        if settle is not None:
             # A run judged as it goes counts a publish in flight as pending
-            # work (the network counts the messages it carries itself).
-            self._post = self._post_counted
-            self._store = self._store_counted
+            # work until its store, as the network counts its own messages.
+            self._post = partial(settle.carry, self.world.at)
         broker.confirm_directly(name, self._down, self.conf_due)
-
-    def _post_counted(self, delay: float, store: Callable[[tuple[Any, ...]], None], msg: tuple[Any, ...]) -> None:
-        self.world.settle.hold(msg[2])  # type: ignore[union-attr]  # (released at its store)
-        self.world.at(delay, store, msg)
-
-    def _store_counted(self, msg: tuple[Any, ...]) -> None:
-        self.world.settle.release(msg[2])  # type: ignore[union-attr]
-        self.broker._store(msg)  # type: ignore[union-attr]
 
     def publish(
         self,

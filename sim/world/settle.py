@@ -43,6 +43,11 @@ Counting costs nothing when no one asks: the world has no settlement
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from sim.world.messages import TXN
+
 
 class Settlement:
     """Pending work per transaction id."""
@@ -69,6 +74,26 @@ class Settlement:
             pending[txn] = left
         else:
             del pending[txn]
+
+    def carry(
+        self,
+        at: Callable[[float, Callable[[Any], None], Any], None],
+        delay: float,
+        receive: Callable[[tuple[Any, ...]], None],
+        msg: tuple[Any, ...],
+    ) -> None:
+        """Schedule ``receive(msg)`` ``delay`` from now with ``at`` (:attr:`World.at`),
+        pending work for the message's transaction until it has been received:
+        a message in flight, through the network or on a path without one
+        (:mod:`sim.world.publisher`, :meth:`sim.world.broker.Broker.consume_directly`).
+        One heap entry, as ``at(delay, receive, msg)`` would make."""
+        self.hold(msg[TXN])
+        at(delay, self._received, (receive, msg))
+
+    def _received(self, delivery: tuple[Callable[[tuple[Any, ...]], None], tuple[Any, ...]]) -> None:
+        receive, msg = delivery
+        receive(msg)
+        self.release(msg[TXN])
 
     def idle(self, txn: int) -> bool:
         """Whether no work is pending for ``txn``."""

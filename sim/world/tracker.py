@@ -149,23 +149,8 @@ class SagaTracker(Node):
         the ack is counted here, sent when the copy arrives."""
         seen = now + self._down()
         self.world.count_sent(txn, seen)
-        if topic in self.terminal_topics:
-            entry = self._record(txn, topic, seen)
-        else:  # _record(), inlined for speed
-            if entry is None:  # a first copy (and DeadlineQueue.add, inlined)
-                entry = self.table[txn] = TrackerEntry(seen)
-                deadlines = self.deadlines
-                due = now + deadlines.delay  # not ``deadline``: that is the broker's, for the ack
-                timers = deadlines._queue
-                oldest = self.table.get(timers[0][1]) if timers else None
-                if timers and (oldest is None or oldest.terminal <= now):
-                    # the oldest alarm is moot (terminal, or judged and forgotten): drop the moot ones now
-                    deadlines.prune()
-                timers.append((due, txn))
-                if not deadlines._armed:
-                    deadlines._arm(due)
-            elif seen < entry.first:  # (else nothing to record)
-                entry = self._record(txn, topic, seen)
+        if entry is None or seen < entry.first or topic in self.terminal_topics:
+            entry = self._record(txn, topic, seen)  # (else a later copy: nothing to record)
         acked = seen + self._up()
         if acked < deadline:
             entry.acked = acked
@@ -188,7 +173,7 @@ class SagaTracker(Node):
         entry = self.table.get(txn)
         if entry is None:
             entry = self.table[txn] = TrackerEntry(seen)
-            self.deadlines.add(txn)
+            self._watch(txn)
         elif seen < entry.first:  # a later copy that overtook an earlier one
             entry.first = seen
             due = seen + self.stuck_after
@@ -201,6 +186,17 @@ class SagaTracker(Node):
                 else:
                     self.world.at(seen - now, self._trace_terminal, (txn, topic, seen))
         return entry
+
+    def _watch(self, txn: int) -> None:
+        """Arm ``txn``'s alert; first, if the oldest alarm is moot (terminal,
+        or judged and forgotten), drop the moot ones at the head now: what
+        they hold is freed while it is in cache, not a timeout later."""
+        timers = self.deadlines._queue
+        if timers:
+            oldest = self.table.get(timers[0][1])
+            if oldest is None or oldest.terminal <= self.world.env._now:
+                self.deadlines.prune()
+        self.deadlines.add(txn)
 
     def _trace_terminal(self, item: tuple[int, int, float]) -> None:
         txn, topic, seen = item
