@@ -592,6 +592,31 @@ def test_an_ack_timer_set_late_keeps_its_place_among_the_others() -> None:
     assert [tuple(e) for e in fast.events] == [tuple(e) for e in full.events]
 
 
+def test_an_ack_due_at_the_very_end_of_its_attempt_is_late_on_both_paths() -> None:
+    """A first delivery whose ack deadline falls at the very instant its
+    attempt ends (everything on a 1/1024 s grid: arrivals, latency, service,
+    and an ack timeout of one latency and one service time). The ack is late:
+    the timer, urgent, redelivers before the attempt's end runs. On steady
+    links the consumer arms that timer at the delivery unless its ack surely
+    comes before the deadline (``Publisher.delivered``: ``<``, not ``<=``);
+    the traces of both paths are the same, in order."""
+    grid = 1 / 1024
+    overrides = {
+        "run.protocols": ["choreography"],
+        "run.duration": 2.0,
+        "run.drain": 5.0,
+        "workload.interarrival": {"dist": "constant", "value": 32 * grid},
+        "network.latency": {"dist": "constant", "value": grid},
+        "broker.ack_timeout": 5 * grid,
+        **{f"participants.{n}.service_time": {"dist": "constant", "value": 4 * grid} for n in _NAMES},
+    }
+    fast, _ = _run(overrides, 1, elide=True)
+    full, _ = _run(overrides, 1, elide=False)
+    redelivered = [e for e in fast.events if e.kind == "deliver" and "delivery 1)" not in e.detail]
+    assert len(redelivered) > 10  # every step's copy is redelivered once at its deadline
+    assert [tuple(e) for e in fast.events] == [tuple(e) for e in full.events]
+
+
 def test_an_ack_timeout_goes_first_at_its_instant_on_both_paths() -> None:
     """A deadline that falls on another event: starts stored every 1/64 s
     (constant interarrival and client latency), an ack timeout of four
