@@ -120,7 +120,7 @@ class Copy:
 
     __slots__ = (
         "seq", "txn", "eid", "topic", "started", "group",
-        "deliveries", "done", "acked", "ack_eid", "acks", "settling", "due", "order", "waited",
+        "deliveries", "done", "acked", "ack_eid", "settling", "due", "order", "waited",
     )  # fmt: skip
 
     def __init__(self, seq: int, txn: int, eid: int, topic: int, started: float, group: str) -> None:
@@ -137,8 +137,6 @@ class Copy:
         #: the event id that ack's delivery would have had (its place among the
         #: events of its instant: :meth:`World.passed`)
         self.ack_eid = 0
-        #: every such ack's arrival, kept only once there is more than one
-        self.acks: list[Due] | None = None
         #: the ``ack_eid`` of the ack whose arrival is scheduled to settle
         #: the copy (:meth:`Broker._settle_at_ack`), 0: none
         self.settling = 0
@@ -227,6 +225,7 @@ class Broker(Node):
         # the group whose copies are taken without a stored copy (see lean())
         self._lean: str | None = None
         self._lean_take: Any = None
+        self._lean_late: Any = None
         self._lean_table: dict[int, TrackerEntry] = {}
 
     def unindex(self) -> None:
@@ -237,7 +236,11 @@ class Broker(Node):
         self.pending.clear()
 
     def lean(
-        self, group: str, take: Callable[[int, int, float, float, Any], float], table: dict[int, TrackerEntry]
+        self,
+        group: str,
+        take: Callable[[int, int, float, float, Any], float],
+        late: Callable[[Copy], None],
+        table: dict[int, TrackerEntry],
     ) -> None:
         """Take the copies of ``group`` (a taker) without storing a copy each.
 
@@ -247,9 +250,11 @@ class Broker(Node):
         ``table[txn].acked``, and nothing else is kept: with per-key ordering
         the next copy of the partition waits until then (the partition
         ``(group, txn)`` is created only for a copy that waits, and for a
-        copy whose ack is late, which is stored and tracked as usual). The
-        broker counts the copy's delivery; ``take`` counts its ack, which the
-        taker sends when the copy reaches it (:meth:`World.count_sent`).
+        copy whose ack is late, which is stored and tracked as usual: the
+        broker hands it to ``late(copy)``, which accounts for its ack when it
+        is sent, :meth:`ack_at`). The broker counts the copy's delivery;
+        ``take`` counts its ack, which the taker sends when the copy reaches
+        it (:meth:`World.count_sent`).
         ``entry`` is ``table.get(txn)``, and the broker keeps the
         partition it creates in ``table[txn].partition`` (the list itself, empty
         once the partition is gone), so that a copy with none to wait for
@@ -257,6 +262,7 @@ class Broker(Node):
         """
         self._lean = group
         self._lean_take = take
+        self._lean_late = late
         self._lean_table = table
 
     def elide(
@@ -482,7 +488,7 @@ class Broker(Node):
         deadline = now + self.deadlines.delay
         acked = self._lean_take(txn, topic, now, deadline, entry)
         if acked >= deadline:
-            self._late(seq, txn, eid, topic, started, group, acked)
+            self._late(seq, txn, eid, topic, started, group)
 
     def _behind(
         self,
@@ -580,13 +586,13 @@ class Broker(Node):
             self._wait(queue, copy, now)
         return 0
 
-    def _late(self, seq: int, txn: int, eid: int, topic: int, started: float, group: str, acked: float) -> None:
+    def _late(self, seq: int, txn: int, eid: int, topic: int, started: float, group: str) -> None:
         """The lean group's copy just delivered will be acknowledged after its
-        ack timeout (at ``acked``): store and track it."""
+        ack timeout: store and track it. Its taker accounts for its ack when
+        it sends it, when the copy arrives (see :meth:`lean`)."""
         copy = Copy(seq, txn, eid, topic, started, group)
         copy.deliveries = 1
-        copy.acked = acked
-        copy.ack_eid = self.world.reserve()  # (sent when the copy arrives: its place is not known, only its own)
+        self._lean_late(copy)  # (in the place of its delivery, as the full path sends it: before its timer)
         if self.indexed:
             self.pending[(group, copy.seq)] = copy
         if self.ordered:
@@ -687,37 +693,39 @@ class Broker(Node):
         copy.done = True
         self._next(copy)
 
-    def ack_at(self, copy: Copy, at: float) -> Copy | None:
-        """An ack of ``copy`` that arrives at ``at`` (not before now),
-        accounted for without an event. Returns the copy, or ``None`` when it
-        is no longer pending (the ack will find nothing)."""
+    def ack_at(self, copy: Copy, latency: float) -> None:
+        """An ack of ``copy`` sent now, which arrives ``latency`` later,
+        accounted for without an event of its own.
+
+        The one rule for acks accounted for without events: an ack is
+        accounted for when it is sent, during the event that sends it, never
+        ahead of it. It then takes the event id its delivery would take
+        (:meth:`World.reserve`), and so the place among the events of the
+        instant it arrives that the full path gives it (whose ack is
+        scheduled by the event that sends it: event ids grow in the order
+        events run). An ack whose sending has no event of its own gets one:
+        the tracker's (sent when a copy taken at its delivery arrives) is
+        sent by an event in the place of that copy's delivery
+        (:meth:`SagaTracker.take`), and the confirm of a dual write, whose
+        arrival sends its ack, is a message (:meth:`Publisher.conf_due`)."""
         if copy.done:
-            return None  # no longer pending: the ack will find nothing
+            return  # no longer pending: the ack will find nothing
+        at = self.world.env._now + latency
         if at >= copy.due:
             self.arm(copy)  # the ack will be late: the timer it went without
-        eid = self.world.reserve()  # (its place among the events of its instant)
-        if copy.acked == INF:
-            copy.acked = at
-            copy.ack_eid = eid
-        else:
-            due = Due(at, eid)
-            first = Due(copy.acked, copy.ack_eid)
-            if copy.acks is None:
-                copy.acks = [first]
-            copy.acks.append(due)
-            if due > first:
-                return copy
-            copy.acked, copy.ack_eid = due
+        if at >= copy.acked:
+            return  # an ack sent earlier arrives first (or at the same instant, ahead of this one)
+        copy.acked = at
+        copy.ack_eid = self.world.reserve()  # (its place among the events of its instant)
         if copy.waited:  # (nothing to do if no copy waits)
             self._due(copy)
-        return copy
 
     def arm(self, copy: Copy) -> None:
         """Give ``copy`` the ack timer its first delivery went without, if it
         has none. A first delivery to a direct consumer that arrives before
         its deadline has no timer (``copy.due`` holds the deadline): the
         consumer calls this, before the deadline, as soon as the copy's ack
-        may arrive at or after it (:meth:`ack_at` and :meth:`retract` do too).
+        may arrive at or after it (:meth:`ack_at` does too).
         The timer takes the place it would have had if added at the delivery
         (``copy.order``: the broker's count of deliveries then, which orders
         every timer, each added right after its delivery): copies due at the
@@ -732,18 +740,6 @@ class Broker(Node):
             while index and queue[index - 1][1][3] > order:  # (near the end: a deadline is recent)
                 index -= 1
             deadlines.insert(index, due, (copy, 1, self.epoch, order))
-
-    def retract(self, copy: Copy, at: float) -> None:
-        """Take back an ack given to :meth:`ack_at` that will not be sent after
-        all (its publisher's confirm went to another entry). ``at`` is later
-        than now."""
-        self.arm(copy)  # (its ack was in time: its deadline is later than now)
-        if copy.acks is None:
-            copy.acked = INF
-            return
-        copy.acks.remove(next(due for due in copy.acks if due.at == at))
-        copy.acked, copy.ack_eid = min(copy.acks, default=(INF, 0))
-        self._due(copy)
 
     def _due(self, copy: Copy) -> None:
         """With per-key ordering, deliver the next copy of the partition when

@@ -76,22 +76,10 @@ class PublishTimer(NamedTuple):
     deadline: float
 
 
-class AckToken(NamedTuple):
-    """An ack accounted for ahead, without an event (:meth:`Publisher.ack_at`)."""
-
-    #: the broker's copy it acknowledges (``None``: no longer pending there)
-    copy: Any
-    #: when it reaches the broker
-    arrives: float
-    txn: int
-    #: whether it was counted (sent before the run ends)
-    counted: bool
-
-
 class Pending:
     """A publish waiting for its confirm (an entry of :attr:`Publisher.pending`)."""
 
-    __slots__ = ("txn", "topic", "started", "attempt", "ack", "conf", "deadline", "token", "timed")
+    __slots__ = ("txn", "topic", "started", "attempt", "ack", "conf", "deadline", "timed")
 
     def __init__(
         self, txn: int, topic: int, started: float, ack: tuple[Any, ...] | None, deadline: float, timed: Any
@@ -103,12 +91,11 @@ class Pending:
         self.attempt = 1
         #: the incoming event to acknowledge once confirmed (a dual write), or None
         self.ack = ack
-        #: when its confirm, accounted for without an event, arrives (a Due), or _NEVER
+        #: when its confirm, accounted for without an event, arrives (a Due),
+        #: or _NEVER (never for a dual write: see :meth:`Publisher.conf_due`)
         self.conf: Due = _NEVER
         #: when its timeout expires
         self.deadline = deadline
-        #: the ack accounted for ahead with the confirm (:meth:`Publisher.ack_at`), or None
-        self.token: AckToken | None = None
         #: whether it has a timeout (True, False, or _RESENDING while its resend waits)
         self.timed = timed
 
@@ -284,12 +271,10 @@ class Publisher:
         accounted for without an event."""
         if self.world.passed(old.conf):
             self.settle(eid)
-        else:  # the confirm on its way will pop this entry instead
-            conf = entry.conf = old.conf
-            if old.token is not None:
-                self._retract(old.token)
-            if entry.ack is not None:
-                entry.token = self.ack_at(entry.ack, conf.at)
+        elif entry.ack is None:  # the confirm on its way will pop this entry instead
+            entry.conf = old.conf
+        else:  # ... and send its ack: so it is a message after all (see conf_due), in its own place
+            self.world.at_due(old.conf, self._receive, ("conf", BROKER, entry.txn, eid))
 
     def _send(self, eid: int, entry: Pending) -> None:
         msg = ("pub", self.name, entry.txn, eid, entry.topic, entry.started, -INF)
@@ -330,36 +315,22 @@ class Publisher:
         if entry is not None and entry.conf is _NEVER:
             deadline = entry.deadline
             if at < deadline:
-                entry.conf = world.due(latency)
-                if entry.ack is not None:
-                    entry.token = self.ack_at(entry.ack, at)
-                return
-            if not entry.timed:  # the confirm is late: now the timeout can expire
+                # A dual write's confirm sends its ack when it arrives: it is
+                # a message, so that the ack is accounted for when it is sent
+                # (the rule of Broker.ack_at); any other is accounted for now.
+                if entry.ack is None:
+                    entry.conf = world.due(latency)
+                    return
+            elif not entry.timed:  # the confirm is late: now the timeout can expire
                 entry.timed = True
                 world.at_instant(deadline, self._timeout, PublishTimer(eid, entry.attempt, deadline), first=True)
         world.at(latency, self._receive, ("conf", BROKER, txn, eid))
 
-    def ack_at(self, msg: tuple[Any, ...], at: float) -> AckToken:
-        """Acknowledge the delivered copy ``msg`` at ``at`` without an event
-        (counted if sent before the run ends); returns a token for :meth:`_retract`."""
-        txn = msg[2]
-        counted = self.world.count_sent(txn, at)
-        arrives = at + self._up()
-        return AckToken(self.broker.ack_at(msg[9], arrives), arrives, txn, counted)  # type: ignore[union-attr]
-
-    def _retract(self, token: AckToken) -> None:
-        copy, arrives, txn, counted = token
-        if counted:
-            self.world.messages[txn] -= 1
-        if copy is not None:
-            self.broker.retract(copy, arrives)  # type: ignore[union-attr]
-
     def ack(self, msg: tuple[Any, ...]) -> None:
         """Acknowledge the delivered copy ``msg`` now."""
-        if self.lazy:  # accounted for as it arrives (sent now: counted)
-            world = self.world
-            world.messages[msg[2]] += 1
-            self.broker.ack_at(msg[9], world.env._now + self._up())  # type: ignore[union-attr]
+        if self.lazy:  # accounted for as it is sent (counted now)
+            self.world.messages[msg[2]] += 1
+            self.broker.ack_at(msg[9], self._up())  # type: ignore[union-attr]
         else:
             self.network.send(self.name, BROKER, new_record(Ack, ("ack", self.name, msg[2], msg[7], msg[6])))
 
@@ -448,9 +419,7 @@ class Publisher:
             if self.world.passed(conf):
                 return  # confirmed already: this confirm finds nothing
             # This one got here first: the confirm recorded for later is a
-            # message after all (in its own place in the queue), and its ack is not sent.
-            if entry.token is not None:
-                self._retract(entry.token)
+            # message after all (in its own place in the queue).
             self.world.at_due(conf, self._receive, ("conf", BROKER, entry.txn, eid))
         if entry.ack is not None:
             self.ack(entry.ack)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sim.world.messages import Ack, new_record
 from sim.world.node import Node
@@ -43,6 +43,15 @@ if TYPE_CHECKING:
     from sim.world.network import Network
 
 TRACKER = "tracker"
+
+
+class Sending(NamedTuple):
+    """The ack of a copy the tracker took at its delivery, sent when the
+    copy arrives (:meth:`SagaTracker.take`, :meth:`SagaTracker.late`)."""
+
+    copy: Copy
+    #: the ack's latency, drawn when the copy was taken
+    latency: float
 
 
 class TrackerEntry:
@@ -125,6 +134,9 @@ class SagaTracker(Node):
         self.broker: Broker | None = None
         self._down: Any = None
         self._up: Any = None
+        # the late ack of the copy just taken (take_lean): when it is sent, and its latency
+        self._late_seen = 0.0
+        self._late_latency = 0.0
 
     def direct(self, broker: Broker) -> None:
         """Take copies from ``broker`` without events (both links are steady)."""
@@ -132,7 +144,7 @@ class SagaTracker(Node):
         self._down = self.network.latency_of(broker.name, self.name)
         self._up = self.network.latency_of(self.name, broker.name)
         broker.takers[self.name] = self.take
-        broker.lean(self.name, self.take_lean, self.table)
+        broker.lean(self.name, self.take_lean, self.late, self.table)
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         # the broker's delivery ("evt", broker, txn, eid, topic, started, group, seq, delivery)
@@ -146,26 +158,45 @@ class SagaTracker(Node):
         arrives, recorded as the entry's ``acked`` if that is before ``deadline``
         (read with per-key ordering only). ``entry`` is ``table.get(txn)``,
         looked up by the broker already. The broker counts the delivery;
-        the ack is counted here, sent when the copy arrives."""
+        the ack is counted here, sent when the copy arrives. A late ack
+        (at or after ``deadline``) is kept for :meth:`late`, which the
+        broker calls next."""
         seen = now + self._down()
         self.world.count_sent(txn, seen)
         if entry is None or seen < entry.first or topic in self.terminal_topics:
             entry = self._record(txn, topic, seen)  # (else a later copy: nothing to record)
-        acked = seen + self._up()
+        latency = self._up()
+        acked = seen + latency
         if acked < deadline:
             entry.acked = acked
+        else:
+            self._late_seen = seen
+            self._late_latency = latency
         return acked
+
+    def late(self, copy: Copy) -> None:
+        """The copy just taken (:meth:`take_lean`) is acknowledged late: the
+        broker stores it as ``copy``. Its ack, drawn already, is accounted
+        for when it is sent (:meth:`Broker.ack_at`), by an event at the
+        copy's arrival."""
+        self.world.at_instant(self._late_seen, self._send_ack, Sending(copy, self._late_latency))
 
     def take(self, copy: Copy) -> None:
         """The broker delivers ``copy`` now: it arrives one latency later, and
-        its ack one more latency after that."""
+        its ack one more latency after that. The ack is accounted for when it
+        is sent (:meth:`Broker.ack_at`): by an event at the copy's arrival,
+        in the place the copy's delivery event would have."""
         world = self.world
         txn = copy.txn
         world.messages[txn] += 1  # the delivery
-        seen = world.env._now + self._down()
-        world.count_sent(txn, seen)  # the ack, sent when the copy arrives
-        self._record(txn, copy.topic, seen)
-        self.broker.ack_at(copy, seen + self._up())  # type: ignore[union-attr]
+        arrival = world.due(self._down())
+        world.count_sent(txn, arrival.at)  # the ack, sent when the copy arrives
+        self._record(txn, copy.topic, arrival.at)
+        world.at_due(arrival, self._send_ack, Sending(copy, self._up()))
+
+    def _send_ack(self, sending: Sending) -> None:
+        """A copy taken at its delivery arrives: its ack is sent now."""
+        self.broker.ack_at(sending.copy, sending.latency)  # type: ignore[union-attr]
 
     def _record(self, txn: int, topic: int, seen: float) -> TrackerEntry:
         """A copy of ``txn``'s event on ``topic`` arrives at ``seen`` (now, or later)."""
