@@ -39,8 +39,8 @@ events of a choreography reached its end.
 duplication can touch them, and neither end can crash or pause: see
 :mod:`sim.world.network`) can be accounted for without an event each. The
 protocol registers, for such consumers and publishers, a *taker* (``takers``:
-group -> a function that receives a copy at its delivery and reports when
-its ack arrives), a *direct* consumer (``direct``, see
+group -> a function that receives a copy at its delivery and accounts for
+its ack when it is sent), a *direct* consumer (``direct``, see
 :meth:`Broker.consume_directly`: its copies are scheduled straight to its
 handler, with the copy itself in the message so that its ack needs no
 look-up) and a *confirmer* (``confirmers``, see
@@ -48,7 +48,9 @@ look-up) and a *confirmer* (``confirmers``, see
 a function that accounts for it). Every such message is
 still counted (the broker counts the confirm, and a taker's delivery and
 ack) and its latency drawn from its link's stream. An ack accounted
-for this way is a due time (:meth:`Broker.ack_at`): the copy counts as
+for this way is a due time (:meth:`Broker.ack_at`), taken when the ack is
+sent, never ahead (so it has the place among the events of the instant it
+arrives that its message would have): the copy counts as
 acknowledged from that instant on. Whatever an ack does when it arrives is
 done then or found later: the redelivery check compares times, and with
 ``per-key`` ordering the next copy of the partition is delivered at that

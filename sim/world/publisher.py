@@ -117,15 +117,17 @@ class Publisher:
     When both links with the broker are steady (``direct``), the broker's
     confirm costs no event: at the store, the broker draws its latency and
     :meth:`conf_due`, if it will reach the pending publish before that publish's timeout,
-    records the instant (``conf_at``) and tells the broker when the ack it
-    triggers (dual write) arrives. From ``conf_at`` on the publish counts as
+    records the instant (``conf_at``). From ``conf_at`` on the publish counts as
     confirmed. It is exactly what the confirm would do: it pops the entry
     pending for the event id when it arrives, whichever that is, so a
-    publish of the same id before then takes the confirm over (and the ack
-    goes with it), and a confirm sent the usual way that gets there first
-    pops the entry, after which the recorded one is sent as a message after
-    all. Anything else (no entry, one confirmed already, a confirm later
-    than the timeout) is sent as a message, with the latency drawn.
+    publish of the same id before then takes the confirm over, and a
+    confirm sent the usual way that gets there first pops the entry, after
+    which the recorded one is sent as a message after all. Anything else
+    (no entry, one confirmed already, a confirm later than the timeout, the
+    confirm of a dual write, whose arrival sends the ack: an ack is
+    accounted for when it is sent, :meth:`Broker.ack_at`) is sent as a
+    message, with the latency drawn. Acks are accounted for without events
+    (:meth:`ack`).
 
     On that path a first publish has a timeout only if it can expire: set at
     the publish when the publish reaches the broker at or after it, else at

@@ -9,13 +9,17 @@
   a restarted tracker re-arms them (overdue ones fire at once). It acks each
   event as soon as it has recorded it. When both links between the broker
   and the tracker are steady (:mod:`sim.world.network`), the broker hands it
-  each copy at delivery (:meth:`SagaTracker.take`): the tracker records the
-  instant the copy would arrive and tells the broker when its ack would
-  arrive, drawing both latencies and counting both messages, with no event
-  for either (a copy whose ack arrives before the broker's ack timeout is
-  not even stored by the broker: :meth:`SagaTracker.take_lean`). Its alarm
-  then wakes ``stuck_after`` after the delivery, a little early, and
-  re-checks at the exact instant if it is still pending.
+  each copy at delivery (:meth:`SagaTracker.take_lean`): the tracker records
+  the instant the copy would arrive and when its ack would arrive, drawing
+  both latencies and counting both messages, with no event for either, if
+  that is before the broker's ack timeout (the copy is then not even stored
+  by the broker). A copy the broker stores (its ack is late, or it waited
+  in its partition, or it is delivered again: :meth:`SagaTracker.take`)
+  costs one event, at its arrival, where its ack is accounted for as it is
+  sent (:meth:`Broker.ack_at`: an ack accounted for ahead of its sending
+  could not know its place among the events of the instant it arrives).
+  Its alarm then wakes ``stuck_after`` after the delivery, a little early,
+  and re-checks at the exact instant if it is still pending.
 * :class:`Watchdog`: the same alert for a protocol with a coordinator
   (orchestration, 2PC): ``stuck_after`` seconds after a transaction started,
   it checks the coordinator's durable log and flags it if it is not in a

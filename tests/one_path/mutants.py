@@ -37,6 +37,8 @@ class Mutant(NamedTuple):
     original: str
     #: the line with the comparison flipped
     mutated: str
+    #: probed on choreographies whose acks are all late (``--late-acks``)
+    late_acks: bool = False
 
 
 MUTANTS = (
@@ -76,6 +78,13 @@ MUTANTS = (
         "        return due < (self.env._now, self.eid_now)\n",
         "        return due[0] <= self.env._now\n",
     ),
+    Mutant(
+        "an ack takes the place of the event that sends it, not one taken when it is sent",
+        "sim/world/broker.py",
+        "        copy.ack_eid = self.world.reserve()  # (its place among the events of its instant)\n",
+        "        copy.ack_eid = self.world.eid_now  # (its place among the events of its instant)\n",
+        late_acks=True,
+    ),
 )
 
 
@@ -100,6 +109,8 @@ def caught(mutant: Mutant, examples: int) -> bool:
         # on the path, so ``sim`` is the mutated copy and ``tests`` the repository's.
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         probe = [sys.executable, "-m", "tests.one_path.probe", "--examples", str(examples), "--first"]
+        if mutant.late_acks:
+            probe.append("--late-acks")
         check = "import sim; print(sim.__file__)"
         where = subprocess.run([sys.executable, "-c", check], cwd=path, env=env, capture_output=True, text=True)
         if not where.stdout.startswith(str(path)):

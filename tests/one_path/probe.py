@@ -15,7 +15,7 @@ and that each mutant of :mod:`tests.one_path.mutants` makes them differ.
 As a tool it prints every generated choreography whose transactions differ,
 so that a divergence can be traced::
 
-    .venv/bin/python -m tests.one_path.probe [--examples 60] [--first]
+    .venv/bin/python -m tests.one_path.probe [--examples 60] [--first] [--late-acks]
 
 (exit 1 if one differs).
 """
@@ -57,8 +57,15 @@ def _timeout(draw: st.DrawFn, round_trips: list[int]) -> float:
 
 
 @st.composite
-def choreographies(draw: st.DrawFn) -> dict[str, Any]:
-    """``--set`` overrides of the test order saga as a busy choreography."""
+def choreographies(draw: st.DrawFn, late_acks: bool = False) -> dict[str, Any]:
+    """``--set`` overrides of the test order saga as a busy choreography.
+    ``late_acks``: the broker's ack timeout is at most the shortest round
+    trip to a consumer, so that every ack is late (one exactly at its
+    deadline is late too): copies wait in their partitions for acks sent
+    later than the broker delivered them (the tracker's) or than the store
+    of the publish that sends them (a dual write's: no participant has an
+    outbox), and are delivered at the very instant those acks arrive (per-key
+    ordering)."""
     latency = draw(st.integers(1, 4))
     # one-way latencies in grid units: (src, dst) -> k, the default unless a link says otherwise
     links = []
@@ -71,7 +78,9 @@ def choreographies(draw: st.DrawFn) -> dict[str, Any]:
                 links.append(
                     {"src": src, "dst": dst, "both_ways": False, "latency": _constant(ticks[(src, dst)] * GRID)}
                 )
-    round_trips = [ticks[("broker", n)] + ticks[(n, "broker")] for n in ("tracker", "client", *NAMES)]
+    round_trips = {n: ticks[("broker", n)] + ticks[(n, "broker")] for n in ("tracker", "client", *NAMES)}
+    # (the client consumes nothing: it only publishes)
+    shortest = min(round_trips[n] for n in ("tracker", *NAMES))
     overrides: dict[str, Any] = {
         "run.protocols": ["choreography"],
         "run.duration": 1.0,
@@ -79,11 +88,11 @@ def choreographies(draw: st.DrawFn) -> dict[str, Any]:
         "workload.interarrival": {"dist": "exponential", "mean": draw(st.sampled_from([0.005, 0.02]))},
         "network.latency": _constant(latency * GRID),
         "network.links": links,
-        "broker.ack_timeout": _timeout(draw, round_trips),
+        "broker.ack_timeout": (draw(_grid(1, shortest)) if late_acks else _timeout(draw, list(round_trips.values()))),
         "broker.max_deliveries": draw(st.sampled_from([1, 2, 3, 10])),
-        "broker.ordering": draw(st.sampled_from(["per-key", "unordered"])),
+        "broker.ordering": "per-key" if late_acks else draw(st.sampled_from(["per-key", "unordered"])),
         "broker.deduplicate": draw(st.booleans()),
-        "choreography.publish_timeout": _timeout(draw, round_trips),
+        "choreography.publish_timeout": _timeout(draw, list(round_trips.values())),
         # with few attempts a publish timed out at the very instant of its
         # confirm is given up, which its dual write's ack shows
         "choreography.publish_retry.attempts": draw(st.sampled_from([1, 2, "unlimited"])),
@@ -100,7 +109,7 @@ def choreographies(draw: st.DrawFn) -> dict[str, Any]:
         overrides[f"participants.{name}.hang"] = draw(st.sampled_from([0.0, 0.05]))
         overrides[f"participants.{name}.hang_duration"] = _constant(draw(_grid(1, 32)))
         overrides[f"participants.{name}.idempotent"] = draw(st.booleans())
-        overrides[f"participants.{name}.outbox"] = draw(st.booleans())
+        overrides[f"participants.{name}.outbox"] = False if late_acks else draw(st.booleans())
     faults = []
     if draw(st.booleans()):  # a node that can fail: its links take the full path on both runs
         target = draw(st.sampled_from(["tracker", *NAMES]))
@@ -124,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=60, help="choreographies to generate (default 60)")
     parser.add_argument("--first", action="store_true", help="stop at the first choreography that differs")
+    parser.add_argument(
+        "--late-acks", action="store_true", help="ack timeouts no longer than a round trip: every ack late"
+    )
     args = parser.parse_args(argv)
     differ: list[dict[str, Any]] = []
 
@@ -135,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(choreographies())
+    @given(choreographies(late_acks=args.late_acks))
     def probe(overrides: dict[str, Any]) -> None:
         if not transactions(overrides, True).equals(transactions(overrides, False)):
             differ.append(overrides)
