@@ -79,10 +79,10 @@ MUTANTS = (
         "        return due[0] <= self.env._now\n",
     ),
     Mutant(
-        "an ack takes the place of the event that sends it, not one taken when it is sent",
-        "sim/world/broker.py",
-        "        copy.ack_eid = self.world.reserve()  # (its place among the events of its instant)\n",
-        "        copy.ack_eid = self.world.eid_now  # (its place among the events of its instant)\n",
+        "a dual write's confirm accounted for without an event, so its ack, sent when it arrives, never is",
+        "sim/world/publisher.py",
+        "                if entry.ack is None:\n",
+        "                if entry.ack is None or at < deadline:\n",
         late_acks=True,
     ),
 )
