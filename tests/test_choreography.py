@@ -29,6 +29,7 @@ import sim.world.publisher
 from sim.protocols.choreography.spec import ChoreographySpec
 from sim.runner import Model, run_once
 from sim.specs import RetrySpec
+from sim.world.broker import Copy
 from sim.world.core import World
 from sim.world.network import Network
 
@@ -1010,3 +1011,20 @@ def test_count_sent_counts_what_is_sent_before_the_horizon() -> None:
     world.horizon = 10.0
     assert world.count_sent(txn, 9.999) and not world.count_sent(txn, 10.0)
     assert world.messages[txn] == 1
+
+
+def test_of_two_acks_of_a_copy_at_one_instant_the_one_sent_first_goes_first() -> None:
+    """An ack is accounted for when it is sent (``Broker.ack_at``), taking
+    its place among the events of the instant it arrives then: of two acks
+    of one copy that arrive at the same instant, the one sent first keeps
+    its place, as on the full path (its event id is the smaller); one sent
+    later that arrives earlier goes first."""
+    model = Model(order_scenario({"run.protocols": ["choreography"]}), "choreography", 1)
+    broker = model.protocol.broker  # type: ignore[attr-defined]
+    copy = Copy(1, 0, 0, 0, 0.0, "inventory")
+    broker.ack_at(copy, 0.5)
+    first = copy.ack_eid
+    broker.ack_at(copy, 0.5)
+    assert copy.acked == 0.5 and copy.ack_eid == first
+    broker.ack_at(copy, 0.25)
+    assert copy.acked == 0.25 and copy.ack_eid > first
