@@ -25,15 +25,15 @@ plan on a link already reported steady is an error.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sim.world.fates import BLOCK, RETRY_BLOCK, KeyedDraws, uniform
-from sim.world.messages import KIND, TXN
 from sim.world.trace import OUT
 
 if TYPE_CHECKING:
     from sim.scenario import NetworkSpec
     from sim.world.core import World
+    from sim.world.messages import Message
     from sim.world.node import Node
 
 
@@ -138,7 +138,7 @@ class Network:
         self._faults: list[LinkFault] = []
         self.lost = 0
         self.duplicated = 0
-        self._receivers: dict[str, Callable[[tuple[Any, ...]], None]] = {}
+        self._receivers: dict[str, Callable[[Message], None]] = {}
         # The fault plan (None until expect() is called: then no link is steady).
         self._at_risk: set[str] | None = None
         self._planned: list[set[tuple[str, str]] | None] = []
@@ -148,7 +148,7 @@ class Network:
         self.nodes[node.name] = node
         self._receivers[node.name] = node.receive  # bound once, not per message
 
-    def send(self, src: str, dst: str, msg: tuple[Any, ...], role: int = -1, attempt: int = 1) -> None:
+    def send(self, src: str, dst: str, msg: Message, role: int = -1, attempt: int = 1) -> None:
         """Send ``msg`` from ``src`` to ``dst`` (counted against its envelope's transaction).
 
         ``role`` (see :func:`command_role` and :func:`reply_role`) and
@@ -158,7 +158,7 @@ class Network:
         protocol and the event that triggers step k in another are lost
         together or not at all. Messages without a role draw in order."""
         world = self.world
-        txn = msg[TXN]
+        txn = msg.txn
         world.messages[txn] += 1
         tracer = world.tracer
         link = self._links.get((src, dst), self._default) if self._links else self._default
@@ -191,17 +191,15 @@ class Network:
             else:
                 world.at(link.latency() + extra, receive, msg)
 
-    def _trace(self, kind: str, src: str, dst: str, msg: tuple[Any, ...], role: int, attempt: int, why: str) -> None:
+    def _trace(self, kind: str, src: str, dst: str, msg: Message, role: int, attempt: int, why: str) -> None:
         """Trace a message the network dropped or duplicated, at its sender's end
         (``attempt`` only for messages that have one: a role)."""
         self.world.tracer.emit(
-            self.world.now, src, kind, msg[TXN], None, f"{why}{msg[KIND]} to {dst}",
-            peer=dst, message=msg[KIND], direction=OUT, attempt=attempt if role >= 0 else None,
+            self.world.now, src, kind, msg.txn, None, f"{why}{msg.kind} to {dst}",
+            peer=dst, message=msg.kind, direction=OUT, attempt=attempt if role >= 0 else None,
         )  # fmt: skip
 
-    def _through_faults(
-        self, src: str, dst: str, msg: tuple[Any, ...], role: int, attempt: int
-    ) -> tuple[float, float] | None:
+    def _through_faults(self, src: str, dst: str, msg: Message, role: int, attempt: int) -> tuple[float, float] | None:
         """The active network faults on ``msg``: ``None`` if one dropped it, else
         the extra delay and 1.0 if one duplicates it (0.0 if none does)."""
         extra = 0.0
@@ -209,14 +207,14 @@ class Network:
         for fault in self._faults:
             if fault.pairs is not None and (src, dst) not in fault.pairs:
                 continue
-            if fault.cut or (fault.loss and self._draw(_FAULT_LOSS, role, attempt, msg[TXN]) < fault.loss):
+            if fault.cut or (fault.loss and self._draw(_FAULT_LOSS, role, attempt, msg.txn) < fault.loss):
                 self.lost += 1
                 if self.world.tracer.on:
                     self._trace("drop", src, dst, msg, role, attempt, "partition: " if fault.cut else "lost: ")
                 return None
             if fault.delay is not None:
                 extra += fault.delay()
-            if fault.duplicate and self._draw(_FAULT_DUPLICATE, role, attempt, msg[TXN]) < fault.duplicate:
+            if fault.duplicate and self._draw(_FAULT_DUPLICATE, role, attempt, msg.txn) < fault.duplicate:
                 duplicate = 1.0
         return extra, duplicate
 
@@ -268,7 +266,7 @@ class Network:
         """The latency sampler of the link from ``src`` to ``dst``."""
         return self._links.get((src, dst), self._default).latency
 
-    def receiver(self, name: str) -> Callable[[tuple[Any, ...]], None]:
+    def receiver(self, name: str) -> Callable[[Message], None]:
         """The bound ``receive`` of the node ``name``."""
         return self._receivers[name]
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from sim.world.broker import BROKER, INF
 from sim.world.core import Due
 from sim.world.fates import Counter
-from sim.world.messages import Ack, new_record
+from sim.world.messages import Ack, Confirm, Delivery, Publish
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import OUT
 
@@ -81,9 +81,7 @@ class Pending:
 
     __slots__ = ("txn", "topic", "started", "attempt", "ack", "conf", "deadline", "timed")
 
-    def __init__(
-        self, txn: int, topic: int, started: float, ack: tuple[Any, ...] | None, deadline: float, timed: Any
-    ) -> None:
+    def __init__(self, txn: int, topic: int, started: float, ack: Delivery | None, deadline: float, timed: Any) -> None:
         self.txn = txn
         self.topic = topic
         self.started = started
@@ -188,7 +186,7 @@ class Publisher:
         self._up: Any = None
         self._receive: Any = None
         #: ``post(delay, store, msg)``: a publish on its way to the broker on steady links
-        self._post: Callable[[float, Callable[[tuple[Any, ...]], None], tuple[Any, ...]], None] = self.world.at
+        self._post: Callable[[float, Callable[[Publish], None], Publish], None] = self.world.at
 
     def direct(self, broker: Broker) -> None:
         """Confirms and acks without events (both links with ``broker`` are steady).
@@ -218,7 +216,7 @@ class Publisher:
         txn: int,
         topic: int,
         started: float,
-        ack: tuple[Any, ...] | None,
+        ack: Delivery | None,
         once: bool = False,
         durable: bool = False,
     ) -> None:
@@ -245,12 +243,12 @@ class Publisher:
             up = self._up()
             if once and ack is None and up < delay:
                 # No entry, unless the confirm is late: see conf_due().
-                self._post(up, self._store, ("pub", self.name, txn, eid, topic, started, deadline))
+                self._post(up, self._store, Publish(self.name, txn, eid, topic, started, deadline))
                 return
             if entry is None:
                 entry = Pending(txn, topic, started, ack, deadline, False)
             pending[eid] = entry
-            self._post(up, self._store, ("pub", self.name, txn, eid, topic, started, -INF))
+            self._post(up, self._store, Publish(self.name, txn, eid, topic, started, -INF))
             if up >= delay:  # stored at or after its timeout
                 entry.timed = True
                 self.deadlines.add(PublishTimer(eid, 1, deadline))
@@ -276,10 +274,10 @@ class Publisher:
         elif entry.ack is None:  # the confirm on its way will pop this entry instead
             entry.conf = old.conf
         else:  # ... and send its ack: so it is a message after all (see conf_due), in its own place
-            self.world.at_due(old.conf, self._receive, ("conf", BROKER, entry.txn, eid))
+            self.world.at_due(old.conf, self._receive, Confirm(BROKER, entry.txn, eid))
 
     def _send(self, eid: int, entry: Pending) -> None:
-        msg = ("pub", self.name, entry.txn, eid, entry.topic, entry.started, -INF)
+        msg = Publish(self.name, entry.txn, eid, entry.topic, entry.started, -INF)
         if self.lazy:  # what Network.send does on a steady link
             world = self.world
             world.messages[entry.txn] += 1
@@ -326,17 +324,17 @@ class Publisher:
             elif not entry.timed:  # the confirm is late: now the timeout can expire
                 entry.timed = True
                 world.at_instant(deadline, self._timeout, PublishTimer(eid, entry.attempt, deadline), first=True)
-        world.at(latency, self._receive, ("conf", BROKER, txn, eid))
+        world.at(latency, self._receive, Confirm(BROKER, txn, eid))
 
-    def ack(self, msg: tuple[Any, ...]) -> None:
+    def ack(self, msg: Delivery) -> None:
         """Acknowledge the delivered copy ``msg`` now."""
         if self.lazy:  # accounted for as it is sent (counted now)
-            self.world.messages[msg[2]] += 1
-            self.broker.ack_at(msg[9], self._up())  # type: ignore[union-attr]
+            self.world.messages[msg.txn] += 1
+            self.broker.ack_at(msg.copy, self._up())  # type: ignore[union-attr]
         else:
-            self.network.send(self.name, BROKER, new_record(Ack, ("ack", self.name, msg[2], msg[7], msg[6])))
+            self.network.send(self.name, BROKER, Ack.of(self.name, msg))
 
-    def delivered(self, msg: tuple[Any, ...], acked_by: float) -> None:
+    def delivered(self, msg: Delivery, acked_by: float) -> None:
         """The copy ``msg`` was delivered to this publisher's owner, which
         acknowledges it by ``acked_by`` for sure (``inf``: not for sure).
         Straight from the broker (steady links), a first delivery may have
@@ -344,7 +342,7 @@ class Publisher:
         accounted for before its deadline (:meth:`ack` arms it then if the ack
         is late)."""
         if self.lazy:
-            copy = msg[9]
+            copy = msg.copy
             if not acked_by < copy.due:
                 self.broker.arm(copy)  # type: ignore[union-attr]
 
@@ -422,7 +420,7 @@ class Publisher:
                 return  # confirmed already: this confirm finds nothing
             # This one got here first: the confirm recorded for later is a
             # message after all (in its own place in the queue).
-            self.world.at_due(conf, self._receive, ("conf", BROKER, entry.txn, eid))
+            self.world.at_due(conf, self._receive, Confirm(BROKER, entry.txn, eid))
         if entry.ack is not None:
             self.ack(entry.ack)
 

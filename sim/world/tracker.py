@@ -33,7 +33,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sim.world.messages import Ack, new_record
+from sim.world.messages import Ack, Delivery
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN
@@ -150,11 +150,10 @@ class SagaTracker(Node):
         broker.takers[self.name] = self.take
         broker.lean(self.name, self.take_lean, self.late, self.table)
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        # the broker's delivery ("evt", broker, txn, eid, topic, started, group, seq, delivery)
-        _, broker, txn, _, topic, _, group, seq, *_ = msg
-        self._record(txn, topic, self.world.env._now)
-        self.network.send(self.name, broker, new_record(Ack, ("ack", self.name, txn, seq, group)))
+    def handle(self, msg: Delivery) -> None:
+        """A copy of an event delivered through the network: recorded, and acknowledged."""
+        self._record(msg.txn, msg.topic, self.world.env._now)
+        self.network.send(self.name, msg.src, Ack.of(self.name, msg))
 
     def take_lean(self, txn: int, topic: int, now: float, deadline: float, entry: TrackerEntry | None) -> float:
         """The broker delivers a copy of ``txn``'s event on ``topic`` now,
@@ -226,12 +225,13 @@ class SagaTracker(Node):
         """Arm ``txn``'s alert; first, if the oldest alarm is moot (terminal,
         or judged and forgotten), drop the moot ones at the head now: what
         they hold is freed while it is in cache, not a timeout later."""
-        timers = self.deadlines._queue
-        if timers:
-            oldest = self.table.get(timers[0][1])
+        deadlines = self.deadlines
+        head = deadlines.oldest()
+        if head is not None:
+            oldest = self.table.get(head)
             if oldest is None or oldest.terminal <= self.world.env._now:
-                self.deadlines.prune()
-        self.deadlines.add(txn)
+                deadlines.prune()
+        deadlines.add(txn)
 
     def _trace_terminal(self, item: tuple[int, int, float]) -> None:
         txn, topic, seen = item
