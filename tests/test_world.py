@@ -371,3 +371,24 @@ def test_deadline_queue_forgets_everything_on_clear() -> None:
     world.at(0.6, lambda _: queue.add("b"))
     world.run(until=5.0)
     assert fired == ["b"]
+
+
+def test_a_message_accounted_for_at_this_very_instant_has_passed_only_if_its_place_is_earlier() -> None:
+    """``World.passed``, the one tie rule for messages accounted for without
+    an event: at the instant being run, a message whose reserved place (its
+    event id) comes before the event being run has arrived; one whose place
+    comes after has not, though its time is now. (Ordering by time alone,
+    ``due.at <= now``, fails the second assertion: the one-path probe's
+    choreographies no longer show that tie since acks are accounted for when
+    they are sent, so it is checked here.)"""
+    world = World(seed=1)
+    seen: list[tuple[bool, bool, bool]] = []
+    early = world.due(0.5)  # reserved now: its place comes before the event scheduled next
+
+    def check(_arg: object) -> None:
+        due = world.due(0.0)  # arrives now, in a place after this event's
+        seen.append((world.passed(early), world.passed(due), world.passed((0.5, world.eid_now))))
+
+    world.at(0.5, check)
+    world.run(until=1.0)
+    assert seen == [(True, False, False)]
