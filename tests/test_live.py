@@ -13,7 +13,6 @@ import sim
 import sim.live
 from sim.errors import SagasimError
 from sim.names import PROTOCOLS
-from sim.protocols import registry
 from sim.runner import Model
 from sim.scenario import Scenario
 
@@ -48,14 +47,11 @@ START, STOP = 2.0, 3.5
 
 
 def _planned(kind: str, protocol: str) -> pd.DataFrame:
-    """The run with the fault on the timeline. A choreography takes its full
-    path (every message an event): on steady links its default path draws some
-    latencies earlier, from the same streams, so its runs differ by that
-    order from a run whose links are never steady (issue 16's one path)."""
+    """The run with the fault on the timeline, as ``sim.run`` gives it (a
+    choreography accounts for the messages on its steady links without
+    events: the same run, its latencies keyed by the message)."""
     fault = {"kind": kind, "at": START, "duration": STOP - START, **KINDS[kind]}
     model = Model(order_scenario({**RANDOM, "faults": [fault]}), protocol, 1, trace=False)
-    if registry.get(protocol).coordinator_free:
-        model.protocol.elide = False  # type: ignore[attr-defined]
     return pd.DataFrame(model.run().transactions)
 
 
@@ -183,6 +179,5 @@ def test_a_live_run_is_deterministic_and_equals_sim_run_without_faults() -> None
         first = sim.live.open_run(order_scenario(RANDOM), protocol=protocol, seed=4).finish()
         again = sim.live.open_run(order_scenario(RANDOM), protocol=protocol, seed=4).finish()
         pd.testing.assert_frame_equal(first.transactions, again.transactions)
-        if not registry.get(protocol).coordinator_free:  # (see _planned)
-            plain = sim.run(order_scenario(RANDOM), protocol=protocol, seed=4)
-            pd.testing.assert_frame_equal(first.transactions, plain.transactions)
+        plain = sim.run(order_scenario(RANDOM), protocol=protocol, seed=4)
+        pd.testing.assert_frame_equal(first.transactions, plain.transactions)

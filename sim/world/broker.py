@@ -47,7 +47,10 @@ look-up) and a *confirmer* (``confirmers``, see
 :meth:`Broker.confirm_directly`: publisher node -> the confirm's latency and
 a function that accounts for it). Every such message is
 still counted (the broker counts the confirm, and a taker's delivery and
-ack) and its latency drawn from its link's stream. An ack accounted
+ack), and its latency is the one the same message sent through the network
+draws: a delivery's is keyed by (store number, delivery number), its ack's
+by the copy it acknowledges, a confirm's by the broker's count of confirms
+(:meth:`sim.world.network.Network.lane`). An ack accounted
 for this way is a due time (:meth:`Broker.ack_at`): the copy counts as
 acknowledged from that instant on. Whatever an ack does when it arrives is
 done then or found later: the redelivery check compares times, and with
@@ -90,7 +93,7 @@ from sim.world.trace import IN, OUT
 
 if TYPE_CHECKING:
     from sim.world.core import World
-    from sim.world.network import Network
+    from sim.world.network import Lane, Network
     from sim.world.publisher import Publisher
     from sim.world.tracker import SagaTracker, TrackerEntry
 
@@ -154,8 +157,8 @@ class Copy:
 class DirectConsumer(NamedTuple):
     """A consumer group on a steady link (:meth:`Broker.consume_directly`)."""
 
-    #: the latency sampler of the link from the broker
-    latency: Callable[[], float]
+    #: the keyed latencies of its deliveries (:meth:`Broker.delivery_lane`)
+    latency: Lane
     #: receives each copy, the copy itself appended to the message
     handler: Callable[[tuple[Any, ...]], None]
     #: txn -> its first delivery that nothing waited for, or _PARTED
@@ -165,7 +168,8 @@ class DirectConsumer(NamedTuple):
 class Confirmer(NamedTuple):
     """A publisher on a steady link (:meth:`Broker.confirm_directly`)."""
 
-    latency: Callable[[], float]
+    #: the keyed latencies of its confirms, by the broker's count of confirms
+    latency: Callable[[int], float]
     conf_due: Callable[..., None]
 
 
@@ -213,15 +217,22 @@ class Broker(Node):
         self.deliveries = 0
         self.redeliveries = 0
         self.redelivered: dict[int, int] = {}
+        #: confirms sent (a store's or a deduplicated publish's): the number
+        #: of a confirm keys its latency (:meth:`Network.lane`)
+        self.confirms = 0
+        #: group -> the keyed latencies of its deliveries, by (store number, delivery number)
+        self.delivery_lanes: dict[str, Lane] = {}
+        #: publisher node -> the keyed latencies of its confirms
+        self._confirm_lanes: dict[str, Lane] = {}
         # An ack that arrives at the very instant of its deadline is late: the
         # timeout goes first (first=True), whichever path the ack took.
         self.deadlines = DeadlineQueue(world, spec.ack_timeout, self._unacked, self._redeliver, owner=self, first=True)
         #: group -> takes a delivered copy on a steady link (no event per delivery and ack)
         self.takers: dict[str, Callable[[Copy], None]] = {}
-        #: publisher node -> (latency sampler, conf_due) of a publisher on a
+        #: publisher node -> (confirm latencies, conf_due) of a publisher on a
         #: steady link (see :meth:`confirm_directly`)
         self.confirmers: dict[str, Confirmer] = {}
-        #: group -> (latency sampler, handler, flights) of a consumer on a
+        #: group -> (delivery latencies, handler, flights) of a consumer on a
         #: steady link (see :meth:`consume_directly`)
         self.direct: dict[str, DirectConsumer] = {}
         # the group whose copies are taken without a stored copy (see lean())
@@ -237,11 +248,12 @@ class Broker(Node):
         self.pending.clear()
 
     def lean(
-        self, group: str, take: Callable[[int, int, float, float, Any], float], table: dict[int, TrackerEntry]
+        self, group: str, take: Callable[[int, int, int, float, float, Any], float], table: dict[int, TrackerEntry]
     ) -> None:
         """Take the copies of ``group`` (a taker) without storing a copy each.
 
-        ``take(txn, topic, now, deadline, entry)`` receives a copy at its delivery and
+        ``take(seq, txn, topic, now, deadline, entry)`` receives a copy (store
+        number ``seq``) at its delivery and
         returns when its ack arrives; when that is before ``deadline`` (the
         copy will never be redelivered) it records the instant in
         ``table[txn].acked``, and nothing else is kept: with per-key ordering
@@ -286,16 +298,14 @@ class Broker(Node):
         for group, handler in consumers.items():
             name = self.consumer[group]
             if steady(name):
-                self.consume_directly(group, network.latency_of(BROKER, name), handler)
+                self.consume_directly(group, handler)
         if all(group in self.direct or group in self.takers for group in self.consumer):
             self.unindex()
 
-    def consume_directly(
-        self, group: str, latency: Callable[[], float], handler: Callable[[tuple[Any, ...]], None]
-    ) -> None:
+    def consume_directly(self, group: str, handler: Callable[[tuple[Any, ...]], None]) -> None:
         """Schedule the copies of ``group`` straight to ``handler`` (its
         consumer's links with the broker are steady), drawing each delivery's
-        latency from ``latency``; the copy itself is appended to the message
+        latency from its lane (as the full path does); the copy itself is appended to the message
         (``msg[9]``), so that its ack (:meth:`ack_at`) needs no look-up.
 
         With per-key ordering, a first delivery that nothing waits for has no
@@ -310,28 +320,31 @@ class Broker(Node):
             # A run judged as it goes counts a delivery in flight as pending
             # work until its consumer has it, as the network counts its own.
             self._post = partial(settle.carry, self.world.at)
-        self.direct[group] = DirectConsumer(latency, handler, {})
+        self.direct[group] = DirectConsumer(self.delivery_lanes[group], handler, {})
 
-    def confirm_directly(
-        self,
-        publisher: str,
-        latency: Callable[[], float],
-        conf_due: Callable[[int, int, int, float, float, float], None],
-    ) -> None:
+    def confirm_directly(self, publisher: str, conf_due: Callable[[int, int, int, float, float, float], None]) -> None:
         """Account for the confirms to ``publisher`` (its links with the
         broker are steady) without an event each: at a store of its publish,
-        the broker counts the confirm, draws its latency from ``latency`` and
+        the broker counts the confirm, draws its latency from its lane and
         calls ``conf_due(txn, eid, topic, started, latency, quiet)``, unless the
         confirm reaches the publisher before the publish's ``quiet``: then it
         needs nothing from it (a publish that went without an entry: see
         :class:`sim.world.publisher.Publisher`)."""
-        self.confirmers[publisher] = Confirmer(latency, conf_due)
+        self.confirmers[publisher] = Confirmer(self._confirm_lane(publisher).first, conf_due)
+
+    def _confirm_lane(self, publisher: str) -> Lane:
+        """The keyed latencies of the confirms to ``publisher``."""
+        lane = self._confirm_lanes.get(publisher)
+        if lane is None:
+            lane = self._confirm_lanes[publisher] = self.network.lane(BROKER, publisher, "conf")
+        return lane
 
     def subscribe(self, topic: int, group: str, consumer: str) -> None:
         """Deliver ``topic`` to ``group``, whose consumer is the node ``consumer``."""
         self.subscribers.setdefault(topic, []).append((group, consumer))
         self.groups.setdefault(topic, []).append(group)
         self.consumer[group] = consumer
+        self.delivery_lanes[group] = self.network.lane(BROKER, consumer, "evt")
 
     # ------------------------------------------------------------ messages
 
@@ -417,7 +430,7 @@ class Broker(Node):
             self.world.tracer.emit(
                 now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)", **_delivery(group, 1)
             )
-        latency = direct.latency()
+        latency = direct.latency.first(seq)
         self._post(latency, direct.handler, ("evt", BROKER, txn, eid, topic, started, group, seq, 1, copy))
         if now + latency < deadline:
             copy.due = deadline  # no ack timer unless its consumer asks: see arm()
@@ -480,7 +493,7 @@ class Broker(Node):
                 now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)", **_delivery(group, 1)
             )
         deadline = now + self.deadlines.delay
-        acked = self._lean_take(txn, topic, now, deadline, entry)
+        acked = self._lean_take(seq, txn, topic, now, deadline, entry)
         if acked >= deadline:
             self._late(seq, txn, eid, topic, started, group, acked)
 
@@ -602,11 +615,13 @@ class Broker(Node):
         """Confirm a publish to ``src``. Returns the messages accounted for
         without an event, for the caller to count: 1 for a confirmer's
         (:meth:`confirm_directly`), 0 for a confirm sent through the network."""
+        self.confirms = number = self.confirms + 1
         confirmer = self.confirmers.get(src)
         if confirmer is None:
-            self.network.send(self.name, src, ("conf", self.name, txn, eid))
+            latency = self._confirm_lane(src).first(number)
+            self.network.send(self.name, src, ("conf", self.name, txn, eid), delay=latency)
             return 0
-        latency = confirmer.latency()
+        latency = confirmer.latency(number)
         if self.world.env._now + latency >= quiet:  # else the publisher needs nothing from it
             confirmer.conf_due(txn, eid, topic, started, latency, quiet)
         return 1
@@ -627,7 +642,7 @@ class Broker(Node):
             world = self.world
             world.messages[copy.txn] += 1
             self._post(
-                direct.latency(),
+                direct.latency(copy.seq, copy.deliveries),
                 direct.handler,
                 (
                     "evt", BROKER, copy.txn, copy.eid, copy.topic, copy.started,
@@ -646,6 +661,7 @@ class Broker(Node):
                     ),
                     self.delivery_roles.get((copy.group, copy.topic), -1),
                     copy.deliveries,
+                    self.delivery_lanes[copy.group](copy.seq, copy.deliveries),
                 )  # fmt: skip
             else:
                 take(copy)

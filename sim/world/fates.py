@@ -163,8 +163,8 @@ class Fate:
         suffix = f"attempt{attempt}"
         return (
             self._keyed(f"{self._name}.outcome.{suffix}", uniform, block),
-            _keyed_dist(self._keyed, f"{self._name}.service.{suffix}", self._service_dist, block),
-            _keyed_dist(self._keyed, f"{self._name}.hang.{suffix}", self._hang_dist, block)
+            keyed_dist(self._keyed, f"{self._name}.service.{suffix}", self._service_dist, block),
+            keyed_dist(self._keyed, f"{self._name}.hang.{suffix}", self._hang_dist, block)
             if self._hang_dist is not None
             else _none,
         )
@@ -180,12 +180,13 @@ class Fate:
         return streams
 
 
-def _keyed_dist(
+def keyed_dist(
     keyed: Callable[[str, Callable[[np.random.Generator, int], np.ndarray], int], KeyedDraws],
     name: str,
     dist: Distribution,
     block: int,
 ) -> Callable[[int], float]:
+    """Draws of ``dist`` from the stream ``name`` by index (a constant takes no stream)."""
     if isinstance(dist, Constant):
         value = dist.value  # no randomness: no stream
         return lambda _index: value

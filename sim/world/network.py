@@ -15,10 +15,11 @@ tuples: the network reads only the envelope, at its named positions.
 which nodes can ever crash or pause and which links any fault can touch. A
 link is *steady* (:meth:`Network.steady`) when nothing can ever happen to a
 message on it: no loss or duplication configured for it, no planned fault on
-it, and neither end can crash or pause. A protocol may then account for a
-message on a steady link without scheduling its delivery (it draws the
-latency from the link's own stream, :meth:`Network.latency_of`, and counts the
-message). Without a plan no link is steady. A link fault started outside the
+it, and neither end can crash or pause. The engine may then account for a
+message on a steady link without scheduling its delivery (it counts the
+message and draws its latency from a :class:`Lane`, keyed by what the
+message is, as the same message sent through the network draws it:
+:meth:`Network.lane`). Without a plan no link is steady. A link fault started outside the
 plan on a link already reported steady is an error.
 """
 
@@ -27,13 +28,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sim.world.fates import BLOCK, RETRY_BLOCK, KeyedDraws, uniform
+from sim.world.fates import BLOCK, RETRY_BLOCK, KeyedDraws, keyed_dist, uniform
 from sim.world.messages import KIND, TXN
 from sim.world.trace import OUT
 
 if TYPE_CHECKING:
     from sim.scenario import NetworkSpec
     from sim.world.core import World
+    from sim.world.distributions import Distribution
     from sim.world.node import Node
 
 
@@ -57,12 +59,50 @@ def reply_role(step: int, op: int) -> int:
 
 
 class _Link:
-    __slots__ = ("latency", "loss", "duplicate")
+    __slots__ = ("latency", "dist", "loss", "duplicate")
 
-    def __init__(self, latency: Callable[[], float], loss: float, duplicate: float) -> None:
+    def __init__(self, latency: Callable[[], float], dist: Distribution, loss: float, duplicate: float) -> None:
         self.latency = latency
+        self.dist = dist
         self.loss = loss
         self.duplicate = duplicate
+
+
+class Lane:
+    """The latencies of one kind of message on one link, keyed by what the
+    message is rather than drawn in order (:meth:`Network.lane`).
+
+    ``lane(index, attempt)`` is the latency of the message numbered
+    ``index`` (a transaction, a broker's store...) at its ``attempt``-th
+    sending: a :class:`~sim.world.fates.KeyedDraws` per attempt, so a
+    message accounted for ahead of its sending (:mod:`sim.world.broker`)
+    and the same message sent later through the network draw the same
+    value, whatever happened in between. ``lane.first`` is the first
+    attempt's draw, called directly on hot paths."""
+
+    __slots__ = ("_dist", "_keyed", "_later", "_name", "first")
+
+    def __init__(
+        self,
+        keyed: Callable[[str, Callable[[Any, int], Any], int], KeyedDraws],
+        name: str,
+        dist: Distribution,
+    ) -> None:
+        self._keyed = keyed
+        self._name = name
+        self._dist = dist
+        self._later: dict[int, Callable[[int], float]] = {}
+        #: the latency of a first attempt, by index
+        self.first: Callable[[int], float] = keyed_dist(keyed, f"{name}.attempt1", dist, BLOCK)
+
+    def __call__(self, index: int, attempt: int = 1) -> float:
+        if attempt == 1:
+            return self.first(index)
+        draw = self._later.get(attempt)
+        if draw is None:  # (later attempts are rare: small blocks)
+            name = f"{self._name}.attempt{attempt}"
+            draw = self._later[attempt] = keyed_dist(self._keyed, name, self._dist, RETRY_BLOCK)
+        return draw(index)
 
 
 class LinkFault:
@@ -112,20 +152,20 @@ class Network:
         self.world = world
         self.nodes: dict[str, Node] = {}
         streams = world.streams
-        self._default = _Link(streams.sampler("network.latency", spec.latency.built), spec.loss, spec.duplicate)
+        built = spec.latency.built
+        self._default = _Link(streams.sampler("network.latency", built), built, spec.loss, spec.duplicate)
         self._links: dict[tuple[str, str], _Link] = {}
         for link in spec.links:
             pairs = [(link.src, link.dst)]
             if link.both_ways:
                 pairs.append((link.dst, link.src))
             for src, dst in pairs:
-                latency = (
-                    streams.sampler(f"network.latency.{src}->{dst}", link.latency.built)
-                    if link.latency is not None
-                    else self._default.latency
-                )
+                own = link.latency is not None
+                dist = link.latency.built if link.latency is not None else built
+                latency = streams.sampler(f"network.latency.{src}->{dst}", dist) if own else self._default.latency
                 self._links[(src, dst)] = _Link(
                     latency,
+                    dist,
                     spec.loss if link.loss is None else link.loss,
                     spec.duplicate if link.duplicate is None else link.duplicate,
                 )
@@ -134,6 +174,7 @@ class Network:
         # those of messages with one, keyed (see send).
         self._in_order = [streams.uniform(name) for name in _KIND_NAMES]
         self._keyed: dict[tuple[int, int, int], KeyedDraws] = {}
+        self._lanes: dict[tuple[str, str, str], Lane] = {}
         # Active link faults; overlapping faults act and heal independently.
         self._faults: list[LinkFault] = []
         self.lost = 0
@@ -148,7 +189,9 @@ class Network:
         self.nodes[node.name] = node
         self._receivers[node.name] = node.receive  # bound once, not per message
 
-    def send(self, src: str, dst: str, msg: tuple[Any, ...], role: int = -1, attempt: int = 1) -> None:
+    def send(
+        self, src: str, dst: str, msg: tuple[Any, ...], role: int = -1, attempt: int = 1, delay: float | None = None
+    ) -> None:
         """Send ``msg`` from ``src`` to ``dst`` (counted against its envelope's transaction).
 
         ``role`` (see :func:`command_role` and :func:`reply_role`) and
@@ -156,7 +199,9 @@ class Network:
         every protocol shares: its loss and duplication draws are then keyed
         by (transaction, role, attempt), so the command for step k in one
         protocol and the event that triggers step k in another are lost
-        together or not at all. Messages without a role draw in order."""
+        together or not at all. Messages without a role draw in order.
+        ``delay``: its latency, drawn by the caller from a :meth:`lane`
+        (else drawn here, in order; a duplicate's always is)."""
         world = self.world
         txn = msg[TXN]
         world.messages[txn] += 1
@@ -177,10 +222,12 @@ class Network:
             return
         receive = self._receivers[dst]
         settle = world.settle
+        if delay is None:
+            delay = link.latency()
         if settle is not None:  # held until handled (judging as it goes)
-            settle.carry(world.at, link.latency() + extra, receive, msg)
+            settle.carry(world.at, delay + extra, receive, msg)
         else:
-            world.at(link.latency() + extra, receive, msg)
+            world.at(delay + extra, receive, msg)
         if duplicate and (duplicate == 1.0 or self._draw(_DUPLICATE, role, attempt, txn) < duplicate):
             world.messages[txn] += 1
             self.duplicated += 1
@@ -264,9 +311,17 @@ class Network:
         self._steady[(src, dst)] = steady
         return steady
 
-    def latency_of(self, src: str, dst: str) -> Callable[[], float]:
-        """The latency sampler of the link from ``src`` to ``dst``."""
-        return self._links.get((src, dst), self._default).latency
+    def lane(self, src: str, dst: str, kind: str) -> Lane:
+        """The keyed latencies of the messages of ``kind`` from ``src`` to
+        ``dst`` (one :class:`Lane` per link and kind, shared by everyone
+        who asks): for messages that may be accounted for ahead of their
+        sending, so that both paths draw the same latency for each."""
+        key = (src, dst, kind)
+        lane = self._lanes.get(key)
+        if lane is None:
+            dist = self._links.get((src, dst), self._default).dist
+            lane = self._lanes[key] = Lane(self.world.streams.keyed, f"network.latency.{src}->{dst}.{kind}", dist)
+        return lane
 
     def receiver(self, name: str) -> Callable[[tuple[Any, ...]], None]:
         """The bound ``receive`` of the node ``name``."""

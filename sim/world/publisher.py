@@ -31,7 +31,7 @@ from sim.world.trace import OUT
 
 if TYPE_CHECKING:
     from sim.world.broker import Broker
-    from sim.world.network import Network
+    from sim.world.network import Lane, Network
     from sim.world.node import Node
 
 #: The structured fields of a publish's trace event (its first try: resends are not traced).
@@ -191,12 +191,15 @@ class Publisher:
         self.resends = 0
         self.dropped = 0
         self._publishes = Counter()
+        # Keyed latencies (Network.lane): a publish's by (txn, its n-th publish
+        # of the topic), one lane per topic; an ack's by the copy it
+        # acknowledges (the broker's store number, the delivery's number).
+        self._publish_lanes: dict[int, Lane] = {}
+        self._acks = network.lane(self.name, BROKER, "ack")
         self._unswept = SWEEP_EVERY
         # set by direct(): confirms and acks without events
         self.lazy = False
         self.broker: Broker | None = None
-        self._down: Any = None
-        self._up: Any = None
         self._receive: Any = None
         #: ``post(delay, store, msg)``: a publish on its way to the broker on steady links
         self._post: Callable[[float, Callable[[tuple[Any, ...]], None], tuple[Any, ...]], None] = self.world.at
@@ -212,8 +215,6 @@ class Publisher:
         self.lazy = True
         self.rows = None
         self.broker = broker
-        self._down = self.network.latency_of(broker.name, name)
-        self._up = self.network.latency_of(name, broker.name)
         self._receive = self.network.receiver(name)
         self._store = broker._store
         settle = self.world.settle
@@ -221,7 +222,7 @@ class Publisher:
             # A run judged as it goes counts a publish in flight as pending
             # work until its store, as the network counts its own messages.
             self._post = partial(settle.carry, self.world.at)
-        broker.confirm_directly(name, self._down, self.conf_due)
+        broker.confirm_directly(name, self.conf_due)
 
     def publish(
         self,
@@ -253,7 +254,7 @@ class Publisher:
             if world.tracer.on:
                 world.tracer.emit(now, self.name, "publish", txn, self.topics.labels[topic], **_PUBLISH)
             world.messages[txn] += 1
-            up = self._up()
+            up = self._publish_lane(topic)(txn, self._publishes.next(txn, topic))
             if once and ack is None and up < delay:
                 # No entry, unless the confirm is late: see conf_due().
                 self._post(up, self._store, ("pub", self.name, txn, eid, topic, started, deadline))
@@ -291,18 +292,28 @@ class Publisher:
             if entry.ack is not None:
                 entry.token = self.ack_at(entry.ack, conf.at)
 
+    def _publish_lane(self, topic: int) -> Lane:
+        """The keyed latencies of this publisher's publishes of ``topic``."""
+        lane = self._publish_lanes.get(topic)
+        if lane is None:
+            lane = self._publish_lanes[topic] = self.network.lane(self.name, BROKER, f"pub.topic{topic}")
+        return lane
+
     def _send(self, eid: int, entry: Pending) -> None:
-        msg = ("pub", self.name, entry.txn, eid, entry.topic, entry.started, -INF)
+        txn, topic = entry.txn, entry.topic
+        msg = ("pub", self.name, txn, eid, topic, entry.started, -INF)
+        # The n-th publish of this event by this publisher, counted across
+        # crashes and restarts (an outbox replay is a later publish, not a
+        # first one again): what the n-th final answer is in an orchestration,
+        # and what keys its latency on both paths.
+        attempt = self._publishes.next(txn, topic)
+        latency = self._publish_lane(topic)(txn, attempt)
         if self.lazy:  # what Network.send does on a steady link
             world = self.world
-            world.messages[entry.txn] += 1
-            self._post(self._up(), self._store, msg)
+            world.messages[txn] += 1
+            self._post(latency, self._store, msg)
         else:
-            # The n-th publish of this event by this publisher, counted across
-            # crashes and restarts (an outbox replay is a later publish, not a
-            # first one again): what the n-th final answer is in an orchestration.
-            attempt = self._publishes.next(entry.txn, entry.topic)
-            self.network.send(self.name, BROKER, msg, self.topics.publish_roles.get(entry.topic, -1), attempt)
+            self.network.send(self.name, BROKER, msg, self.topics.publish_roles.get(topic, -1), attempt, latency)
         deadlines = self.deadlines
         entry.deadline = deadline = self.world.env._now + deadlines.delay
         entry.timed = True
@@ -344,7 +355,7 @@ class Publisher:
         (counted if sent before the run ends); returns a token for :meth:`_retract`."""
         txn = msg[2]
         counted = self.world.count_sent(txn, at)
-        arrives = at + self._up()
+        arrives = at + self._acks(msg[7], msg[8])
         return AckToken(self.broker.ack_at(msg[9], arrives), arrives, txn, counted)  # type: ignore[union-attr]
 
     def _retract(self, token: AckToken) -> None:
@@ -359,9 +370,10 @@ class Publisher:
         if self.lazy:  # accounted for as it arrives (sent now: counted)
             world = self.world
             world.messages[msg[2]] += 1
-            self.broker.ack_at(msg[9], world.env._now + self._up())  # type: ignore[union-attr]
+            self.broker.ack_at(msg[9], world.env._now + self._acks(msg[7], msg[8]))  # type: ignore[union-attr]
         else:
-            self.network.send(self.name, BROKER, new_record(Ack, ("ack", self.name, msg[2], msg[7], msg[6])))
+            ack = new_record(Ack, ("ack", self.name, msg[2], msg[7], msg[6]))
+            self.network.send(self.name, BROKER, ack, delay=self._acks(msg[7], msg[8]))
 
     def delivered(self, msg: tuple[Any, ...], acked_by: float) -> None:
         """The copy ``msg`` was delivered to this publisher's owner, which

@@ -123,35 +123,38 @@ class SagaTracker(Node):
         self.deadlines = DeadlineQueue(world, stuck_after, self._pending, self._flag, owner=self)
         # set by direct(): copies taken from the broker without events
         self.broker: Broker | None = None
-        self._down: Any = None
-        self._up: Any = None
+        # Keyed latencies (Network.lane) of its copies and acks, by the
+        # copy's store number and delivery number, on both paths.
+        self._down = network.lane("broker", TRACKER, "evt")
+        self._up = network.lane(TRACKER, "broker", "ack")
 
     def direct(self, broker: Broker) -> None:
         """Take copies from ``broker`` without events (both links are steady)."""
         self.broker = broker
-        self._down = self.network.latency_of(broker.name, self.name)
-        self._up = self.network.latency_of(self.name, broker.name)
         broker.takers[self.name] = self.take
         broker.lean(self.name, self.take_lean, self.table)
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         # the broker's delivery ("evt", broker, txn, eid, topic, started, group, seq, delivery)
-        _, broker, txn, _, topic, _, group, seq, *_ = msg
+        _, broker, txn, _, topic, _, group, seq, delivery, *_ = msg
         self._record(txn, topic, self.world.env._now)
-        self.network.send(self.name, broker, new_record(Ack, ("ack", self.name, txn, seq, group)))
+        ack = new_record(Ack, ("ack", self.name, txn, seq, group))
+        self.network.send(self.name, broker, ack, delay=self._up(seq, delivery))
 
-    def take_lean(self, txn: int, topic: int, now: float, deadline: float, entry: TrackerEntry | None) -> float:
-        """The broker delivers a copy of ``txn``'s event on ``topic`` now,
+    def take_lean(
+        self, seq: int, txn: int, topic: int, now: float, deadline: float, entry: TrackerEntry | None
+    ) -> float:
+        """The broker delivers a copy (store ``seq``) of ``txn``'s event on ``topic`` now,
         without storing it (:meth:`Broker.lean`): returns when its ack
         arrives, recorded as the entry's ``acked`` if that is before ``deadline``
         (read with per-key ordering only). ``entry`` is ``table.get(txn)``,
         looked up by the broker already. The broker counts the delivery;
         the ack is counted here, sent when the copy arrives."""
-        seen = now + self._down()
+        seen = now + self._down.first(seq)
         self.world.count_sent(txn, seen)
         if entry is None or seen < entry.first or topic in self.terminal_topics:
             entry = self._record(txn, topic, seen)  # (else a later copy: nothing to record)
-        acked = seen + self._up()
+        acked = seen + self._up.first(seq)
         if acked < deadline:
             entry.acked = acked
         return acked
@@ -162,10 +165,11 @@ class SagaTracker(Node):
         world = self.world
         txn = copy.txn
         world.messages[txn] += 1  # the delivery
-        seen = world.env._now + self._down()
+        seq, delivery = copy.seq, copy.deliveries
+        seen = world.env._now + self._down(seq, delivery)
         world.count_sent(txn, seen)  # the ack, sent when the copy arrives
         self._record(txn, copy.topic, seen)
-        self.broker.ack_at(copy, seen + self._up())  # type: ignore[union-attr]
+        self.broker.ack_at(copy, seen + self._up(seq, delivery))  # type: ignore[union-attr]
 
     def _record(self, txn: int, topic: int, seen: float) -> TrackerEntry:
         """A copy of ``txn``'s event on ``topic`` arrives at ``seen`` (now, or later)."""

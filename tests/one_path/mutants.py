@@ -37,6 +37,8 @@ class Mutant(NamedTuple):
     original: str
     #: the line with the comparison flipped
     mutated: str
+    #: shown only with random latencies (``probe --random``)
+    random: bool = False
 
 
 MUTANTS = (
@@ -76,6 +78,13 @@ MUTANTS = (
         "        return due < (self.env._now, self.eid_now)\n",
         "        return due[0] <= self.env._now\n",
     ),
+    Mutant(
+        "a first delivery to a direct consumer drawing another copy's latency (a key off by one)",
+        "sim/world/broker.py",
+        "        latency = direct.latency.first(seq)\n",
+        "        latency = direct.latency.first(seq + 1)\n",
+        random=True,
+    ),
 )
 
 
@@ -100,6 +109,8 @@ def caught(mutant: Mutant, examples: int) -> bool:
         # on the path, so ``sim`` is the mutated copy and ``tests`` the repository's.
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         probe = [sys.executable, "-m", "tests.one_path.probe", "--examples", str(examples), "--first"]
+        if mutant.random:
+            probe.append("--random")
         check = "import sim; print(sim.__file__)"
         where = subprocess.run([sys.executable, "-c", check], cwd=path, env=env, capture_output=True, text=True)
         if not where.stdout.startswith(str(path)):
