@@ -58,6 +58,11 @@ done then or found later: the redelivery check compares times, and with
 instant (one event, only when a copy is waiting). The run is the same as if
 the ack had been a message.
 
+In a run open to faults applied while it goes, a steady link stops being
+steady when a runtime fault could touch it; the broker then turns this
+accounting off for that node's links, from that instant, as if they had
+taken the full path from the start (:meth:`Broker.undirect`).
+
 The cheapest case, for the saga tracker (:meth:`Broker.lean`): a taker's copy
 whose ack arrives before its ack timeout can never be redelivered, so it is
 not stored at all (no :class:`Copy`, no ack timer); only the instant its ack
@@ -86,7 +91,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from sim.world.core import Due
-from sim.world.messages import Ack
+from sim.world.messages import Ack, new_record
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN, OUT
@@ -235,6 +240,9 @@ class Broker(Node):
         #: group -> (delivery latencies, handler, flights) of a consumer on a
         #: steady link (see :meth:`consume_directly`)
         self.direct: dict[str, DirectConsumer] = {}
+        #: node -> its publishers whose links with the broker are accounted
+        #: for without events, in a run open to runtime faults (see :meth:`undirect`)
+        self._switchable: dict[str, list[Publisher]] = {}
         # the group whose copies are taken without a stored copy (see lean())
         self._lean: str | None = None
         self._lean_take: Any = None
@@ -283,24 +291,109 @@ class Broker(Node):
         and acks (:meth:`Publisher.direct`), and the deliveries to a consumer
         group (``consumers``: group -> the handler the network delivers its
         copies to; :meth:`consume_directly`). Call it once the fault plan is
-        known and before the first publish, and never for a run open to
-        faults applied while it goes (it has no steady link)."""
+        known and before the first publish.
+
+        In a run open to faults applied while it goes (:attr:`Network.open`)
+        a steady link may stop being steady: the network then calls
+        :meth:`undirect` for its node, which takes the full path from that
+        instant. There the broker keeps what that needs: every copy in
+        ``pending``, and the tracker takes the full path from the start (its
+        accounting records a copy's arrival ahead, which a crash of the
+        tracker could not take back)."""
         network = self.network
+        switchable = network.open
 
         def steady(name: str) -> bool:
             return network.steady(BROKER, name) and network.steady(name, BROKER)
 
-        if steady(tracker.name):
+        if steady(tracker.name) and not switchable:
             tracker.direct(self)
+        accounted: dict[str, list[Publisher]] = {}
         for publisher in publishers:
             if steady(publisher.name):
                 publisher.direct(self)
+                accounted.setdefault(publisher.name, []).append(publisher)
         for group, handler in consumers.items():
             name = self.consumer[group]
             if steady(name):
                 self.consume_directly(group, handler)
-        if all(group in self.direct or group in self.takers for group in self.consumer):
+                accounted.setdefault(name, [])
+        if switchable:
+            self._switchable = accounted
+            for name in accounted:
+                off = partial(self.undirect, name)
+                network.watch(BROKER, name, off)
+                network.watch(name, BROKER, off)
+        elif all(group in self.direct or group in self.takers for group in self.consumer):
             self.unindex()
+
+    def undirect(self, name: str) -> None:
+        """The links between the broker and the node ``name`` are no longer
+        steady (a runtime fault could touch them: :meth:`Network.watch`):
+        every message on them takes the full path from this instant, and
+        what was accounted for ahead becomes what the full path would hold
+        now. Its publishers take the full path (:meth:`Publisher.undirect`);
+        so does its consumer group (:meth:`_undirect_group`). Called at an
+        instant at which nothing has run yet (before the fault is applied)."""
+        publishers = self._switchable.pop(name, None)
+        if publishers is None:
+            return  # (called once per link: both ways)
+        for publisher in publishers:
+            del self.confirmers[publisher.name]
+            publisher.undirect()
+        for group, consumer in self.consumer.items():
+            if consumer == name and group in self.direct:
+                self._undirect_group(group)
+
+    def _undirect_group(self, group: str) -> None:
+        """The copies of ``group`` take the full path from now on, as if they
+        always had: deliveries in flight reach its node's ``receive``; a
+        first delivery still unacknowledged gets the partition and the ack
+        timer it went without; its copies are indexed, for acks that name
+        them by number. An ack accounted for ahead that was sent is in
+        flight on the full path too: it stays accounted for, unless the
+        broker itself may now crash or pause (it would be dropped or held
+        with it): then it becomes a message in its reserved place, and one
+        that has arrived already settles its copy now."""
+        direct = self.direct.pop(group)
+        consumer = self.consumer[group]
+        self.world.reroute({direct.handler: self.network.receiver(consumer)})
+        now = self.world.env._now
+        for txn, copy in direct.flights.items():
+            if copy is _PARTED or copy.done or copy.acked < now:
+                continue  # (in its partition already; or acknowledged: nothing waits for it)
+            self.partitions[(group, txn)] = [copy]
+            self.arm(copy)
+        direct.flights.clear()
+        pending = self.pending
+        for (of, _), queue in self.partitions.items():
+            if of == group:
+                for copy in queue:
+                    pending[(group, copy.seq)] = copy
+        if self.network.at_risk(BROKER):
+            self._acks_as_messages([copy for copy in pending.values() if copy.group == group], consumer, now)
+
+    def _acks_as_messages(self, copies: list[Copy], consumer: str, now: float) -> None:
+        """Acks accounted for ahead of ``copies`` (sent by ``consumer``)
+        become messages to the broker in their reserved places; a copy
+        acknowledged by now is settled (:meth:`_undirect_group`)."""
+        placed: dict[int, tuple[Callable[[Any], None], Any]] = {}
+        for copy in copies:
+            if copy.acked == INF:
+                continue
+            dues = copy.acks if copy.acks is not None else [Due(copy.acked, copy.ack_eid)]
+            copy.acked, copy.ack_eid, copy.acks = INF, 0, None
+            if any(due.at < now for due in dues):
+                self._settle(copy)
+                continue
+            ack = new_record(Ack, ("ack", consumer, copy.txn, copy.seq, copy.group))
+            for due in dues:
+                if due.eid == copy.settling:  # its place holds the settling event: the ack takes it over
+                    placed[due.eid] = (self.receive, ack)
+                else:
+                    self.world.at_due(due, self.receive, ack)
+        if placed:
+            self.world.replace_at(placed)
 
     def consume_directly(self, group: str, handler: Callable[[tuple[Any, ...]], None]) -> None:
         """Schedule the copies of ``group`` straight to ``handler`` (its

@@ -19,8 +19,16 @@ it, and neither end can crash or pause. The engine may then account for a
 message on a steady link without scheduling its delivery (it counts the
 message and draws its latency from a :class:`Lane`, keyed by what the
 message is, as the same message sent through the network draws it:
-:meth:`Network.lane`). Without a plan no link is steady. A link fault started outside the
-plan on a link already reported steady is an error.
+:meth:`Network.lane`). Without a plan no link is steady.
+
+**Runtime faults.** A run open to faults applied while it goes
+(:attr:`Network.open`, :meth:`sim.world.faults.Faults.open`) starts with
+the links steady that the plan leaves alone, and a runtime fault adds to
+the plan the moment it starts (:meth:`Network.expect`): every link it could
+touch that was steady is no longer, and whoever accounts for messages on it
+without events is told first (:meth:`Network.watch`), to take the full
+path from that instant. In a run not open to them, a fault outside the plan
+on a link already reported steady is an error.
 """
 
 from __future__ import annotations
@@ -184,6 +192,10 @@ class Network:
         self._at_risk: set[str] | None = None
         self._planned: list[set[tuple[str, str]] | None] = []
         self._steady: dict[tuple[str, str], bool] = {}
+        #: faults may be applied while the run goes (:meth:`sim.world.faults.Faults.open`)
+        self.open = False
+        # (src, dst) -> what to call when that steady link stops being steady (see watch())
+        self._watchers: dict[tuple[str, str], list[Callable[[], None]]] = {}
 
     def attach(self, node: Node) -> None:
         self.nodes[node.name] = node
@@ -282,19 +294,44 @@ class Network:
 
     def expect(self, nodes: Iterable[str], links: Iterable[set[tuple[str, str]] | None]) -> None:
         """Add to the fault plan: ``nodes`` may crash or pause; faults may touch
-        the directed pairs of each of ``links`` (``None``: every link)."""
+        the directed pairs of each of ``links`` (``None``: every link).
+
+        A link found steady that the addition touches is steady no longer:
+        in a run open to runtime faults its watchers are called now
+        (:meth:`watch`), before the fault is applied; in any other run that
+        is an error (the plan is complete before the first message)."""
         if self._at_risk is None:
             self._at_risk = set()
         nodes, links = set(nodes), list(links)
-        for (src, dst), steady in self._steady.items():
-            if steady and (src in nodes or dst in nodes or any(p is None or (src, dst) in p for p in links)):
-                raise RuntimeError(f"a fault planned on {src}->{dst} after it was found steady")
+        touched = [
+            (src, dst)
+            for (src, dst), steady in self._steady.items()
+            if steady and (src in nodes or dst in nodes or any(p is None or (src, dst) in p for p in links))
+        ]
+        if touched and not self.open:
+            src, dst = touched[0]
+            raise RuntimeError(f"a fault planned on {src}->{dst} after it was found steady")
         self._at_risk.update(nodes)
         self._planned.extend(links)
+        for key in touched:
+            self._steady[key] = False
+        for key in touched:
+            for off in self._watchers.pop(key, ()):
+                off()
+
+    def watch(self, src: str, dst: str, off: Callable[[], None]) -> None:
+        """Call ``off()`` the moment the steady link from ``src`` to ``dst``
+        stops being steady (a runtime fault could touch it: :meth:`expect`)."""
+        self._watchers.setdefault((src, dst), []).append(off)
+
+    def at_risk(self, name: str) -> bool:
+        """Whether the node ``name`` may crash or pause (by the plan so far)."""
+        return self._at_risk is None or name in self._at_risk
 
     def steady(self, src: str, dst: str) -> bool:
         """Whether no fault of the plan, no loss and no duplication can ever
-        touch a message from ``src`` to ``dst`` (false without a plan)."""
+        touch a message from ``src`` to ``dst`` (false without a plan; in a
+        run open to runtime faults, until one could: :meth:`watch`)."""
         known = self._steady.get((src, dst))
         if known is not None:
             return known

@@ -127,9 +127,10 @@ class Publisher:
     ``pending`` is volatile: a crash of the owner abandons every unconfirmed
     publish (an outbox keeps its own durable rows and republishes them).
 
-    When both links with the broker are steady (``direct``), the broker's
-    confirm costs no event: at the store, the broker draws its latency and
-    :meth:`conf_due`, if it will reach the pending publish before that publish's timeout,
+    When both links with the broker are steady (``direct``, until a runtime
+    fault could touch them: :meth:`undirect`), the broker's confirm costs no
+    event: at the store, the broker draws its latency and :meth:`conf_due`,
+    if it will reach the pending publish before that publish's timeout,
     records the instant (``conf_at``) and tells the broker when the ack it
     triggers (dual write) arrives. From ``conf_at`` on the publish counts as
     confirmed. It is exactly what the confirm would do: it pops the entry
@@ -199,6 +200,9 @@ class Publisher:
         self._unswept = SWEEP_EVERY
         # set by direct(): confirms and acks without events
         self.lazy = False
+        #: in a run open to runtime faults: kept so that :meth:`undirect` can
+        #: take the full path (every publish has an entry, an outbox its rows)
+        self.switchable = False
         self.broker: Broker | None = None
         self._receive: Any = None
         #: ``post(delay, store, msg)``: a publish on its way to the broker on steady links
@@ -210,10 +214,16 @@ class Publisher:
         An outbox keeps no rows from then on (``rows`` is dropped): its
         owner cannot crash (:meth:`Node.relies_on_fault_plan`), and a restart
         is the only reader of the rows, so writing them would change nothing.
+        In a run open to runtime faults (:attr:`Network.open`), where a fault
+        may make it take the full path after all (:meth:`undirect`), it
+        keeps them (each removed once its confirm has arrived, as on the full
+        path), and every publish has an entry.
         """
         name = self.name
         self.lazy = True
-        self.rows = None
+        self.switchable = self.network.open
+        if not self.switchable:
+            self.rows = None
         self.broker = broker
         self._receive = self.network.receiver(name)
         self._store = broker._store
@@ -243,7 +253,11 @@ class Publisher:
         world = self.world
         now = world.env._now
         pending = self.pending
+        if self.switchable:
+            once = False  # (an entry each: see direct())
         old = None if once else pending.get(eid)  # (none pending for ``once``: see above)
+        if durable and self.rows is not None:
+            self.rows[eid] = (txn, topic, started)  # the relay's row, until confirmed
         if self.lazy:  # (_send on steady links: a timeout only if it can expire; no outbox row, see direct())
             delay = self.deadlines.delay
             deadline = now + delay
@@ -277,8 +291,6 @@ class Publisher:
         if world.tracer.on:
             world.tracer.emit(now, self.name, "publish", txn, self.topics.labels[topic], **_PUBLISH)
         self._send(eid, entry)
-        if durable and self.rows is not None:
-            self.rows[eid] = (txn, topic, started)  # the relay's row, until confirmed
 
     def _replace(self, eid: int, old: Pending, entry: Pending) -> None:
         """A new publish of ``eid`` while the confirm of the old one was
@@ -319,11 +331,53 @@ class Publisher:
         entry.timed = True
         deadlines.add(PublishTimer(eid, entry.attempt, deadline))
 
+    def undirect(self) -> None:
+        """Take the full path from now on (a runtime fault may now touch a
+        link with the broker: :meth:`Broker.undirect`), as if it had been
+        taken from the start: publishes in flight reach the broker's
+        ``receive`` (dropped if it is down, held if paused); a confirm
+        accounted for ahead that has not arrived becomes a message in its
+        reserved place (:meth:`World.at_due`), and the ack a dual write
+        accounted for with it is taken back (:meth:`_retract`: it is sent
+        when that confirm arrives); a publish still on its way to its store
+        gets the timeout the full path armed when it was sent.
+
+        Called at an instant at which nothing has run yet (the run stopped
+        just before it: :meth:`sim.world.faults.Faults.start`), so a confirm
+        due now has not arrived."""
+        if not self.lazy:
+            return
+        world = self.world
+        now = world.env._now
+        self.lazy = False
+        self._post = world.at
+        world.reroute({self._store: self.network.receiver(BROKER)})
+        pending, rows = self.pending, self.rows
+        for eid, entry in list(pending.items()):
+            conf = entry.conf
+            if conf is _NEVER:
+                if not entry.timed:  # stored later, before its deadline: its timeout, as the full path's
+                    entry.timed = True
+                    timer = PublishTimer(eid, entry.attempt, entry.deadline)
+                    world.at_instant(entry.deadline, self._timeout, timer, first=True)
+            elif conf.at < now:  # confirmed already
+                del pending[eid]
+                if rows is not None:
+                    rows.pop(eid, None)
+            else:
+                entry.conf = _NEVER
+                if entry.token is not None:
+                    self._retract(entry.token)
+                    entry.token = None
+                world.at_due(conf, self._receive, ("conf", BROKER, entry.txn, eid))
+
     def settle(self, eid: int) -> None:
         """Forget the publish of ``eid`` if it was confirmed (without an event) by now."""
         entry = self.pending.get(eid)
         if entry is not None and self.world.passed(entry.conf):
-            del self.pending[eid]  # (no outbox row on this path: see direct())
+            del self.pending[eid]
+            if self.rows is not None:  # (kept on this path only in a run open to runtime faults)
+                self.rows.pop(eid, None)
 
     def conf_due(self, txn: int, eid: int, topic: int, started: float, latency: float, quiet: float) -> None:
         """The broker confirms ``eid`` now (it stored a publish of it; the
@@ -399,6 +453,8 @@ class Publisher:
             return False
         if self.world.passed(entry.conf):  # confirmed: forget it (settle())
             del self.pending[eid]
+            if self.rows is not None:
+                self.rows.pop(eid, None)
             return False
         return entry.attempt == item.attempt and entry.deadline == item.deadline
 
@@ -415,9 +471,11 @@ class Publisher:
         publish confirmed in time has no timeout to forget it)."""
         self._unswept = SWEEP_EVERY
         passed = self.world.passed
-        pending = self.pending
+        pending, rows = self.pending, self.rows
         for eid in [eid for eid, entry in pending.items() if passed(entry.conf)]:
             del pending[eid]
+            if rows is not None:
+                rows.pop(eid, None)
 
     def _expired(self, item: PublishTimer) -> None:
         eid = item.eid

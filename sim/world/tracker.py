@@ -8,7 +8,8 @@
   (first seen, terminal seen, flagged) is durable; its alarm timers are not:
   a restarted tracker re-arms them (overdue ones fire at once). It acks each
   event as soon as it has recorded it. When both links between the broker
-  and the tracker are steady (:mod:`sim.world.network`), the broker hands it
+  and the tracker are steady (:mod:`sim.world.network`; never in a run open
+  to runtime faults: see :meth:`sim.world.broker.Broker.elide`), the broker hands it
   each copy at delivery (:meth:`SagaTracker.take`): the tracker records the
   instant the copy would arrive and tells the broker when its ack would
   arrive, drawing both latencies and counting both messages, with no event
