@@ -277,3 +277,31 @@ def test_links_a_runtime_fault_cannot_touch_keep_the_accounting_on() -> None:
     run.advance(BUSY_START)
     run.start_fault("pause", target="broker")
     assert not broker.confirmers and not broker.direct and not broker.relies_on_fault_plan()
+
+
+def test_a_confirm_due_at_the_faults_very_instant_has_not_arrived() -> None:
+    """Constant latencies: a crash of a publisher at the very instant a
+    confirm accounted for ahead reaches it. Nothing of that instant has run
+    when the fault starts, so the confirm is still on its way (it becomes a
+    message, dropped at the crashed node, and the outbox keeps the row, which
+    is published again at the restart), as on the timeline, where the crash
+    goes before it too. (Taking it as arrived, ``<=`` for ``<`` in
+    Publisher.undirect, makes the messages differ.)"""
+    tie: dict[str, Any] = {
+        "run.protocols": ["choreography"],
+        "run.duration": 4.0,
+        "network.latency": {"dist": "constant", "value": 2 / 1024},
+        "workload.interarrival": {"dist": "exponential", "mean": 0.01},
+    }
+    run = sim.live.open_run(order_scenario(tie), seed=1)
+    publisher = run.model.protocol.sides["payment"].publisher  # type: ignore[attr-defined]
+    now, due = 2.0, []
+    while not due:
+        run.advance(now)
+        due = sorted(e.conf.at for e in publisher.pending.values() if run.now < e.conf.at < float("inf"))
+        now += 0.0007
+    run.advance(due[0])
+    run.start_fault("crash", target="payment", duration=0.1)
+    live = run.finish().transactions
+    planned = {"kind": "crash", "target": "payment", "at": due[0], "duration": 0.1}
+    pd.testing.assert_frame_equal(live, sim.run(order_scenario({**tie, "faults": [planned]}), seed=1).transactions)

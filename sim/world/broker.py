@@ -49,7 +49,7 @@ a function that accounts for it). Every such message is
 still counted (the broker counts the confirm, and a taker's delivery and
 ack), and its latency is the one the same message sent through the network
 draws: a delivery's is keyed by (store number, delivery number), its ack's
-by the copy it acknowledges, a confirm's by the broker's count of confirms
+by the copy it acknowledges, a confirm's by the broker's count of confirms to its publisher
 (:meth:`sim.world.network.Network.lane`). An ack accounted
 for this way is a due time (:meth:`Broker.ack_at`): the copy counts as
 acknowledged from that instant on. Whatever an ack does when it arrives is
@@ -92,13 +92,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from sim.world.core import Due
 from sim.world.messages import Ack, new_record
+from sim.world.network import LANE_MASK, LANE_SHIFT, Lane
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN, OUT
 
 if TYPE_CHECKING:
     from sim.world.core import World
-    from sim.world.network import Lane, Network
+    from sim.world.network import Network
     from sim.world.publisher import Publisher
     from sim.world.tracker import SagaTracker, TrackerEntry
 
@@ -173,8 +174,8 @@ class DirectConsumer(NamedTuple):
 class Confirmer(NamedTuple):
     """A publisher on a steady link (:meth:`Broker.confirm_directly`)."""
 
-    #: the keyed latencies of its confirms, by the broker's count of confirms
-    latency: Callable[[int], float]
+    #: the keyed latencies of its confirms (by the broker's count of them: ``lane.sent``)
+    lane: Lane
     conf_due: Callable[..., None]
 
 
@@ -222,9 +223,6 @@ class Broker(Node):
         self.deliveries = 0
         self.redeliveries = 0
         self.redelivered: dict[int, int] = {}
-        #: confirms sent (a store's or a deduplicated publish's): the number
-        #: of a confirm keys its latency (:meth:`Network.lane`)
-        self.confirms = 0
         #: group -> the keyed latencies of its deliveries, by (store number, delivery number)
         self.delivery_lanes: dict[str, Lane] = {}
         #: publisher node -> the keyed latencies of its confirms
@@ -423,10 +421,12 @@ class Broker(Node):
         confirm reaches the publisher before the publish's ``quiet``: then it
         needs nothing from it (a publish that went without an entry: see
         :class:`sim.world.publisher.Publisher`)."""
-        self.confirmers[publisher] = Confirmer(self._confirm_lane(publisher).first, conf_due)
+        self.confirmers[publisher] = Confirmer(self._confirm_lane(publisher), conf_due)
 
     def _confirm_lane(self, publisher: str) -> Lane:
-        """The keyed latencies of the confirms to ``publisher``."""
+        """The keyed latencies of the confirms to ``publisher``, numbered by
+        its ``sent``: the n-th confirm to it, a store's or a deduplicated
+        publish's (stores are events on both paths, so both number them alike)."""
         lane = self._confirm_lanes.get(publisher)
         if lane is None:
             lane = self._confirm_lanes[publisher] = self.network.lane(BROKER, publisher, "conf")
@@ -523,7 +523,8 @@ class Broker(Node):
             self.world.tracer.emit(
                 now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)", **_delivery(group, 1)
             )
-        latency = direct.latency.first(seq)
+        lane = direct.latency  # (a first delivery: its lane's first attempts, read as Lane.at does)
+        latency = lane[seq >> LANE_SHIFT][seq & LANE_MASK]
         self._post(latency, direct.handler, ("evt", BROKER, txn, eid, topic, started, group, seq, 1, copy))
         if now + latency < deadline:
             copy.due = deadline  # no ack timer unless its consumer asks: see arm()
@@ -708,13 +709,13 @@ class Broker(Node):
         """Confirm a publish to ``src``. Returns the messages accounted for
         without an event, for the caller to count: 1 for a confirmer's
         (:meth:`confirm_directly`), 0 for a confirm sent through the network."""
-        self.confirms = number = self.confirms + 1
         confirmer = self.confirmers.get(src)
+        lane = self._confirm_lane(src) if confirmer is None else confirmer.lane
+        lane.sent = number = lane.sent + 1
+        latency = lane[number >> LANE_SHIFT][number & LANE_MASK]  # (a confirm has one attempt)
         if confirmer is None:
-            latency = self._confirm_lane(src).first(number)
             self.network.send(self.name, src, ("conf", self.name, txn, eid), delay=latency)
             return 0
-        latency = confirmer.latency(number)
         if self.world.env._now + latency >= quiet:  # else the publisher needs nothing from it
             confirmer.conf_due(txn, eid, topic, started, latency, quiet)
         return 1
@@ -735,7 +736,7 @@ class Broker(Node):
             world = self.world
             world.messages[copy.txn] += 1
             self._post(
-                direct.latency(copy.seq, copy.deliveries),
+                direct.latency.at(copy.seq, copy.deliveries),
                 direct.handler,
                 (
                     "evt", BROKER, copy.txn, copy.eid, copy.topic, copy.started,
@@ -754,7 +755,7 @@ class Broker(Node):
                     ),
                     self.delivery_roles.get((copy.group, copy.topic), -1),
                     copy.deliveries,
-                    self.delivery_lanes[copy.group](copy.seq, copy.deliveries),
+                    self.delivery_lanes[copy.group].at(copy.seq, copy.deliveries),
                 )  # fmt: skip
             else:
                 take(copy)

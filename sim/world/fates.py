@@ -89,6 +89,11 @@ class KeyedDraws:
         blocks = self._blocks
         if len(blocks) >= KEEP:
             del blocks[next(iter(blocks))]
+        values = blocks[number] = self.block(number)
+        return values
+
+    def block(self, number: int) -> list[float]:
+        """The draws of block ``number`` (made, or found in the memo), not kept here."""
         draw = self._draw
         owner = getattr(draw, "__self__", None)
         memo_key = (self._seed, self._key, number, self._size, id(owner), getattr(draw, "__func__", draw))
@@ -100,7 +105,6 @@ class KeyedDraws:
                 if len(_memo) >= MEMO:
                     del _memo[next(iter(_memo))]
                 _memo[memo_key] = (values, owner)
-        blocks[number] = values
         return values
 
 

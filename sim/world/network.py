@@ -36,6 +36,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from sim.world.distributions import Constant
 from sim.world.fates import BLOCK, RETRY_BLOCK, KeyedDraws, keyed_dist, uniform
 from sim.world.messages import KIND, TXN
 from sim.world.trace import OUT
@@ -45,6 +48,16 @@ if TYPE_CHECKING:
     from sim.world.core import World
     from sim.world.distributions import Distribution
     from sim.world.node import Node
+
+#: A lane's first attempts come in blocks of ``1 << LANE_SHIFT`` draws
+#: (:data:`sim.world.fates.BLOCK`), of which it keeps ``LANE_KEEP``: its
+#: indices grow with the run, and an older one is rarely asked for again
+#: (made again, a block holds the same draws).
+LANE_SHIFT = BLOCK.bit_length() - 1
+LANE_MASK = BLOCK - 1
+LANE_KEEP = 4
+#: Steps of a lane's generator between two of its blocks (far more than a block draws).
+LANE_STRIDE = 48
 
 
 # The kinds of loss and duplication draw, and their streams' names.
@@ -76,36 +89,67 @@ class _Link:
         self.duplicate = duplicate
 
 
-class Lane:
+class Lane(dict[int, list[float]]):
     """The latencies of one kind of message on one link, keyed by what the
     message is rather than drawn in order (:meth:`Network.lane`).
 
-    ``lane(index, attempt)`` is the latency of the message numbered
+    ``lane.at(index, attempt)`` is the latency of the message numbered
     ``index`` (a transaction, a broker's store...) at its ``attempt``-th
-    sending: a :class:`~sim.world.fates.KeyedDraws` per attempt, so a
-    message accounted for ahead of its sending (:mod:`sim.world.broker`)
-    and the same message sent later through the network draw the same
-    value, whatever happened in between. ``lane.first`` is the first
-    attempt's draw, called directly on hot paths."""
+    sending, drawn from a keyed stream per attempt
+    (:class:`~sim.world.fates.KeyedDraws`), so a message accounted for ahead
+    of its sending (:mod:`sim.world.broker`) and the same message sent later
+    through the network draw the same value, whatever happened in between.
 
-    __slots__ = ("_dist", "_keyed", "_later", "_name", "first")
+    A lane is the dict of its first attempts' blocks, by block number, a
+    block made when it is missing (:meth:`__missing__`): a first attempt's
+    latency is ``lane[index >> LANE_SHIFT][index & LANE_MASK]``, two
+    subscripts that run no Python code, which is how :meth:`at` reads it
+    (a method, not ``__call__``: calling an instance goes through a slower
+    C path than calling a method). Block ``b`` is drawn from the lane's own generator advanced
+    ``b << LANE_STRIDE`` steps from its seed (disjoint stretches of one
+    PCG64 stream, one jump per block: a fresh generator per block, as
+    :class:`~sim.world.fates.KeyedDraws` makes, costs several times more, and
+    lanes whose indices are sparse, like a consumer's store numbers, make
+    many). ``sent`` is a count its owner may number its messages by (the
+    broker's confirms to one publisher)."""
+
+    __slots__ = ("_base", "_dist", "_generator", "_keyed", "_later", "_name", "sent")
 
     def __init__(
         self,
         keyed: Callable[[str, Callable[[Any, int], Any], int], KeyedDraws],
+        generator: Callable[[str], np.random.Generator],
         name: str,
         dist: Distribution,
     ) -> None:
+        super().__init__()
         self._keyed = keyed
         self._name = name
         self._dist = dist
         self._later: dict[int, Callable[[int], float]] = {}
-        #: the latency of a first attempt, by index
-        self.first: Callable[[int], float] = keyed_dist(keyed, f"{name}.attempt1", dist, BLOCK)
+        self.sent = 0
+        #: the first attempts' generator (None for a constant: no randomness, no stream) and its seeded state
+        self._generator = None if isinstance(dist, Constant) else generator(f"{name}.attempt1")
+        self._base = self._generator.bit_generator.state if self._generator is not None else None
 
-    def __call__(self, index: int, attempt: int = 1) -> float:
+    def __missing__(self, number: int) -> list[float]:
+        if len(self) >= LANE_KEEP:
+            del self[next(iter(self))]  # (the oldest made)
+        generator = self._generator
+        if generator is None:
+            values = [self._dist.mean] * BLOCK
+        else:
+            bits = generator.bit_generator
+            bits.state = self._base
+            bits.advance(number << LANE_STRIDE)  # type: ignore[attr-defined]
+            values = self._dist.draw(generator, BLOCK).tolist()
+        self[number] = values
+        return values
+
+    def at(self, index: int, attempt: int = 1) -> float:
+        """The latency of the message numbered ``index``, sent for the ``attempt``-th time."""
         if attempt == 1:
-            return self.first(index)
+            return self[index >> LANE_SHIFT][index & LANE_MASK]
         draw = self._later.get(attempt)
         if draw is None:  # (later attempts are rare: small blocks)
             name = f"{self._name}.attempt{attempt}"
@@ -357,7 +401,9 @@ class Network:
         lane = self._lanes.get(key)
         if lane is None:
             dist = self._links.get((src, dst), self._default).dist
-            lane = self._lanes[key] = Lane(self.world.streams.keyed, f"network.latency.{src}->{dst}.{kind}", dist)
+            streams = self.world.streams
+            name = f"network.latency.{src}->{dst}.{kind}"
+            lane = self._lanes[key] = Lane(streams.keyed, streams.generator, name, dist)
         return lane
 
     def receiver(self, name: str) -> Callable[[tuple[Any, ...]], None]:

@@ -268,7 +268,8 @@ class Publisher:
             if world.tracer.on:
                 world.tracer.emit(now, self.name, "publish", txn, self.topics.labels[topic], **_PUBLISH)
             world.messages[txn] += 1
-            up = self._publish_lane(topic)(txn, self._publishes.next(txn, topic))
+            lane = self._publish_lanes.get(topic) or self._publish_lane(topic)
+            up = lane.at(txn, self._publishes.next(txn, topic))
             if once and ack is None and up < delay:
                 # No entry, unless the confirm is late: see conf_due().
                 self._post(up, self._store, ("pub", self.name, txn, eid, topic, started, deadline))
@@ -319,7 +320,7 @@ class Publisher:
         # first one again): what the n-th final answer is in an orchestration,
         # and what keys its latency on both paths.
         attempt = self._publishes.next(txn, topic)
-        latency = self._publish_lane(topic)(txn, attempt)
+        latency = self._publish_lane(topic).at(txn, attempt)
         if self.lazy:  # what Network.send does on a steady link
             world = self.world
             world.messages[txn] += 1
@@ -409,7 +410,7 @@ class Publisher:
         (counted if sent before the run ends); returns a token for :meth:`_retract`."""
         txn = msg[2]
         counted = self.world.count_sent(txn, at)
-        arrives = at + self._acks(msg[7], msg[8])
+        arrives = at + self._acks.at(msg[7], msg[8])
         return AckToken(self.broker.ack_at(msg[9], arrives), arrives, txn, counted)  # type: ignore[union-attr]
 
     def _retract(self, token: AckToken) -> None:
@@ -424,10 +425,10 @@ class Publisher:
         if self.lazy:  # accounted for as it arrives (sent now: counted)
             world = self.world
             world.messages[msg[2]] += 1
-            self.broker.ack_at(msg[9], world.env._now + self._acks(msg[7], msg[8]))  # type: ignore[union-attr]
+            self.broker.ack_at(msg[9], world.env._now + self._acks.at(msg[7], msg[8]))  # type: ignore[union-attr]
         else:
             ack = new_record(Ack, ("ack", self.name, msg[2], msg[7], msg[6]))
-            self.network.send(self.name, BROKER, ack, delay=self._acks(msg[7], msg[8]))
+            self.network.send(self.name, BROKER, ack, delay=self._acks.at(msg[7], msg[8]))
 
     def delivered(self, msg: tuple[Any, ...], acked_by: float) -> None:
         """The copy ``msg`` was delivered to this publisher's owner, which

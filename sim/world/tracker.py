@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from sim.world.messages import Ack, new_record
+from sim.world.network import LANE_MASK, LANE_SHIFT
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN
@@ -140,7 +141,7 @@ class SagaTracker(Node):
         _, broker, txn, _, topic, _, group, seq, delivery, *_ = msg
         self._record(txn, topic, self.world.env._now)
         ack = new_record(Ack, ("ack", self.name, txn, seq, group))
-        self.network.send(self.name, broker, ack, delay=self._up(seq, delivery))
+        self.network.send(self.name, broker, ack, delay=self._up.at(seq, delivery))
 
     def take_lean(
         self, seq: int, txn: int, topic: int, now: float, deadline: float, entry: TrackerEntry | None
@@ -151,11 +152,12 @@ class SagaTracker(Node):
         (read with per-key ordering only). ``entry`` is ``table.get(txn)``,
         looked up by the broker already. The broker counts the delivery;
         the ack is counted here, sent when the copy arrives."""
-        seen = now + self._down.first(seq)
+        block, at = seq >> LANE_SHIFT, seq & LANE_MASK  # (a first delivery and its ack: read as Lane.at does)
+        seen = now + self._down[block][at]
         self.world.count_sent(txn, seen)
         if entry is None or seen < entry.first or topic in self.terminal_topics:
             entry = self._record(txn, topic, seen)  # (else a later copy: nothing to record)
-        acked = seen + self._up.first(seq)
+        acked = seen + self._up[block][at]
         if acked < deadline:
             entry.acked = acked
         return acked
@@ -167,10 +169,10 @@ class SagaTracker(Node):
         txn = copy.txn
         world.messages[txn] += 1  # the delivery
         seq, delivery = copy.seq, copy.deliveries
-        seen = world.env._now + self._down(seq, delivery)
+        seen = world.env._now + self._down.at(seq, delivery)
         world.count_sent(txn, seen)  # the ack, sent when the copy arrives
         self._record(txn, copy.topic, seen)
-        self.broker.ack_at(copy, seen + self._up(seq, delivery))  # type: ignore[union-attr]
+        self.broker.ack_at(copy, seen + self._up.at(seq, delivery))  # type: ignore[union-attr]
 
     def _record(self, txn: int, topic: int, seen: float) -> TrackerEntry:
         """A copy of ``txn``'s event on ``topic`` arrives at ``seen`` (now, or later)."""

@@ -81,8 +81,8 @@ MUTANTS = (
     Mutant(
         "a first delivery to a direct consumer drawing another copy's latency (a key off by one)",
         "sim/world/broker.py",
-        "        latency = direct.latency.first(seq)\n",
-        "        latency = direct.latency.first(seq + 1)\n",
+        "        latency = lane[seq >> LANE_SHIFT][seq & LANE_MASK]\n",
+        "        latency = lane[(seq + 1) >> LANE_SHIFT][(seq + 1) & LANE_MASK]\n",
         random=True,
     ),
 )
