@@ -1,8 +1,7 @@
 """Named records for messages and entries (issue 16, point 5): every message
-starts with the envelope the network reads at named positions, the fast
-builders build the same records as the classes, the protocols put no
-positional tuple on the wire, and the saga tracker's entry is read by name
-only."""
+has the envelope the network reads by name, the fast builders build the
+same records as the classes, the protocols put no positional tuple on the
+wire, and the saga tracker's entry is read by name only."""
 
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ from sim.world.messages import (
     SRC,
     TXN,
     Ack,
+    BrokerMessage,
     Confirm,
     Delivery,
     Publish,
@@ -49,10 +49,14 @@ RECORDS: list[type[NamedTuple]] = [
     Nack,
     Command,
     CommandReply,
-    Publish,
-    Confirm,
-    Delivery,
-    Ack,
+]
+
+#: The broker's messages: slotted classes (sim.world.messages.BrokerMessage).
+BROKER_MESSAGES: list[BrokerMessage] = [
+    Publish("payment", 7, 11, 4, 0.5, -math.inf),
+    Confirm("broker", 7, 11),
+    Delivery("broker", 7, 11, 4, 0.5, "shipping", 3, 2),
+    Ack("shipping", 7, 3, "shipping"),
 ]
 
 
@@ -60,6 +64,26 @@ RECORDS: list[type[NamedTuple]] = [
 def test_every_message_starts_with_the_envelope(record: type[NamedTuple]) -> None:
     fields = record._fields
     assert fields[KIND] == "kind" and fields[SRC] == "src" and fields[TXN] == "txn"
+
+
+@pytest.mark.parametrize("msg", BROKER_MESSAGES, ids=lambda m: type(m).__name__)
+def test_a_broker_message_has_the_envelope_by_name_and_no_positions(msg: BrokerMessage) -> None:
+    fields = msg.fields()
+    assert list(fields)[:3] == ["kind", "src", "txn"]
+    assert (msg.kind, msg.src, msg.txn) == (fields["kind"], fields["src"], 7)
+    assert msg.kind in ("pub", "conf", "evt", "ack")
+    with pytest.raises(TypeError):
+        msg[2]  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        msg.extra = 1  # type: ignore[attr-defined]  # (slotted: no stray field)
+
+
+def test_broker_messages_are_equal_by_their_fields_and_the_ack_names_its_copy() -> None:
+    delivered = Delivery("broker", 7, 11, 4, 0.5, "shipping", 3, 2)
+    assert delivered == Delivery("broker", 7, 11, 4, 0.5, "shipping", 3, 2)
+    assert delivered != Delivery("broker", 7, 11, 4, 0.5, "shipping", 3, 1)
+    assert Ack.of("shipping", delivered) == Ack("shipping", 7, 3, "shipping")
+    assert "Delivery(kind='evt', src='broker', txn=7, eid=11" in repr(delivered)
 
 
 def test_the_fast_builders_build_the_records_the_classes_do() -> None:
@@ -77,8 +101,8 @@ def test_the_fast_builders_build_the_records_the_classes_do() -> None:
 
 
 def test_a_record_is_the_tuple_of_its_fields() -> None:
-    """So a reader that still takes plain tuples (the broker's code) reads a
-    record alike, and a record equals and hashes as its plain tuple."""
+    """A NamedTuple message equals and hashes as its plain tuple, and its
+    envelope is its first three fields."""
     req = request("orchestrator", 7, 2, 1, None, 3)
     plain = ("req", "orchestrator", 7, 2, 1, None, 3)
     assert req == plain and hash(req) == hash(plain)
@@ -93,6 +117,7 @@ def test_a_record_is_the_tuple_of_its_fields() -> None:
         ("2pc", {Signal, Vote}),
         ("tcc", {Command, CommandReply}),
         ("paxos-commit", {Signal, P2a, P2b}),
+        ("choreography", {Publish, Confirm, Delivery, Ack}),
     ],
 )
 def test_no_positional_tuple_goes_on_the_wire(
@@ -110,9 +135,9 @@ def test_no_positional_tuple_goes_on_the_wire(
     seen: set[type] = set()
     send = model.network.send
 
-    def spy(src: str, dst: str, msg: tuple[Any, ...], *args: Any) -> None:
+    def spy(src: str, dst: str, msg: tuple[Any, ...], *args: Any, **keywords: Any) -> None:
         seen.add(type(msg))
-        send(src, dst, msg, *args)
+        send(src, dst, msg, *args, **keywords)
 
     monkeypatch.setattr(model.network, "send", spy)
     model.run()

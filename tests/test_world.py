@@ -151,7 +151,7 @@ def test_run_fires_calls_in_time_then_scheduling_order_and_stops_before_until() 
 def test_messages_arrive_after_the_latency_and_count_against_their_transaction() -> None:
     world, network, _a, b = make_network(latency={"dist": "constant", "value": 0.25})
     world.new_transaction()
-    network.send("orchestrator", "payment", ("req", "orchestrator", 0))
+    network.send("orchestrator", "payment", messages.signal("req", "orchestrator", 0))
     world.run(until=1.0)
     assert b.got == [(0.25, ("req", "orchestrator", 0))]
     assert world.messages == [1]
@@ -164,16 +164,16 @@ def test_cut_and_heal_between_groups_one_way_and_overlapping() -> None:
     assert network.is_cut("orchestrator", "payment")
     assert not network.is_cut("payment", "orchestrator")
     second = network.cut([["orchestrator"], ["payment"]])
-    network.send("orchestrator", "payment", ("req", "orchestrator", 0))
-    network.send("payment", "orchestrator", ("rep", "payment", 0))
+    network.send("orchestrator", "payment", messages.signal("req", "orchestrator", 0))
+    network.send("payment", "orchestrator", messages.signal("rep", "payment", 0))
     network.heal(second)
     # the one-way cut is still in force
     assert network.is_cut("orchestrator", "payment")
     assert not network.is_cut("payment", "orchestrator")
-    network.send("payment", "orchestrator", ("rep", "payment", 0))
-    network.send("orchestrator", "payment", ("req", "orchestrator", 0))
+    network.send("payment", "orchestrator", messages.signal("rep", "payment", 0))
+    network.send("orchestrator", "payment", messages.signal("req", "orchestrator", 0))
     network.heal(first)
-    network.send("orchestrator", "payment", ("req", "orchestrator", 0))
+    network.send("orchestrator", "payment", messages.signal("req", "orchestrator", 0))
     world.run(until=1.0)
     assert len(a.got) == 1 and len(b.got) == 1
     assert network.lost == 3
@@ -185,7 +185,7 @@ def test_loss_and_duplication_rates_are_binomial() -> None:
     world.new_transaction()
     n = 20_000
     for _ in range(n):
-        network.send("orchestrator", "payment", ("req", "orchestrator", 0))
+        network.send("orchestrator", "payment", messages.signal("req", "orchestrator", 0))
     world.run(until=1.0)
     # Binomial counts: 4.5 standard deviations is a ~1-in-150,000 false alarm.
     assert abs(network.lost - 0.1 * n) < 4.5 * math.sqrt(n * 0.1 * 0.9)
@@ -203,8 +203,8 @@ def test_a_link_overrides_the_network() -> None:
         ],
     )
     world.new_transaction()
-    network.send("orchestrator", "payment", ("req", "orchestrator", 0))
-    network.send("payment", "orchestrator", ("rep", "payment", 0))
+    network.send("orchestrator", "payment", messages.signal("req", "orchestrator", 0))
+    network.send("payment", "orchestrator", messages.signal("rep", "payment", 0))
     world.run(until=1.0)
     assert [t for t, _ in b.got] == [0.5]
     assert [t for t, _ in a.got] == [0.001]
@@ -214,7 +214,7 @@ def test_a_down_node_drops_what_arrives() -> None:
     world, network, _a, b = make_network()
     world.new_transaction()
     b.crash()
-    network.send("orchestrator", "payment", ("req", "orchestrator", 0))
+    network.send("orchestrator", "payment", messages.signal("req", "orchestrator", 0))
     world.run(until=1.0)
     b.restart()
     assert b.got == [] and b.crashes == 1 and b.epoch == 1

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.world.effects import ABORT, FORWARD, PREPARED
 from sim.world.locks import LockTable
-from sim.world.messages import Signal
+from sim.world.messages import Message, Signal
 from sim.world.participant import HANG, REFUSE, SUCCEED
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN
@@ -103,12 +103,12 @@ class LockingSide:
     def _trace(self, kind: str, txn: int, detail: str = "", **fields: Any) -> None:
         self.world.tracer.emit(self.world.now, self.name, kind, txn, self.label, detail, **fields)
 
-    def _send(self, dst: str, msg: tuple[Any, ...]) -> None:
+    def _send(self, dst: str, msg: Message) -> None:
         self.network.send(self.name, dst, msg)
 
     # ------------------------------------------------------------ the protocol's part
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
+    def handle(self, msg: Message) -> None:
         """A message of the protocol for this participant."""
         raise NotImplementedError
 

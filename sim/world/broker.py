@@ -1,13 +1,10 @@
 """The message broker: topics, consumer groups, at-least-once delivery.
 
-Publishers send ``("pub", src, txn, event_id, topic, started, quiet)`` to
-the node ``broker`` through the network (``quiet`` is ``-inf``, or on a steady
-link the instant before which the confirm needs nothing from the publisher:
-see :meth:`Broker.confirm_directly`). The broker stores the event (durably), answers
-``("conf", broker, txn, event_id)`` and delivers one copy to every consumer
-group subscribed to the topic: ``("evt", broker, txn, event_id, topic,
-started, group, seq, delivery)``. A consumer acknowledges a copy with
-an ``Ack`` (``sim.world.messages``) once it has handled it.
+Publishers send a ``Publish`` (kind ``pub``, :mod:`sim.world.messages`) to
+the node ``broker`` through the network. The broker stores the event
+(durably), answers with a ``Confirm`` (``conf``) and delivers one copy to
+every consumer group subscribed to the topic, a ``Delivery`` (``evt``). A
+consumer acknowledges a copy with an ``Ack`` once it has handled it.
 
 * **At least once.** A copy not acknowledged ``ack_timeout`` after its
   delivery (consumer slow, crashed, the event or the ack lost) is delivered
@@ -91,7 +88,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from sim.world.core import Due
-from sim.world.messages import Ack, new_record
+from sim.world.messages import ACK, Ack, Confirm, Delivery, Publish
 from sim.world.network import LANE_MASK, LANE_SHIFT, Lane
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
@@ -163,12 +160,27 @@ class Copy:
 class DirectConsumer(NamedTuple):
     """A consumer group on a steady link (:meth:`Broker.consume_directly`)."""
 
-    #: the keyed latencies of its deliveries (:meth:`Broker.delivery_lane`)
+    #: the keyed latencies of its deliveries (``Broker.delivery_lanes``)
     latency: Lane
-    #: receives each copy, the copy itself appended to the message
-    handler: Callable[[tuple[Any, ...]], None]
+    #: receives each copy (the copy itself in the message: ``Delivery.copy``)
+    handler: Callable[[Delivery], None]
     #: txn -> its first delivery that nothing waited for, or _PARTED
     flights: dict[int, Copy]
+
+
+class AckTimer(NamedTuple):
+    """An ack timer of a copy's delivery (an item of ``Broker.deadlines``)."""
+
+    copy: Copy
+    #: the delivery it times: the copy's count of deliveries then
+    deliveries: int
+    #: the broker's epoch then (a crash loses the timers)
+    epoch: int
+    #: the broker's count of deliveries then: the order of the timers added at one instant
+    order: int
+
+
+_ORDER = attrgetter("order")
 
 
 class Confirmer(NamedTuple):
@@ -192,7 +204,7 @@ class Broker(Node):
         super().__init__(world, BROKER)
         self.network = network
         #: ``post(delay, handler, msg)``: a delivery to a direct consumer (:meth:`consume_directly`)
-        self._post: Callable[[float, Callable[[tuple[Any, ...]], None], tuple[Any, ...]], None] = world.at
+        self._post: Callable[[float, Callable[[Delivery], None], Delivery], None] = world.at
         self.spec = spec
         self.labels = labels
         self.ordered = spec.ordering == "per-key"
@@ -281,7 +293,7 @@ class Broker(Node):
         self,
         tracker: SagaTracker,
         publishers: Iterable[Publisher],
-        consumers: dict[str, Callable[[tuple[Any, ...]], None]],
+        consumers: dict[str, Callable[[Delivery], None]],
     ) -> None:
         """Account for the messages on every steady pair of links with the
         broker (both ways: see :meth:`Network.steady`) without an event each:
@@ -384,7 +396,7 @@ class Broker(Node):
             if any(due.at < now for due in dues):
                 self._settle(copy)
                 continue
-            ack = new_record(Ack, ("ack", consumer, copy.txn, copy.seq, copy.group))
+            ack = Ack(consumer, copy.txn, copy.seq, copy.group)
             for due in dues:
                 if due.eid == copy.settling:  # its place holds the settling event: the ack takes it over
                     placed[due.eid] = (self.receive, ack)
@@ -393,11 +405,12 @@ class Broker(Node):
         if placed:
             self.world.replace_at(placed)
 
-    def consume_directly(self, group: str, handler: Callable[[tuple[Any, ...]], None]) -> None:
+    def consume_directly(self, group: str, handler: Callable[[Delivery], None]) -> None:
         """Schedule the copies of ``group`` straight to ``handler`` (its
         consumer's links with the broker are steady), drawing each delivery's
-        latency from its lane (as the full path does); the copy itself is appended to the message
-        (``msg[9]``), so that its ack (:meth:`ack_at`) needs no look-up.
+        latency from its lane (as the full path does); the copy itself goes
+        in the message (``Delivery.copy``), so that its ack (:meth:`ack_at`)
+        needs no look-up.
 
         With per-key ordering, a first delivery that nothing waits for has no
         partition: ``flights`` (txn -> the copy) is all the broker keeps of
@@ -441,14 +454,14 @@ class Broker(Node):
 
     # ------------------------------------------------------------ messages
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        if msg[0] == "ack":
+    def handle(self, msg: Publish | Ack) -> None:
+        if msg.kind == ACK:
             self._ack(msg)
         else:
             self._store(msg)
 
-    def _store(self, msg: tuple[Any, ...]) -> None:
-        _, src, txn, eid, topic, started, quiet = msg
+    def _store(self, msg: Publish) -> None:
+        src, txn, eid, topic, started = msg.src, msg.txn, msg.eid, msg.topic, msg.started
         world = self.world
         tracer = world.tracer
         if self.deduplicate:
@@ -466,7 +479,7 @@ class Broker(Node):
         if topic in self.terminal_topics and txn not in self.terminal:
             self.terminal[txn] = (now, topic)
         # the messages accounted for here without an event, counted at the end
-        count = self._confirm(src, txn, eid, topic, started, quiet)
+        count = self._confirm(msg)
         if not self.ordered:
             self.world.messages[txn] += count
             self._store_unordered(seq, txn, eid, topic, started, now)
@@ -525,23 +538,23 @@ class Broker(Node):
             )
         lane = direct.latency  # (a first delivery: its lane's first attempts, read as Lane.at does)
         latency = lane[seq >> LANE_SHIFT][seq & LANE_MASK]
-        self._post(latency, direct.handler, ("evt", BROKER, txn, eid, topic, started, group, seq, 1, copy))
+        self._post(latency, direct.handler, Delivery(BROKER, txn, eid, topic, started, group, seq, 1, copy))
         if now + latency < deadline:
             copy.due = deadline  # no ack timer unless its consumer asks: see arm()
             copy.order = self.deliveries
         else:
-            self.deadlines.add((copy, 1, self.epoch, self.deliveries))
+            self.deadlines.add(AckTimer(copy, 1, self.epoch, self.deliveries))
 
-    def _again_published(self, msg: tuple[Any, ...]) -> None:
+    def _again_published(self, msg: Publish) -> None:
         """A publish of an event already stored (deduplication): confirmed again, not stored."""
-        _, src, txn, eid, topic, started, quiet = msg
+        src, txn, topic = msg.src, msg.txn, msg.topic
         if self.world.tracer.on:
             self.world.tracer.emit(
                 self.world.now, self.name, "dedup", txn, self.labels[topic], f"from {src}",
                 peer=src, message="pub", direction=IN,
             )  # fmt: skip
         # (counted after the call: the confirm's accounting may count messages of its own)
-        accounted = self._confirm(src, txn, eid, topic, started, quiet)
+        accounted = self._confirm(msg)
         self.world.messages[txn] += accounted
 
     def _store_unordered(self, seq: int, txn: int, eid: int, topic: int, started: float, now: float) -> None:
@@ -698,26 +711,29 @@ class Broker(Node):
             self.pending[(group, copy.seq)] = copy
         if self.ordered:
             self.partitions[(group, txn)] = self._lean_table[txn].partition = [copy]
-        self.deadlines.add((copy, 1, self.epoch, self.deliveries))
+        self.deadlines.add(AckTimer(copy, 1, self.epoch, self.deliveries))
 
     def _release(self, copy: Copy) -> None:
         """The ack of the lean copy before ``copy`` arrives: deliver ``copy``."""
         if copy.deliveries == 0:
             self._deliver(copy)
 
-    def _confirm(self, src: str, txn: int, eid: int, topic: int, started: float, quiet: float) -> int:
-        """Confirm a publish to ``src``. Returns the messages accounted for
-        without an event, for the caller to count: 1 for a confirmer's
-        (:meth:`confirm_directly`), 0 for a confirm sent through the network."""
+    def _confirm(self, msg: Publish) -> int:
+        """Confirm the publish ``msg`` to its publisher. Returns the messages
+        accounted for without an event, for the caller to count: 1 for a
+        confirmer's (:meth:`confirm_directly`), 0 for a confirm sent through
+        the network."""
+        src = msg.src
         confirmer = self.confirmers.get(src)
         lane = self._confirm_lane(src) if confirmer is None else confirmer.lane
         lane.sent = number = lane.sent + 1
         latency = lane[number >> LANE_SHIFT][number & LANE_MASK]  # (a confirm has one attempt)
         if confirmer is None:
-            self.network.send(self.name, src, ("conf", self.name, txn, eid), delay=latency)
+            self.network.send(self.name, src, Confirm(self.name, msg.txn, msg.eid), delay=latency)
             return 0
+        quiet = msg.quiet
         if self.world.env._now + latency >= quiet:  # else the publisher needs nothing from it
-            confirmer.conf_due(txn, eid, topic, started, latency, quiet)
+            confirmer.conf_due(msg.txn, msg.eid, msg.topic, msg.started, latency, quiet)
         return 1
 
     def _deliver(self, copy: Copy) -> None:
@@ -738,8 +754,8 @@ class Broker(Node):
             self._post(
                 direct.latency.at(copy.seq, copy.deliveries),
                 direct.handler,
-                (
-                    "evt", BROKER, copy.txn, copy.eid, copy.topic, copy.started,
+                Delivery(
+                    BROKER, copy.txn, copy.eid, copy.topic, copy.started,
                     copy.group, copy.seq, copy.deliveries, copy,
                 ),
             )  # fmt: skip
@@ -749,8 +765,8 @@ class Broker(Node):
                 self.network.send(
                     self.name,
                     self.consumer[copy.group],
-                    (
-                        "evt", self.name, copy.txn, copy.eid, copy.topic, copy.started,
+                    Delivery(
+                        self.name, copy.txn, copy.eid, copy.topic, copy.started,
                         copy.group, copy.seq, copy.deliveries,
                     ),
                     self.delivery_roles.get((copy.group, copy.topic), -1),
@@ -759,9 +775,9 @@ class Broker(Node):
                 )  # fmt: skip
             else:
                 take(copy)
-        self.deadlines.add((copy, copy.deliveries, self.epoch, self.deliveries))
+        self.deadlines.add(AckTimer(copy, copy.deliveries, self.epoch, self.deliveries))
 
-    def _unacked(self, item: tuple[Copy, int, int, int]) -> bool:
+    def _unacked(self, item: AckTimer) -> bool:
         copy, deliveries, epoch, _ = item
         if copy.done:
             return False
@@ -770,8 +786,8 @@ class Broker(Node):
             return False
         return copy.deliveries == deliveries and epoch == self.epoch
 
-    def _redeliver(self, item: tuple[Copy, int, int, int]) -> None:
-        copy = item[0]
+    def _redeliver(self, item: AckTimer) -> None:
+        copy = item.copy
         if copy.deliveries >= self.limit:
             self._dead_letter(copy)
         else:
@@ -835,13 +851,7 @@ class Broker(Node):
         due = copy.due
         if due != INF:
             copy.due = INF
-            order = copy.order
-            deadlines = self.deadlines
-            queue = deadlines._queue
-            index = len(queue)
-            while index and queue[index - 1][1][3] > order:  # (near the end: a deadline is recent)
-                index -= 1
-            deadlines.insert(index, due, (copy, 1, self.epoch, order))
+            self.deadlines.insert(due, AckTimer(copy, 1, self.epoch, copy.order), _ORDER)
 
     def retract(self, copy: Copy, at: float) -> None:
         """Take back an ack given to :meth:`ack_at` that will not be sent after

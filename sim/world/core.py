@@ -114,7 +114,10 @@ class World:
 
     def next_event(self) -> float:
         """When the next event is due (``inf`` when none is)."""
-        return self._queue[0][0] if self._queue else float("inf")
+        if not self._queue:
+            return math.inf
+        at, _priority, _eid, _fn, _arg = self._queue[0]  # (the heap's entries: see run)
+        return at
 
     def at_instant(self, instant: float, fn: Callable[[Any], None], arg: Any = None, first: bool = False) -> None:
         """Call ``fn(arg)`` at the simulated time ``instant`` (not before now),

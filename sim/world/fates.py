@@ -58,7 +58,10 @@ def remember(blocks: int) -> None:
 
 def _made(key: tuple[Any, ...]) -> list[float] | None:
     found = _memo.get(key)
-    return None if found is None else found[0]
+    if found is None:
+        return None
+    values, _owner = found
+    return values
 
 
 class KeyedDraws:

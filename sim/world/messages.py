@@ -1,26 +1,20 @@
 """The messages the world's nodes exchange, as named records.
 
-Every message on the wire is a tuple that starts with the same three fields,
-its *envelope*: ``kind`` (``req``, ``rep``, ``prep``...: what the trace calls
-``message``), ``src`` (the sending node) and ``txn`` (the transaction it is
-about). The network counts and keys a message by its transaction, and a node
-that drops one traces its kind and sender, without knowing anything else
-about it.
+Every message has the same three fields, its *envelope*: ``kind`` (``req``,
+``rep``, ``prep``...: what the trace calls ``message``), ``src`` (the
+sending node) and ``txn`` (the transaction it is about). The network counts
+and keys a message by its transaction, and a node that drops one traces its
+kind and sender, without knowing anything else about it: they read the
+envelope by name (``msg.txn``), whatever the message.
 
-The records are :class:`typing.NamedTuple` classes: a message stays a tuple
-(equal to, and hashed as, the plain tuple of its fields), so code that still
-builds or reads plain tuples with the same field order (the broker's
-``pub``/``evt``/``ack`` today) works beside them. Readers that may meet
-either (the network, a node's receipt) read the envelope at its named
-positions, ``msg[TXN]`` (:data:`KIND`, :data:`SRC`, :data:`TXN`);
-everything else reads fields by name.
-
-Building a record with its class (``Request(...)``) goes through the
-generated Python ``__new__``, about eight times the cost of a tuple literal;
-the builders below (:func:`request`, :func:`reply`) call ``tuple.__new__``
-directly, which costs about half as much again as the literal plus a call:
-messages are built on the hottest path of every run (see
-``docs/architecture.md``, "Messages and records", for the figures).
+Most messages are :class:`typing.NamedTuple` classes, whose envelope is
+their first three fields. Building one with its class (``Request(...)``)
+goes through the generated Python ``__new__``, about eight times the cost
+of a tuple literal; the builders below (:func:`request`, :func:`reply`)
+call ``tuple.__new__`` directly, which costs about half as much again as
+the literal plus a call (see ``docs/architecture.md``, "Messages and
+records", for the figures). The broker's messages, the most numerous, are
+slotted classes (:class:`BrokerMessage`: why is said there).
 
 :class:`Request` and :class:`Reply` are the world's own messages: the saga
 command a participant serves (:mod:`sim.world.participant`) and its answer;
@@ -30,12 +24,26 @@ protocols send. A protocol's other messages are defined in its package.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 #: The kinds of the world's messages.
 REQ, REP = "req", "rep"
 
-#: Positions of the envelope's fields in every message (see the module's docstring).
+
+class Message(Protocol):
+    """Any message: what the network and a node's receipt read of it (its envelope)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def src(self) -> str: ...
+
+    @property
+    def txn(self) -> int: ...
+
+
+#: Positions of the envelope's fields in every NamedTuple message.
 KIND, SRC, TXN = 0, 1, 2
 
 #: ``tuple.__new__``: builds a record from a tuple of its fields without the
@@ -96,57 +104,119 @@ def signal(kind: str, src: str, txn: int) -> Signal:
     return new_record(Signal, (kind, src, txn))  # type: ignore[no-any-return]
 
 
-# The broker's messages (sim.world.broker), with the field order of the plain
-# tuples the broker and the choreography build today, so either side can move
-# to them alone. The saga tracker sends Ack records already.
+# The broker's messages (sim.world.broker, sim.world.publisher).
+#
+# They are slotted classes, not NamedTuples: a choreography sends or accounts
+# for about seven of them per transaction, and on CPython 3.11 a NamedTuple
+# costs more to build (``tuple.__new__`` on a subclass allocates twice) and
+# to read (its fields are descriptors the interpreter does not specialise)
+# than a slotted class, whose fields read as fast as a tuple's items. Their
+# ``kind`` is a class attribute; like every message they have the envelope's
+# ``kind``, ``src`` and ``txn`` by name.
+
+#: The kinds of the broker's messages.
+PUB, CONF, EVT, ACK = "pub", "conf", "evt", "ack"
 
 
-class Publish(NamedTuple):
+class BrokerMessage:
+    """What the broker's messages share: the envelope by name, and a ``repr``."""
+
+    __slots__ = ("src", "txn")
+    kind: ClassVar[str]
+    src: str
+    txn: int
+
+    def fields(self) -> dict[str, Any]:
+        """The message's fields by name, the envelope first."""
+        names = ["kind", *(name for cls in reversed(type(self).__mro__) for name in getattr(cls, "__slots__", ()))]
+        return {name: getattr(self, name) for name in names}
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.fields().items())
+        return f"{type(self).__name__}({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.fields() == self.fields()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Publish(BrokerMessage):
     """A publisher's event to the broker (kind ``pub``): event ``eid`` on
     ``topic`` of a transaction ``started`` then; ``quiet``: ``-inf``, or on a
     steady link the instant before which the confirm needs nothing from the
-    publisher."""
+    publisher (:meth:`sim.world.broker.Broker.confirm_directly`)."""
 
-    kind: str
-    src: str
-    txn: int
-    eid: int
-    topic: int
-    started: float
-    quiet: float
+    __slots__ = ("eid", "topic", "started", "quiet")
+    kind = PUB
+
+    def __init__(self, src: str, txn: int, eid: int, topic: int, started: float, quiet: float) -> None:
+        self.src = src
+        self.txn = txn
+        self.eid = eid
+        self.topic = topic
+        self.started = started
+        self.quiet = quiet
 
 
-class Confirm(NamedTuple):
+class Confirm(BrokerMessage):
     """The broker's confirm of a stored event (kind ``conf``)."""
 
-    kind: str
-    src: str
-    txn: int
-    eid: int
+    __slots__ = ("eid",)
+    kind = CONF
+
+    def __init__(self, src: str, txn: int, eid: int) -> None:
+        self.src = src
+        self.txn = txn
+        self.eid = eid
 
 
-class Delivery(NamedTuple):
+class Delivery(BrokerMessage):
     """A copy of an event delivered to a consumer group (kind ``evt``):
     ``seq`` is the copy's number at the broker, ``delivery`` how many times it
-    was delivered; ``copy`` the broker's own copy on a direct delivery."""
+    was delivered; ``copy`` the broker's own copy on a delivery straight to
+    its consumer (:meth:`sim.world.broker.Broker.consume_directly`), so that
+    its ack needs no look-up; ``None`` through the network."""
 
-    kind: str
-    src: str
-    txn: int
-    eid: int
-    topic: int
-    started: float
-    group: str
-    seq: int
-    delivery: int
-    copy: Any = None
+    __slots__ = ("eid", "topic", "started", "group", "seq", "delivery", "copy")
+    kind = EVT
+
+    def __init__(
+        self,
+        src: str,
+        txn: int,
+        eid: int,
+        topic: int,
+        started: float,
+        group: str,
+        seq: int,
+        delivery: int,
+        copy: Any = None,
+    ) -> None:
+        self.src = src
+        self.txn = txn
+        self.eid = eid
+        self.topic = topic
+        self.started = started
+        self.group = group
+        self.seq = seq
+        self.delivery = delivery
+        self.copy = copy
 
 
-class Ack(NamedTuple):
+class Ack(BrokerMessage):
     """A consumer's acknowledgement of the copy ``seq`` for ``group`` (kind ``ack``)."""
 
-    kind: str
-    src: str
-    txn: int
-    seq: int
-    group: str
+    __slots__ = ("seq", "group")
+    kind = ACK
+
+    def __init__(self, src: str, txn: int, seq: int, group: str) -> None:
+        self.src = src
+        self.txn = txn
+        self.seq = seq
+        self.group = group
+
+    @classmethod
+    def of(cls, src: str, delivered: Delivery) -> Ack:
+        """The ack of ``src`` for the copy ``delivered``."""
+        return cls(src, delivered.txn, delivered.seq, delivered.group)

@@ -40,13 +40,13 @@ import numpy as np
 
 from sim.world.distributions import Constant
 from sim.world.fates import BLOCK, RETRY_BLOCK, KeyedDraws, keyed_dist, uniform
-from sim.world.messages import KIND, TXN
 from sim.world.trace import OUT
 
 if TYPE_CHECKING:
     from sim.scenario import NetworkSpec
     from sim.world.core import World
     from sim.world.distributions import Distribution
+    from sim.world.messages import Message
     from sim.world.node import Node
 
 #: A lane's first attempts come in blocks of ``1 << LANE_SHIFT`` draws
@@ -231,7 +231,7 @@ class Network:
         self._faults: list[LinkFault] = []
         self.lost = 0
         self.duplicated = 0
-        self._receivers: dict[str, Callable[[tuple[Any, ...]], None]] = {}
+        self._receivers: dict[str, Callable[[Message], None]] = {}
         # The fault plan (None until expect() is called: then no link is steady).
         self._at_risk: set[str] | None = None
         self._planned: list[set[tuple[str, str]] | None] = []
@@ -246,7 +246,7 @@ class Network:
         self._receivers[node.name] = node.receive  # bound once, not per message
 
     def send(
-        self, src: str, dst: str, msg: tuple[Any, ...], role: int = -1, attempt: int = 1, delay: float | None = None
+        self, src: str, dst: str, msg: Message, role: int = -1, attempt: int = 1, delay: float | None = None
     ) -> None:
         """Send ``msg`` from ``src`` to ``dst`` (counted against its envelope's transaction).
 
@@ -259,7 +259,7 @@ class Network:
         ``delay``: its latency, drawn by the caller from a :meth:`lane`
         (else drawn here, in order; a duplicate's always is)."""
         world = self.world
-        txn = msg[TXN]
+        txn = msg.txn
         world.messages[txn] += 1
         tracer = world.tracer
         link = self._links.get((src, dst), self._default) if self._links else self._default
@@ -294,17 +294,15 @@ class Network:
             else:
                 world.at(link.latency() + extra, receive, msg)
 
-    def _trace(self, kind: str, src: str, dst: str, msg: tuple[Any, ...], role: int, attempt: int, why: str) -> None:
+    def _trace(self, kind: str, src: str, dst: str, msg: Message, role: int, attempt: int, why: str) -> None:
         """Trace a message the network dropped or duplicated, at its sender's end
         (``attempt`` only for messages that have one: a role)."""
         self.world.tracer.emit(
-            self.world.now, src, kind, msg[TXN], None, f"{why}{msg[KIND]} to {dst}",
-            peer=dst, message=msg[KIND], direction=OUT, attempt=attempt if role >= 0 else None,
+            self.world.now, src, kind, msg.txn, None, f"{why}{msg.kind} to {dst}",
+            peer=dst, message=msg.kind, direction=OUT, attempt=attempt if role >= 0 else None,
         )  # fmt: skip
 
-    def _through_faults(
-        self, src: str, dst: str, msg: tuple[Any, ...], role: int, attempt: int
-    ) -> tuple[float, float] | None:
+    def _through_faults(self, src: str, dst: str, msg: Message, role: int, attempt: int) -> tuple[float, float] | None:
         """The active network faults on ``msg``: ``None`` if one dropped it, else
         the extra delay and 1.0 if one duplicates it (0.0 if none does)."""
         extra = 0.0
@@ -312,14 +310,14 @@ class Network:
         for fault in self._faults:
             if fault.pairs is not None and (src, dst) not in fault.pairs:
                 continue
-            if fault.cut or (fault.loss and self._draw(_FAULT_LOSS, role, attempt, msg[TXN]) < fault.loss):
+            if fault.cut or (fault.loss and self._draw(_FAULT_LOSS, role, attempt, msg.txn) < fault.loss):
                 self.lost += 1
                 if self.world.tracer.on:
                     self._trace("drop", src, dst, msg, role, attempt, "partition: " if fault.cut else "lost: ")
                 return None
             if fault.delay is not None:
                 extra += fault.delay()
-            if fault.duplicate and self._draw(_FAULT_DUPLICATE, role, attempt, msg[TXN]) < fault.duplicate:
+            if fault.duplicate and self._draw(_FAULT_DUPLICATE, role, attempt, msg.txn) < fault.duplicate:
                 duplicate = 1.0
         return extra, duplicate
 
@@ -406,7 +404,7 @@ class Network:
             lane = self._lanes[key] = Lane(streams.keyed, streams.generator, name, dist)
         return lane
 
-    def receiver(self, name: str) -> Callable[[tuple[Any, ...]], None]:
+    def receiver(self, name: str) -> Callable[[Message], None]:
         """The bound ``receive`` of the node ``name``."""
         return self._receivers[name]
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from heapq import heapify, heappop, heappush
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sim.world.messages import KIND, SRC, TXN
+from sim.world.messages import Message
 from sim.world.trace import IN
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class Node:
         if settle is not None:  # held messages are lost with the node
             for held in self._held:
                 if held.fn == self._handle_held:
-                    settle.release(held.arg[TXN])
+                    settle.release(held.arg.txn)
         self._held.clear()
         for timers in self.timers:  # their held wake-ups are gone with the rest
             timers.clear()
@@ -246,13 +246,13 @@ class Node:
         heappush(replay, Held(at, rank, self._order, fn, arg))
         return True
 
-    def receive(self, msg: tuple[Any, ...]) -> None:
+    def receive(self, msg: Message) -> None:
         """A message arrives from the network (dropped while down, held while paused)."""
         if self.up:
             if self.paused:
                 settle = self.world.settle
                 if settle is not None:
-                    settle.hold(msg[TXN])  # still pending while held (sim.world.settle)
+                    settle.hold(msg.txn)  # still pending while held (sim.world.settle)
                     self.hold(self._handle_held, msg)
                 else:
                     self.hold(self.handle, msg)
@@ -262,20 +262,20 @@ class Node:
             self.dropped += 1
             if self.world.tracer.on:
                 self.world.tracer.emit(
-                    self.world.now, self.name, "drop", msg[TXN], None, f"node down: {msg[KIND]}",
-                    peer=msg[SRC], message=msg[KIND], direction=IN,
+                    self.world.now, self.name, "drop", msg.txn, None, f"node down: {msg.kind}",
+                    peer=msg.src, message=msg.kind, direction=IN,
                 )  # fmt: skip
 
-    def _handle_held(self, msg: tuple[Any, ...]) -> None:
+    def _handle_held(self, msg: Message) -> None:
         """Handle a message held while paused, then release it (judging as it goes)."""
         self.handle(msg)
-        self.world.settle.release(msg[TXN])  # type: ignore[union-attr]
+        self.world.settle.release(msg.txn)  # type: ignore[union-attr]
 
     def _note(self, kind: str, detail: str = "") -> None:
         if self.world.tracer.on:
             self.world.tracer.emit(self.world.now, self.name, kind, None, None, detail)
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
+    def handle(self, msg: Message) -> None:
         raise NotImplementedError
 
     def on_crash(self) -> None:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.fates import Counter, Fate
-from sim.world.messages import KIND, REP, REQ, Reply, Request, new_record
+from sim.world.messages import REP, REQ, Message, Reply, Request, new_record
 from sim.world.network import reply_role
 from sim.world.node import Node
 from sim.world.pool import WorkerPool
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 class ProtocolSide(Protocol):
     """A protocol's part at a participant (its 2PC or choreography side)."""
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
+    def handle(self, msg: Message) -> None:
         """Take a message of the protocol addressed to the participant."""
 
     def on_crash(self) -> None:
@@ -130,8 +130,8 @@ class Participant(Node):
 
     # ------------------------------------------------------------ queueing
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        if msg[KIND] != REQ:  # another protocol's message (a broker's are plain tuples still)
+    def handle(self, msg: Message) -> None:
+        if msg.kind != REQ:  # another protocol's message
             self.side.handle(msg)  # type: ignore[union-attr]
             return
         if self.world.tracer.on:

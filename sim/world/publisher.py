@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from sim.world.broker import BROKER, INF
 from sim.world.core import Due
 from sim.world.fates import Counter
-from sim.world.messages import Ack, new_record
+from sim.world.messages import Ack, Confirm, Delivery, Publish
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import OUT
 
@@ -93,9 +93,7 @@ class Pending:
 
     __slots__ = ("txn", "topic", "started", "attempt", "ack", "conf", "deadline", "token", "timed")
 
-    def __init__(
-        self, txn: int, topic: int, started: float, ack: tuple[Any, ...] | None, deadline: float, timed: Any
-    ) -> None:
+    def __init__(self, txn: int, topic: int, started: float, ack: Delivery | None, deadline: float, timed: Any) -> None:
         self.txn = txn
         self.topic = topic
         self.started = started
@@ -206,7 +204,7 @@ class Publisher:
         self.broker: Broker | None = None
         self._receive: Any = None
         #: ``post(delay, store, msg)``: a publish on its way to the broker on steady links
-        self._post: Callable[[float, Callable[[tuple[Any, ...]], None], tuple[Any, ...]], None] = self.world.at
+        self._post: Callable[[float, Callable[[Publish], None], Publish], None] = self.world.at
 
     def direct(self, broker: Broker) -> None:
         """Confirms and acks without events (both links with ``broker`` are steady).
@@ -240,7 +238,7 @@ class Publisher:
         txn: int,
         topic: int,
         started: float,
-        ack: tuple[Any, ...] | None,
+        ack: Delivery | None,
         once: bool = False,
         durable: bool = False,
     ) -> None:
@@ -272,12 +270,12 @@ class Publisher:
             up = lane.at(txn, self._publishes.next(txn, topic))
             if once and ack is None and up < delay:
                 # No entry, unless the confirm is late: see conf_due().
-                self._post(up, self._store, ("pub", self.name, txn, eid, topic, started, deadline))
+                self._post(up, self._store, Publish(self.name, txn, eid, topic, started, deadline))
                 return
             if entry is None:
                 entry = Pending(txn, topic, started, ack, deadline, False)
             pending[eid] = entry
-            self._post(up, self._store, ("pub", self.name, txn, eid, topic, started, -INF))
+            self._post(up, self._store, Publish(self.name, txn, eid, topic, started, -INF))
             if up >= delay:  # stored at or after its timeout
                 entry.timed = True
                 self.deadlines.add(PublishTimer(eid, 1, deadline))
@@ -314,7 +312,7 @@ class Publisher:
 
     def _send(self, eid: int, entry: Pending) -> None:
         txn, topic = entry.txn, entry.topic
-        msg = ("pub", self.name, txn, eid, topic, entry.started, -INF)
+        msg = Publish(self.name, txn, eid, topic, entry.started, -INF)
         # The n-th publish of this event by this publisher, counted across
         # crashes and restarts (an outbox replay is a later publish, not a
         # first one again): what the n-th final answer is in an orchestration,
@@ -370,7 +368,7 @@ class Publisher:
                 if entry.token is not None:
                     self._retract(entry.token)
                     entry.token = None
-                world.at_due(conf, self._receive, ("conf", BROKER, entry.txn, eid))
+                world.at_due(conf, self._receive, Confirm(BROKER, entry.txn, eid))
 
     def settle(self, eid: int) -> None:
         """Forget the publish of ``eid`` if it was confirmed (without an event) by now."""
@@ -403,15 +401,15 @@ class Publisher:
             if not entry.timed:  # the confirm is late: now the timeout can expire
                 entry.timed = True
                 world.at_instant(deadline, self._timeout, PublishTimer(eid, entry.attempt, deadline), first=True)
-        world.at(latency, self._receive, ("conf", BROKER, txn, eid))
+        world.at(latency, self._receive, Confirm(BROKER, txn, eid))
 
-    def ack_at(self, msg: tuple[Any, ...], at: float) -> AckToken:
+    def ack_at(self, msg: Delivery, at: float) -> AckToken:
         """Acknowledge the delivered copy ``msg`` at ``at`` without an event
         (counted if sent before the run ends); returns a token for :meth:`_retract`."""
-        txn = msg[2]
+        txn = msg.txn
         counted = self.world.count_sent(txn, at)
-        arrives = at + self._acks.at(msg[7], msg[8])
-        return AckToken(self.broker.ack_at(msg[9], arrives), arrives, txn, counted)  # type: ignore[union-attr]
+        arrives = at + self._acks.at(msg.seq, msg.delivery)
+        return AckToken(self.broker.ack_at(msg.copy, arrives), arrives, txn, counted)  # type: ignore[union-attr]
 
     def _retract(self, token: AckToken) -> None:
         copy, arrives, txn, counted = token
@@ -420,17 +418,16 @@ class Publisher:
         if copy is not None:
             self.broker.retract(copy, arrives)  # type: ignore[union-attr]
 
-    def ack(self, msg: tuple[Any, ...]) -> None:
+    def ack(self, msg: Delivery) -> None:
         """Acknowledge the delivered copy ``msg`` now."""
         if self.lazy:  # accounted for as it arrives (sent now: counted)
             world = self.world
-            world.messages[msg[2]] += 1
-            self.broker.ack_at(msg[9], world.env._now + self._acks.at(msg[7], msg[8]))  # type: ignore[union-attr]
+            world.messages[msg.txn] += 1
+            self.broker.ack_at(msg.copy, world.env._now + self._acks.at(msg.seq, msg.delivery))  # type: ignore[union-attr]
         else:
-            ack = new_record(Ack, ("ack", self.name, msg[2], msg[7], msg[6]))
-            self.network.send(self.name, BROKER, ack, delay=self._acks.at(msg[7], msg[8]))
+            self.network.send(self.name, BROKER, Ack.of(self.name, msg), delay=self._acks.at(msg.seq, msg.delivery))
 
-    def delivered(self, msg: tuple[Any, ...], acked_by: float) -> None:
+    def delivered(self, msg: Delivery, acked_by: float) -> None:
         """The copy ``msg`` was delivered to this publisher's owner, which
         acknowledges it by ``acked_by`` for sure (``inf``: not for sure).
         Straight from the broker (steady links), a first delivery may have
@@ -438,7 +435,7 @@ class Publisher:
         accounted for before its deadline (:meth:`ack` arms it then if the ack
         is late)."""
         if self.lazy:
-            copy = msg[9]
+            copy = msg.copy
             if not acked_by < copy.due:
                 self.broker.arm(copy)  # type: ignore[union-attr]
 
@@ -522,7 +519,7 @@ class Publisher:
             # message after all (in its own place in the queue), and its ack is not sent.
             if entry.token is not None:
                 self._retract(entry.token)
-            self.world.at_due(conf, self._receive, ("conf", BROKER, entry.txn, eid))
+            self.world.at_due(conf, self._receive, Confirm(BROKER, entry.txn, eid))
         if entry.ack is not None:
             self.ack(entry.ack)
 

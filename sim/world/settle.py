@@ -44,9 +44,10 @@ Counting costs nothing when no one asks: the world has no settlement
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sim.world.messages import TXN
+if TYPE_CHECKING:
+    from sim.world.messages import Message
 
 
 class Settlement:
@@ -79,21 +80,21 @@ class Settlement:
         self,
         at: Callable[[float, Callable[[Any], None], Any], None],
         delay: float,
-        receive: Callable[[tuple[Any, ...]], None],
-        msg: tuple[Any, ...],
+        receive: Callable[[Message], None],
+        msg: Message,
     ) -> None:
         """Schedule ``receive(msg)`` ``delay`` from now with ``at`` (:attr:`World.at`),
         pending work for the message's transaction until it has been received:
         a message in flight, through the network or on a path without one
         (:mod:`sim.world.publisher`, :meth:`sim.world.broker.Broker.consume_directly`).
         One heap entry, as ``at(delay, receive, msg)`` would make."""
-        self.hold(msg[TXN])
+        self.hold(msg.txn)
         at(delay, self._received, (receive, msg))
 
-    def _received(self, delivery: tuple[Callable[[tuple[Any, ...]], None], tuple[Any, ...]]) -> None:
+    def _received(self, delivery: tuple[Callable[[Message], None], Message]) -> None:
         receive, msg = delivery
         receive(msg)
-        self.release(msg[TXN])
+        self.release(msg.txn)
 
     def idle(self, txn: int) -> bool:
         """Whether no work is pending for ``txn``."""

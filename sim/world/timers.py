@@ -62,11 +62,21 @@ class DeadlineQueue:
         if not self._armed:
             self._arm(deadline)
 
-    def insert(self, index: int, deadline: float, item: Any) -> None:
-        """Put an entry at ``index`` of the queue, for a caller that added
-        nothing when the entry was due to be added, and finds its place in
-        the order of additions itself (deadlines must stay in order)."""
-        self._queue.insert(index, (deadline, item))
+    def insert(self, deadline: float, item: Any, order: Callable[[Any], int]) -> None:
+        """Put an entry in the place it would have had if it had been added
+        earlier, for a caller that added nothing when the entry was due to be
+        added: after every entry whose item's ``order`` is not greater than
+        ``item``'s (deadlines must stay in order). The search goes back from
+        the end: the place is near it (a deadline added late is recent)."""
+        queue = self._queue
+        rank = order(item)
+        index = len(queue)
+        while index:
+            _, before = queue[index - 1]
+            if order(before) <= rank:
+                break
+            index -= 1
+        queue.insert(index, (deadline, item))
         if not self._armed:
             self._arm(deadline)
         elif deadline < self._wake_at:  # a new head, due before the armed wake-up
@@ -79,8 +89,18 @@ class DeadlineQueue:
         hold is freed while it is still in cache, not a timeout later."""
         queue = self._queue
         is_live = self.is_live
-        while queue and not is_live(queue[0][1]):
+        while queue:
+            _, item = queue[0]
+            if is_live(item):
+                break
             queue.popleft()
+
+    def oldest(self) -> Any:
+        """The item of the entry that expires first (``None`` when there is none)."""
+        if not self._queue:
+            return None
+        _, item = self._queue[0]
+        return item
 
     def clear(self) -> None:
         """Forget every deadline (a crash loses its timers)."""
@@ -119,11 +139,15 @@ class DeadlineQueue:
         # deadline does not arm for it ahead of earlier entries.
         self._armed = True
         self._wake_at = now
-        while queue and queue[0][0] <= now:
-            _, item = queue.popleft()
+        while queue:
+            deadline, item = queue[0]
+            if deadline > now:
+                break
+            queue.popleft()
             if is_live(item):
                 self.on_expire(item)
         self.prune()
         self._armed = False
         if queue:
-            self._arm(queue[0][0])
+            deadline, _ = queue[0]
+            self._arm(deadline)

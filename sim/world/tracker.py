@@ -30,7 +30,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from sim.world.messages import Ack, new_record
+from sim.world.messages import Ack, Delivery
 from sim.world.network import LANE_MASK, LANE_SHIFT
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
@@ -136,12 +136,10 @@ class SagaTracker(Node):
         broker.takers[self.name] = self.take
         broker.lean(self.name, self.take_lean, self.table)
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        # the broker's delivery ("evt", broker, txn, eid, topic, started, group, seq, delivery)
-        _, broker, txn, _, topic, _, group, seq, delivery, *_ = msg
-        self._record(txn, topic, self.world.env._now)
-        ack = new_record(Ack, ("ack", self.name, txn, seq, group))
-        self.network.send(self.name, broker, ack, delay=self._up.at(seq, delivery))
+    def handle(self, msg: Delivery) -> None:
+        """A copy of an event delivered through the network: recorded, and acknowledged."""
+        self._record(msg.txn, msg.topic, self.world.env._now)
+        self.network.send(self.name, msg.src, Ack.of(self.name, msg), delay=self._up.at(msg.seq, msg.delivery))
 
     def take_lean(
         self, seq: int, txn: int, topic: int, now: float, deadline: float, entry: TrackerEntry | None
@@ -198,12 +196,13 @@ class SagaTracker(Node):
         """Arm ``txn``'s alert; first, if the oldest alarm is moot (terminal,
         or judged and forgotten), drop the moot ones at the head now: what
         they hold is freed while it is in cache, not a timeout later."""
-        timers = self.deadlines._queue
-        if timers:
-            oldest = self.table.get(timers[0][1])
+        deadlines = self.deadlines
+        head = deadlines.oldest()
+        if head is not None:
+            oldest = self.table.get(head)
             if oldest is None or oldest.terminal <= self.world.env._now:
-                self.deadlines.prune()
-        self.deadlines.add(txn)
+                deadlines.prune()
+        deadlines.add(txn)
 
     def _trace_terminal(self, item: tuple[int, int, float]) -> None:
         txn, topic, seen = item

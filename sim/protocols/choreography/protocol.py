@@ -73,6 +73,7 @@ from sim.protocols.base import CoordinatorView
 from sim.protocols.retry import Backoff
 from sim.world.broker import Broker
 from sim.world.effects import COMPENSATE, FORWARD
+from sim.world.messages import EVT, Confirm, Delivery
 from sim.world.network import command_role, reply_role
 from sim.world.node import Node
 from sim.world.participant import FAIL, HANG, REFUSE, SUCCEED
@@ -125,7 +126,7 @@ class Job:
 
     __slots__ = ("msg", "attempt", "outcome", "end")
 
-    def __init__(self, msg: tuple[Any, ...]) -> None:
+    def __init__(self, msg: Delivery) -> None:
         self.msg = msg
         self.attempt = 1
         self.outcome = SUCCEED
@@ -142,8 +143,8 @@ class Client(Node):
         backoff = Backoff(spec.publish_retry, world.streams.uniform(f"choreography.{CLIENT}.publish"))
         self.publisher = Publisher(self, network, spec.publish_timeout, backoff, protocol)
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        self.publisher.confirm(msg[3])
+    def handle(self, msg: Confirm) -> None:
+        self.publisher.confirm(msg.eid)
 
     def relies_on_fault_plan(self) -> bool:
         return self.publisher.relies_on_fault_plan()
@@ -198,41 +199,41 @@ class ChoreographyParticipant:
 
     # ------------------------------------------------------------ consuming
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        if msg[0] == "evt":
-            self.consume(msg)
-        else:  # "conf"
-            self.publisher.confirm(msg[3])
+    def handle(self, msg: Delivery | Confirm) -> None:
+        if msg.kind == EVT:
+            self.consume(msg)  # type: ignore[arg-type]
+        else:  # a Confirm
+            self.publisher.confirm(msg.eid)
 
-    def consume(self, msg: tuple[Any, ...]) -> None:
+    def consume(self, msg: Delivery) -> None:
         """A copy of an event arrives: start a job for it (it may wait for a
         worker), and tell the publisher when this very attempt acknowledges
         the copy, if it surely does: with an outbox, at its end if it
         succeeds, or if it refuses a step that is not retriable (its
         ``failed`` is published at once). The publisher needs to know
         (:meth:`Publisher.delivered`)."""
-        if self.idempotent and msg[3] in self.inbox:
+        if self.idempotent and msg.eid in self.inbox:
             self._dedup(msg)  # (its ack sent now)
             return
         job = Job(msg)
         acked_by = math.inf
         settle = self.world.settle
         if settle is not None:  # a job is pending work until it ends or is lost (sim.world.settle)
-            settle.hold(msg[2])
+            settle.hold(msg.txn)
             started = self.p.pool.submit(job, self._start, lost=self._lost)
         else:
             started = self.p.pool.submit(job, self._start)
         if started and self.outbox_on:
             outcome = job.outcome
-            if outcome == SUCCEED or (outcome == REFUSE and msg[4] in self.refusal_topics):
+            if outcome == SUCCEED or (outcome == REFUSE and msg.topic in self.refusal_topics):
                 acked_by = job.end
         self.publisher.delivered(msg, acked_by)
 
-    def _dedup(self, msg: tuple[Any, ...]) -> None:
+    def _dedup(self, msg: Delivery) -> None:
         self.dedups += 1
         if self.world.tracer.on:
-            step, op = self.routes[msg[4]]
-            self._trace(msg[2], step, op, "dedup", f"{self.inbox[msg[3]]}: nothing applied")
+            step, op = self.routes[msg.topic]
+            self._trace(msg.txn, step, op, "dedup", f"{self.inbox[msg.eid]}: nothing applied")
         self.publisher.ack(msg)
 
     def _start(self, job: Job) -> None:
@@ -241,23 +242,23 @@ class ChoreographyParticipant:
         p = self.p
         p.attempts += 1
         msg = job.msg
-        job.outcome, duration = p.draw_attempt(msg[2], *self.routes[msg[4]])
+        job.outcome, duration = p.draw_attempt(msg.txn, *self.routes[msg.topic])
         job.end = self.world.env._now + duration
         p.pool.serve(duration, self._finish, job, self._lost if self.world.settle is not None else None)
 
     def _lost(self, job: Job) -> None:
         """A job lost in a crash (waiting for a worker, in service or waiting
         to retry): no longer pending (judging as the run goes)."""
-        self.world.settle.release(job.msg[2])  # type: ignore[union-attr]
+        self.world.settle.release(job.msg.txn)  # type: ignore[union-attr]
 
     def _finish(self, job: Job) -> None:
         msg, outcome = job.msg, job.outcome
         p = self.p
-        step, op = self.routes[msg[4]]
+        step, op = self.routes[msg.topic]
         if outcome == HANG:
             if self.world.tracer.on:
-                self._trace(msg[2], step, op, "hang")
-        elif self.idempotent and msg[3] in self.inbox:
+                self._trace(msg.txn, step, op, "hang")
+        elif self.idempotent and msg.eid in self.inbox:
             self._dedup(msg)  # a concurrent copy got there first
         elif op == FORWARD:
             if outcome == SUCCEED and self.world.records is not None:
@@ -274,7 +275,7 @@ class ChoreographyParticipant:
         p.pool.release()
         settle = self.world.settle
         if settle is not None:  # the attempt ended (a retry is pending work of its own: _retry)
-            settle.release(msg[2])
+            settle.release(msg.txn)
 
     def _records_forward(self, job: Job, step: int) -> int:
         """A successful attempt meets its records (:mod:`sim.world.records`):
@@ -284,7 +285,7 @@ class ChoreographyParticipant:
         compensation came first)."""
         records = self.world.records
         assert records is not None
-        txn = job.msg[2]
+        txn = job.msg.txn
         if records.skips(txn, step):
             return _SKIPPED
         gate = records.gate(self.p, txn, step, self._finish, job)
@@ -295,20 +296,20 @@ class ChoreographyParticipant:
             return REFUSE
         return SUCCEED
 
-    def _skipped(self, msg: tuple[Any, ...], step: int) -> None:
+    def _skipped(self, msg: Delivery, step: int) -> None:
         """A copy of a step's event delivered after its compensation (version
         file): not applied, and nothing published (the saga went on without
         it, as for a duplicate): only acknowledged."""
-        self._trace(msg[2], step, FORWARD, "skip", "version file: compensated already, not applied")
+        self._trace(msg.txn, step, FORWARD, "skip", "version file: compensated already, not applied")
         self.publisher.ack(msg)
 
     def _forward(self, job: Job, step: int, outcome: int) -> None:
         """The end of a forward attempt: its effect and ``done``, or its refusal or error."""
         msg = job.msg
-        txn = msg[2]
+        txn = msg.txn
         if outcome == SUCCEED:
             if self.idempotent:
-                self.inbox[msg[3]] = _OK
+                self.inbox[msg.eid] = _OK
             world = self.world
             world.effects.apply(world.env._now, txn, step, FORWARD, self.p.name)
             if world.tracer.on:
@@ -325,12 +326,12 @@ class ChoreographyParticipant:
                 return
             self._trace(txn, step, FORWARD, "exhausted", f"after {job.attempt} attempts")
         if self.idempotent:
-            self.inbox[msg[3]] = _REFUSED
+            self.inbox[msg.eid] = _REFUSED
         self._emit(msg, failed(step))
 
     def _compensate(self, job: Job, step: int, outcome: int) -> None:
         msg = job.msg
-        txn = msg[2]
+        txn = msg.txn
         if outcome == FAIL:
             self._trace(txn, step, COMPENSATE, "error", "transient")
             if job.attempt < self.comp_retry.limit:
@@ -346,15 +347,15 @@ class ChoreographyParticipant:
             else:  # version file: nothing applied to undo
                 self._trace(txn, step, COMPENSATE, "null-compensation", "version file: nothing to undo")
         if self.idempotent:
-            self.inbox[msg[3]] = _OK
+            self.inbox[msg.eid] = _OK
         self._emit(msg, undone(step))
 
     def _retry(self, job: Job, backoff: Backoff) -> None:
         job.attempt += 1
-        self.protocol.retry(job.msg[2])
+        self.protocol.retry(job.msg.txn)
         settle = self.world.settle
         if settle is not None:  # pending until its next attempt ends (this one's ends now)
-            settle.hold(job.msg[2])
+            settle.hold(job.msg.txn)
         self.p.after(backoff.wait(job.attempt), self._again, job, self._lost if settle is not None else None)
 
     def _again(self, job: Job) -> None:
@@ -362,10 +363,10 @@ class ChoreographyParticipant:
 
     # ------------------------------------------------------------ publishing
 
-    def _emit(self, incoming: tuple[Any, ...], topic: int) -> None:
-        txn = incoming[2]
+    def _emit(self, incoming: Delivery, topic: int) -> None:
+        txn = incoming.txn
         eid = topic * TOPIC_STRIDE + txn
-        started = incoming[5]
+        started = incoming.started
         once = topic in self.once_topics
         if self.outbox_on:
             # The event is stored with the effect, the incoming event
@@ -480,11 +481,12 @@ class ChoreographyProtocol:
         """Each topic's reacting participant, and the tracker, subscribe to it."""
         for topic in self.labels:
             if topic in self.routes:
-                participant = self.step_participants[self.routes[topic][0]]
+                step, op = self.routes[topic]
+                participant = self.step_participants[step]
                 self.broker.subscribe(topic, participant, participant)
                 # the delivery that asks a participant to run a step: what an
                 # orchestrator's command for that step is (paired fates)
-                self.broker.delivery_roles[(participant, topic)] = command_role(*self.routes[topic])
+                self.broker.delivery_roles[(participant, topic)] = command_role(step, op)
             self.broker.subscribe(topic, "tracker", "tracker")
 
     def retry(self, txn: int) -> None:

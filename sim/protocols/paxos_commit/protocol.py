@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sim.protocols.base import CoordinatorView
 from sim.protocols.locking import P_ABORTED, P_COMMITTED, P_PREPARED, LockingSide, LockWindow, lock_columns
 from sim.protocols.paxos_commit.spec import LEADER, acceptor_names
-from sim.world.messages import Signal, new_record, signal
+from sim.world.messages import Message, Signal, new_record, signal
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN, OUT
@@ -482,7 +482,7 @@ class Acceptor(_Proposer):
         else:
             self._leading(msg)
 
-    def _forced(self, act: Callable[[tuple[Any, ...]], None], msg: tuple[Any, ...]) -> None:
+    def _forced(self, act: Callable[[Message], None], msg: Message) -> None:
         """``act(msg)`` once the state it changes is forced (``log_write``):
         the state changes and the answer leaves together, then; a crash
         meanwhile loses the message, a pause holds it (:meth:`Node.after`)."""

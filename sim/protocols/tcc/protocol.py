@@ -49,7 +49,7 @@ from sim.protocols.retry import Backoff
 from sim.world.effects import COMPENSATE, FORWARD
 from sim.world.fates import Counter
 from sim.world.locks import LockTable
-from sim.world.messages import REP, new_record
+from sim.world.messages import REP, Message, new_record
 from sim.world.network import command_role, reply_role
 from sim.world.node import Node
 from sim.world.participant import ERROR, HANG, OK, REFUSE, REFUSED, SUCCEED
@@ -382,7 +382,7 @@ class Coordinator(Node):
 class _Try(NamedTuple):
     """A Try waiting for its keys or a worker at a participant."""
 
-    msg: tuple[Any, ...]
+    msg: Message
 
 
 class TCCParticipant:
