@@ -168,10 +168,10 @@ class Model:
             self.nodes,
         )
         self.faults = Faults(self.world, self.network, self.nodes, self.participants, heal_at=until)
-        if runtime_faults:  # faults from Python while the run goes (sim.live): no link is steady
+        if runtime_faults:  # faults from Python while the run goes (sim.live): steady links may not stay so
             self.faults.open()
         self.faults.schedule(self.planned_faults)
-        if self.world.records is not None and not runtime_faults:
+        if self.world.records is not None:
             # A step may wait for a pending record, so no attempt's end is
             # known when it starts: no link is taken to be steady.
             self.network.expect(self.nodes, [None])

@@ -13,7 +13,6 @@ import sim
 import sim.live
 from sim.errors import SagasimError
 from sim.names import PROTOCOLS
-from sim.protocols import registry
 from sim.runner import Model
 from sim.scenario import Scenario
 
@@ -48,14 +47,11 @@ START, STOP = 2.0, 3.5
 
 
 def _planned(kind: str, protocol: str) -> pd.DataFrame:
-    """The run with the fault on the timeline. A choreography takes its full
-    path (every message an event): on steady links its default path draws some
-    latencies earlier, from the same streams, so its runs differ by that
-    order from a run whose links are never steady (issue 16's one path)."""
+    """The run with the fault on the timeline, as ``sim.run`` gives it (a
+    choreography accounts for the messages on its steady links without
+    events: the same run, its latencies keyed by the message)."""
     fault = {"kind": kind, "at": START, "duration": STOP - START, **KINDS[kind]}
     model = Model(order_scenario({**RANDOM, "faults": [fault]}), protocol, 1, trace=False)
-    if registry.get(protocol).coordinator_free:
-        model.protocol.elide = False  # type: ignore[attr-defined]
     return pd.DataFrame(model.run().transactions)
 
 
@@ -183,6 +179,129 @@ def test_a_live_run_is_deterministic_and_equals_sim_run_without_faults() -> None
         first = sim.live.open_run(order_scenario(RANDOM), protocol=protocol, seed=4).finish()
         again = sim.live.open_run(order_scenario(RANDOM), protocol=protocol, seed=4).finish()
         pd.testing.assert_frame_equal(first.transactions, again.transactions)
-        if not registry.get(protocol).coordinator_free:  # (see _planned)
-            plain = sim.run(order_scenario(RANDOM), protocol=protocol, seed=4)
-            pd.testing.assert_frame_equal(first.transactions, plain.transactions)
+        plain = sim.run(order_scenario(RANDOM), protocol=protocol, seed=4)
+        pd.testing.assert_frame_equal(first.transactions, plain.transactions)
+
+
+# ------------------------------------------------------------ the choreography's accounting, per link
+
+_STEPS = ("payment", "inventory", "shipping")
+#: A busy choreography (many messages in flight at any instant), so that a
+#: runtime fault meets messages accounted for ahead on the links it touches:
+#: confirms on their way, acks of dual writes still to be sent, first
+#: deliveries without an ack timer.
+BUSY: dict[str, Any] = {
+    **RANDOM,
+    "run.protocols": ["choreography"],
+    "run.duration": 4.0,
+    "network.latency": {"dist": "exponential", "mean": 0.01},
+    "workload.interarrival": {"dist": "exponential", "mean": 0.004},
+    **{f"participants.{name}.service_time": {"dist": "exponential", "mean": 0.003} for name in _STEPS},
+}
+BUSY_START, BUSY_STOP = 2.0, 2.6
+#: How the services publish and consume.
+CHOREOGRAPHIES: dict[str, dict[str, Any]] = {
+    "outbox": {},
+    "dual-write": {
+        **{f"participants.{name}.outbox": False for name in _STEPS},
+        **{f"participants.{name}.idempotent": False for name in _STEPS},
+    },
+    "unordered": {"broker.ordering": "unordered"},
+}
+#: Faults that touch some of the broker's links (the broker's own: all of them).
+TOUCHING: dict[str, tuple[str, dict[str, Any]]] = {
+    "crash-broker": ("crash", {"target": "broker"}),
+    "pause-broker": ("pause", {"target": "broker"}),
+    "crash-tracker": ("crash", {"target": "tracker"}),
+    "pause-shipping": ("pause", {"target": "shipping"}),
+    "partition-inventory": ("partition", {"target": "inventory"}),
+    "loss-everywhere": ("loss", {"probability": 0.2}),
+}
+
+
+def _busy_live(overrides: dict[str, Any], kind: str, settings: dict[str, Any], elide: bool = True) -> sim.live.LiveRun:
+    """A live run of a busy choreography with one runtime fault from BUSY_START to BUSY_STOP, not finished."""
+    run = sim.live.open_run(order_scenario({**BUSY, **overrides}), seed=1)
+    run.model.protocol.elide = elide  # type: ignore[attr-defined]
+    run.advance(BUSY_START)
+    fault = run.start_fault(kind, **settings)
+    run.advance(BUSY_STOP)
+    run.stop_fault(fault)
+    return run
+
+
+@pytest.mark.parametrize("fault", list(TOUCHING))
+@pytest.mark.parametrize("choreography", list(CHOREOGRAPHIES))
+def test_a_runtime_fault_on_the_choreographys_accounted_links_gives_the_timeline_run(
+    choreography: str, fault: str
+) -> None:
+    """The links the fault could touch take the full path from its start
+    (Broker.undirect): what was accounted for ahead on them becomes what the
+    full path holds then, so the run is the timeline's, transaction by
+    transaction."""
+    kind, settings = TOUCHING[fault]
+    overrides = CHOREOGRAPHIES[choreography]
+    planned = {"kind": kind, "at": BUSY_START, "duration": BUSY_STOP - BUSY_START, **settings}
+    timeline = sim.run(order_scenario({**BUSY, **overrides, "faults": [planned]}), seed=1).transactions
+    live = _busy_live(overrides, kind, settings).finish().transactions
+    assert len(timeline) > 800
+    pd.testing.assert_frame_equal(live, timeline)
+
+
+def test_links_a_runtime_fault_cannot_touch_keep_the_accounting_on() -> None:
+    """A live choreography accounts for the messages on its steady links
+    without events, and a fault turns that off for exactly the links it could
+    touch, from its start: the others keep it (fewer events than the same
+    live run with every message an event, the same transactions)."""
+    run = sim.live.open_run(order_scenario(BUSY), seed=1)
+    broker = run.model.protocol.broker  # type: ignore[attr-defined]
+    run.advance(BUSY_START)
+    everyone = ["client", *sorted(_STEPS)]
+    assert (sorted(broker.confirmers), sorted(broker.direct)) == (everyone, sorted(_STEPS))
+    fault = run.start_fault("crash", target="payment")
+    others = ["inventory", "shipping"]
+    assert (sorted(broker.confirmers), sorted(broker.direct)) == (["client", *others], others)
+    assert not run.model.nodes["payment"].up
+    run.advance(BUSY_STOP)
+    run.stop_fault(fault)
+    # (a link taken off stays off: the plan now says the node may crash)
+    assert (sorted(broker.confirmers), sorted(broker.direct)) == (["client", *others], others)
+    accounted = run.finish()
+    full = _busy_live({}, "crash", {"target": "payment"}, elide=False)
+    full_result = full.finish()
+    pd.testing.assert_frame_equal(accounted.transactions, full_result.transactions)
+    assert run.model.world.events_run < 0.8 * full.model.world.events_run
+    # the broker's own fault touches every link
+    run = sim.live.open_run(order_scenario(BUSY), seed=1)
+    broker = run.model.protocol.broker  # type: ignore[attr-defined]
+    run.advance(BUSY_START)
+    run.start_fault("pause", target="broker")
+    assert not broker.confirmers and not broker.direct and not broker.relies_on_fault_plan()
+
+
+def test_a_confirm_due_at_the_faults_very_instant_has_not_arrived() -> None:
+    """Constant latencies: a crash of a publisher at the very instant a
+    confirm accounted for ahead reaches it. Nothing of that instant has run
+    when the fault starts, so the confirm is still on its way (it becomes a
+    message, dropped at the crashed node, and the outbox keeps the row, which
+    is published again at the restart), as on the timeline, where the crash
+    goes before it too. (Taking it as arrived, ``<=`` for ``<`` in
+    Publisher.undirect, makes the messages differ.)"""
+    tie: dict[str, Any] = {
+        "run.protocols": ["choreography"],
+        "run.duration": 4.0,
+        "network.latency": {"dist": "constant", "value": 2 / 1024},
+        "workload.interarrival": {"dist": "exponential", "mean": 0.01},
+    }
+    run = sim.live.open_run(order_scenario(tie), seed=1)
+    publisher = run.model.protocol.sides["payment"].publisher  # type: ignore[attr-defined]
+    now, due = 2.0, []
+    while not due:
+        run.advance(now)
+        due = sorted(e.conf.at for e in publisher.pending.values() if run.now < e.conf.at < float("inf"))
+        now += 0.0007
+    run.advance(due[0])
+    run.start_fault("crash", target="payment", duration=0.1)
+    live = run.finish().transactions
+    planned = {"kind": "crash", "target": "payment", "at": due[0], "duration": 0.1}
+    pd.testing.assert_frame_equal(live, sim.run(order_scenario({**tie, "faults": [planned]}), seed=1).transactions)

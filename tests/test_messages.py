@@ -135,9 +135,9 @@ def test_no_positional_tuple_goes_on_the_wire(
     seen: set[type] = set()
     send = model.network.send
 
-    def spy(src: str, dst: str, msg: tuple[Any, ...], *args: Any) -> None:
+    def spy(src: str, dst: str, msg: tuple[Any, ...], *args: Any, **keywords: Any) -> None:
         seen.add(type(msg))
-        send(src, dst, msg, *args)
+        send(src, dst, msg, *args, **keywords)
 
     monkeypatch.setattr(model.network, "send", spy)
     model.run()

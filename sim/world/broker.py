@@ -44,7 +44,10 @@ look-up) and a *confirmer* (``confirmers``, see
 :meth:`Broker.confirm_directly`: publisher node -> the confirm's latency and
 a function that accounts for it). Every such message is
 still counted (the broker counts the confirm, and a taker's delivery and
-ack) and its latency drawn from its link's stream. An ack accounted
+ack), and its latency is the one the same message sent through the network
+draws: a delivery's is keyed by (store number, delivery number), its ack's
+by the copy it acknowledges, a confirm's by the broker's count of confirms to its publisher
+(:meth:`sim.world.network.Network.lane`). An ack accounted
 for this way is a due time (:meth:`Broker.ack_at`), taken when the ack is
 sent, never ahead (so it has the place among the events of the instant it
 arrives that its message would have): the copy counts as
@@ -53,6 +56,11 @@ done then or found later: the redelivery check compares times, and with
 ``per-key`` ordering the next copy of the partition is delivered at that
 instant (one event, only when a copy is waiting). The run is the same as if
 the ack had been a message.
+
+In a run open to faults applied while it goes, a steady link stops being
+steady when a runtime fault could touch it; the broker then turns this
+accounting off for that node's links, from that instant, as if they had
+taken the full path from the start (:meth:`Broker.undirect`).
 
 The cheapest case, for the saga tracker (:meth:`Broker.lean`): a taker's copy
 whose ack arrives before its ack timeout can never be redelivered, so it is
@@ -83,6 +91,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from sim.world.core import Due
 from sim.world.messages import ACK, Ack, Confirm, Delivery, Publish
+from sim.world.network import LANE_MASK, LANE_SHIFT, Lane
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN, OUT
@@ -151,8 +160,8 @@ class Copy:
 class DirectConsumer(NamedTuple):
     """A consumer group on a steady link (:meth:`Broker.consume_directly`)."""
 
-    #: the latency sampler of the link from the broker
-    latency: Callable[[], float]
+    #: the keyed latencies of its deliveries (``Broker.delivery_lanes``)
+    latency: Lane
     #: receives each copy (the copy itself in the message: ``Delivery.copy``)
     handler: Callable[[Delivery], None]
     #: txn -> its first delivery that nothing waited for, or _PARTED
@@ -177,7 +186,8 @@ _ORDER = attrgetter("order")
 class Confirmer(NamedTuple):
     """A publisher on a steady link (:meth:`Broker.confirm_directly`)."""
 
-    latency: Callable[[], float]
+    #: the keyed latencies of its confirms (by the broker's count of them: ``lane.sent``)
+    lane: Lane
     conf_due: Callable[..., None]
 
 
@@ -225,17 +235,24 @@ class Broker(Node):
         self.deliveries = 0
         self.redeliveries = 0
         self.redelivered: dict[int, int] = {}
+        #: group -> the keyed latencies of its deliveries, by (store number, delivery number)
+        self.delivery_lanes: dict[str, Lane] = {}
+        #: publisher node -> the keyed latencies of its confirms
+        self._confirm_lanes: dict[str, Lane] = {}
         # An ack that arrives at the very instant of its deadline is late: the
         # timeout goes first (first=True), whichever path the ack took.
         self.deadlines = DeadlineQueue(world, spec.ack_timeout, self._unacked, self._redeliver, owner=self, first=True)
         #: group -> takes a delivered copy on a steady link (no event per delivery and ack)
         self.takers: dict[str, Callable[[Copy], None]] = {}
-        #: publisher node -> (latency sampler, conf_due) of a publisher on a
+        #: publisher node -> (confirm latencies, conf_due) of a publisher on a
         #: steady link (see :meth:`confirm_directly`)
         self.confirmers: dict[str, Confirmer] = {}
-        #: group -> (latency sampler, handler, flights) of a consumer on a
+        #: group -> (delivery latencies, handler, flights) of a consumer on a
         #: steady link (see :meth:`consume_directly`)
         self.direct: dict[str, DirectConsumer] = {}
+        #: node -> its publishers whose links with the broker are accounted
+        #: for without events, in a run open to runtime faults (see :meth:`undirect`)
+        self._switchable: dict[str, list[Publisher]] = {}
         # the group whose copies are taken without a stored copy (see lean())
         self._lean: str | None = None
         self._lean_take: Any = None
@@ -252,13 +269,14 @@ class Broker(Node):
     def lean(
         self,
         group: str,
-        take: Callable[[int, int, float, float, Any], float],
+        take: Callable[[int, int, int, float, float, Any], float],
         late: Callable[[Copy], None],
         table: dict[int, TrackerEntry],
     ) -> None:
         """Take the copies of ``group`` (a taker) without storing a copy each.
 
-        ``take(txn, topic, now, deadline, entry)`` receives a copy at its delivery and
+        ``take(seq, txn, topic, now, deadline, entry)`` receives a copy (store
+        number ``seq``) at its delivery and
         returns when its ack arrives; when that is before ``deadline`` (the
         copy will never be redelivered) it records the instant in
         ``table[txn].acked``, and nothing else is kept: with per-key ordering
@@ -291,30 +309,116 @@ class Broker(Node):
         and acks (:meth:`Publisher.direct`), and the deliveries to a consumer
         group (``consumers``: group -> the handler the network delivers its
         copies to; :meth:`consume_directly`). Call it once the fault plan is
-        known and before the first publish, and never for a run open to
-        faults applied while it goes (it has no steady link)."""
+        known and before the first publish.
+
+        In a run open to faults applied while it goes (:attr:`Network.open`)
+        a steady link may stop being steady: the network then calls
+        :meth:`undirect` for its node, which takes the full path from that
+        instant. There the broker keeps what that needs: every copy in
+        ``pending``, and the tracker takes the full path from the start (its
+        accounting records a copy's arrival ahead, which a crash of the
+        tracker could not take back)."""
         network = self.network
+        switchable = network.open
 
         def steady(name: str) -> bool:
             return network.steady(BROKER, name) and network.steady(name, BROKER)
 
-        if steady(tracker.name):
+        if steady(tracker.name) and not switchable:
             tracker.direct(self)
+        accounted: dict[str, list[Publisher]] = {}
         for publisher in publishers:
             if steady(publisher.name):
                 publisher.direct(self)
+                accounted.setdefault(publisher.name, []).append(publisher)
         for group, handler in consumers.items():
             name = self.consumer[group]
             if steady(name):
-                self.consume_directly(group, network.latency_of(BROKER, name), handler)
-        if all(group in self.direct or group in self.takers for group in self.consumer):
+                self.consume_directly(group, handler)
+                accounted.setdefault(name, [])
+        if switchable:
+            self._switchable = accounted
+            for name in accounted:
+                off = partial(self.undirect, name)
+                network.watch(BROKER, name, off)
+                network.watch(name, BROKER, off)
+        elif all(group in self.direct or group in self.takers for group in self.consumer):
             self.unindex()
 
-    def consume_directly(self, group: str, latency: Callable[[], float], handler: Callable[[Delivery], None]) -> None:
+    def undirect(self, name: str) -> None:
+        """The links between the broker and the node ``name`` are no longer
+        steady (a runtime fault could touch them: :meth:`Network.watch`):
+        every message on them takes the full path from this instant, and
+        what was accounted for ahead becomes what the full path would hold
+        now. Its publishers take the full path (:meth:`Publisher.undirect`);
+        so does its consumer group (:meth:`_undirect_group`). Called at an
+        instant at which nothing has run yet (before the fault is applied)."""
+        publishers = self._switchable.pop(name, None)
+        if publishers is None:
+            return  # (called once per link: both ways)
+        for publisher in publishers:
+            del self.confirmers[publisher.name]
+            publisher.undirect()
+        for group, consumer in self.consumer.items():
+            if consumer == name and group in self.direct:
+                self._undirect_group(group)
+
+    def _undirect_group(self, group: str) -> None:
+        """The copies of ``group`` take the full path from now on, as if they
+        always had: deliveries in flight reach its node's ``receive``; a
+        first delivery still unacknowledged gets the partition and the ack
+        timer it went without; its copies are indexed, for acks that name
+        them by number. An ack accounted for ahead that was sent is in
+        flight on the full path too: it stays accounted for, unless the
+        broker itself may now crash or pause (it would be dropped or held
+        with it): then it becomes a message in its reserved place, and one
+        that has arrived already settles its copy now."""
+        direct = self.direct.pop(group)
+        consumer = self.consumer[group]
+        self.world.reroute({direct.handler: self.network.receiver(consumer)})
+        now = self.world.env._now
+        for txn, copy in direct.flights.items():
+            if copy is _PARTED or copy.done or copy.acked < now:
+                continue  # (in its partition already; or acknowledged: nothing waits for it)
+            self.partitions[(group, txn)] = [copy]
+            self.arm(copy)
+        direct.flights.clear()
+        pending = self.pending
+        for (of, _), queue in self.partitions.items():
+            if of == group:
+                for copy in queue:
+                    pending[(group, copy.seq)] = copy
+        if self.network.at_risk(BROKER):
+            self._acks_as_messages([copy for copy in pending.values() if copy.group == group], consumer, now)
+
+    def _acks_as_messages(self, copies: list[Copy], consumer: str, now: float) -> None:
+        """Acks accounted for ahead of ``copies`` (sent by ``consumer``)
+        become messages to the broker in their reserved places; a copy
+        acknowledged by now is settled (:meth:`_undirect_group`)."""
+        placed: dict[int, tuple[Callable[[Any], None], Any]] = {}
+        for copy in copies:
+            if copy.acked == INF:
+                continue
+            # (the earliest ack only: one sent later finds the copy settled, on either path: Broker.ack_at)
+            due = Due(copy.acked, copy.ack_eid)
+            copy.acked, copy.ack_eid = INF, 0
+            if due.at < now:
+                self._settle(copy)
+                continue
+            ack = Ack(consumer, copy.txn, copy.seq, copy.group)
+            if due.eid == copy.settling:  # its place holds the settling event: the ack takes it over
+                placed[due.eid] = (self.receive, ack)
+            else:
+                self.world.at_due(due, self.receive, ack)
+        if placed:
+            self.world.replace_at(placed)
+
+    def consume_directly(self, group: str, handler: Callable[[Delivery], None]) -> None:
         """Schedule the copies of ``group`` straight to ``handler`` (its
         consumer's links with the broker are steady), drawing each delivery's
-        latency from ``latency``; the copy itself goes in the message
-        (``Delivery.copy``), so that its ack (:meth:`ack_at`) needs no look-up.
+        latency from its lane (as the full path does); the copy itself goes
+        in the message (``Delivery.copy``), so that its ack (:meth:`ack_at`)
+        needs no look-up.
 
         With per-key ordering, a first delivery that nothing waits for has no
         partition: ``flights`` (txn -> the copy) is all the broker keeps of
@@ -328,28 +432,33 @@ class Broker(Node):
             # A run judged as it goes counts a delivery in flight as pending
             # work until its consumer has it, as the network counts its own.
             self._post = partial(settle.carry, self.world.at)
-        self.direct[group] = DirectConsumer(latency, handler, {})
+        self.direct[group] = DirectConsumer(self.delivery_lanes[group], handler, {})
 
-    def confirm_directly(
-        self,
-        publisher: str,
-        latency: Callable[[], float],
-        conf_due: Callable[[int, int, int, float, float, float], None],
-    ) -> None:
+    def confirm_directly(self, publisher: str, conf_due: Callable[[int, int, int, float, float, float], None]) -> None:
         """Account for the confirms to ``publisher`` (its links with the
         broker are steady) without an event each: at a store of its publish,
-        the broker counts the confirm, draws its latency from ``latency`` and
+        the broker counts the confirm, draws its latency from its lane and
         calls ``conf_due(txn, eid, topic, started, latency, quiet)``, unless the
         confirm reaches the publisher before the publish's ``quiet``: then it
         needs nothing from it (a publish that went without an entry: see
         :class:`sim.world.publisher.Publisher`)."""
-        self.confirmers[publisher] = Confirmer(latency, conf_due)
+        self.confirmers[publisher] = Confirmer(self._confirm_lane(publisher), conf_due)
+
+    def _confirm_lane(self, publisher: str) -> Lane:
+        """The keyed latencies of the confirms to ``publisher``, numbered by
+        its ``sent``: the n-th confirm to it, a store's or a deduplicated
+        publish's (stores are events on both paths, so both number them alike)."""
+        lane = self._confirm_lanes.get(publisher)
+        if lane is None:
+            lane = self._confirm_lanes[publisher] = self.network.lane(BROKER, publisher, "conf")
+        return lane
 
     def subscribe(self, topic: int, group: str, consumer: str) -> None:
         """Deliver ``topic`` to ``group``, whose consumer is the node ``consumer``."""
         self.subscribers.setdefault(topic, []).append((group, consumer))
         self.groups.setdefault(topic, []).append(group)
         self.consumer[group] = consumer
+        self.delivery_lanes[group] = self.network.lane(BROKER, consumer, "evt")
 
     # ------------------------------------------------------------ messages
 
@@ -435,7 +544,8 @@ class Broker(Node):
             self.world.tracer.emit(
                 now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)", **_delivery(group, 1)
             )
-        latency = direct.latency()
+        lane = direct.latency  # (a first delivery: its lane's first attempts, read as Lane.at does)
+        latency = lane[seq >> LANE_SHIFT][seq & LANE_MASK]
         self._post(latency, direct.handler, Delivery(BROKER, txn, eid, topic, started, group, seq, 1, copy))
         if now + latency < deadline:
             copy.due = deadline  # no ack timer unless its consumer asks: see arm()
@@ -498,7 +608,7 @@ class Broker(Node):
                 now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)", **_delivery(group, 1)
             )
         deadline = now + self.deadlines.delay
-        acked = self._lean_take(txn, topic, now, deadline, entry)
+        acked = self._lean_take(seq, txn, topic, now, deadline, entry)
         if acked >= deadline:
             self._late(seq, txn, eid, topic, started, group)
 
@@ -623,10 +733,12 @@ class Broker(Node):
         the network."""
         src = msg.src
         confirmer = self.confirmers.get(src)
+        lane = self._confirm_lane(src) if confirmer is None else confirmer.lane
+        lane.sent = number = lane.sent + 1
+        latency = lane[number >> LANE_SHIFT][number & LANE_MASK]  # (a confirm has one attempt)
         if confirmer is None:
-            self.network.send(self.name, src, Confirm(self.name, msg.txn, msg.eid))
+            self.network.send(self.name, src, Confirm(self.name, msg.txn, msg.eid), delay=latency)
             return 0
-        latency = confirmer.latency()
         quiet = msg.quiet
         if self.world.env._now + latency >= quiet:  # else the publisher needs nothing from it
             confirmer.conf_due(msg.txn, msg.eid, msg.topic, msg.started, latency, quiet)
@@ -648,7 +760,7 @@ class Broker(Node):
             world = self.world
             world.messages[copy.txn] += 1
             self._post(
-                direct.latency(),
+                direct.latency.at(copy.seq, copy.deliveries),
                 direct.handler,
                 Delivery(
                     BROKER, copy.txn, copy.eid, copy.topic, copy.started,
@@ -667,6 +779,7 @@ class Broker(Node):
                     ),
                     self.delivery_roles.get((copy.group, copy.topic), -1),
                     copy.deliveries,
+                    self.delivery_lanes[copy.group].at(copy.seq, copy.deliveries),
                 )  # fmt: skip
             else:
                 take(copy)

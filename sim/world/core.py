@@ -147,6 +147,33 @@ class World:
         ``fn(arg)`` at ``due.at`` (not before now), in its reserved place."""
         heappush(self._queue, (due.at, _NORMAL, due.eid, fn, arg))
 
+    def reroute(self, calls: dict[Callable[[Any], None], Callable[[Any], None]]) -> None:
+        """Every call scheduled of a key of ``calls`` (directly or carried by
+        the settlement, :meth:`Settlement.carry`) becomes a call of its value
+        with the same argument, in the same place of the queue: for messages
+        posted straight to their handler on steady links, which must reach
+        their node's ``receive`` once a fault could touch the link
+        (:meth:`sim.world.broker.Broker.undirect`). One pass over the queue,
+        at a switch, never per message."""
+        queue = self._queue
+        carried = self.settle._received if self.settle is not None else None
+        for index, entry in enumerate(queue):
+            time, priority, eid, fn, arg = entry
+            if fn in calls:
+                queue[index] = (time, priority, eid, calls[fn], arg)
+            elif carried is not None and fn == carried and arg[0] in calls:
+                queue[index] = (time, priority, eid, fn, (calls[arg[0]], arg[1]))
+
+    def replace_at(self, calls: dict[int, tuple[Callable[[Any], None], Any]]) -> None:
+        """The scheduled call whose event id is a key of ``calls`` becomes the
+        call of its value, in the same place (one reserved place holds one
+        event: :meth:`at_due`). One pass over the queue."""
+        queue = self._queue
+        for index, entry in enumerate(queue):
+            call = calls.get(entry[2])
+            if call is not None:
+                queue[index] = (entry[0], entry[1], entry[2], *call)
+
     def count_sent(self, txn: int, at: float) -> bool:
         """Count a message of ``txn`` that is sent at ``at`` (now or later)
         without an event, if the run is still going then (the run's last

@@ -92,6 +92,11 @@ class KeyedDraws:
         blocks = self._blocks
         if len(blocks) >= KEEP:
             del blocks[next(iter(blocks))]
+        values = blocks[number] = self.block(number)
+        return values
+
+    def block(self, number: int) -> list[float]:
+        """The draws of block ``number`` (made, or found in the memo), not kept here."""
         draw = self._draw
         owner = getattr(draw, "__self__", None)
         memo_key = (self._seed, self._key, number, self._size, id(owner), getattr(draw, "__func__", draw))
@@ -103,7 +108,6 @@ class KeyedDraws:
                 if len(_memo) >= MEMO:
                     del _memo[next(iter(_memo))]
                 _memo[memo_key] = (values, owner)
-        blocks[number] = values
         return values
 
 
@@ -166,8 +170,8 @@ class Fate:
         suffix = f"attempt{attempt}"
         return (
             self._keyed(f"{self._name}.outcome.{suffix}", uniform, block),
-            _keyed_dist(self._keyed, f"{self._name}.service.{suffix}", self._service_dist, block),
-            _keyed_dist(self._keyed, f"{self._name}.hang.{suffix}", self._hang_dist, block)
+            keyed_dist(self._keyed, f"{self._name}.service.{suffix}", self._service_dist, block),
+            keyed_dist(self._keyed, f"{self._name}.hang.{suffix}", self._hang_dist, block)
             if self._hang_dist is not None
             else _none,
         )
@@ -183,12 +187,13 @@ class Fate:
         return streams
 
 
-def _keyed_dist(
+def keyed_dist(
     keyed: Callable[[str, Callable[[np.random.Generator, int], np.ndarray], int], KeyedDraws],
     name: str,
     dist: Distribution,
     block: int,
 ) -> Callable[[int], float]:
+    """Draws of ``dist`` from the stream ``name`` by index (a constant takes no stream)."""
     if isinstance(dist, Constant):
         value = dist.value  # no randomness: no stream
         return lambda _index: value

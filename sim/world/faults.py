@@ -16,9 +16,13 @@ faults, so liveness (stuck) is judged apart from safety (inconsistent).
 ``[[faults]]`` entry has, and :meth:`Faults.stop` ends it. They go through
 the same code as a planned fault (:func:`_instances`, :meth:`Faults._actions`),
 so a fault started at the instant a timeline fault would start, and stopped
-when it would end, gives the same run. Such a run has no steady link (the
-network cannot know what a later fault will touch), so no shortcut that
-relies on the plan is taken.
+when it would end, gives the same run. Such a run starts with the links
+steady that the plan leaves alone; a runtime fault is added to the plan
+before it is applied (:meth:`sim.world.network.Network.expect`), and the
+links it could touch stop being steady then: what was accounted for on
+them without events takes the full path from that instant
+(:meth:`sim.world.broker.Broker.undirect`). No node is steady in such a run
+(:attr:`Node.steady`: its guard is kept).
 
 The nemesis draws its whole schedule before the run starts, from streams of
 its own (one per kind and target), so the schedule depends on the scenario
@@ -213,10 +217,11 @@ class Faults:
         world.at(heal_at, self._heal_all)
 
     def open(self) -> None:
-        """Accept faults started while the run goes (:meth:`start`): tell the
-        network that any node may crash or pause and any link be touched, so
-        it takes no link to be steady. Call before the run starts."""
-        self.network.expect(self.nodes, [None])
+        """Accept faults started while the run goes (:meth:`start`): the
+        network's steady links may stop being steady (:attr:`Network.open`),
+        and no node is steady. Call before the run starts."""
+        self.network.open = True
+        self.network.expect((), ())
         self.runtime = True
         for node in self.nodes.values():
             node.steady = False
@@ -246,6 +251,7 @@ class Faults:
         parts = list(self.participants)
         planned = _instances(kind, spec, now, end, list(self.nodes), parts, "runtime")
         fault = RuntimeFault(kind, now, [], [])
+        self._expect(planned)  # (the links it could touch take the full path from now on)
         for instance in planned:
             start, stop = self._actions(instance, self._instances)
             self._instances += 1
@@ -272,12 +278,18 @@ class Faults:
     def _stop_due(self, fault: RuntimeFault) -> None:
         self.stop(fault)
 
-    def schedule(self, planned: list[Planned]) -> None:
+    def _expect(self, planned: list[Planned]) -> list[str]:
+        """Tell the network what ``planned`` can touch (:meth:`Network.expect`);
+        returns the nodes it may crash or pause."""
         at_risk = [t for f in planned if f.kind in ("crash", "pause") for t in f.targets]
         links = [
             pairs_between(f.groups, bool(f.spec.one_way)) if f.groups else None for f in planned if f.kind in LINK_KINDS
         ]
         self.network.expect(at_risk, links)
+        return at_risk
+
+    def schedule(self, planned: list[Planned]) -> None:
+        at_risk = self._expect(planned)
         if not self.runtime:  # (a run open to runtime faults has no steady node)
             for name, node in self.nodes.items():
                 node.steady = name not in at_risk

@@ -242,9 +242,11 @@ class Participant(Node):
         # (fields read by name: unpacking a NamedTuple goes through its iterator, slower)
         src, txn, step, op = msg.src, msg.txn, msg.step, msg.op
         answer = new_record(Reply, (REP, self.name, txn, step, op, status, msg.token))  # reply(), inlined (hot)
-        if status == ERROR or self.network.steady(self.name, src):
+        network = self.network
+        if status == ERROR or (not network.open and network.steady(self.name, src)):
             # no counterpart in a choreography (drawn in order), or nothing
-            # can lose or duplicate it (no draw at all): no role to count
+            # can ever lose or duplicate it (no draw at all): no role to count
+            # (a steady link of a run open to runtime faults may not stay so)
             self.network.send(self.name, src, answer)
             return
         # The n-th final answer about this operation is what the n-th publish

@@ -31,7 +31,7 @@ from sim.world.trace import OUT
 
 if TYPE_CHECKING:
     from sim.world.broker import Broker
-    from sim.world.network import Network
+    from sim.world.network import Lane, Network
     from sim.world.node import Node
 
 #: The structured fields of a publish's trace event (its first try: resends are not traced).
@@ -112,9 +112,10 @@ class Publisher:
     ``pending`` is volatile: a crash of the owner abandons every unconfirmed
     publish (an outbox keeps its own durable rows and republishes them).
 
-    When both links with the broker are steady (``direct``), the broker's
-    confirm costs no event: at the store, the broker draws its latency and
-    :meth:`conf_due`, if it will reach the pending publish before that publish's timeout,
+    When both links with the broker are steady (``direct``, until a runtime
+    fault could touch them: :meth:`undirect`), the broker's confirm costs no
+    event: at the store, the broker draws its latency and :meth:`conf_due`,
+    if it will reach the pending publish before that publish's timeout,
     records the instant (``conf_at``). From ``conf_at`` on the publish counts as
     confirmed. It is exactly what the confirm would do: it pops the entry
     pending for the event id when it arrives, whichever that is, so a
@@ -178,12 +179,18 @@ class Publisher:
         self.resends = 0
         self.dropped = 0
         self._publishes = Counter()
+        # Keyed latencies (Network.lane): a publish's by (txn, its n-th publish
+        # of the topic), one lane per topic; an ack's by the copy it
+        # acknowledges (the broker's store number, the delivery's number).
+        self._publish_lanes: dict[int, Lane] = {}
+        self._acks = network.lane(self.name, BROKER, "ack")
         self._unswept = SWEEP_EVERY
         # set by direct(): confirms and acks without events
         self.lazy = False
+        #: in a run open to runtime faults: kept so that :meth:`undirect` can
+        #: take the full path (every publish has an entry, an outbox its rows)
+        self.switchable = False
         self.broker: Broker | None = None
-        self._down: Any = None
-        self._up: Any = None
         self._receive: Any = None
         #: ``post(delay, store, msg)``: a publish on its way to the broker on steady links
         self._post: Callable[[float, Callable[[Publish], None], Publish], None] = self.world.at
@@ -194,13 +201,17 @@ class Publisher:
         An outbox keeps no rows from then on (``rows`` is dropped): its
         owner cannot crash (:meth:`Node.relies_on_fault_plan`), and a restart
         is the only reader of the rows, so writing them would change nothing.
+        In a run open to runtime faults (:attr:`Network.open`), where a fault
+        may make it take the full path after all (:meth:`undirect`), it
+        keeps them (each removed once its confirm has arrived, as on the full
+        path), and every publish has an entry.
         """
         name = self.name
         self.lazy = True
-        self.rows = None
+        self.switchable = self.network.open
+        if not self.switchable:
+            self.rows = None
         self.broker = broker
-        self._down = self.network.latency_of(broker.name, name)
-        self._up = self.network.latency_of(name, broker.name)
         self._receive = self.network.receiver(name)
         self._store = broker._store
         settle = self.world.settle
@@ -208,7 +219,7 @@ class Publisher:
             # A run judged as it goes counts a publish in flight as pending
             # work until its store, as the network counts its own messages.
             self._post = partial(settle.carry, self.world.at)
-        broker.confirm_directly(name, self._down, self.conf_due)
+        broker.confirm_directly(name, self.conf_due)
 
     def publish(
         self,
@@ -229,7 +240,11 @@ class Publisher:
         world = self.world
         now = world.env._now
         pending = self.pending
+        if self.switchable:
+            once = False  # (an entry each: see direct())
         old = None if once else pending.get(eid)  # (none pending for ``once``: see above)
+        if durable and self.rows is not None:
+            self.rows[eid] = (txn, topic, started)  # the relay's row, until confirmed
         if self.lazy:  # (_send on steady links: a timeout only if it can expire; no outbox row, see direct())
             delay = self.deadlines.delay
             deadline = now + delay
@@ -240,7 +255,8 @@ class Publisher:
             if world.tracer.on:
                 world.tracer.emit(now, self.name, "publish", txn, self.topics.labels[topic], **_PUBLISH)
             world.messages[txn] += 1
-            up = self._up()
+            lane = self._publish_lanes.get(topic) or self._publish_lane(topic)
+            up = lane.at(txn, self._publishes.next(txn, topic))
             if once and ack is None and up < delay:
                 # No entry, unless the confirm is late: see conf_due().
                 self._post(up, self._store, Publish(self.name, txn, eid, topic, started, deadline))
@@ -263,8 +279,6 @@ class Publisher:
         if world.tracer.on:
             world.tracer.emit(now, self.name, "publish", txn, self.topics.labels[topic], **_PUBLISH)
         self._send(eid, entry)
-        if durable and self.rows is not None:
-            self.rows[eid] = (txn, topic, started)  # the relay's row, until confirmed
 
     def _replace(self, eid: int, old: Pending, entry: Pending) -> None:
         """A new publish of ``eid`` while the confirm of the old one was
@@ -276,28 +290,75 @@ class Publisher:
         else:  # ... and send its ack: so it is a message after all (see conf_due), in its own place
             self.world.at_due(old.conf, self._receive, Confirm(BROKER, entry.txn, eid))
 
+    def _publish_lane(self, topic: int) -> Lane:
+        """The keyed latencies of this publisher's publishes of ``topic``."""
+        lane = self._publish_lanes.get(topic)
+        if lane is None:
+            lane = self._publish_lanes[topic] = self.network.lane(self.name, BROKER, f"pub.topic{topic}")
+        return lane
+
     def _send(self, eid: int, entry: Pending) -> None:
-        msg = Publish(self.name, entry.txn, eid, entry.topic, entry.started, -INF)
+        txn, topic = entry.txn, entry.topic
+        msg = Publish(self.name, txn, eid, topic, entry.started, -INF)
+        # The n-th publish of this event by this publisher, counted across
+        # crashes and restarts (an outbox replay is a later publish, not a
+        # first one again): what the n-th final answer is in an orchestration,
+        # and what keys its latency on both paths.
+        attempt = self._publishes.next(txn, topic)
+        latency = self._publish_lane(topic).at(txn, attempt)
         if self.lazy:  # what Network.send does on a steady link
             world = self.world
-            world.messages[entry.txn] += 1
-            self._post(self._up(), self._store, msg)
+            world.messages[txn] += 1
+            self._post(latency, self._store, msg)
         else:
-            # The n-th publish of this event by this publisher, counted across
-            # crashes and restarts (an outbox replay is a later publish, not a
-            # first one again): what the n-th final answer is in an orchestration.
-            attempt = self._publishes.next(entry.txn, entry.topic)
-            self.network.send(self.name, BROKER, msg, self.topics.publish_roles.get(entry.topic, -1), attempt)
+            self.network.send(self.name, BROKER, msg, self.topics.publish_roles.get(topic, -1), attempt, latency)
         deadlines = self.deadlines
         entry.deadline = deadline = self.world.env._now + deadlines.delay
         entry.timed = True
         deadlines.add(PublishTimer(eid, entry.attempt, deadline))
 
+    def undirect(self) -> None:
+        """Take the full path from now on (a runtime fault may now touch a
+        link with the broker: :meth:`Broker.undirect`), as if it had been
+        taken from the start: publishes in flight reach the broker's
+        ``receive`` (dropped if it is down, held if paused); a confirm
+        accounted for ahead that has not arrived becomes a message in its
+        reserved place (:meth:`World.at_due`); a publish still on its way to its store
+        gets the timeout the full path armed when it was sent.
+
+        Called at an instant at which nothing has run yet (the run stopped
+        just before it: :meth:`sim.world.faults.Faults.start`), so a confirm
+        due now has not arrived."""
+        if not self.lazy:
+            return
+        world = self.world
+        now = world.env._now
+        self.lazy = False
+        self._post = world.at
+        world.reroute({self._store: self.network.receiver(BROKER)})
+        pending, rows = self.pending, self.rows
+        for eid, entry in list(pending.items()):
+            conf = entry.conf
+            if conf is _NEVER:
+                if not entry.timed:  # stored later, before its deadline: its timeout, as the full path's
+                    entry.timed = True
+                    timer = PublishTimer(eid, entry.attempt, entry.deadline)
+                    world.at_instant(entry.deadline, self._timeout, timer, first=True)
+            elif conf.at < now:  # confirmed already
+                del pending[eid]
+                if rows is not None:
+                    rows.pop(eid, None)
+            else:
+                entry.conf = _NEVER  # (never a dual write's: its confirm is a message already, conf_due)
+                world.at_due(conf, self._receive, Confirm(BROKER, entry.txn, eid))
+
     def settle(self, eid: int) -> None:
         """Forget the publish of ``eid`` if it was confirmed (without an event) by now."""
         entry = self.pending.get(eid)
         if entry is not None and self.world.passed(entry.conf):
-            del self.pending[eid]  # (no outbox row on this path: see direct())
+            del self.pending[eid]
+            if self.rows is not None:  # (kept on this path only in a run open to runtime faults)
+                self.rows.pop(eid, None)
 
     def conf_due(self, txn: int, eid: int, topic: int, started: float, latency: float, quiet: float) -> None:
         """The broker confirms ``eid`` now (it stored a publish of it; the
@@ -330,9 +391,9 @@ class Publisher:
         """Acknowledge the delivered copy ``msg`` now."""
         if self.lazy:  # accounted for as it is sent (counted now)
             self.world.messages[msg.txn] += 1
-            self.broker.ack_at(msg.copy, self._up())  # type: ignore[union-attr]
+            self.broker.ack_at(msg.copy, self._acks.at(msg.seq, msg.delivery))  # type: ignore[union-attr]
         else:
-            self.network.send(self.name, BROKER, Ack.of(self.name, msg))
+            self.network.send(self.name, BROKER, Ack.of(self.name, msg), delay=self._acks.at(msg.seq, msg.delivery))
 
     def delivered(self, msg: Delivery, acked_by: float) -> None:
         """The copy ``msg`` was delivered to this publisher's owner, which
@@ -358,6 +419,8 @@ class Publisher:
             return False
         if self.world.passed(entry.conf):  # confirmed: forget it (settle())
             del self.pending[eid]
+            if self.rows is not None:
+                self.rows.pop(eid, None)
             return False
         return entry.attempt == item.attempt and entry.deadline == item.deadline
 
@@ -374,9 +437,11 @@ class Publisher:
         publish confirmed in time has no timeout to forget it)."""
         self._unswept = SWEEP_EVERY
         passed = self.world.passed
-        pending = self.pending
+        pending, rows = self.pending, self.rows
         for eid in [eid for eid, entry in pending.items() if passed(entry.conf)]:
             del pending[eid]
+            if rows is not None:
+                rows.pop(eid, None)
 
     def _expired(self, item: PublishTimer) -> None:
         eid = item.eid

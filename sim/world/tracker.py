@@ -8,7 +8,8 @@
   (first seen, terminal seen, flagged) is durable; its alarm timers are not:
   a restarted tracker re-arms them (overdue ones fire at once). It acks each
   event as soon as it has recorded it. When both links between the broker
-  and the tracker are steady (:mod:`sim.world.network`), the broker hands it
+  and the tracker are steady (:mod:`sim.world.network`; never in a run open
+  to runtime faults: see :meth:`sim.world.broker.Broker.elide`), the broker hands it
   each copy at delivery (:meth:`SagaTracker.take_lean`): the tracker records
   the instant the copy would arrive and when its ack would arrive, drawing
   both latencies and counting both messages, with no event for either, if
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sim.world.messages import Ack, Delivery
+from sim.world.network import LANE_MASK, LANE_SHIFT
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN
@@ -136,8 +138,10 @@ class SagaTracker(Node):
         self.deadlines = DeadlineQueue(world, stuck_after, self._pending, self._flag, owner=self)
         # set by direct(): copies taken from the broker without events
         self.broker: Broker | None = None
-        self._down: Any = None
-        self._up: Any = None
+        # Keyed latencies (Network.lane) of its copies and acks, by the
+        # copy's store number and delivery number, on both paths.
+        self._down = network.lane("broker", TRACKER, "evt")
+        self._up = network.lane(TRACKER, "broker", "ack")
         # the late ack of the copy just taken (take_lean): when it is sent, and its latency
         self._late_seen = 0.0
         self._late_latency = 0.0
@@ -145,18 +149,18 @@ class SagaTracker(Node):
     def direct(self, broker: Broker) -> None:
         """Take copies from ``broker`` without events (both links are steady)."""
         self.broker = broker
-        self._down = self.network.latency_of(broker.name, self.name)
-        self._up = self.network.latency_of(self.name, broker.name)
         broker.takers[self.name] = self.take
         broker.lean(self.name, self.take_lean, self.late, self.table)
 
     def handle(self, msg: Delivery) -> None:
         """A copy of an event delivered through the network: recorded, and acknowledged."""
         self._record(msg.txn, msg.topic, self.world.env._now)
-        self.network.send(self.name, msg.src, Ack.of(self.name, msg))
+        self.network.send(self.name, msg.src, Ack.of(self.name, msg), delay=self._up.at(msg.seq, msg.delivery))
 
-    def take_lean(self, txn: int, topic: int, now: float, deadline: float, entry: TrackerEntry | None) -> float:
-        """The broker delivers a copy of ``txn``'s event on ``topic`` now,
+    def take_lean(
+        self, seq: int, txn: int, topic: int, now: float, deadline: float, entry: TrackerEntry | None
+    ) -> float:
+        """The broker delivers a copy (store ``seq``) of ``txn``'s event on ``topic`` now,
         without storing it (:meth:`Broker.lean`): returns when its ack
         arrives, recorded as the entry's ``acked`` if that is before ``deadline``
         (read with per-key ordering only). ``entry`` is ``table.get(txn)``,
@@ -164,11 +168,12 @@ class SagaTracker(Node):
         the ack is counted here, sent when the copy arrives. A late ack
         (at or after ``deadline``) is kept for :meth:`late`, which the
         broker calls next."""
-        seen = now + self._down()
+        block, at = seq >> LANE_SHIFT, seq & LANE_MASK  # (a first delivery and its ack: read as Lane.at does)
+        seen = now + self._down[block][at]
         self.world.count_sent(txn, seen)
         if entry is None or seen < entry.first or topic in self.terminal_topics:
             entry = self._record(txn, topic, seen)  # (else a later copy: nothing to record)
-        latency = self._up()
+        latency = self._up[block][at]
         acked = seen + latency
         if acked < deadline:
             entry.acked = acked
@@ -192,10 +197,11 @@ class SagaTracker(Node):
         world = self.world
         txn = copy.txn
         world.messages[txn] += 1  # the delivery
-        arrival = world.due(self._down())
+        seq, delivery = copy.seq, copy.deliveries
+        arrival = world.due(self._down.at(seq, delivery))
         world.count_sent(txn, arrival.at)  # the ack, sent when the copy arrives
         self._record(txn, copy.topic, arrival.at)
-        world.at_due(arrival, self._send_ack, Sending(copy, self._up()))
+        world.at_due(arrival, self._send_ack, Sending(copy, self._up.at(seq, delivery)))
 
     def _send_ack(self, sending: Sending) -> None:
         """A copy taken at its delivery arrives: its ack is sent now."""

@@ -56,6 +56,8 @@ class Mutant(NamedTuple):
     mutated: str
     #: probed on choreographies whose acks are all late (``--late-acks``)
     late_acks: bool = False
+    #: shown only with random latencies (``probe --random``)
+    random: bool = False
 
 
 MUTANTS = (
@@ -90,6 +92,13 @@ MUTANTS = (
         "                if entry.ack is None or at < deadline:\n",
         late_acks=True,
     ),
+    Mutant(
+        "a first delivery to a direct consumer drawing another copy's latency (a key off by one)",
+        "sim/world/broker.py",
+        "        latency = lane[seq >> LANE_SHIFT][seq & LANE_MASK]\n",
+        "        latency = lane[(seq + 1) >> LANE_SHIFT][(seq + 1) & LANE_MASK]\n",
+        random=True,
+    ),
 )
 
 
@@ -116,6 +125,8 @@ def caught(mutant: Mutant, examples: int) -> bool:
         probe = [sys.executable, "-m", "tests.one_path.probe", "--examples", str(examples), "--first"]
         if mutant.late_acks:
             probe.append("--late-acks")
+        if mutant.random:
+            probe.append("--random")
         check = "import sim; print(sim.__file__)"
         where = subprocess.run([sys.executable, "-c", check], cwd=path, env=env, capture_output=True, text=True)
         if not where.stdout.startswith(str(path)):

@@ -2,20 +2,26 @@
 (issue 16, point 4).
 
 Every network latency, service time and timeout is a multiple of 1/1024 s
-(so instants tie exactly), network latencies are constant (the path without
-events draws some of them earlier, from the same streams), and timeouts are
+(so instants tie exactly), network latencies are constant, and timeouts are
 often exactly a round trip between the broker and a node (an ack or a
 confirm then arrives at the very instant of its deadline). Each
 choreography is run with messages on steady links accounted for without
 events (the default) and with every message an event
 (``ChoreographyProtocol.elide = False``).
 
+With ``--random`` (:func:`choreographies` with ``random=True``) every
+link's latency is random instead (exponential or lognormal, its mean on
+the grid): no two instants tie, but the path without events draws a
+message's latency when it accounts for it, ahead of its sending, so only
+latencies keyed by the message (:meth:`sim.world.network.Network.lane`)
+give both paths the same samples.
+
 ``tests/test_one_path.py`` asserts the two runs give the same transactions,
 and that each mutant of :mod:`tests.one_path.mutants` makes them differ.
 As a tool it prints every generated choreography whose transactions differ,
 so that a divergence can be traced::
 
-    .venv/bin/python -m tests.one_path.probe [--examples 60] [--first] [--late-acks]
+    .venv/bin/python -m tests.one_path.probe [--examples 60] [--first] [--late-acks] [--random]
 
 (exit 1 if one differs).
 """
@@ -47,6 +53,16 @@ def _constant(value: float) -> dict[str, Any]:
     return {"dist": "constant", "value": value}
 
 
+def _latency(draw: st.DrawFn, ticks: int, random: bool) -> dict[str, Any]:
+    """A one-way latency of ``ticks`` grid units: constant, or (``random``)
+    exponential or lognormal with that mean or median."""
+    if not random:
+        return _constant(ticks * GRID)
+    if draw(st.booleans()):
+        return {"dist": "exponential", "mean": ticks * GRID}
+    return {"dist": "lognormal", "median": ticks * GRID, "p99": 4 * ticks * GRID}
+
+
 def _timeout(draw: st.DrawFn, round_trips: list[int]) -> float:
     """A timeout on the grid, half the time exactly a round trip between the
     broker and a node (so that an ack or a confirm arrives at the very
@@ -57,8 +73,9 @@ def _timeout(draw: st.DrawFn, round_trips: list[int]) -> float:
 
 
 @st.composite
-def choreographies(draw: st.DrawFn, late_acks: bool = False) -> dict[str, Any]:
-    """``--set`` overrides of the test order saga as a busy choreography.
+def choreographies(draw: st.DrawFn, late_acks: bool = False, random: bool = False) -> dict[str, Any]:
+    """``--set`` overrides of the test order saga as a busy choreography
+    (``random``: with random latencies).
     ``late_acks``: the broker's ack timeout is at most the shortest round
     trip to a consumer, so that every ack is late (one exactly at its
     deadline is late too): copies wait in their partitions for acks sent
@@ -77,7 +94,7 @@ def choreographies(draw: st.DrawFn, late_acks: bool = False) -> dict[str, Any]:
             if name != "client" and draw(st.booleans()):
                 ticks[(src, dst)] = draw(st.integers(1, 6))
                 links.append(
-                    {"src": src, "dst": dst, "both_ways": False, "latency": _constant(ticks[(src, dst)] * GRID)}
+                    {"src": src, "dst": dst, "both_ways": False, "latency": _latency(draw, ticks[(src, dst)], random)}
                 )
     round_trips = {n: ticks[("broker", n)] + ticks[(n, "broker")] for n in ("tracker", "client", *NAMES)}
     # (the client consumes nothing: it only publishes)
@@ -87,7 +104,7 @@ def choreographies(draw: st.DrawFn, late_acks: bool = False) -> dict[str, Any]:
         "run.duration": 0.5 if late_acks else 1.0,
         "run.drain": 10.0,
         "workload.interarrival": {"dist": "exponential", "mean": draw(st.sampled_from([0.005, 0.02]))},
-        "network.latency": _constant(latency * GRID),
+        "network.latency": _latency(draw, latency, random),
         "network.links": links,
         "broker.ack_timeout": (draw(_grid(1, shortest)) if late_acks else _timeout(draw, list(round_trips.values()))),
         # (with every ack late, a copy is delivered until its ack comes: a few times)
@@ -101,9 +118,9 @@ def choreographies(draw: st.DrawFn, late_acks: bool = False) -> dict[str, Any]:
     }
     for name in NAMES:
         mean = draw(_grid(1, 8))
-        random = draw(st.booleans())  # (service times are keyed draws: their order does not matter)
+        random_service = draw(st.booleans())  # (service times are keyed draws: their order does not matter)
         overrides[f"participants.{name}.service_time"] = (
-            {"dist": "exponential", "mean": mean} if random else _constant(mean)
+            {"dist": "exponential", "mean": mean} if random_service else _constant(mean)
         )
         overrides[f"participants.{name}.workers"] = draw(st.sampled_from([1, 2, 8]))
         overrides[f"participants.{name}.business_failure"] = draw(st.sampled_from([0.0, 0.1]))
@@ -138,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--late-acks", action="store_true", help="ack timeouts no longer than a round trip: every ack late"
     )
+    parser.add_argument("--random", action="store_true", help="random latencies (exponential, lognormal)")
     args = parser.parse_args(argv)
     differ: list[dict[str, Any]] = []
 
@@ -149,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(choreographies(late_acks=args.late_acks))
+    @given(choreographies(late_acks=args.late_acks, random=args.random))
     def probe(overrides: dict[str, Any]) -> None:
         if not transactions(overrides, True).equals(transactions(overrides, False)):
             differ.append(overrides)

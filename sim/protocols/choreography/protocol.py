@@ -58,7 +58,9 @@ pause: see :mod:`sim.world.network`) the engine accounts for confirms, acks
 and the tracker's copies without an event each (:meth:`Broker.elide`,
 :mod:`sim.world.publisher`, :mod:`sim.world.broker`); nothing here depends
 on it, apart from telling the publisher when an attempt surely acknowledges
-its copy (:meth:`ChoreographyParticipant.consume`).
+its copy (:meth:`ChoreographyParticipant.consume`). In a run open to faults
+applied while it goes, the engine switches that accounting off for the
+links a runtime fault could touch, at its start (:meth:`Broker.undirect`).
 ``ChoreographyProtocol.elide = False`` takes the full path for every message.
 """
 
