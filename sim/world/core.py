@@ -161,18 +161,21 @@ class World:
             time, priority, eid, fn, arg = entry
             if fn in calls:
                 queue[index] = (time, priority, eid, calls[fn], arg)
-            elif carried is not None and fn == carried and arg[0] in calls:
-                queue[index] = (time, priority, eid, fn, (calls[arg[0]], arg[1]))
+            elif carried is not None and fn == carried:
+                receive, msg = arg  # (a message carried for judging as the run goes: Settlement.carry)
+                if receive in calls:
+                    queue[index] = (time, priority, eid, fn, (calls[receive], msg))
 
     def replace_at(self, calls: dict[int, tuple[Callable[[Any], None], Any]]) -> None:
         """The scheduled call whose event id is a key of ``calls`` becomes the
         call of its value, in the same place (one reserved place holds one
         event: :meth:`at_due`). One pass over the queue."""
         queue = self._queue
-        for index, entry in enumerate(queue):
-            call = calls.get(entry[2])
+        for index, (time, priority, eid, _fn, _arg) in enumerate(queue):
+            call = calls.get(eid)
             if call is not None:
-                queue[index] = (entry[0], entry[1], entry[2], *call)
+                fn, arg = call
+                queue[index] = (time, priority, eid, fn, arg)
 
     def count_sent(self, txn: int, at: float) -> bool:
         """Count a message of ``txn`` that is sent at ``at`` (now or later)
