@@ -91,7 +91,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from sim.world.core import Due
 from sim.world.messages import ACK, Ack, Confirm, Delivery, Publish
-from sim.world.network import LANE_MASK, LANE_SHIFT, Lane
+from sim.world.network import Lane
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN, OUT
@@ -544,8 +544,7 @@ class Broker(Node):
             self.world.tracer.emit(
                 now, self.name, "deliver", txn, self.labels[topic], f"to {group} (delivery 1)", **_delivery(group, 1)
             )
-        lane = direct.latency  # (a first delivery: its lane's first attempts, read as Lane.at does)
-        latency = lane[seq >> LANE_SHIFT][seq & LANE_MASK]
+        latency = direct.latency.at(seq)
         self._post(latency, direct.handler, Delivery(BROKER, txn, eid, topic, started, group, seq, 1, copy))
         if now + latency < deadline:
             copy.due = deadline  # no ack timer unless its consumer asks: see arm()
@@ -735,7 +734,7 @@ class Broker(Node):
         confirmer = self.confirmers.get(src)
         lane = self._confirm_lane(src) if confirmer is None else confirmer.lane
         lane.sent = number = lane.sent + 1
-        latency = lane[number >> LANE_SHIFT][number & LANE_MASK]  # (a confirm has one attempt)
+        latency = lane.at(number)  # (a confirm has one attempt)
         if confirmer is None:
             self.network.send(self.name, src, Confirm(self.name, msg.txn, msg.eid), delay=latency)
             return 0

@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sim.world.messages import Ack, Delivery
-from sim.world.network import LANE_MASK, LANE_SHIFT
 from sim.world.node import Node
 from sim.world.timers import DeadlineQueue
 from sim.world.trace import IN
@@ -142,9 +141,6 @@ class SagaTracker(Node):
         # copy's store number and delivery number, on both paths.
         self._down = network.lane("broker", TRACKER, "evt")
         self._up = network.lane(TRACKER, "broker", "ack")
-        # the late ack of the copy just taken (take_lean): when it is sent, and its latency
-        self._late_seen = 0.0
-        self._late_latency = 0.0
 
     def direct(self, broker: Broker) -> None:
         """Take copies from ``broker`` without events (both links are steady)."""
@@ -166,28 +162,26 @@ class SagaTracker(Node):
         (read with per-key ordering only). ``entry`` is ``table.get(txn)``,
         looked up by the broker already. The broker counts the delivery;
         the ack is counted here, sent when the copy arrives. A late ack
-        (at or after ``deadline``) is kept for :meth:`late`, which the
-        broker calls next."""
-        block, at = seq >> LANE_SHIFT, seq & LANE_MASK  # (a first delivery and its ack: read as Lane.at does)
-        seen = now + self._down[block][at]
+        (at or after ``deadline``) is the broker's to store: it calls
+        :meth:`late`."""
+        seen = now + self._down.at(seq)
         self.world.count_sent(txn, seen)
         if entry is None or seen < entry.first or topic in self.terminal_topics:
             entry = self._record(txn, topic, seen)  # (else a later copy: nothing to record)
-        latency = self._up[block][at]
-        acked = seen + latency
+        acked = seen + self._up.at(seq)
         if acked < deadline:
             entry.acked = acked
-        else:
-            self._late_seen = seen
-            self._late_latency = latency
         return acked
 
     def late(self, copy: Copy) -> None:
-        """The copy just taken (:meth:`take_lean`) is acknowledged late: the
-        broker stores it as ``copy``. Its ack, drawn already, is accounted
-        for when it is sent (:meth:`Broker.ack_at`), by an event at the
-        copy's arrival."""
-        self.world.at_instant(self._late_seen, self._send_ack, Sending(copy, self._late_latency))
+        """The copy just taken (:meth:`take_lean`, in this same event) is
+        acknowledged late: the broker stores it as ``copy``. Its ack is
+        accounted for when it is sent (:meth:`Broker.ack_at`), by an event
+        at the copy's arrival. The arrival and the ack's latency are the
+        keyed draws of the copy's first delivery, read again here rather
+        than handed over from :meth:`take_lean`."""
+        seen = self.world.env._now + self._down.at(copy.seq)
+        self.world.at_instant(seen, self._send_ack, Sending(copy, self._up.at(copy.seq)))
 
     def take(self, copy: Copy) -> None:
         """The broker delivers ``copy`` now: it arrives one latency later, and

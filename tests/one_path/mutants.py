@@ -95,8 +95,8 @@ MUTANTS = (
     Mutant(
         "a first delivery to a direct consumer drawing another copy's latency (a key off by one)",
         "sim/world/broker.py",
-        "        latency = lane[seq >> LANE_SHIFT][seq & LANE_MASK]\n",
-        "        latency = lane[(seq + 1) >> LANE_SHIFT][(seq + 1) & LANE_MASK]\n",
+        "        latency = direct.latency.at(seq)\n",
+        "        latency = direct.latency.at(seq + 1)\n",
         random=True,
     ),
 )
