@@ -29,7 +29,7 @@ class Keep:
         self.all = keep == "all"
         self.fraction = keep if isinstance(keep, float) else 0.0
         # Only a sampled run makes the stream: the others draw nothing new.
-        self._draw = streams.keyed("run.keep", uniform, BLOCK) if self.fraction else None
+        self._draw = streams.keyed("run.keep", uniform, BLOCK).at if self.fraction else None
 
     def __call__(self, row: dict[str, Any]) -> bool:
         if self.all or is_violation(row):

@@ -196,7 +196,8 @@ class Streamer:
             self.chosen = model.world.tracer = ChosenTracer(
                 self.trace.txns, self.trace.violations or self.trace.sample > 0
             )
-            self.trace.draw = model.world.streams.keyed("trace.sample", uniform, BLOCK) if self.trace.sample else None
+            sample = model.world.streams.keyed("trace.sample", uniform, BLOCK) if self.trace.sample else None
+            self.trace.draw = sample.at if sample is not None else None
         self.tally = Tally()
         #: started, not yet judged: transaction id -> start
         self.open: dict[int, float] = {}

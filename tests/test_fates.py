@@ -60,14 +60,14 @@ def test_keyed_draws_are_the_same_in_any_order_and_after_a_block_is_dropped() ->
 
     n = 64 * (KEEP + 3)  # more blocks than a stream keeps
     in_order = Streams(7).keyed("s", uniform, 64)
-    first = [in_order(i) for i in range(n)]
+    first = [in_order.at(i) for i in range(n)]
     shuffled = Streams(7).keyed("s", uniform, 64)
     order = np.random.default_rng(0).permutation(n).tolist()
-    assert {i: shuffled(i) for i in order} == dict(enumerate(first))
-    assert [in_order(i) for i in range(n)] == first  # the early blocks were dropped and made again
+    assert {i: shuffled.at(i) for i in order} == dict(enumerate(first))
+    assert [in_order.at(i) for i in range(n)] == first  # the early blocks were dropped and made again
     assert len(set(first)) == n and all(0.0 <= u < 1.0 for u in first)
     other = Streams(8).keyed("s", uniform, 64)
-    assert [other(i) for i in range(64)] != first[:64]
+    assert [other.at(i) for i in range(64)] != first[:64]
 
 
 PAIRED = ROOT / "scenarios" / "paired-fates.toml"

@@ -82,7 +82,10 @@ class KeyedDraws:
         self._mask = block - 1
         self._blocks: dict[int, list[float]] = {}
 
-    def __call__(self, index: int) -> float:
+    def at(self, index: int) -> float:
+        """Draw number ``index`` of the stream. (A method, not ``__call__``:
+        the hot paths hold the bound method, and calling one is cheaper than
+        calling an instance, as for :class:`sim.world.network.Lane`.)"""
         block = self._blocks.get(index >> self._shift)
         if block is None:
             block = self._fill(index >> self._shift)
@@ -169,7 +172,7 @@ class Fate:
     def _streams(self, attempt: int, block: int) -> tuple[Callable[[int], float], ...]:
         suffix = f"attempt{attempt}"
         return (
-            self._keyed(f"{self._name}.outcome.{suffix}", uniform, block),
+            self._keyed(f"{self._name}.outcome.{suffix}", uniform, block).at,
             keyed_dist(self._keyed, f"{self._name}.service.{suffix}", self._service_dist, block),
             keyed_dist(self._keyed, f"{self._name}.hang.{suffix}", self._hang_dist, block)
             if self._hang_dist is not None
@@ -197,7 +200,7 @@ def keyed_dist(
     if isinstance(dist, Constant):
         value = dist.value  # no randomness: no stream
         return lambda _index: value
-    return keyed(name, dist.draw, block)
+    return keyed(name, dist.draw, block).at
 
 
 def _none(_index: int) -> float:

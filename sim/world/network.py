@@ -332,7 +332,7 @@ class Network:
             block = BLOCK if attempt == 1 else RETRY_BLOCK
             name = f"{_KIND_NAMES[kind]}.role{role}.attempt{attempt}"
             keyed = self._keyed[key] = self.world.streams.keyed(name, uniform, block)
-        return keyed(txn)
+        return keyed.at(txn)
 
     def expect(self, nodes: Iterable[str], links: Iterable[set[tuple[str, str]] | None]) -> None:
         """Add to the fault plan: ``nodes`` may crash or pause; faults may touch
